@@ -1,0 +1,36 @@
+-- Stories as ingested from every source. A story's id never changes once
+-- given; `withdrawn_at` hides it from feeds without losing its identity.
+CREATE TABLE stories (
+    id            TEXT PRIMARY KEY NOT NULL,
+    guid          TEXT NOT NULL UNIQUE,
+    source        TEXT NOT NULL,
+    slug          TEXT NOT NULL,
+    origin        TEXT NOT NULL,
+    url           TEXT NOT NULL,
+    title         TEXT NOT NULL,
+    summary       TEXT NOT NULL,
+    body_html     TEXT NOT NULL,
+    language      TEXT,
+    authors       TEXT NOT NULL,   -- JSON array of names
+    themes        TEXT NOT NULL,   -- JSON array of theme slugs, in the editor's order
+    image         TEXT,
+    image_alt     TEXT,
+    published_at  TEXT NOT NULL,   -- the story's own date
+    updated_at    TEXT,            -- the editor's `updated`, if given
+    content_hash  TEXT NOT NULL,
+    first_seen_at TEXT NOT NULL,   -- when ingest first stored it
+    changed_at    TEXT,            -- when ingest last saw its content change
+    withdrawn_at  TEXT             -- set while removed or a draft
+);
+CREATE UNIQUE INDEX stories_slug ON stories (slug);
+CREATE INDEX stories_published ON stories (published_at DESC, id);
+CREATE INDEX stories_first_seen ON stories (first_seen_at);
+
+-- One row per (story, theme), for per-theme feeds and digests.
+CREATE TABLE story_themes (
+    story_id TEXT NOT NULL REFERENCES stories (id) ON DELETE CASCADE,
+    theme    TEXT NOT NULL,
+    position INTEGER NOT NULL,
+    PRIMARY KEY (story_id, theme)
+);
+CREATE INDEX story_themes_theme ON story_themes (theme, story_id);

@@ -1,0 +1,190 @@
+//! Feeds: prepared from the store ([`prepare`]), rendered as RSS, Atom and
+//! JSON Feed plus an OPML list, and written under `[feeds] dir`.
+//!
+//! Files are written atomically (temporary file in the same folder, then
+//! rename) and only when their bytes change, so a build with nothing new
+//! leaves every file, and its modification time, as it was.
+
+pub mod atom;
+pub mod json;
+pub mod opml;
+pub mod prepare;
+pub mod rss;
+
+use std::io::Write as _;
+use std::path::Path;
+
+use anyhow::{Context as _, Result};
+use rayon::prelude::*;
+
+use crate::config::Config;
+use crate::store::StoredStory;
+use crate::story::Story;
+pub use prepare::{Feed, Format};
+
+/// Named in every feed's generator element.
+pub const GENERATOR: &str = concat!("tidings ", env!("CARGO_PKG_VERSION"));
+
+/// Name of the OPML file in the feeds dir.
+pub const OPML_FILE: &str = "feeds.opml";
+
+/// What writing the feeds did.
+#[derive(Debug, Default)]
+pub struct WriteReport {
+    /// Paths (relative to the feeds dir) whose bytes changed.
+    pub written: Vec<String>,
+    pub unchanged: usize,
+    /// Files of themes no longer configured, removed.
+    pub removed: Vec<String>,
+}
+
+/// Every file of the feeds dir: path relative to it, and bytes.
+pub fn render_all(config: &Config, stories: &[StoredStory]) -> Vec<(String, Vec<u8>)> {
+    let feeds = prepare::prepare(config, stories);
+    let jobs: Vec<(&Feed, Format)> = feeds
+        .iter()
+        .flat_map(|f| Format::ALL.into_iter().map(move |fmt| (f, fmt)))
+        .collect();
+    let mut files: Vec<(String, Vec<u8>)> = jobs
+        .par_iter()
+        .map(|(feed, format)| {
+            let bytes = match format {
+                Format::Rss => rss::render(config, feed),
+                Format::Atom => atom::render(config, feed),
+                Format::Json => json::render(config, feed),
+            };
+            (feed.path(*format), bytes)
+        })
+        .collect();
+    files.push((OPML_FILE.to_owned(), opml::render(config, &feeds)));
+    files
+}
+
+/// Writes `files` under the feeds dir, each only if its bytes changed, and
+/// removes the feeds of themes that are no longer configured.
+pub fn write_all(config: &Config, files: &[(String, Vec<u8>)]) -> Result<WriteReport> {
+    let dir = &config.feeds.dir;
+    fs_err::create_dir_all(dir)?;
+    let results: Vec<Result<(String, bool)>> = files
+        .par_iter()
+        .map(|(rel, bytes)| {
+            let changed = write_if_changed(&dir.join(rel), bytes)
+                .with_context(|| format!("cannot write {}", dir.join(rel).display()))?;
+            Ok((rel.clone(), changed))
+        })
+        .collect();
+    let mut report = WriteReport::default();
+    for r in results {
+        let (rel, changed) = r?;
+        if changed {
+            report.written.push(rel);
+        } else {
+            report.unchanged += 1;
+        }
+    }
+    report.written.sort();
+    report.removed = remove_stale_themes(config)?;
+    Ok(report)
+}
+
+/// Writes `bytes` to `path` through a temporary file and a rename, unless
+/// the file already holds exactly these bytes. Returns whether it wrote.
+pub fn write_if_changed(path: &Path, bytes: &[u8]) -> std::io::Result<bool> {
+    match std::fs::read(path) {
+        Ok(existing) if existing == bytes => return Ok(false),
+        _ => {}
+    }
+    let parent = path.parent().unwrap_or(Path::new("."));
+    fs_err::create_dir_all(parent)?;
+    let mut tmp = tempfile::Builder::new()
+        .prefix(".tidings-")
+        .suffix(".tmp")
+        .tempfile_in(parent)?;
+    tmp.write_all(bytes)?;
+    tmp.as_file().sync_data()?;
+    // Temporary files are private; feeds are for everyone to read.
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        tmp.as_file()
+            .set_permissions(std::fs::Permissions::from_mode(0o644))?;
+    }
+    tmp.persist(path).map_err(|e| e.error)?;
+    Ok(true)
+}
+
+fn remove_stale_themes(config: &Config) -> Result<Vec<String>> {
+    let themes_dir = config.feeds.dir.join("themes");
+    let mut removed = Vec::new();
+    let Ok(entries) = std::fs::read_dir(&themes_dir) else {
+        return Ok(removed);
+    };
+    let mut stale: Vec<String> = entries
+        .filter_map(|e| e.ok())
+        .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|name| !config.themes.iter().any(|t| t.slug.as_str() == name))
+        .collect();
+    stale.sort();
+    for name in stale {
+        let dir = themes_dir.join(&name);
+        for format in Format::ALL {
+            let file = dir.join(format.file_name());
+            if file.exists() {
+                fs_err::remove_file(&file)?;
+                removed.push(format!("themes/{name}/{}", format.file_name()));
+            }
+        }
+        // Only if empty: whatever else an operator put there stays.
+        let _ = std::fs::remove_dir(&dir);
+    }
+    Ok(removed)
+}
+
+/// The story's full HTML for a feed: its image (with alt text) first, then
+/// its sanitized body.
+pub fn full_html(s: &Story) -> String {
+    match &s.image {
+        Some(image) => format!(
+            "<p><img src=\"{}\" alt=\"{}\"></p>\n{}",
+            escape_attr(image),
+            escape_attr(image_alt(s)),
+            s.body_html
+        ),
+        None => s.body_html.clone(),
+    }
+}
+
+fn escape_attr(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            _ => out.push(c),
+        }
+    }
+    out
+}
+
+/// The image's alt text, or the story's title when the editor gave none.
+pub fn image_alt(s: &Story) -> &str {
+    s.image_alt.as_deref().unwrap_or(&s.title)
+}
+
+/// The media type of an image URL, guessed from its extension.
+pub fn image_type(url: &str) -> Option<&'static str> {
+    let path = url.split(['?', '#']).next().unwrap_or(url).to_ascii_lowercase();
+    let ext = path.rsplit('.').next()?;
+    Some(match ext {
+        "jpg" | "jpeg" => "image/jpeg",
+        "png" => "image/png",
+        "gif" => "image/gif",
+        "webp" => "image/webp",
+        "avif" => "image/avif",
+        "svg" => "image/svg+xml",
+        _ => return None,
+    })
+}

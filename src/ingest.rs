@@ -1,0 +1,228 @@
+//! Ingest: read every source, match each story to what the store already
+//! has, and record what is new, changed, unchanged or withdrawn.
+//!
+//! Matching is by the editor's `id` when given, else by slug (slugs are
+//! unique across the site). A story seen for the first time gets its id
+//! from its slug; from then on the id is stored and never changes. Items
+//! that exist but cannot be read keep their stored version: a typo in front
+//! matter must not withdraw a published story.
+
+use std::collections::{HashMap, HashSet};
+
+use anyhow::Result;
+use chrono::{DateTime, Utc};
+
+use crate::config::Config;
+use crate::diagnostic::Problem;
+use crate::sources::{self, ItemRef};
+use crate::store::{Change, Store, StoredRef};
+use crate::story::{Story, StoryId};
+
+/// What one ingest run did.
+#[derive(Debug, Default)]
+pub struct Report {
+    pub new: usize,
+    pub changed: usize,
+    pub unchanged: usize,
+    pub withdrawn: usize,
+    /// Items skipped because they could not be read, with the reason.
+    pub skipped: Vec<Problem>,
+}
+
+impl Report {
+    pub fn changes(&self) -> usize {
+        self.new + self.changed + self.withdrawn
+    }
+}
+
+/// Reads all sources and returns the stories they hold and the problems
+/// they had, without touching the store (used by `check`).
+pub fn scan_all(config: &Config) -> (Vec<(String, sources::Scan)>, Vec<Problem>, HashSet<String>) {
+    let mut scans = Vec::new();
+    let mut problems = Vec::new();
+    let mut failed_sources = HashSet::new();
+    for source in &config.sources {
+        match sources::scan(config, source) {
+            Ok(scan) => scans.push((source.key(), scan)),
+            Err(p) => {
+                problems.push(p);
+                failed_sources.insert(source.key());
+            }
+        }
+    }
+    (scans, problems, failed_sources)
+}
+
+/// Runs one ingest against the store.
+pub async fn ingest(config: &Config, store: &Store, now: DateTime<Utc>) -> Result<Report> {
+    let config_for_scan = config.clone();
+    let (scans, mut source_problems, failed_sources) =
+        tokio::task::spawn_blocking(move || scan_all(&config_for_scan)).await?;
+    let stored = store.story_refs().await?;
+    let plan = plan(config, scans, &stored, &failed_sources);
+    store.apply(&plan.changes, now).await?;
+    let mut report = plan.report;
+    source_problems.append(&mut report.skipped);
+    report.skipped = source_problems;
+    Ok(report)
+}
+
+/// The changes to make, and the report that goes with them.
+pub struct Plan {
+    pub changes: Vec<Change>,
+    pub report: Report,
+}
+
+/// Matches scanned stories to stored ones. Pure, so it can be tested
+/// without a store.
+pub fn plan(
+    config: &Config,
+    scans: Vec<(String, sources::Scan)>,
+    stored: &[StoredRef],
+    failed_sources: &HashSet<String>,
+) -> Plan {
+    let by_id: HashMap<&str, &StoredRef> = stored.iter().map(|s| (s.id.as_str(), s)).collect();
+    let by_slug: HashMap<&str, &StoredRef> = stored.iter().map(|s| (s.slug.as_str(), s)).collect();
+    let mut taken_ids: HashSet<String> = stored.iter().map(|s| s.id.to_string()).collect();
+    let mut matched: HashSet<StoryId> = HashSet::new();
+    let mut protected: HashSet<StoryId> = HashSet::new();
+    let mut seen_slugs: HashMap<String, String> = HashMap::new();
+    let mut changes = Vec::new();
+    let mut report = Report::default();
+
+    let find = |item_id: Option<&StoryId>, slug: Option<&str>| -> Option<&StoredRef> {
+        match item_id {
+            Some(id) => by_id.get(id.as_str()).copied(),
+            None => slug.and_then(|s| by_slug.get(s).copied()),
+        }
+    };
+
+    for (source, scan) in scans {
+        for (problem, item) in scan.failed {
+            if let Some(s) = find(item.id.as_ref(), item.slug.as_deref()) {
+                protected.insert(s.id.clone());
+            }
+            report.skipped.push(problem);
+        }
+        for ItemRef { id, slug, .. } in &scan.drafts {
+            if let Some(s) = find(id.as_ref(), slug.as_deref()) {
+                matched.insert(s.id.clone());
+                if !s.withdrawn {
+                    changes.push(Change::Withdraw { id: s.id.clone() });
+                    report.withdrawn += 1;
+                }
+            }
+        }
+        for story in scan.stories {
+            if let Some(first) = seen_slugs.get(&story.slug) {
+                report.skipped.push(Problem::new(
+                    &story.origin,
+                    format!(
+                        "the slug `{}` is already used by {first}; give this story its own `slug`",
+                        story.slug
+                    ),
+                ));
+                continue;
+            }
+            seen_slugs.insert(story.slug.clone(), story.origin.clone());
+            let existing = find(story.id.as_ref(), Some(&story.slug))
+                .filter(|s| !matched.contains(&s.id))
+                // A slug match is only the same story if the stored one is
+                // not claimed by an explicit id elsewhere.
+                .filter(|s| story.id.is_some() || s.slug == story.slug);
+            match existing {
+                Some(s) => {
+                    matched.insert(s.id.clone());
+                    let hash = story.content_hash();
+                    let content_changed = hash != s.content_hash;
+                    if content_changed || s.withdrawn {
+                        if content_changed {
+                            report.changed += 1;
+                        } else {
+                            // Back from withdrawal, unchanged: new to readers
+                            // again, but not a new story.
+                            report.changed += 1;
+                        }
+                        changes.push(Change::Update {
+                            id: s.id.clone(),
+                            source: source.clone(),
+                            story: Box::new(story),
+                            hash,
+                            content_changed,
+                        });
+                    } else {
+                        report.unchanged += 1;
+                        if s.origin != story.origin || s.source != source {
+                            changes.push(Change::Moved {
+                                id: s.id.clone(),
+                                origin: story.origin.clone(),
+                                source: source.clone(),
+                            });
+                        }
+                    }
+                }
+                None => {
+                    let id = match &story.id {
+                        Some(id) if taken_ids.contains(id.as_str()) => {
+                            report.skipped.push(Problem::new(
+                                &story.origin,
+                                format!("the id `{id}` is already used by another story; ids must be unique"),
+                            ).key("id"));
+                            continue;
+                        }
+                        Some(id) => id.clone(),
+                        None => fresh_id(&story.slug, &taken_ids),
+                    };
+                    taken_ids.insert(id.to_string());
+                    matched.insert(id.clone());
+                    let hash = story.content_hash();
+                    let guid = guid_for(config, &id, &story);
+                    changes.push(Change::Insert {
+                        id,
+                        guid,
+                        source: source.clone(),
+                        story: Box::new(story),
+                        hash,
+                    });
+                    report.new += 1;
+                }
+            }
+        }
+    }
+
+    for s in stored {
+        let gone = !s.withdrawn
+            && !matched.contains(&s.id)
+            && !protected.contains(&s.id)
+            && !failed_sources.contains(&s.source);
+        if gone {
+            changes.push(Change::Withdraw { id: s.id.clone() });
+            report.withdrawn += 1;
+        }
+    }
+    Plan { changes, report }
+}
+
+/// The slug as an id, or the slug with `-2`, `-3`… when another story
+/// already has that id.
+fn fresh_id(slug: &str, taken: &HashSet<String>) -> StoryId {
+    let mut candidate = slug.to_owned();
+    let mut n = 2;
+    while taken.contains(&candidate) {
+        candidate = format!("{slug}-{n}");
+        n += 1;
+    }
+    StoryId::parse(&candidate).expect("slugs are valid ids")
+}
+
+/// The feed-wide identifier of a story, fixed when it is first stored: a
+/// `tag:` URI (RFC 4151) from the site's host, the story's date and its id,
+/// so it survives edits and never looks like a link.
+fn guid_for(config: &Config, id: &StoryId, story: &Story) -> String {
+    let host = config.site.base_url.host_str().unwrap_or("localhost");
+    let date = story
+        .published
+        .with_timezone(&config.site.timezone)
+        .format("%Y-%m-%d");
+    format!("tag:{host},{date}:{id}")
+}

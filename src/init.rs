@@ -1,0 +1,28 @@
+//! `tidings init DIR`: a new site that builds as it is, with a commented
+//! config.toml and one example story.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Result, bail};
+
+const CONFIG: &str = include_str!("init/config.toml");
+const STORY: &str = include_str!("init/welcome.md");
+
+/// Creates the site in `dir`; refuses to overwrite an existing config.
+/// Returns the files it wrote.
+pub fn init(dir: &Path) -> Result<Vec<PathBuf>> {
+    let config = dir.join("config.toml");
+    if config.exists() {
+        bail!(
+            "{} already exists; init never overwrites a site (choose an empty folder)",
+            config.display()
+        );
+    }
+    let story = dir.join("content/stories/welcome.md");
+    fs_err::create_dir_all(story.parent().expect("has a parent"))?;
+    fs_err::write(&config, CONFIG)?;
+    if !story.exists() {
+        fs_err::write(&story, STORY)?;
+    }
+    Ok(vec![config, story])
+}

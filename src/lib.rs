@@ -1,0 +1,19 @@
+//! tidings turns newly published stories into RSS, Atom and JSON feeds and,
+//! in later stages, into per-subscriber email digests.
+//!
+//! The library holds the whole pipeline so that integration tests and the
+//! `tidings` binary drive the same code: [`config`] is parsed once at the
+//! edge, [`sources`] read stories, [`ingest`] records them in the [`store`],
+//! and [`feeds`] renders and writes the feed files.
+
+pub mod build;
+pub mod cli;
+pub mod config;
+pub mod content;
+pub mod diagnostic;
+pub mod feeds;
+pub mod ingest;
+pub mod init;
+pub mod sources;
+pub mod store;
+pub mod story;

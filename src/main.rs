@@ -1,0 +1,169 @@
+//! The `tidings` binary: parse arguments, load the config, dispatch to the
+//! library, and map the outcome to an exit code: 0 success, 1 invalid
+//! config or content (after printing every problem) or a failed run, 2
+//! usage error (clap's own).
+
+use std::collections::HashSet;
+use std::path::Path;
+use std::process::ExitCode;
+
+use anyhow::Result;
+use clap::Parser;
+
+use tidings::cli::{Cli, Command, LogFormat};
+use tidings::config::Config;
+use tidings::diagnostic::Problems;
+use tidings::{build, ingest, init, store::Store};
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging(cli.log_format);
+    match run(cli) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e}");
+            for cause in e.chain().skip(1) {
+                eprintln!("  caused by: {cause}");
+            }
+            ExitCode::from(1)
+        }
+    }
+}
+
+fn init_logging(format: LogFormat) {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_env("TIDINGS_LOG").unwrap_or_else(|_| EnvFilter::new("warn"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Text => builder.init(),
+        LogFormat::Json => builder.json().init(),
+    }
+}
+
+fn run(cli: Cli) -> Result<ExitCode> {
+    match cli.command {
+        Command::Init { dir } => {
+            let files = init::init(&dir)?;
+            for f in &files {
+                println!("created {}", f.display());
+            }
+            println!(
+                "next: tidings --config {} build",
+                dir.join("config.toml").display()
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Check => {
+            let Some(config) = load_config(&cli.config) else {
+                return Ok(ExitCode::from(1));
+            };
+            check(&config)
+        }
+        Command::Build { strict } => {
+            let Some(config) = load_config(&cli.config) else {
+                return Ok(ExitCode::from(1));
+            };
+            runtime()?.block_on(build_command(&config, strict))
+        }
+    }
+}
+
+fn runtime() -> Result<tokio::runtime::Runtime> {
+    Ok(tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?)
+}
+
+/// Loads the config, printing every problem; `None` when there were any.
+fn load_config(path: &Path) -> Option<Config> {
+    match Config::load(path) {
+        Ok(config) => Some(config),
+        Err(problems) => {
+            print_problems(&problems);
+            eprintln!(
+                "{} in {}",
+                plural(problems.len(), "problem"),
+                path.display()
+            );
+            None
+        }
+    }
+}
+
+fn print_problems(problems: &Problems) {
+    for p in problems.iter() {
+        eprintln!("{p}");
+    }
+}
+
+fn plural(n: usize, word: &str) -> String {
+    if n == 1 {
+        format!("{n} {word}")
+    } else {
+        format!("{n} {word}s")
+    }
+}
+
+fn check(config: &Config) -> Result<ExitCode> {
+    let (scans, mut problems, failed) = ingest::scan_all(config);
+    let stories: usize = scans.iter().map(|(_, s)| s.stories.len()).sum();
+    let drafts: usize = scans.iter().map(|(_, s)| s.drafts.len()).sum();
+    // Matching against an empty store finds duplicate slugs and ids.
+    let plan = ingest::plan(config, scans, &[], &HashSet::new());
+    problems.extend(plan.report.skipped);
+    let _ = failed;
+    if problems.is_empty() {
+        println!(
+            "{}: ok — {}, {}; {} ready to publish, {}",
+            config.path.display(),
+            plural(config.themes.len(), "theme"),
+            plural(config.sources.len(), "source"),
+            plural(stories, "story").replace("storys", "stories"),
+            plural(drafts, "draft"),
+        );
+        Ok(ExitCode::SUCCESS)
+    } else {
+        let problems = Problems(problems).sorted();
+        print_problems(&problems);
+        eprintln!("{}", plural(problems.len(), "problem"));
+        Ok(ExitCode::from(1))
+    }
+}
+
+async fn build_command(config: &Config, strict: bool) -> Result<ExitCode> {
+    let store = Store::open(&config.storage.url).await?;
+    let report = build::build(config, &store).await;
+    store.close().await;
+    let report = report?;
+    let skipped = Problems(report.ingest.skipped.clone()).sorted();
+    print_problems(&skipped);
+    let i = &report.ingest;
+    println!(
+        "stories: {} new, {} updated, {} withdrawn, {} unchanged, {} skipped; {} published",
+        i.new,
+        i.changed,
+        i.withdrawn,
+        i.unchanged,
+        skipped.len(),
+        report.published
+    );
+    let f = &report.feeds;
+    println!(
+        "feeds: {} written, {} unchanged{} in {}",
+        f.written.len(),
+        f.unchanged,
+        if f.removed.is_empty() {
+            String::new()
+        } else {
+            format!(", {} removed", f.removed.len())
+        },
+        config.feeds.dir.display()
+    );
+    if strict && !skipped.is_empty() {
+        eprintln!("--strict: {} skipped", plural(skipped.len(), "story").replace("storys", "stories"));
+        return Ok(ExitCode::from(1));
+    }
+    Ok(ExitCode::SUCCESS)
+}

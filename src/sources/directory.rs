@@ -1,0 +1,425 @@
+//! The `directory` source: Markdown files with TOML front matter between
+//! `+++` lines, one story per file, read recursively from a folder.
+//!
+//! Files and folders whose names start with `.` or `_` are ignored, as are
+//! files not ending in `.md`.
+
+use std::path::{Path, PathBuf};
+
+use chrono::{DateTime, LocalResult, NaiveDate, NaiveDateTime, TimeZone, Utc};
+use chrono_tz::Tz;
+use rayon::prelude::*;
+use serde::Deserialize;
+use toml::Spanned;
+use toml::de::{DeTable, DeValue, ValueDeserializer};
+use url::Url;
+
+use super::{ItemRef, Scan};
+use crate::config::{Config, DirectorySource};
+use crate::content;
+use crate::diagnostic::{Problem, display_path};
+use crate::story::{Language, StoryId, Story, ThemeSlug};
+
+/// Longest summary, in characters, derived from a body.
+const SUMMARY_CHARS: usize = 300;
+
+#[derive(Debug, Deserialize)]
+struct FrontMatter {
+    title: Option<String>,
+    date: Option<toml::Value>,
+    updated: Option<toml::Value>,
+    #[serde(default)]
+    themes: Vec<String>,
+    summary: Option<String>,
+    language: Option<String>,
+    #[serde(default)]
+    authors: Vec<String>,
+    image: Option<String>,
+    image_alt: Option<String>,
+    slug: Option<String>,
+    #[serde(default)]
+    draft: bool,
+    id: Option<String>,
+}
+const KEYS: &[&str] = &[
+    "title", "date", "updated", "themes", "summary", "language", "authors", "image",
+    "image_alt", "slug", "draft", "id",
+];
+
+/// Reads every story file under the source's folder.
+pub fn scan(config: &Config, source: &DirectorySource) -> Result<Scan, Problem> {
+    let mut files = Vec::new();
+    collect_files(&source.path, &mut files).map_err(|e| {
+        Problem::new(&source.path, format!("cannot read the stories folder: {e}"))
+    })?;
+    files.sort();
+    let results: Vec<(PathBuf, Result<Parsed, Problem>)> = files
+        .into_par_iter()
+        .map(|path| {
+            let result = read_story(config, source, &path);
+            (path, result)
+        })
+        .collect();
+    let mut scan = Scan::default();
+    for (path, result) in results {
+        match result {
+            Ok(Parsed::Story(story)) => scan.stories.push(*story),
+            Ok(Parsed::Draft(item)) => scan.drafts.push(item),
+            Err(problem) => {
+                let origin = shown(config, &path);
+                let slug = Some(file_slug(&path));
+                scan.failed.push((
+                    problem,
+                    ItemRef {
+                        id: None,
+                        slug,
+                        origin,
+                    },
+                ));
+            }
+        }
+    }
+    Ok(scan)
+}
+
+fn collect_files(dir: &Path, out: &mut Vec<PathBuf>) -> std::io::Result<()> {
+    for entry in fs_err::read_dir(dir)? {
+        let entry = entry?;
+        let name = entry.file_name();
+        let name = name.to_string_lossy();
+        if name.starts_with('.') || name.starts_with('_') {
+            continue;
+        }
+        let kind = entry.file_type()?;
+        let path = entry.path();
+        if kind.is_dir() {
+            collect_files(&path, out)?;
+        } else if name.ends_with(".md") {
+            out.push(path);
+        }
+    }
+    Ok(())
+}
+
+fn shown(config: &Config, path: &Path) -> String {
+    display_path(path, &config.root).display().to_string()
+}
+
+fn file_slug(path: &Path) -> String {
+    let stem = path.file_stem().unwrap_or_default().to_string_lossy();
+    slug::slugify(stem)
+}
+
+enum Parsed {
+    Story(Box<Story>),
+    Draft(ItemRef),
+}
+
+/// Reads and parses one file; the problem names the file and the line.
+fn read_story(config: &Config, source: &DirectorySource, path: &Path) -> Result<Parsed, Problem> {
+    let file = display_path(path, &config.root);
+    let bytes = fs_err::read(path).map_err(|e| Problem::new(&file, format!("cannot read: {e}")))?;
+    let text = match String::from_utf8(bytes) {
+        Ok(text) => text,
+        Err(e) => {
+            let valid = e.utf8_error().valid_up_to();
+            let text = String::from_utf8_lossy(&e.as_bytes()[..valid]).into_owned();
+            return Err(Problem::new(&file, "not valid UTF-8: save the file as UTF-8")
+                .at_offset(&text, valid));
+        }
+    };
+    parse_story(config, source, &file, path, &text)
+}
+
+/// Parses story text as read from `file`.
+fn parse_story(
+    config: &Config,
+    source: &DirectorySource,
+    file: &Path,
+    path: &Path,
+    text: &str,
+) -> Result<Parsed, Problem> {
+    let (front, front_offset, body) = split_front_matter(text).ok_or_else(|| {
+        Problem::new(file, "expected TOML front matter between `+++` lines at the top of the file")
+            .at_offset(text, 0)
+    })?;
+    let fm_problem = |message: String, key: Option<&str>, span: Option<std::ops::Range<usize>>| {
+        let mut p = Problem::new(file, message);
+        if let Some(key) = key {
+            p = p.key(key);
+        }
+        match span {
+            Some(span) => p.at_offset(text, front_offset + span.start),
+            None => p.at_offset(text, 0),
+        }
+    };
+    let table = DeTable::parse(front)
+        .map_err(|e| fm_problem(format!("invalid front matter: {}", e.message().trim()), None, e.span()))?;
+    let value = Spanned::new(table.span(), DeValue::Table(table.into_inner()));
+    let mut unknown = Vec::new();
+    let fm: FrontMatter =
+        serde_ignored::deserialize(ValueDeserializer::from(value.clone()), |p| {
+            unknown.push(p.to_string());
+        })
+        .map_err(|e| {
+            let key = e.span().and_then(|s| key_at(&value, &s));
+            fm_problem(e.message().trim().to_string(), key.as_deref(), e.span())
+        })?;
+    if let Some(key) = unknown.first() {
+        let top = key.split('.').next().unwrap_or(key);
+        let span = value.get_ref().get(top).map(|_| key_span(&value, top)).unwrap_or(None);
+        return Err(fm_problem(
+            format!("unknown front matter key; expected one of: {}", KEYS.join(", ")),
+            Some(top),
+            span,
+        ));
+    }
+    let at = |key: &str| key_span(&value, key);
+
+    let slug = match &fm.slug {
+        Some(s) => {
+            let s = s.trim();
+            if slug::slugify(s) != s {
+                return Err(fm_problem(
+                    format!("`{s}` is not a valid slug: expected lowercase letters, digits and hyphens"),
+                    Some("slug"),
+                    at("slug"),
+                ));
+            }
+            s.to_owned()
+        }
+        None => file_slug(path),
+    };
+    if slug.is_empty() {
+        return Err(fm_problem("the file name gives an empty slug: set `slug`".into(), None, None));
+    }
+    let id = match &fm.id {
+        Some(id) => Some(StoryId::parse(id.trim()).map_err(|e| fm_problem(e, Some("id"), at("id")))?),
+        None => None,
+    };
+    if fm.draft {
+        return Ok(Parsed::Draft(ItemRef {
+            id,
+            slug: Some(slug),
+            origin: file.display().to_string(),
+        }));
+    }
+
+    let title = content::clean_line(fm.title.as_deref().unwrap_or_default());
+    if title.is_empty() {
+        return Err(fm_problem(
+            "missing `title`: every story needs a title, such as title = \"…\"".into(),
+            Some("title"),
+            at("title"),
+        ));
+    }
+    let tz = config.site.timezone;
+    let published = match &fm.date {
+        Some(v) => parse_date(v, tz).map_err(|e| fm_problem(e, Some("date"), at("date")))?,
+        None => {
+            return Err(fm_problem(
+                "missing `date`: expected date = 2024-03-14 or an RFC 3339 time".into(),
+                Some("date"),
+                None,
+            ));
+        }
+    };
+    let updated = match &fm.updated {
+        Some(v) => Some(parse_date(v, tz).map_err(|e| fm_problem(e, Some("updated"), at("updated")))?),
+        None => None,
+    };
+
+    let mut themes: Vec<ThemeSlug> = Vec::with_capacity(fm.themes.len());
+    for name in &fm.themes {
+        let slug = ThemeSlug::parse(name.trim())
+            .ok()
+            .filter(|s| config.theme(s).is_some())
+            .ok_or_else(|| {
+                let known: Vec<&str> = config.themes.iter().map(|t| t.slug.as_str()).collect();
+                fm_problem(
+                    format!("unknown theme `{name}`; expected one of: {}", known.join(", ")),
+                    Some("themes"),
+                    at("themes"),
+                )
+            })?;
+        if !themes.contains(&slug) {
+            themes.push(slug);
+        }
+    }
+
+    let language = match &fm.language {
+        Some(l) => Language::parse(l.trim()).map_err(|e| fm_problem(e, Some("language"), at("language")))?,
+        None => config.site.language.clone(),
+    };
+
+    let url = story_url(&config.site.base_url, &source.url, &slug, published, tz, &language)
+        .map_err(|e| fm_problem(e, None, None))?;
+    let image = match fm.image.as_deref().map(str::trim).filter(|s| !s.is_empty()) {
+        Some(img) => Some(
+            content::absolute_url(&url, img)
+                .ok_or_else(|| fm_problem(format!("`{img}` is not a usable image path or http(s) URL"), Some("image"), at("image")))?
+                .to_string(),
+        ),
+        None => None,
+    };
+    let body_html = content::markdown_to_html(body, &url);
+    let summary = match fm.summary.as_deref().map(content::clean_line) {
+        Some(s) if !s.is_empty() => s,
+        _ => content::summary_from_markdown(body, SUMMARY_CHARS),
+    };
+    Ok(Parsed::Story(Box::new(Story {
+        id,
+        slug,
+        url: url.to_string(),
+        title,
+        summary,
+        body_html,
+        language: Some(language),
+        authors: fm
+            .authors
+            .iter()
+            .map(|a| content::clean_line(a))
+            .filter(|a| !a.is_empty())
+            .collect(),
+        themes,
+        image,
+        image_alt: fm.image_alt.as_deref().map(content::clean_line).filter(|s| !s.is_empty()),
+        published,
+        updated,
+        origin: file.display().to_string(),
+    })))
+}
+
+/// Splits `+++\n<toml>\n+++\n<body>`; returns the TOML, its byte offset in
+/// `text`, and the body.
+fn split_front_matter(text: &str) -> Option<(&str, usize, &str)> {
+    let bom = if text.starts_with('\u{feff}') { 3 } else { 0 };
+    let rest = &text[bom..];
+    let first_line_end = rest.find('\n')?;
+    if rest[..first_line_end].trim_end() != "+++" {
+        return None;
+    }
+    let start = bom + first_line_end + 1;
+    let mut offset = start;
+    for line in text[start..].split_inclusive('\n') {
+        if line.trim_end() == "+++" {
+            let front = &text[start..offset];
+            let body = &text[offset + line.len()..];
+            return Some((front, start, body));
+        }
+        offset += line.len();
+    }
+    None
+}
+
+fn key_span(value: &Spanned<DeValue<'_>>, key: &str) -> Option<std::ops::Range<usize>> {
+    match value.get_ref() {
+        DeValue::Table(t) => t.get_key_value(key).map(|(_, v)| v.span()),
+        _ => None,
+    }
+}
+
+fn key_at(value: &Spanned<DeValue<'_>>, span: &std::ops::Range<usize>) -> Option<String> {
+    match value.get_ref() {
+        DeValue::Table(t) => t.iter().find_map(|(k, v)| {
+            let vs = v.span();
+            (vs.start <= span.start && span.end <= vs.end).then(|| k.get_ref().to_string())
+        }),
+        _ => None,
+    }
+}
+
+/// A date from front matter: an RFC 3339 time, a local date-time, or a
+/// date, the last two read in the site's time zone.
+pub fn parse_date(value: &toml::Value, tz: Tz) -> Result<DateTime<Utc>, String> {
+    let text = match value {
+        toml::Value::Datetime(dt) => dt.to_string(),
+        toml::Value::String(s) => s.trim().to_owned(),
+        other => {
+            return Err(format!(
+                "expected a date such as 2024-03-14 or 2024-03-14T09:30:00+01:00, found {}",
+                other.type_str()
+            ));
+        }
+    };
+    parse_date_str(&text, tz)
+}
+
+fn parse_date_str(text: &str, tz: Tz) -> Result<DateTime<Utc>, String> {
+    if let Ok(dt) = DateTime::parse_from_rfc3339(text) {
+        return Ok(dt.with_timezone(&Utc));
+    }
+    let local = if let Ok(d) = NaiveDate::parse_from_str(text, "%Y-%m-%d") {
+        d.and_hms_opt(0, 0, 0).expect("midnight exists")
+    } else {
+        ["%Y-%m-%dT%H:%M:%S%.f", "%Y-%m-%d %H:%M:%S%.f", "%Y-%m-%dT%H:%M", "%Y-%m-%d %H:%M"]
+            .iter()
+            .find_map(|f| NaiveDateTime::parse_from_str(text, f).ok())
+            .ok_or_else(|| {
+                format!(
+                    "`{text}` is not a date: expected RFC 3339 such as 2024-03-14T09:30:00+01:00, \
+                     or a date such as 2024-03-14"
+                )
+            })?
+    };
+    match tz.from_local_datetime(&local) {
+        LocalResult::Single(dt) => Ok(dt.with_timezone(&Utc)),
+        // Clocks fall back: the first of the two instants.
+        LocalResult::Ambiguous(first, _) => Ok(first.with_timezone(&Utc)),
+        LocalResult::None => Err(format!(
+            "`{text}` does not exist in {tz} (the clocks skip it): give the time with its offset"
+        )),
+    }
+}
+
+/// The story's absolute URL from the source's pattern.
+fn story_url(
+    base: &Url,
+    pattern: &str,
+    slug: &str,
+    published: DateTime<Utc>,
+    tz: Tz,
+    language: &Language,
+) -> Result<Url, String> {
+    let local = published.with_timezone(&tz);
+    let path = pattern
+        .replace("{slug}", slug)
+        .replace("{year}", &local.format("%Y").to_string())
+        .replace("{month}", &local.format("%m").to_string())
+        .replace("{day}", &local.format("%d").to_string())
+        .replace("{language}", language.as_str());
+    let joined = if path.contains("://") {
+        Url::parse(&path)
+    } else {
+        base.join(path.trim_start_matches('/'))
+    };
+    joined.map_err(|e| format!("the story URL `{path}` is not valid: {e}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dates_without_offset_are_read_in_the_site_zone() {
+        let tz: Tz = "Europe/Stockholm".parse().unwrap();
+        let d = parse_date_str("2024-03-14", tz).unwrap();
+        assert_eq!(d.to_rfc3339(), "2024-03-13T23:00:00+00:00");
+        let d = parse_date_str("2024-07-01T10:00:00", tz).unwrap();
+        assert_eq!(d.to_rfc3339(), "2024-07-01T08:00:00+00:00");
+        let d = parse_date_str("2024-07-01T10:00:00Z", tz).unwrap();
+        assert_eq!(d.to_rfc3339(), "2024-07-01T10:00:00+00:00");
+        assert!(parse_date_str("2024-03-31T02:30:00", tz).is_err(), "skipped by DST");
+        assert!(parse_date_str("14/03/2024", tz).is_err());
+    }
+
+    #[test]
+    fn front_matter_is_split_from_the_body() {
+        let (front, offset, body) = split_front_matter("+++\ntitle = \"x\"\n+++\nBody\n").unwrap();
+        assert_eq!(front, "title = \"x\"\n");
+        assert_eq!(offset, 4);
+        assert_eq!(body, "Body\n");
+        assert!(split_front_matter("title = 1\n").is_none());
+        assert!(split_front_matter("+++\ntitle = 1\n").is_none());
+    }
+}

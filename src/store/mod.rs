@@ -1,0 +1,310 @@
+//! The store: stories and what ingest knows of them, kept in SQLite (the
+//! default; PostgreSQL follows the same API in a later version).
+//!
+//! The schema comes from the migrations in `migrations/sqlite/`, applied
+//! automatically when the store opens. Every write of an ingest run goes
+//! through [`Store::apply`] in one transaction, so a run that fails half-way
+//! leaves the store as it was.
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use anyhow::{Context as _, Result};
+use chrono::{DateTime, Utc};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::{Row, SqlitePool};
+
+use crate::config::StorageUrl;
+use crate::story::{Language, Story, StoryId, ThemeSlug};
+
+static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
+
+/// A handle to the store; cheap to clone.
+#[derive(Debug, Clone)]
+pub struct Store {
+    pool: SqlitePool,
+}
+
+/// What ingest needs to know of each stored story to match it again.
+#[derive(Debug, Clone)]
+pub struct StoredRef {
+    pub id: StoryId,
+    pub source: String,
+    pub slug: String,
+    pub origin: String,
+    pub content_hash: String,
+    pub withdrawn: bool,
+}
+
+/// A published story as the feeds see it.
+#[derive(Debug, Clone)]
+pub struct StoredStory {
+    pub id: StoryId,
+    pub guid: String,
+    pub story: Story,
+    pub first_seen: DateTime<Utc>,
+    pub changed: Option<DateTime<Utc>>,
+}
+
+impl StoredStory {
+    /// When a reader should consider the story last updated: the editor's
+    /// `updated` if given, else the last time ingest saw it change, never
+    /// earlier than its date.
+    pub fn updated(&self) -> DateTime<Utc> {
+        let s = &self.story;
+        s.updated
+            .or(self.changed)
+            .map_or(s.published, |u| u.max(s.published))
+    }
+}
+
+/// One write of an ingest run.
+#[derive(Debug, Clone)]
+pub enum Change {
+    /// A story never seen before.
+    Insert {
+        id: StoryId,
+        guid: String,
+        source: String,
+        story: Box<Story>,
+        hash: String,
+    },
+    /// A stored story whose content changed, or that comes back after
+    /// being withdrawn (`content_changed` false when only that).
+    Update {
+        id: StoryId,
+        source: String,
+        story: Box<Story>,
+        hash: String,
+        content_changed: bool,
+    },
+    /// A stored story whose file moved but whose content did not change.
+    Moved { id: StoryId, origin: String, source: String },
+    /// A stored story that is gone or became a draft.
+    Withdraw { id: StoryId },
+}
+
+impl Store {
+    /// Opens (creating if needed) the store and applies pending migrations.
+    pub async fn open(url: &StorageUrl) -> Result<Store> {
+        let StorageUrl::Sqlite(path) = url;
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            fs_err::create_dir_all(dir)?;
+        }
+        let options = SqliteConnectOptions::from_str("sqlite:")?
+            .filename(path)
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Normal)
+            .foreign_keys(true)
+            .busy_timeout(Duration::from_secs(10));
+        let pool = SqlitePoolOptions::new()
+            .max_connections(4)
+            .connect_with(options)
+            .await
+            .with_context(|| format!("cannot open the SQLite store {}", path.display()))?;
+        MIGRATOR
+            .run(&pool)
+            .await
+            .with_context(|| format!("cannot migrate the SQLite store {}", path.display()))?;
+        Ok(Store { pool })
+    }
+
+    /// Every stored story, withdrawn ones included, for matching.
+    pub async fn story_refs(&self) -> Result<Vec<StoredRef>> {
+        let rows = sqlx::query(
+            "SELECT id, source, slug, origin, content_hash, withdrawn_at IS NOT NULL AS withdrawn
+             FROM stories ORDER BY id",
+        )
+        .fetch_all(&self.pool)
+        .await
+        .context("cannot read stored stories")?;
+        rows.iter()
+            .map(|r| {
+                Ok(StoredRef {
+                    id: StoryId::parse(r.get("id")).map_err(anyhow::Error::msg)?,
+                    source: r.get("source"),
+                    slug: r.get("slug"),
+                    origin: r.get("origin"),
+                    content_hash: r.get("content_hash"),
+                    withdrawn: r.get("withdrawn"),
+                })
+            })
+            .collect()
+    }
+
+    /// Applies one ingest run's changes in a single transaction.
+    pub async fn apply(&self, changes: &[Change], now: DateTime<Utc>) -> Result<()> {
+        let mut tx = self.pool.begin().await?;
+        for change in changes {
+            match change {
+                Change::Insert {
+                    id,
+                    guid,
+                    source,
+                    story,
+                    hash,
+                } => {
+                    sqlx::query(
+                        "INSERT INTO stories (id, guid, source, slug, origin, url, title, summary,
+                           body_html, language, authors, themes, image, image_alt, published_at,
+                           updated_at, content_hash, first_seen_at)
+                         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    )
+                    .bind(id.as_str())
+                    .bind(guid)
+                    .bind(source)
+                    .bind(&story.slug)
+                    .bind(&story.origin)
+                    .bind(&story.url)
+                    .bind(&story.title)
+                    .bind(&story.summary)
+                    .bind(&story.body_html)
+                    .bind(story.language.as_ref().map(Language::as_str))
+                    .bind(serde_json::to_string(&story.authors)?)
+                    .bind(serde_json::to_string(&story.themes)?)
+                    .bind(&story.image)
+                    .bind(&story.image_alt)
+                    .bind(story.published)
+                    .bind(story.updated)
+                    .bind(hash)
+                    .bind(now)
+                    .execute(&mut *tx)
+                    .await
+                    .with_context(|| format!("cannot store story {id} ({})", story.origin))?;
+                    write_themes(&mut tx, id, &story.themes).await?;
+                }
+                Change::Update {
+                    id,
+                    source,
+                    story,
+                    hash,
+                    content_changed,
+                } => {
+                    sqlx::query(
+                        "UPDATE stories SET source = ?, slug = ?, origin = ?, url = ?, title = ?,
+                           summary = ?, body_html = ?, language = ?, authors = ?, themes = ?,
+                           image = ?, image_alt = ?, published_at = ?, updated_at = ?,
+                           content_hash = ?, withdrawn_at = NULL,
+                           changed_at = CASE WHEN ? THEN ? ELSE changed_at END
+                         WHERE id = ?",
+                    )
+                    .bind(source)
+                    .bind(&story.slug)
+                    .bind(&story.origin)
+                    .bind(&story.url)
+                    .bind(&story.title)
+                    .bind(&story.summary)
+                    .bind(&story.body_html)
+                    .bind(story.language.as_ref().map(Language::as_str))
+                    .bind(serde_json::to_string(&story.authors)?)
+                    .bind(serde_json::to_string(&story.themes)?)
+                    .bind(&story.image)
+                    .bind(&story.image_alt)
+                    .bind(story.published)
+                    .bind(story.updated)
+                    .bind(hash)
+                    .bind(content_changed)
+                    .bind(now)
+                    .bind(id.as_str())
+                    .execute(&mut *tx)
+                    .await
+                    .with_context(|| format!("cannot update story {id} ({})", story.origin))?;
+                    sqlx::query("DELETE FROM story_themes WHERE story_id = ?")
+                        .bind(id.as_str())
+                        .execute(&mut *tx)
+                        .await?;
+                    write_themes(&mut tx, id, &story.themes).await?;
+                }
+                Change::Moved { id, origin, source } => {
+                    sqlx::query("UPDATE stories SET origin = ?, source = ? WHERE id = ?")
+                        .bind(origin)
+                        .bind(source)
+                        .bind(id.as_str())
+                        .execute(&mut *tx)
+                        .await?;
+                }
+                Change::Withdraw { id } => {
+                    sqlx::query(
+                        "UPDATE stories SET withdrawn_at = ? WHERE id = ? AND withdrawn_at IS NULL",
+                    )
+                    .bind(now)
+                    .bind(id.as_str())
+                    .execute(&mut *tx)
+                    .await?;
+                }
+            }
+        }
+        tx.commit().await.context("cannot commit the ingest")?;
+        Ok(())
+    }
+
+    /// Every published (not withdrawn) story, newest first, ties broken by
+    /// id so that the order never depends on the database.
+    pub async fn published_stories(&self) -> Result<Vec<StoredStory>> {
+        let rows = sqlx::query(
+            "SELECT id, guid, slug, origin, url, title, summary, body_html, language, authors,
+                    themes, image, image_alt, published_at, updated_at, first_seen_at, changed_at
+             FROM stories WHERE withdrawn_at IS NULL
+             ORDER BY published_at DESC, id ASC",
+        )
+        .fetch_all(&self.pool)
+        .await
+        .context("cannot read published stories")?;
+        rows.iter().map(stored_story).collect()
+    }
+
+    /// Closes the pool, flushing the WAL.
+    pub async fn close(self) {
+        self.pool.close().await;
+    }
+}
+
+async fn write_themes(
+    tx: &mut sqlx::Transaction<'_, sqlx::Sqlite>,
+    id: &StoryId,
+    themes: &[ThemeSlug],
+) -> Result<()> {
+    for (position, theme) in themes.iter().enumerate() {
+        sqlx::query("INSERT INTO story_themes (story_id, theme, position) VALUES (?, ?, ?)")
+            .bind(id.as_str())
+            .bind(theme.as_str())
+            .bind(position as i64)
+            .execute(&mut **tx)
+            .await?;
+    }
+    Ok(())
+}
+
+fn stored_story(r: &sqlx::sqlite::SqliteRow) -> Result<StoredStory> {
+    let id = StoryId::parse(r.get("id")).map_err(anyhow::Error::msg)?;
+    let language: Option<String> = r.get("language");
+    let authors: String = r.get("authors");
+    let themes: String = r.get("themes");
+    let story = Story {
+        id: Some(id.clone()),
+        slug: r.get("slug"),
+        url: r.get("url"),
+        title: r.get("title"),
+        summary: r.get("summary"),
+        body_html: r.get("body_html"),
+        language: language
+            .map(|l| Language::parse(&l))
+            .transpose()
+            .map_err(anyhow::Error::msg)?,
+        authors: serde_json::from_str(&authors).context("bad authors column")?,
+        themes: serde_json::from_str(&themes).context("bad themes column")?,
+        image: r.get("image"),
+        image_alt: r.get("image_alt"),
+        published: r.get("published_at"),
+        updated: r.get("updated_at"),
+        origin: r.get("origin"),
+    };
+    Ok(StoredStory {
+        id,
+        guid: r.get("guid"),
+        story,
+        first_seen: r.get("first_seen_at"),
+        changed: r.get("changed_at"),
+    })
+}

@@ -1,0 +1,224 @@
+//! The `Story` every source produces, and the small types parsed once at the
+//! edge: [`StoryId`], [`ThemeSlug`] and [`Language`].
+//!
+//! Past the sources, no code handles a raw string where one of these types
+//! belongs; each has a private field and a `parse` constructor that says
+//! what was expected.
+
+use std::fmt;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+/// Whether `s` is made of `[a-z0-9-]`, starts and ends with a letter or
+/// digit, and is 1 to 100 characters long.
+fn is_slug(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 100
+        && s.bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        && !s.starts_with('-')
+        && !s.ends_with('-')
+}
+
+/// A theme's slug: `[a-z0-9-]+`, used in feed paths (`themes/<slug>/`).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct ThemeSlug(String);
+
+impl ThemeSlug {
+    pub fn parse(s: &str) -> Result<Self, String> {
+        if is_slug(s) {
+            Ok(ThemeSlug(s.to_owned()))
+        } else {
+            Err(format!(
+                "`{s}` is not a valid theme slug: expected lowercase letters a-z, digits and \
+                 hyphens, such as `agenda-2030`"
+            ))
+        }
+    }
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl TryFrom<String> for ThemeSlug {
+    type Error = String;
+    fn try_from(s: String) -> Result<Self, String> {
+        ThemeSlug::parse(&s)
+    }
+}
+
+impl From<ThemeSlug> for String {
+    fn from(s: ThemeSlug) -> String {
+        s.0
+    }
+}
+
+impl fmt::Display for ThemeSlug {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// A story's identity. Derived from the slug when a story is first seen (or
+/// given by the editor as `id`), stored, and never changed afterwards: feed
+/// guids and digest editions hang on it.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct StoryId(String);
+
+impl StoryId {
+    /// Letters, digits, `-`, `_` and `.`; 1 to 200 characters.
+    pub fn parse(s: &str) -> Result<Self, String> {
+        let ok = !s.is_empty()
+            && s.len() <= 200
+            && s.chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
+        if ok {
+            Ok(StoryId(s.to_owned()))
+        } else {
+            Err(format!(
+                "`{s}` is not a valid story id: expected ASCII letters, digits, `-`, `_` or `.`"
+            ))
+        }
+    }
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl TryFrom<String> for StoryId {
+    type Error = String;
+    fn try_from(s: String) -> Result<Self, String> {
+        StoryId::parse(&s)
+    }
+}
+
+impl From<StoryId> for String {
+    fn from(s: StoryId) -> String {
+        s.0
+    }
+}
+
+impl fmt::Display for StoryId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// A language tag such as `sv`, `en` or `pt-BR` (BCP 47, checked loosely:
+/// a 2–3 letter primary subtag and optional alphanumeric subtags).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct Language(String);
+
+impl Language {
+    pub fn parse(s: &str) -> Result<Self, String> {
+        let mut parts = s.split('-');
+        let primary = parts.next().unwrap_or_default();
+        let ok = (2..=3).contains(&primary.len())
+            && primary.bytes().all(|b| b.is_ascii_lowercase())
+            && parts.all(|p| (1..=8).contains(&p.len()) && p.bytes().all(|b| b.is_ascii_alphanumeric()));
+        if ok {
+            Ok(Language(s.to_owned()))
+        } else {
+            Err(format!(
+                "`{s}` is not a language tag: expected a lowercase code such as `sv` or `en`"
+            ))
+        }
+    }
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl TryFrom<String> for Language {
+    type Error = String;
+    fn try_from(s: String) -> Result<Self, String> {
+        Language::parse(&s)
+    }
+}
+
+impl From<Language> for String {
+    fn from(s: Language) -> String {
+        s.0
+    }
+}
+
+impl fmt::Display for Language {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// A story as a source delivers it: parsed, rendered to sanitized HTML with
+/// absolute links, and ready to be stored.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Story {
+    /// The id the editor gave, if any; otherwise the store assigns one.
+    pub id: Option<StoryId>,
+    pub slug: String,
+    /// Absolute URL of the story on the site.
+    pub url: String,
+    pub title: String,
+    /// Plain text.
+    pub summary: String,
+    /// Sanitized HTML with absolute URLs.
+    pub body_html: String,
+    pub language: Option<Language>,
+    pub authors: Vec<String>,
+    pub themes: Vec<ThemeSlug>,
+    /// Absolute URL.
+    pub image: Option<String>,
+    pub image_alt: Option<String>,
+    pub published: DateTime<Utc>,
+    /// The editor's own `updated` time, if given.
+    pub updated: Option<DateTime<Utc>>,
+    /// Where the story came from (a file path, a URL), for messages.
+    pub origin: String,
+}
+
+impl Story {
+    /// A hash of everything a reader sees, so that a changed story can be
+    /// told from an unchanged one without comparing fields one by one.
+    pub fn content_hash(&self) -> String {
+        use sha2::{Digest, Sha256};
+        let mut hasher = Sha256::new();
+        // serde_json output of a struct is deterministic (field order).
+        let mut copy = self.clone();
+        copy.origin.clear();
+        hasher.update(serde_json::to_vec(&copy).expect("a Story always serializes"));
+        hex::encode(hasher.finalize())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn theme_slugs_are_lowercase_ascii_with_hyphens() {
+        assert!(ThemeSlug::parse("agenda-2030").is_ok());
+        for bad in ["", "Agenda", "miljö", "a b", "-a", "a-", "a/b"] {
+            assert!(ThemeSlug::parse(bad).is_err(), "{bad:?} should be rejected");
+        }
+    }
+
+    #[test]
+    fn languages_are_loose_bcp47() {
+        for good in ["sv", "en", "pt-BR", "zh-Hant"] {
+            assert!(Language::parse(good).is_ok(), "{good}");
+        }
+        for bad in ["", "S", "swedish", "sv_SE", "EN"] {
+            assert!(Language::parse(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn story_ids_reject_spaces_and_slashes() {
+        assert!(StoryId::parse("vaxjo-an-giang_2.1").is_ok());
+        assert!(StoryId::parse("a b").is_err());
+        assert!(StoryId::parse("a/b").is_err());
+    }
+}
