@@ -34,6 +34,7 @@ struct JsonItem<'a> {
     title: &'a str,
     #[serde(skip_serializing_if = "Option::is_none")]
     content_html: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     content_text: Option<&'a str>,
     summary: &'a str,
     #[serde(skip_serializing_if = "Option::is_none")]

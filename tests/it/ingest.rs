@@ -1,0 +1,206 @@
+//! Ingest across builds: ids that survive edits and renames, withdrawal and
+//! return, byte-identical output, and a failed ingest that changes nothing.
+
+use std::collections::BTreeMap;
+use std::time::{Duration, SystemTime};
+
+use filetime::FileTime;
+
+use crate::helpers::Site;
+
+fn entry_ids(site: &Site, rel: &str) -> Vec<String> {
+    site.feed(rel).entries.iter().map(|e| e.id.clone()).collect()
+}
+
+fn entry<'a>(feed: &'a feed_rs::model::Feed, id: &str) -> &'a feed_rs::model::Entry {
+    feed.entries.iter().find(|e| e.id == id).unwrap_or_else(|| panic!("no entry {id}"))
+}
+
+#[test]
+fn editing_a_story_keeps_its_id_and_moves_its_updated_time() {
+    let site = Site::new();
+    site.story("water", "Water", "2024-03-14", &["alpha"]);
+    site.story("other", "Other", "2024-01-01", &["beta"]);
+    site.build();
+    let before = site.feed("atom.xml");
+    let id = "tag:example.org,2024-03-14:water";
+    let old = entry(&before, id);
+    assert_eq!(old.updated, old.published);
+
+    // New title, new date, new body, a theme more: still the same story.
+    site.story("water", "Clean water", "2024-03-20", &["alpha", "gamma"]);
+    let run = site.build();
+    assert!(run.stdout.contains("0 new, 1 updated, 0 withdrawn, 1 unchanged"), "{run}");
+    for rel in ["rss.xml", "atom.xml", "feed.json", "themes/alpha/rss.xml", "themes/gamma/atom.xml"] {
+        assert!(entry_ids(&site, rel).contains(&id.to_owned()), "{rel} keeps the id");
+    }
+    let after = site.feed("atom.xml");
+    let new = entry(&after, id);
+    assert_eq!(new.title.as_ref().unwrap().content, "Clean water");
+    assert!(new.updated > old.updated, "updated moves when the story changes");
+    assert_eq!(after.entries.len(), 2, "an edited story never shows up twice");
+    // The other story was not touched.
+    let other = "tag:example.org,2024-01-01:other";
+    assert_eq!(entry(&after, other).updated, entry(&before, other).updated);
+}
+
+#[test]
+fn an_explicit_id_survives_a_renamed_file() {
+    let site = Site::new();
+    site.write_story("first-name", "title = \"T\"\ndate = 2024-01-01\nid = \"keep-me\"\nthemes = [\"alpha\"]", "Body\n");
+    site.build();
+    let ids = entry_ids(&site, "rss.xml");
+    assert_eq!(ids, ["tag:example.org,2024-01-01:keep-me"]);
+
+    site.remove_story("first-name");
+    site.write_story("second-name", "title = \"T\"\ndate = 2024-01-01\nid = \"keep-me\"\nthemes = [\"alpha\"]", "Body\n");
+    let run = site.build();
+    assert!(run.stdout.contains("0 new, 1 updated, 0 withdrawn"), "{run}");
+    let feed = site.feed("rss.xml");
+    assert_eq!(entry_ids(&site, "rss.xml"), ids, "same guid after the rename");
+    assert_eq!(feed.entries[0].links[0].href, "https://example.org/news/stories/second-name/");
+}
+
+#[test]
+fn a_renamed_file_without_id_is_a_new_story_and_the_old_one_is_withdrawn() {
+    let site = Site::new();
+    site.story("a", "A", "2024-01-01", &["alpha"]);
+    site.build();
+    site.remove_story("a");
+    site.story("b", "A", "2024-01-01", &["alpha"]);
+    let run = site.build();
+    assert!(run.stdout.contains("1 new, 0 updated, 1 withdrawn"), "{run}");
+    assert_eq!(entry_ids(&site, "rss.xml"), ["tag:example.org,2024-01-01:b"]);
+}
+
+#[test]
+fn removed_and_draft_stories_are_withdrawn_and_may_come_back() {
+    let site = Site::new();
+    site.story("stay", "Stay", "2024-01-01", &["alpha"]);
+    site.story("gone", "Gone", "2024-02-01", &["alpha"]);
+    site.story("hidden", "Hidden", "2024-03-01", &["beta"]);
+    site.build();
+    assert_eq!(entry_ids(&site, "rss.xml").len(), 3);
+
+    site.remove_story("gone");
+    site.write_story("hidden", "title = \"Hidden\"\ndate = 2024-03-01\nthemes = [\"beta\"]\ndraft = true", "x\n");
+    let run = site.build();
+    assert!(run.stdout.contains("0 new, 0 updated, 2 withdrawn, 1 unchanged"), "{run}");
+    for rel in ["rss.xml", "atom.xml", "feed.json", "themes/alpha/rss.xml"] {
+        assert_eq!(entry_ids(&site, rel), ["tag:example.org,2024-01-01:stay"], "{rel}");
+    }
+    assert!(entry_ids(&site, "themes/beta/atom.xml").is_empty());
+
+    // Published again: the same story, with the same id, not a new one.
+    site.story("hidden", "Hidden", "2024-03-01", &["beta"]);
+    let run = site.build();
+    assert!(run.stdout.contains("0 new, 1 updated, 0 withdrawn"), "{run}");
+    assert_eq!(entry_ids(&site, "themes/beta/rss.xml"), ["tag:example.org,2024-03-01:hidden"]);
+}
+
+fn snapshot_files(site: &Site) -> BTreeMap<String, (Vec<u8>, FileTime)> {
+    let mut out = BTreeMap::new();
+    let mut stack = vec![site.path("feeds")];
+    while let Some(dir) = stack.pop() {
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                stack.push(path);
+            } else {
+                let meta = std::fs::metadata(&path).unwrap();
+                let rel = path.strip_prefix(site.root()).unwrap().display().to_string();
+                out.insert(rel, (std::fs::read(&path).unwrap(), FileTime::from_last_modification_time(&meta)));
+            }
+        }
+    }
+    out
+}
+
+#[test]
+fn building_twice_leaves_every_file_byte_identical_and_untouched() {
+    let site = Site::sample();
+    site.build();
+    // Date every file in the past, so that any rewrite would show.
+    let past = FileTime::from_system_time(SystemTime::now() - Duration::from_secs(86_400));
+    for path in snapshot_files(&site).keys() {
+        filetime::set_file_mtime(site.path(path), past).unwrap();
+    }
+    let before = snapshot_files(&site);
+    assert!(before.len() >= 34, "10 themes x 3 + 3 + OPML");
+    let run = site.build();
+    assert!(run.stdout.contains("0 written"), "{run}");
+    let after = snapshot_files(&site);
+    assert_eq!(before.keys().collect::<Vec<_>>(), after.keys().collect::<Vec<_>>());
+    for (path, (bytes, mtime)) in &before {
+        assert!(after[path].0 == *bytes, "{path} changed");
+        assert_eq!(after[path].1, *mtime, "{path} was rewritten");
+        assert_eq!(*mtime, past);
+    }
+}
+
+#[test]
+fn the_same_stories_give_the_same_bytes_from_a_fresh_store() {
+    let site = Site::sample();
+    site.build();
+    let first = snapshot_files(&site);
+    std::fs::remove_dir_all(site.path("feeds")).unwrap();
+    for f in ["tidings.db", "tidings.db-wal", "tidings.db-shm"] {
+        let _ = std::fs::remove_file(site.path(f));
+    }
+    site.build();
+    let second = snapshot_files(&site);
+    assert_eq!(first.len(), second.len());
+    for (path, (bytes, _)) in &first {
+        assert!(second[path].0 == *bytes, "{path} differs between two builds of the same input");
+    }
+}
+
+/// Runs SQL against the site's store with sqlx, as an operator's tool would.
+fn sql(site: &Site, statements: &[&str]) -> Vec<(String, String, Option<String>)> {
+    use sqlx::Connection;
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    rt.block_on(async {
+        let url = format!("sqlite://{}", site.path("tidings.db").display());
+        let mut conn = sqlx::SqliteConnection::connect(&url).await.unwrap();
+        for s in statements {
+            sqlx::query(s).execute(&mut conn).await.unwrap();
+        }
+        sqlx::query_as("SELECT id, content_hash, withdrawn_at FROM stories ORDER BY id")
+            .fetch_all(&mut conn)
+            .await
+            .unwrap()
+    })
+}
+
+#[test]
+fn an_ingest_that_fails_half_way_leaves_the_store_and_feeds_as_they_were() {
+    let site = Site::new();
+    site.story("keep", "Keep", "2024-01-01", &["alpha"]);
+    site.story("remove", "Remove", "2024-02-01", &["alpha"]);
+    site.build();
+    let feeds_before = snapshot_files(&site);
+    // A fault injected inside the database: inserting the story `boom`
+    // fails, after the other changes of the same ingest were made.
+    let before = sql(
+        &site,
+        &["CREATE TRIGGER fail_boom BEFORE INSERT ON stories WHEN NEW.slug = 'boom'
+           BEGIN SELECT RAISE(ABORT, 'injected failure'); END"],
+    );
+    assert_eq!(before.len(), 2);
+
+    site.story("keep", "Keep, edited", "2024-01-01", &["alpha"]);
+    site.remove_story("remove");
+    site.story("aaa", "First new", "2024-03-01", &["beta"]);
+    site.story("boom", "Boom", "2024-04-01", &["beta"]);
+    let run = site.tidings(&["build"]);
+    assert_eq!(run.code, 1, "{run}");
+    assert!(run.stderr.contains("injected failure"), "{run}");
+    assert_eq!(sql(&site, &[]), before, "nothing of the failed ingest was kept");
+    let feeds_after = snapshot_files(&site);
+    assert!(feeds_before == feeds_after, "feeds untouched by the failed build");
+
+    let after = sql(&site, &["DROP TRIGGER fail_boom"]);
+    assert_eq!(after, before);
+    let run = site.build();
+    assert!(run.stdout.contains("2 new, 1 updated, 1 withdrawn"), "{run}");
+}

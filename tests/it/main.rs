@@ -1,0 +1,13 @@
+//! The integration tests: one binary, one module per area. Each test builds
+//! a site in its own temporary folder and drives the real `tidings` binary
+//! the way an operator would, then reads back the files it wrote.
+
+mod helpers;
+
+mod atomic;
+mod cli;
+mod config_errors;
+mod feeds;
+mod ingest;
+mod sanitize;
+mod story_errors;
