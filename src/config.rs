@@ -16,8 +16,8 @@ use std::ops::Range;
 use std::path::{Path, PathBuf};
 
 use chrono_tz::Tz;
-use serde::de::{self, Deserializer, MapAccess, Visitor};
 use serde::Deserialize;
+use serde::de::{self, Deserializer, MapAccess, Visitor};
 use toml::Spanned;
 use toml::de::{DeTable, DeValue, ValueDeserializer};
 use url::Url;
@@ -145,13 +145,16 @@ impl<'de> Deserialize<'de> for Localized {
                 f.write_str("a string, or a table of strings by language such as { sv = \"…\", en = \"…\" }")
             }
             fn visit_str<E: de::Error>(self, s: &str) -> Result<Localized, E> {
-                Ok(Localized(BTreeMap::from([(String::new(), s.to_owned())])))
+                Ok(Localized(BTreeMap::from([(
+                    String::new(),
+                    crate::content::clean_line(s),
+                )])))
             }
             fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Localized, A::Error> {
                 let mut out = BTreeMap::new();
                 while let Some((k, v)) = map.next_entry::<String, String>()? {
                     Language::parse(&k).map_err(de::Error::custom)?;
-                    out.insert(k, v);
+                    out.insert(k, crate::content::clean_line(&v));
                 }
                 Ok(Localized(out))
             }
@@ -176,7 +179,14 @@ struct RawSite {
     #[serde(default)]
     author: String,
 }
-const SITE_KEYS: &[&str] = &["title", "base_url", "language", "timezone", "description", "author"];
+const SITE_KEYS: &[&str] = &[
+    "title",
+    "base_url",
+    "language",
+    "timezone",
+    "description",
+    "author",
+];
 
 fn default_language() -> String {
     "sv".into()
@@ -377,7 +387,11 @@ impl<'a> Context<'a> {
                     raw.any_section_failed |= raw.storage.is_none();
                 }
                 "themes" => {
-                    for (i, item) in self.array_of_tables("themes", value).into_iter().enumerate() {
+                    for (i, item) in self
+                        .array_of_tables("themes", value)
+                        .into_iter()
+                        .enumerate()
+                    {
                         let key = format!("themes[{i}]");
                         match self.section::<RawTheme>(&key, item, THEME_KEYS) {
                             Some(t) => raw.themes.push((i, t, item.clone())),
@@ -386,7 +400,11 @@ impl<'a> Context<'a> {
                     }
                 }
                 "sources" => {
-                    for (i, item) in self.array_of_tables("sources", value).into_iter().enumerate() {
+                    for (i, item) in self
+                        .array_of_tables("sources", value)
+                        .into_iter()
+                        .enumerate()
+                    {
                         let key = format!("sources[{i}]");
                         match self.source(&key, item) {
                             Some(s) => raw.sources.push((i, s, item.clone())),
@@ -755,7 +773,10 @@ impl<'i> RawConfig<'i> {
                 cx.problem(
                     "feeds.items",
                     span,
-                    format!("{} is out of range: expected a number from 1 to 100000", raw.items),
+                    format!(
+                        "{} is out of range: expected a number from 1 to 100000",
+                        raw.items
+                    ),
                 );
                 return None;
             }
@@ -766,15 +787,20 @@ impl<'i> RawConfig<'i> {
             })
         });
 
-        let storage = self.storage.and_then(|(raw, value)| {
-            match parse_storage_url(&raw.url, &root_dir) {
-                Ok(url) => Some(Storage { url }),
-                Err(e) => {
-                    cx.problem("storage.url", value.as_ref().and_then(|v| span_of(v, "url")), e);
-                    None
-                }
-            }
-        });
+        let storage =
+            self.storage.and_then(
+                |(raw, value)| match parse_storage_url(&raw.url, &root_dir) {
+                    Ok(url) => Some(Storage { url }),
+                    Err(e) => {
+                        cx.problem(
+                            "storage.url",
+                            value.as_ref().and_then(|v| span_of(v, "url")),
+                            e,
+                        );
+                        None
+                    }
+                },
+            );
 
         Some(Config {
             path: cx.file.clone(),
@@ -828,13 +854,14 @@ fn validate_site(cx: &mut Context, raw: RawSite, value: &Spanned<DeValue<'_>>) -
     if !ok {
         return None;
     }
+    // Feeds are XML: characters it forbids must not reach them.
     Some(Site {
-        title: raw.title,
+        title: crate::content::clean_line(&raw.title),
         base_url: base_url?,
         language: language?,
         timezone: timezone?,
-        description: raw.description,
-        author: raw.author,
+        description: crate::content::clean_line(&raw.description),
+        author: crate::content::clean_line(&raw.author),
     })
 }
 
@@ -842,7 +869,8 @@ fn validate_site(cx: &mut Context, raw: RawSite, value: &Spanned<DeValue<'_>>) -
 /// URLs join under it.
 pub fn parse_base_url(s: &str) -> Result<Url, String> {
     let expected = "expected an absolute http(s) URL such as \"https://example.org\"";
-    let mut url = Url::parse(s).map_err(|e| format!("`{s}` is not an absolute URL ({e}): {expected}"))?;
+    let mut url =
+        Url::parse(s).map_err(|e| format!("`{s}` is not an absolute URL ({e}): {expected}"))?;
     if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none() {
         return Err(format!("`{s}` is not an http(s) URL: {expected}"));
     }
@@ -873,7 +901,11 @@ fn check_url_pattern(pattern: &str) -> Result<(), String> {
         if !URL_PLACEHOLDERS.contains(&name) {
             return Err(format!(
                 "unknown placeholder `{{{name}}}`; expected one of: {}",
-                URL_PLACEHOLDERS.iter().map(|p| format!("{{{p}}}")).collect::<Vec<_>>().join(", ")
+                URL_PLACEHOLDERS
+                    .iter()
+                    .map(|p| format!("{{{p}}}"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
             ));
         }
         rest = &rest[start + len + 1..];
@@ -886,7 +918,9 @@ fn parse_storage_url(url: &str, root: &Path) -> Result<StorageUrl, String> {
         let rest = rest.strip_prefix("//").unwrap_or(rest);
         let path = rest.split('?').next().unwrap_or_default();
         if path.is_empty() {
-            return Err(format!("`{url}` names no database file: expected \"sqlite://tidings.db\""));
+            return Err(format!(
+                "`{url}` names no database file: expected \"sqlite://tidings.db\""
+            ));
         }
         return Ok(StorageUrl::Sqlite(root.join(path)));
     }
@@ -896,7 +930,9 @@ fn parse_storage_url(url: &str, root: &Path) -> Result<StorageUrl, String> {
                 .into(),
         );
     }
-    Err(format!("`{url}` is not a storage URL: expected \"sqlite://PATH\""))
+    Err(format!(
+        "`{url}` is not a storage URL: expected \"sqlite://PATH\""
+    ))
 }
 
 #[cfg(test)]
@@ -912,7 +948,10 @@ mod tests {
 
     #[test]
     fn base_url_gets_a_trailing_slash() {
-        assert_eq!(parse_base_url("https://x.org/site").unwrap().as_str(), "https://x.org/site/");
+        assert_eq!(
+            parse_base_url("https://x.org/site").unwrap().as_str(),
+            "https://x.org/site/"
+        );
         assert!(parse_base_url("/relative").is_err());
         assert!(parse_base_url("ftp://x.org").is_err());
     }
@@ -945,9 +984,18 @@ items = "many"
 "#;
         let p = problems(text);
         let joined = p.join("\n");
-        assert!(joined.contains("config.toml:3:12: `site.base_url`"), "{joined}");
-        assert!(joined.contains("config.toml:4:12: `site.timezone`: unknown time zone"), "{joined}");
-        assert!(joined.contains("config.toml:5:1: `site.colour`: unknown key"), "{joined}");
+        assert!(
+            joined.contains("config.toml:3:12: `site.base_url`"),
+            "{joined}"
+        );
+        assert!(
+            joined.contains("config.toml:4:12: `site.timezone`: unknown time zone"),
+            "{joined}"
+        );
+        assert!(
+            joined.contains("config.toml:5:1: `site.colour`: unknown key"),
+            "{joined}"
+        );
         assert!(joined.contains("config.toml:12:8: `themes[1].slug`: duplicate theme slug `a`, already used on line 8"), "{joined}");
         assert!(joined.contains("`feeds.items`"), "{joined}");
     }

@@ -3,8 +3,8 @@
 //! allow-list, every relative URL made absolute, and characters that XML
 //! forbids removed.
 
-use std::collections::HashSet;
 use std::cell::RefCell;
+use std::collections::HashSet;
 
 use ammonia::{Builder, UrlRelative};
 use pulldown_cmark::{Options, Parser, html};
@@ -130,9 +130,18 @@ mod tests {
     #[test]
     fn relative_links_and_images_become_absolute() {
         let html = markdown_to_html("[a](/other/) [b](img/x.jpg) ![c](../pic.png)", &base());
-        assert!(html.contains("href=\"https://example.org/other/\""), "{html}");
-        assert!(html.contains("href=\"https://example.org/stories/a/img/x.jpg\""), "{html}");
-        assert!(html.contains("src=\"https://example.org/stories/pic.png\""), "{html}");
+        assert!(
+            html.contains("href=\"https://example.org/other/\""),
+            "{html}"
+        );
+        assert!(
+            html.contains("href=\"https://example.org/stories/a/img/x.jpg\""),
+            "{html}"
+        );
+        assert!(
+            html.contains("src=\"https://example.org/stories/pic.png\""),
+            "{html}"
+        );
     }
 
     #[test]

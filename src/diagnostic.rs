@@ -101,9 +101,8 @@ impl Problems {
     /// order checks ran in.
     pub fn sorted(mut self) -> Self {
         self.0.sort_by(|a, b| {
-            (&a.file, a.line, a.column, &a.key, &a.message).cmp(&(
-                &b.file, b.line, b.column, &b.key, &b.message,
-            ))
+            (&a.file, a.line, a.column, &a.key, &a.message)
+                .cmp(&(&b.file, b.line, b.column, &b.key, &b.message))
         });
         self
     }

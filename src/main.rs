@@ -162,7 +162,10 @@ async fn build_command(config: &Config, strict: bool) -> Result<ExitCode> {
         config.feeds.dir.display()
     );
     if strict && !skipped.is_empty() {
-        eprintln!("--strict: {} skipped", plural(skipped.len(), "story").replace("storys", "stories"));
+        eprintln!(
+            "--strict: {} skipped",
+            plural(skipped.len(), "story").replace("storys", "stories")
+        );
         return Ok(ExitCode::from(1));
     }
     Ok(ExitCode::SUCCESS)

@@ -119,7 +119,9 @@ impl Language {
         let primary = parts.next().unwrap_or_default();
         let ok = (2..=3).contains(&primary.len())
             && primary.bytes().all(|b| b.is_ascii_lowercase())
-            && parts.all(|p| (1..=8).contains(&p.len()) && p.bytes().all(|b| b.is_ascii_alphanumeric()));
+            && parts.all(|p| {
+                (1..=8).contains(&p.len()) && p.bytes().all(|b| b.is_ascii_alphanumeric())
+            });
         if ok {
             Ok(Language(s.to_owned()))
         } else {

@@ -176,7 +176,11 @@ pub fn image_alt(s: &Story) -> &str {
 
 /// The media type of an image URL, guessed from its extension.
 pub fn image_type(url: &str) -> Option<&'static str> {
-    let path = url.split(['?', '#']).next().unwrap_or(url).to_ascii_lowercase();
+    let path = url
+        .split(['?', '#'])
+        .next()
+        .unwrap_or(url)
+        .to_ascii_lowercase();
     let ext = path.rsplit('.').next()?;
     Some(match ext {
         "jpg" | "jpeg" => "image/jpeg",

@@ -18,9 +18,18 @@ const MEDIA_NS: &str = "http://search.yahoo.com/mrss/";
 pub fn render(config: &Config, feed: &Feed) -> Vec<u8> {
     let tz = config.site.timezone;
     let mut namespaces = BTreeMap::new();
-    namespaces.insert("atom".to_owned(), rss::extension::atom::NAMESPACE.to_owned());
-    namespaces.insert("dc".to_owned(), rss::extension::dublincore::NAMESPACE.to_owned());
-    namespaces.insert("content".to_owned(), "http://purl.org/rss/1.0/modules/content/".to_owned());
+    namespaces.insert(
+        "atom".to_owned(),
+        rss::extension::atom::NAMESPACE.to_owned(),
+    );
+    namespaces.insert(
+        "dc".to_owned(),
+        rss::extension::dublincore::NAMESPACE.to_owned(),
+    );
+    namespaces.insert(
+        "content".to_owned(),
+        "http://purl.org/rss/1.0/modules/content/".to_owned(),
+    );
     namespaces.insert("media".to_owned(), MEDIA_NS.to_owned());
     let channel = Channel {
         title: feed.title.clone(),
@@ -106,7 +115,11 @@ fn item(config: &Config, stored: &StoredStory) -> Item {
             value: stored.guid.clone(),
             permalink: false,
         }),
-        pub_date: Some(s.published.with_timezone(&config.site.timezone).to_rfc2822()),
+        pub_date: Some(
+            s.published
+                .with_timezone(&config.site.timezone)
+                .to_rfc2822(),
+        ),
         categories,
         content: config.feeds.full_content.then(|| super::full_html(s)),
         dublin_core_ext: (!creators.is_empty()).then(|| DublinCoreExtension {

@@ -18,7 +18,7 @@ use super::{ItemRef, Scan};
 use crate::config::{Config, DirectorySource};
 use crate::content;
 use crate::diagnostic::{Problem, display_path};
-use crate::story::{Language, StoryId, Story, ThemeSlug};
+use crate::story::{Language, Story, StoryId, ThemeSlug};
 
 /// Longest summary, in characters, derived from a body.
 const SUMMARY_CHARS: usize = 300;
@@ -42,16 +42,25 @@ struct FrontMatter {
     id: Option<String>,
 }
 const KEYS: &[&str] = &[
-    "title", "date", "updated", "themes", "summary", "language", "authors", "image",
-    "image_alt", "slug", "draft", "id",
+    "title",
+    "date",
+    "updated",
+    "themes",
+    "summary",
+    "language",
+    "authors",
+    "image",
+    "image_alt",
+    "slug",
+    "draft",
+    "id",
 ];
 
 /// Reads every story file under the source's folder.
 pub fn scan(config: &Config, source: &DirectorySource) -> Result<Scan, Problem> {
     let mut files = Vec::new();
-    collect_files(&source.path, &mut files).map_err(|e| {
-        Problem::new(&source.path, format!("cannot read the stories folder: {e}"))
-    })?;
+    collect_files(&source.path, &mut files)
+        .map_err(|e| Problem::new(&source.path, format!("cannot read the stories folder: {e}")))?;
     files.sort();
     let results: Vec<(PathBuf, Result<Parsed, Problem>)> = files
         .into_par_iter()
@@ -124,8 +133,10 @@ fn read_story(config: &Config, source: &DirectorySource, path: &Path) -> Result<
         Err(e) => {
             let valid = e.utf8_error().valid_up_to();
             let text = String::from_utf8_lossy(&e.as_bytes()[..valid]).into_owned();
-            return Err(Problem::new(&file, "not valid UTF-8: save the file as UTF-8")
-                .at_offset(&text, valid));
+            return Err(
+                Problem::new(&file, "not valid UTF-8: save the file as UTF-8")
+                    .at_offset(&text, valid),
+            );
         }
     };
     parse_story(config, source, &file, path, &text)
@@ -140,8 +151,11 @@ fn parse_story(
     text: &str,
 ) -> Result<Parsed, Problem> {
     let (front, front_offset, body) = split_front_matter(text).ok_or_else(|| {
-        Problem::new(file, "expected TOML front matter between `+++` lines at the top of the file")
-            .at_offset(text, 0)
+        Problem::new(
+            file,
+            "expected TOML front matter between `+++` lines at the top of the file",
+        )
+        .at_offset(text, 0)
     })?;
     let fm_problem = |message: String, key: Option<&str>, span: Option<std::ops::Range<usize>>| {
         let mut p = Problem::new(file, message);
@@ -153,23 +167,34 @@ fn parse_story(
             None => p.at_offset(text, 0),
         }
     };
-    let table = DeTable::parse(front)
-        .map_err(|e| fm_problem(format!("invalid front matter: {}", e.message().trim()), None, e.span()))?;
+    let table = DeTable::parse(front).map_err(|e| {
+        fm_problem(
+            format!("invalid front matter: {}", e.message().trim()),
+            None,
+            e.span(),
+        )
+    })?;
     let value = Spanned::new(table.span(), DeValue::Table(table.into_inner()));
     let mut unknown = Vec::new();
-    let fm: FrontMatter =
-        serde_ignored::deserialize(ValueDeserializer::from(value.clone()), |p| {
-            unknown.push(p.to_string());
-        })
-        .map_err(|e| {
-            let key = e.span().and_then(|s| key_at(&value, &s));
-            fm_problem(e.message().trim().to_string(), key.as_deref(), e.span())
-        })?;
+    let fm: FrontMatter = serde_ignored::deserialize(ValueDeserializer::from(value.clone()), |p| {
+        unknown.push(p.to_string());
+    })
+    .map_err(|e| {
+        let key = e.span().and_then(|s| key_at(&value, &s));
+        fm_problem(e.message().trim().to_string(), key.as_deref(), e.span())
+    })?;
     if let Some(key) = unknown.first() {
         let top = key.split('.').next().unwrap_or(key);
-        let span = value.get_ref().get(top).map(|_| key_span(&value, top)).unwrap_or(None);
+        let span = value
+            .get_ref()
+            .get(top)
+            .map(|_| key_span(&value, top))
+            .unwrap_or(None);
         return Err(fm_problem(
-            format!("unknown front matter key; expected one of: {}", KEYS.join(", ")),
+            format!(
+                "unknown front matter key; expected one of: {}",
+                KEYS.join(", ")
+            ),
             Some(top),
             span,
         ));
@@ -181,7 +206,9 @@ fn parse_story(
             let s = s.trim();
             if slug::slugify(s) != s {
                 return Err(fm_problem(
-                    format!("`{s}` is not a valid slug: expected lowercase letters, digits and hyphens"),
+                    format!(
+                        "`{s}` is not a valid slug: expected lowercase letters, digits and hyphens"
+                    ),
                     Some("slug"),
                     at("slug"),
                 ));
@@ -191,10 +218,16 @@ fn parse_story(
         None => file_slug(path),
     };
     if slug.is_empty() {
-        return Err(fm_problem("the file name gives an empty slug: set `slug`".into(), None, None));
+        return Err(fm_problem(
+            "the file name gives an empty slug: set `slug`".into(),
+            None,
+            None,
+        ));
     }
     let id = match &fm.id {
-        Some(id) => Some(StoryId::parse(id.trim()).map_err(|e| fm_problem(e, Some("id"), at("id")))?),
+        Some(id) => {
+            Some(StoryId::parse(id.trim()).map_err(|e| fm_problem(e, Some("id"), at("id")))?)
+        }
         None => None,
     };
     if fm.draft {
@@ -225,7 +258,9 @@ fn parse_story(
         }
     };
     let updated = match &fm.updated {
-        Some(v) => Some(parse_date(v, tz).map_err(|e| fm_problem(e, Some("updated"), at("updated")))?),
+        Some(v) => {
+            Some(parse_date(v, tz).map_err(|e| fm_problem(e, Some("updated"), at("updated")))?)
+        }
         None => None,
     };
 
@@ -237,7 +272,10 @@ fn parse_story(
             .ok_or_else(|| {
                 let known: Vec<&str> = config.themes.iter().map(|t| t.slug.as_str()).collect();
                 fm_problem(
-                    format!("unknown theme `{name}`; expected one of: {}", known.join(", ")),
+                    format!(
+                        "unknown theme `{name}`; expected one of: {}",
+                        known.join(", ")
+                    ),
                     Some("themes"),
                     at("themes"),
                 )
@@ -248,16 +286,30 @@ fn parse_story(
     }
 
     let language = match &fm.language {
-        Some(l) => Language::parse(l.trim()).map_err(|e| fm_problem(e, Some("language"), at("language")))?,
+        Some(l) => Language::parse(l.trim())
+            .map_err(|e| fm_problem(e, Some("language"), at("language")))?,
         None => config.site.language.clone(),
     };
 
-    let url = story_url(&config.site.base_url, &source.url, &slug, published, tz, &language)
-        .map_err(|e| fm_problem(e, None, None))?;
+    let url = story_url(
+        &config.site.base_url,
+        &source.url,
+        &slug,
+        published,
+        tz,
+        &language,
+    )
+    .map_err(|e| fm_problem(e, None, None))?;
     let image = match fm.image.as_deref().map(str::trim).filter(|s| !s.is_empty()) {
         Some(img) => Some(
             content::absolute_url(&url, img)
-                .ok_or_else(|| fm_problem(format!("`{img}` is not a usable image path or http(s) URL"), Some("image"), at("image")))?
+                .ok_or_else(|| {
+                    fm_problem(
+                        format!("`{img}` is not a usable image path or http(s) URL"),
+                        Some("image"),
+                        at("image"),
+                    )
+                })?
                 .to_string(),
         ),
         None => None,
@@ -283,7 +335,11 @@ fn parse_story(
             .collect(),
         themes,
         image,
-        image_alt: fm.image_alt.as_deref().map(content::clean_line).filter(|s| !s.is_empty()),
+        image_alt: fm
+            .image_alt
+            .as_deref()
+            .map(content::clean_line)
+            .filter(|s| !s.is_empty()),
         published,
         updated,
         origin: file.display().to_string(),
@@ -352,15 +408,20 @@ fn parse_date_str(text: &str, tz: Tz) -> Result<DateTime<Utc>, String> {
     let local = if let Ok(d) = NaiveDate::parse_from_str(text, "%Y-%m-%d") {
         d.and_hms_opt(0, 0, 0).expect("midnight exists")
     } else {
-        ["%Y-%m-%dT%H:%M:%S%.f", "%Y-%m-%d %H:%M:%S%.f", "%Y-%m-%dT%H:%M", "%Y-%m-%d %H:%M"]
-            .iter()
-            .find_map(|f| NaiveDateTime::parse_from_str(text, f).ok())
-            .ok_or_else(|| {
-                format!(
-                    "`{text}` is not a date: expected RFC 3339 such as 2024-03-14T09:30:00+01:00, \
+        [
+            "%Y-%m-%dT%H:%M:%S%.f",
+            "%Y-%m-%d %H:%M:%S%.f",
+            "%Y-%m-%dT%H:%M",
+            "%Y-%m-%d %H:%M",
+        ]
+        .iter()
+        .find_map(|f| NaiveDateTime::parse_from_str(text, f).ok())
+        .ok_or_else(|| {
+            format!(
+                "`{text}` is not a date: expected RFC 3339 such as 2024-03-14T09:30:00+01:00, \
                      or a date such as 2024-03-14"
-                )
-            })?
+            )
+        })?
     };
     match tz.from_local_datetime(&local) {
         LocalResult::Single(dt) => Ok(dt.with_timezone(&Utc)),
@@ -409,7 +470,10 @@ mod tests {
         assert_eq!(d.to_rfc3339(), "2024-07-01T08:00:00+00:00");
         let d = parse_date_str("2024-07-01T10:00:00Z", tz).unwrap();
         assert_eq!(d.to_rfc3339(), "2024-07-01T10:00:00+00:00");
-        assert!(parse_date_str("2024-03-31T02:30:00", tz).is_err(), "skipped by DST");
+        assert!(
+            parse_date_str("2024-03-31T02:30:00", tz).is_err(),
+            "skipped by DST"
+        );
         assert!(parse_date_str("14/03/2024", tz).is_err());
     }
 

@@ -79,7 +79,11 @@ pub enum Change {
         content_changed: bool,
     },
     /// A stored story whose file moved but whose content did not change.
-    Moved { id: StoryId, origin: String, source: String },
+    Moved {
+        id: StoryId,
+        origin: String,
+        source: String,
+    },
     /// A stored story that is gone or became a draft.
     Withdraw { id: StoryId },
 }

@@ -16,14 +16,22 @@ fn a_reader_of_the_old_file_never_sees_a_half_written_one() {
     let mut handle = std::fs::File::open(site.path("feeds/rss.xml")).unwrap();
 
     for i in 0..50 {
-        site.story(&format!("more-{i:02}"), &format!("More {i}"), "2024-02-01", &["alpha"]);
+        site.story(
+            &format!("more-{i:02}"),
+            &format!("More {i}"),
+            "2024-02-01",
+            &["alpha"],
+        );
     }
     site.build();
     let new = site.feed_bytes("rss.xml");
     assert_ne!(old, new);
     let mut through_handle = Vec::new();
     handle.read_to_end(&mut through_handle).unwrap();
-    assert_eq!(through_handle, old, "the old file was replaced, not rewritten in place");
+    assert_eq!(
+        through_handle, old,
+        "the old file was replaced, not rewritten in place"
+    );
     assert!(rss::Channel::read_from(&new[..]).is_ok());
 
     let mut stack = vec![site.path("feeds")];
@@ -31,7 +39,11 @@ fn a_reader_of_the_old_file_never_sees_a_half_written_one() {
         for entry in std::fs::read_dir(dir).unwrap() {
             let path = entry.unwrap().path();
             let name = path.file_name().unwrap().to_string_lossy().into_owned();
-            assert!(!name.starts_with(".tidings-"), "temporary file left: {}", path.display());
+            assert!(
+                !name.starts_with(".tidings-"),
+                "temporary file left: {}",
+                path.display()
+            );
             if path.is_dir() {
                 stack.push(path);
             }
@@ -44,7 +56,10 @@ fn feed_files_are_readable_by_everyone() {
     use std::os::unix::fs::PermissionsExt;
     let site = Site::new();
     site.build();
-    let mode = std::fs::metadata(site.path("feeds/atom.xml")).unwrap().permissions().mode();
+    let mode = std::fs::metadata(site.path("feeds/atom.xml"))
+        .unwrap()
+        .permissions()
+        .mode();
     assert_eq!(mode & 0o777, 0o644);
 }
 
@@ -64,7 +79,8 @@ fn feeds_of_a_removed_theme_are_removed() {
     site.story("one", "One", "2024-01-01", &["alpha"]);
     site.build();
     assert!(site.path("feeds/themes/gamma/rss.xml").exists());
-    let without_gamma = FIXTURE_CONFIG.replace("[[themes]]\nslug = \"gamma\"\ntitle = \"Gamma\"\n", "");
+    let without_gamma =
+        FIXTURE_CONFIG.replace("[[themes]]\nslug = \"gamma\"\ntitle = \"Gamma\"\n", "");
     assert_ne!(without_gamma, FIXTURE_CONFIG);
     std::fs::write(site.config_path(), without_gamma).unwrap();
     // Something of the operator's own in that folder stays.

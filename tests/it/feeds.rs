@@ -54,7 +54,9 @@ fn sample_site_feeds_parse_with_feed_rs_and_agree_across_formats() {
     assert!(total >= 25, "the sample site has about 30 stories");
     let base = "https://goda-exempel.example.org/";
 
-    for dir in std::iter::once(String::new()).chain(SAMPLE_THEMES.iter().map(|t| format!("themes/{t}/"))) {
+    for dir in
+        std::iter::once(String::new()).chain(SAMPLE_THEMES.iter().map(|t| format!("themes/{t}/")))
+    {
         let expected = if dir.is_empty() {
             total
         } else {
@@ -68,18 +70,36 @@ fn sample_site_feeds_parse_with_feed_rs_and_agree_across_formats() {
             let unique: HashSet<&String> = feed.entries.iter().map(|e| &e.id).collect();
             assert_eq!(unique.len(), feed.entries.len(), "{dir}{name}: ids unique");
             for e in &feed.entries {
-                assert!(e.id.starts_with("tag:goda-exempel.example.org,"), "{}", e.id);
+                assert!(
+                    e.id.starts_with("tag:goda-exempel.example.org,"),
+                    "{}",
+                    e.id
+                );
                 let link = &e.links[0].href;
                 assert!(link.starts_with(base), "{dir}{name}: {link} is absolute");
                 assert!(e.title.is_some() && e.published.is_some() && e.updated.is_some());
                 assert!(e.summary.is_some(), "{dir}{name}: summary");
-                let html = e.content.as_ref().and_then(|c| c.body.clone()).expect("full content");
-                for url in html.split(['"', '\'']).filter(|s| s.contains("/images/") || s.starts_with('/')) {
-                    assert!(url.starts_with("http"), "{dir}{name}: relative URL {url} in content");
+                let html = e
+                    .content
+                    .as_ref()
+                    .and_then(|c| c.body.clone())
+                    .expect("full content");
+                for url in html
+                    .split(['"', '\''])
+                    .filter(|s| s.contains("/images/") || s.starts_with('/'))
+                {
+                    assert!(
+                        url.starts_with("http"),
+                        "{dir}{name}: relative URL {url} in content"
+                    );
                 }
             }
         }
-        assert_eq!(ids(&rss), ids(&atom), "{dir}: same stories, same ids, same order");
+        assert_eq!(
+            ids(&rss),
+            ids(&atom),
+            "{dir}: same stories, same ids, same order"
+        );
         assert_eq!(ids(&rss), ids(&json), "{dir}");
     }
 }
@@ -89,23 +109,43 @@ fn sample_site_feeds_parse_with_python_feedparser() {
     let site = Site::sample();
     site.build();
     let (total, per_theme) = sample_expectations(&site);
-    let mut paths = vec![site.path("feeds/rss.xml"), site.path("feeds/atom.xml"), site.path("feeds/feeds.opml")];
+    let mut paths = vec![
+        site.path("feeds/rss.xml"),
+        site.path("feeds/atom.xml"),
+        site.path("feeds/feeds.opml"),
+    ];
     for t in SAMPLE_THEMES {
         paths.push(site.path(&format!("feeds/themes/{t}/rss.xml")));
         paths.push(site.path(&format!("feeds/themes/{t}/atom.xml")));
     }
-    let Some(report) = feedparser(&paths) else { return };
+    let Some(report) = feedparser(&paths) else {
+        return;
+    };
     let rust_ids = ids(&site.feed("rss.xml"));
     for path in &paths {
         let r = &report[path.to_str().unwrap()];
-        let name = path.strip_prefix(site.root()).unwrap().display().to_string();
+        let name = path
+            .strip_prefix(site.root())
+            .unwrap()
+            .display()
+            .to_string();
         if name.ends_with(".opml") {
             assert_eq!(r["version"], "2.0");
             let outlines = r["outlines"].as_array().unwrap();
-            assert_eq!(outlines.len(), 1 + SAMPLE_THEMES.len(), "one outline per feed");
-            assert_eq!(outlines[0]["xmlUrl"], "https://goda-exempel.example.org/feeds/rss.xml");
+            assert_eq!(
+                outlines.len(),
+                1 + SAMPLE_THEMES.len(),
+                "one outline per feed"
+            );
+            assert_eq!(
+                outlines[0]["xmlUrl"],
+                "https://goda-exempel.example.org/feeds/rss.xml"
+            );
             for (o, t) in outlines[1..].iter().zip(SAMPLE_THEMES) {
-                assert_eq!(o["xmlUrl"], format!("https://goda-exempel.example.org/feeds/themes/{t}/rss.xml"));
+                assert_eq!(
+                    o["xmlUrl"],
+                    format!("https://goda-exempel.example.org/feeds/themes/{t}/rss.xml")
+                );
                 assert_eq!(o["type"], "rss");
             }
             continue;
@@ -123,11 +163,20 @@ fn sample_site_feeds_parse_with_python_feedparser() {
         assert_eq!(r["self"][0], self_link, "{name}: atom:link rel=self");
         if name == "feeds/rss.xml" || name == "feeds/atom.xml" {
             let ids: Vec<&str> = entries.iter().map(|e| e["id"].as_str().unwrap()).collect();
-            assert_eq!(ids, rust_ids, "{name}: feedparser and feed-rs see the same ids");
+            assert_eq!(
+                ids, rust_ids,
+                "{name}: feedparser and feed-rs see the same ids"
+            );
         }
         for e in entries {
-            assert!(!e["tags"].as_array().unwrap().is_empty(), "{name}: themes as categories");
-            assert!(!e["content"].as_array().unwrap().is_empty(), "{name}: full content");
+            assert!(
+                !e["tags"].as_array().unwrap().is_empty(),
+                "{name}: themes as categories"
+            );
+            assert!(
+                !e["content"].as_array().unwrap().is_empty(),
+                "{name}: full content"
+            );
         }
     }
 }
@@ -139,7 +188,10 @@ fn json_feed_has_the_required_fields_of_version_1_1() {
     let json: serde_json::Value = serde_json::from_slice(&site.feed_bytes("feed.json")).unwrap();
     assert_eq!(json["version"], "https://jsonfeed.org/version/1.1");
     assert!(json["title"].is_string());
-    assert_eq!(json["feed_url"], "https://goda-exempel.example.org/feeds/feed.json");
+    assert_eq!(
+        json["feed_url"],
+        "https://goda-exempel.example.org/feeds/feed.json"
+    );
     assert_eq!(json["home_page_url"], "https://goda-exempel.example.org/");
     assert_eq!(json["language"], "sv");
     let items = json["items"].as_array().unwrap();
@@ -155,13 +207,17 @@ fn json_feed_has_the_required_fields_of_version_1_1() {
             DateTime::parse_from_rfc3339(d).unwrap_or_else(|e| panic!("{key} {d}: {e}"));
         }
         assert!(item["url"].as_str().unwrap().starts_with("https://"));
-        assert!(item.get("content_text").is_none_or(|v| !v.is_null()), "no null fields");
+        assert!(
+            item.get("content_text").is_none_or(|v| !v.is_null()),
+            "no null fields"
+        );
     }
 }
 
 #[test]
 fn newest_items_first_with_a_fixed_tie_break_and_the_limit_applied() {
-    let site = Site::with_config(&crate::helpers::FIXTURE_CONFIG.replace("items = 50", "items = 3"));
+    let site =
+        Site::with_config(&crate::helpers::FIXTURE_CONFIG.replace("items = 50", "items = 3"));
     site.story("old", "Old", "2020-01-01", &["alpha"]);
     site.story("mid", "Mid", "2022-06-01", &["alpha"]);
     site.story("tie-b", "Tie B", "2024-05-05T10:00:00+02:00", &["alpha"]);
@@ -169,7 +225,11 @@ fn newest_items_first_with_a_fixed_tie_break_and_the_limit_applied() {
     site.story("new", "New", "2025-01-01", &["alpha"]);
     site.build();
     let titles = |rel: &str| -> Vec<String> {
-        site.feed(rel).entries.iter().map(|e| e.title.clone().unwrap().content).collect()
+        site.feed(rel)
+            .entries
+            .iter()
+            .map(|e| e.title.clone().unwrap().content)
+            .collect()
     };
     assert_eq!(titles("rss.xml"), ["New", "Tie A", "Tie B"]);
     assert_eq!(titles("atom.xml"), ["New", "Tie A", "Tie B"]);
@@ -211,34 +271,70 @@ image_alt = "A picture""#,
     );
     assert_eq!(item.link(), Some("https://example.org/news/stories/one/"));
     let cats: Vec<&str> = item.categories().iter().map(|c| c.name()).collect();
-    assert_eq!(cats, ["Alfa", "Beta"], "theme titles in the site's language");
-    assert!(item.content().unwrap().contains("src=\"https://example.org/img/a.png\""));
-    assert!(item.content().unwrap().contains("https://example.org/news/stories/one/pics/one.jpg"));
+    assert_eq!(
+        cats,
+        ["Alfa", "Beta"],
+        "theme titles in the site's language"
+    );
+    assert!(
+        item.content()
+            .unwrap()
+            .contains("src=\"https://example.org/img/a.png\"")
+    );
+    assert!(
+        item.content()
+            .unwrap()
+            .contains("https://example.org/news/stories/one/pics/one.jpg")
+    );
     assert_eq!(item.dublin_core_ext().unwrap().creators(), ["Ann", "Bo"]);
     assert!(raw.contains(r#"<atom:link href="https://example.org/news/feeds/rss.xml" rel="self" type="application/rss+xml"/>"#));
     // The channel's date is the newest story's, not the time of the build.
-    assert_eq!(doc.last_build_date(), Some("Mon, 1 Apr 2024 12:00:00 +0200"));
+    assert_eq!(
+        doc.last_build_date(),
+        Some("Mon, 1 Apr 2024 12:00:00 +0200")
+    );
 }
 
 #[test]
 fn atom_entries_carry_ids_dates_content_and_categories() {
     let site = Site::new();
-    site.story("one", "One", "2024-03-14T09:30:00+01:00", &["alpha", "gamma"]);
+    site.story(
+        "one",
+        "One",
+        "2024-03-14T09:30:00+01:00",
+        &["alpha", "gamma"],
+    );
     site.build();
     let xml = String::from_utf8(site.feed_bytes("atom.xml")).unwrap();
     let feed = atom_syndication::Feed::read_from(xml.as_bytes()).unwrap();
     assert_eq!(feed.id(), "https://example.org/news/feeds/atom.xml");
     assert_eq!(feed.updated().to_rfc3339(), "2024-03-14T09:30:00+01:00");
-    assert!(feed.links().iter().any(|l| l.rel() == "self" && l.href() == feed.id()));
+    assert!(
+        feed.links()
+            .iter()
+            .any(|l| l.rel() == "self" && l.href() == feed.id())
+    );
     assert_eq!(feed.lang(), Some("sv"));
     let e = &feed.entries()[0];
     assert_eq!(e.id(), "tag:example.org,2024-03-14:one");
-    assert_eq!(e.published().unwrap().to_rfc3339(), "2024-03-14T09:30:00+01:00");
+    assert_eq!(
+        e.published().unwrap().to_rfc3339(),
+        "2024-03-14T09:30:00+01:00"
+    );
     let content = e.content().unwrap();
     assert_eq!(content.content_type(), Some("html"));
     assert!(content.value().unwrap().contains("<em>One</em>"));
-    assert!(content.value().unwrap().contains("href=\"https://example.org/other/\""));
-    let cats: Vec<(&str, Option<&str>)> = e.categories().iter().map(|c| (c.term(), c.label())).collect();
+    assert!(
+        content
+            .value()
+            .unwrap()
+            .contains("href=\"https://example.org/other/\"")
+    );
+    let cats: Vec<(&str, Option<&str>)> = e
+        .categories()
+        .iter()
+        .map(|c| (c.term(), c.label()))
+        .collect();
     assert_eq!(cats, [("alpha", Some("Alfa")), ("gamma", Some("Gamma"))]);
 }
 
@@ -265,7 +361,8 @@ fn an_empty_site_still_writes_valid_feeds() {
     for rel in site.feed_files(&["alpha", "beta", "gamma"]) {
         assert!(site.feed(&rel).entries.is_empty(), "{rel}");
     }
-    let Some(report) = feedparser(&[site.path("feeds/rss.xml"), site.path("feeds/atom.xml")]) else {
+    let Some(report) = feedparser(&[site.path("feeds/rss.xml"), site.path("feeds/atom.xml")])
+    else {
         return;
     };
     for (path, r) in report.as_object().unwrap() {

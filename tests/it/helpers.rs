@@ -193,20 +193,23 @@ impl std::fmt::Display for Run {
 /// this is not CI. Under `CI=true` a missing feedparser fails the test.
 pub fn feedparser(paths: &[PathBuf]) -> Option<serde_json::Value> {
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/feedcheck.py");
-    let probe = Command::new("python3")
+    let python = std::env::var("TIDINGS_TEST_PYTHON").unwrap_or_else(|_| "python3".into());
+    let probe = Command::new(&python)
         .args(["-c", "import feedparser"])
         .output();
     let available = probe.as_ref().is_ok_and(|o| o.status.success());
     if !available {
         if std::env::var("CI").as_deref() == Ok("true") {
-            panic!("Python's feedparser is required under CI=true: run scripts/test.sh, which installs it");
+            panic!(
+                "Python's feedparser is required under CI=true: run scripts/test.sh, which installs it"
+            );
         }
         eprintln!(
             "SKIPPED: Python's feedparser is not installed (pip install feedparser, or run scripts/test.sh)"
         );
         return None;
     }
-    let out = Command::new("python3")
+    let out = Command::new(&python)
         .arg(script)
         .args(paths)
         .output()

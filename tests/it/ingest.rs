@@ -9,11 +9,18 @@ use filetime::FileTime;
 use crate::helpers::Site;
 
 fn entry_ids(site: &Site, rel: &str) -> Vec<String> {
-    site.feed(rel).entries.iter().map(|e| e.id.clone()).collect()
+    site.feed(rel)
+        .entries
+        .iter()
+        .map(|e| e.id.clone())
+        .collect()
 }
 
 fn entry<'a>(feed: &'a feed_rs::model::Feed, id: &str) -> &'a feed_rs::model::Entry {
-    feed.entries.iter().find(|e| e.id == id).unwrap_or_else(|| panic!("no entry {id}"))
+    feed.entries
+        .iter()
+        .find(|e| e.id == id)
+        .unwrap_or_else(|| panic!("no entry {id}"))
 }
 
 #[test]
@@ -30,15 +37,35 @@ fn editing_a_story_keeps_its_id_and_moves_its_updated_time() {
     // New title, new date, new body, a theme more: still the same story.
     site.story("water", "Clean water", "2024-03-20", &["alpha", "gamma"]);
     let run = site.build();
-    assert!(run.stdout.contains("0 new, 1 updated, 0 withdrawn, 1 unchanged"), "{run}");
-    for rel in ["rss.xml", "atom.xml", "feed.json", "themes/alpha/rss.xml", "themes/gamma/atom.xml"] {
-        assert!(entry_ids(&site, rel).contains(&id.to_owned()), "{rel} keeps the id");
+    assert!(
+        run.stdout
+            .contains("0 new, 1 updated, 0 withdrawn, 1 unchanged"),
+        "{run}"
+    );
+    for rel in [
+        "rss.xml",
+        "atom.xml",
+        "feed.json",
+        "themes/alpha/rss.xml",
+        "themes/gamma/atom.xml",
+    ] {
+        assert!(
+            entry_ids(&site, rel).contains(&id.to_owned()),
+            "{rel} keeps the id"
+        );
     }
     let after = site.feed("atom.xml");
     let new = entry(&after, id);
     assert_eq!(new.title.as_ref().unwrap().content, "Clean water");
-    assert!(new.updated > old.updated, "updated moves when the story changes");
-    assert_eq!(after.entries.len(), 2, "an edited story never shows up twice");
+    assert!(
+        new.updated > old.updated,
+        "updated moves when the story changes"
+    );
+    assert_eq!(
+        after.entries.len(),
+        2,
+        "an edited story never shows up twice"
+    );
     // The other story was not touched.
     let other = "tag:example.org,2024-01-01:other";
     assert_eq!(entry(&after, other).updated, entry(&before, other).updated);
@@ -47,18 +74,36 @@ fn editing_a_story_keeps_its_id_and_moves_its_updated_time() {
 #[test]
 fn an_explicit_id_survives_a_renamed_file() {
     let site = Site::new();
-    site.write_story("first-name", "title = \"T\"\ndate = 2024-01-01\nid = \"keep-me\"\nthemes = [\"alpha\"]", "Body\n");
+    site.write_story(
+        "first-name",
+        "title = \"T\"\ndate = 2024-01-01\nid = \"keep-me\"\nthemes = [\"alpha\"]",
+        "Body\n",
+    );
     site.build();
     let ids = entry_ids(&site, "rss.xml");
     assert_eq!(ids, ["tag:example.org,2024-01-01:keep-me"]);
 
     site.remove_story("first-name");
-    site.write_story("second-name", "title = \"T\"\ndate = 2024-01-01\nid = \"keep-me\"\nthemes = [\"alpha\"]", "Body\n");
+    site.write_story(
+        "second-name",
+        "title = \"T\"\ndate = 2024-01-01\nid = \"keep-me\"\nthemes = [\"alpha\"]",
+        "Body\n",
+    );
     let run = site.build();
-    assert!(run.stdout.contains("0 new, 1 updated, 0 withdrawn"), "{run}");
+    assert!(
+        run.stdout.contains("0 new, 1 updated, 0 withdrawn"),
+        "{run}"
+    );
     let feed = site.feed("rss.xml");
-    assert_eq!(entry_ids(&site, "rss.xml"), ids, "same guid after the rename");
-    assert_eq!(feed.entries[0].links[0].href, "https://example.org/news/stories/second-name/");
+    assert_eq!(
+        entry_ids(&site, "rss.xml"),
+        ids,
+        "same guid after the rename"
+    );
+    assert_eq!(
+        feed.entries[0].links[0].href,
+        "https://example.org/news/stories/second-name/"
+    );
 }
 
 #[test]
@@ -69,8 +114,14 @@ fn a_renamed_file_without_id_is_a_new_story_and_the_old_one_is_withdrawn() {
     site.remove_story("a");
     site.story("b", "A", "2024-01-01", &["alpha"]);
     let run = site.build();
-    assert!(run.stdout.contains("1 new, 0 updated, 1 withdrawn"), "{run}");
-    assert_eq!(entry_ids(&site, "rss.xml"), ["tag:example.org,2024-01-01:b"]);
+    assert!(
+        run.stdout.contains("1 new, 0 updated, 1 withdrawn"),
+        "{run}"
+    );
+    assert_eq!(
+        entry_ids(&site, "rss.xml"),
+        ["tag:example.org,2024-01-01:b"]
+    );
 }
 
 #[test]
@@ -83,19 +134,37 @@ fn removed_and_draft_stories_are_withdrawn_and_may_come_back() {
     assert_eq!(entry_ids(&site, "rss.xml").len(), 3);
 
     site.remove_story("gone");
-    site.write_story("hidden", "title = \"Hidden\"\ndate = 2024-03-01\nthemes = [\"beta\"]\ndraft = true", "x\n");
+    site.write_story(
+        "hidden",
+        "title = \"Hidden\"\ndate = 2024-03-01\nthemes = [\"beta\"]\ndraft = true",
+        "x\n",
+    );
     let run = site.build();
-    assert!(run.stdout.contains("0 new, 0 updated, 2 withdrawn, 1 unchanged"), "{run}");
+    assert!(
+        run.stdout
+            .contains("0 new, 0 updated, 2 withdrawn, 1 unchanged"),
+        "{run}"
+    );
     for rel in ["rss.xml", "atom.xml", "feed.json", "themes/alpha/rss.xml"] {
-        assert_eq!(entry_ids(&site, rel), ["tag:example.org,2024-01-01:stay"], "{rel}");
+        assert_eq!(
+            entry_ids(&site, rel),
+            ["tag:example.org,2024-01-01:stay"],
+            "{rel}"
+        );
     }
     assert!(entry_ids(&site, "themes/beta/atom.xml").is_empty());
 
     // Published again: the same story, with the same id, not a new one.
     site.story("hidden", "Hidden", "2024-03-01", &["beta"]);
     let run = site.build();
-    assert!(run.stdout.contains("0 new, 1 updated, 0 withdrawn"), "{run}");
-    assert_eq!(entry_ids(&site, "themes/beta/rss.xml"), ["tag:example.org,2024-03-01:hidden"]);
+    assert!(
+        run.stdout.contains("0 new, 1 updated, 0 withdrawn"),
+        "{run}"
+    );
+    assert_eq!(
+        entry_ids(&site, "themes/beta/rss.xml"),
+        ["tag:example.org,2024-03-01:hidden"]
+    );
 }
 
 fn snapshot_files(site: &Site) -> BTreeMap<String, (Vec<u8>, FileTime)> {
@@ -108,8 +177,18 @@ fn snapshot_files(site: &Site) -> BTreeMap<String, (Vec<u8>, FileTime)> {
                 stack.push(path);
             } else {
                 let meta = std::fs::metadata(&path).unwrap();
-                let rel = path.strip_prefix(site.root()).unwrap().display().to_string();
-                out.insert(rel, (std::fs::read(&path).unwrap(), FileTime::from_last_modification_time(&meta)));
+                let rel = path
+                    .strip_prefix(site.root())
+                    .unwrap()
+                    .display()
+                    .to_string();
+                out.insert(
+                    rel,
+                    (
+                        std::fs::read(&path).unwrap(),
+                        FileTime::from_last_modification_time(&meta),
+                    ),
+                );
             }
         }
     }
@@ -130,7 +209,10 @@ fn building_twice_leaves_every_file_byte_identical_and_untouched() {
     let run = site.build();
     assert!(run.stdout.contains("0 written"), "{run}");
     let after = snapshot_files(&site);
-    assert_eq!(before.keys().collect::<Vec<_>>(), after.keys().collect::<Vec<_>>());
+    assert_eq!(
+        before.keys().collect::<Vec<_>>(),
+        after.keys().collect::<Vec<_>>()
+    );
     for (path, (bytes, mtime)) in &before {
         assert!(after[path].0 == *bytes, "{path} changed");
         assert_eq!(after[path].1, *mtime, "{path} was rewritten");
@@ -151,14 +233,20 @@ fn the_same_stories_give_the_same_bytes_from_a_fresh_store() {
     let second = snapshot_files(&site);
     assert_eq!(first.len(), second.len());
     for (path, (bytes, _)) in &first {
-        assert!(second[path].0 == *bytes, "{path} differs between two builds of the same input");
+        assert!(
+            second[path].0 == *bytes,
+            "{path} differs between two builds of the same input"
+        );
     }
 }
 
 /// Runs SQL against the site's store with sqlx, as an operator's tool would.
 fn sql(site: &Site, statements: &[&str]) -> Vec<(String, String, Option<String>)> {
     use sqlx::Connection;
-    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
     rt.block_on(async {
         let url = format!("sqlite://{}", site.path("tidings.db").display());
         let mut conn = sqlx::SqliteConnection::connect(&url).await.unwrap();
@@ -183,8 +271,10 @@ fn an_ingest_that_fails_half_way_leaves_the_store_and_feeds_as_they_were() {
     // fails, after the other changes of the same ingest were made.
     let before = sql(
         &site,
-        &["CREATE TRIGGER fail_boom BEFORE INSERT ON stories WHEN NEW.slug = 'boom'
-           BEGIN SELECT RAISE(ABORT, 'injected failure'); END"],
+        &[
+            "CREATE TRIGGER fail_boom BEFORE INSERT ON stories WHEN NEW.slug = 'boom'
+           BEGIN SELECT RAISE(ABORT, 'injected failure'); END",
+        ],
     );
     assert_eq!(before.len(), 2);
 
@@ -195,12 +285,22 @@ fn an_ingest_that_fails_half_way_leaves_the_store_and_feeds_as_they_were() {
     let run = site.tidings(&["build"]);
     assert_eq!(run.code, 1, "{run}");
     assert!(run.stderr.contains("injected failure"), "{run}");
-    assert_eq!(sql(&site, &[]), before, "nothing of the failed ingest was kept");
+    assert_eq!(
+        sql(&site, &[]),
+        before,
+        "nothing of the failed ingest was kept"
+    );
     let feeds_after = snapshot_files(&site);
-    assert!(feeds_before == feeds_after, "feeds untouched by the failed build");
+    assert!(
+        feeds_before == feeds_after,
+        "feeds untouched by the failed build"
+    );
 
     let after = sql(&site, &["DROP TRIGGER fail_boom"]);
     assert_eq!(after, before);
     let run = site.build();
-    assert!(run.stdout.contains("2 new, 1 updated, 1 withdrawn"), "{run}");
+    assert!(
+        run.stdout.contains("2 new, 1 updated, 1 withdrawn"),
+        "{run}"
+    );
 }
