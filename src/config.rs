@@ -504,23 +504,49 @@ impl<'a> Context<'a> {
             );
             return None;
         }
-        let mut unknown = Vec::new();
-        let de = ValueDeserializer::from(value.clone());
-        let result: Result<T, _> = serde_ignored::deserialize(de, |path| {
-            unknown.push(path_segments(&path));
-        });
+        // Deserialize, and after each error drop the key that caused it
+        // and go again, so every bad key of the table is reported at once.
+        let mut current = value.clone();
+        let mut removed: Vec<String> = Vec::new();
+        let (result, unknown) = loop {
+            let mut unknown = Vec::new();
+            let de = ValueDeserializer::from(current.clone());
+            let result: Result<T, _> = serde_ignored::deserialize(de, |path| {
+                unknown.push(path_segments(&path));
+            });
+            let e = match result {
+                Ok(v) => break (Some(v), unknown),
+                Err(e) => e,
+            };
+            // "missing field" for a key dropped earlier repeats a problem.
+            let repeat = missing_field(e.message()).is_some_and(|f| removed.iter().any(|r| r == f));
+            if !repeat {
+                let span = e.span();
+                let inner = span
+                    .clone()
+                    .map(|s| innermost_key(value, &s))
+                    .unwrap_or_default();
+                self.problem(&join_key(key, &inner), span, clean_message(e.message()));
+            }
+            let top = e.span().and_then(|s| top_key(&current, &s));
+            match (top, current.get_mut()) {
+                (Some(top), DeValue::Table(table)) if !repeat && removed.len() < 64 => {
+                    table.remove(top.as_str());
+                    removed.push(top);
+                }
+                _ => break (None, unknown),
+            }
+        };
         for path in unknown {
             let (span, dotted) = locate(value, &path);
             let last = path.last().cloned().unwrap_or_default();
-            let hint = if path.len() == 1 {
-                suggestion(&last, known)
+            let (hint, expected) = if path.len() == 1 {
+                (
+                    suggestion(&last, known),
+                    format!("; expected one of: {}", known.join(", ")),
+                )
             } else {
-                String::new()
-            };
-            let expected = if path.len() == 1 {
-                format!("; expected one of: {}", known.join(", "))
-            } else {
-                String::new()
+                (String::new(), String::new())
             };
             self.problem(
                 &join_key(key, &dotted),
@@ -528,19 +554,30 @@ impl<'a> Context<'a> {
                 format!("unknown key{hint}{expected}"),
             );
         }
-        match result {
-            Ok(v) => Some(v),
-            Err(e) => {
-                let span = e.span();
-                let inner = span
-                    .clone()
-                    .map(|s| innermost_key(value, &s))
-                    .unwrap_or_default();
-                self.problem(&join_key(key, &inner), span, clean_message(e.message()));
-                None
-            }
-        }
+        if removed.is_empty() { result } else { None }
     }
+}
+
+/// The field named by serde's "missing field `x`" message.
+fn missing_field(message: &str) -> Option<&str> {
+    message
+        .trim()
+        .strip_prefix("missing field `")?
+        .split('`')
+        .next()
+}
+
+/// The key of `table` whose key or value holds `span`.
+fn top_key(table: &Spanned<DeValue<'_>>, span: &Range<usize>) -> Option<String> {
+    let DeValue::Table(t) = table.get_ref() else {
+        return None;
+    };
+    t.iter()
+        .find(|(k, v)| {
+            let vs = v.span();
+            (vs.start <= span.start && span.end <= vs.end) || k.span() == *span
+        })
+        .map(|(k, _)| k.get_ref().to_string())
 }
 
 fn clean_message(message: &str) -> String {

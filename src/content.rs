@@ -3,6 +3,7 @@
 //! allow-list, every relative URL made absolute, and characters that XML
 //! forbids removed.
 
+use std::borrow::Cow;
 use std::cell::RefCell;
 use std::collections::HashSet;
 
@@ -10,9 +11,38 @@ use ammonia::{Builder, UrlRelative};
 use pulldown_cmark::{Options, Parser, html};
 use url::Url;
 
-/// Renders Markdown to sanitized HTML whose links and images are absolute,
-/// resolved against `base` (the story's own URL).
-pub fn markdown_to_html(markdown: &str, base: &Url) -> String {
+/// What relative URLs in a story resolve against.
+#[derive(Debug, Clone)]
+pub struct Bases {
+    /// The site's `base_url`: root-relative references (`/images/x.jpg`)
+    /// resolve under it, so a site served from a sub-path keeps its path.
+    pub site: Url,
+    /// The story's own URL: other relative references resolve against it.
+    pub page: Url,
+}
+
+impl Bases {
+    /// `reference` as an absolute http(s) URL, or `None` when it cannot be
+    /// one.
+    pub fn resolve(&self, reference: &str) -> Option<Url> {
+        let reference = reference.trim();
+        let url = match reference.strip_prefix('/') {
+            Some(rest) if !rest.starts_with('/') => self.site.join(rest),
+            _ => self.page.join(reference),
+        }
+        .ok()?;
+        matches!(url.scheme(), "http" | "https").then_some(url)
+    }
+}
+
+impl<'a> ammonia::UrlRelativeEvaluate<'a> for Bases {
+    fn evaluate<'url>(&self, url: &'url str) -> Option<Cow<'url, str>> {
+        self.resolve(url).map(|u| Cow::Owned(u.into()))
+    }
+}
+
+/// Renders Markdown to sanitized HTML whose links and images are absolute.
+pub fn markdown_to_html(markdown: &str, base: &Bases) -> String {
     let markdown = strip_illegal_chars(markdown);
     let options = Options::ENABLE_TABLES
         | Options::ENABLE_FOOTNOTES
@@ -25,9 +55,9 @@ pub fn markdown_to_html(markdown: &str, base: &Url) -> String {
 }
 
 /// Cleans untrusted HTML with an allow-list and makes its URLs absolute.
-pub fn sanitize_html(html: &str, base: &Url) -> String {
+pub fn sanitize_html(html: &str, base: &Bases) -> String {
     let clean = SANITIZER.with_borrow_mut(|builder| {
-        builder.url_relative(UrlRelative::RewriteWithBase(base.clone()));
+        builder.url_relative(UrlRelative::Custom(Box::new(base.clone())));
         builder.clean(html).to_string()
     });
     strip_illegal_chars(&clean).into_owned()
@@ -102,19 +132,15 @@ pub fn truncate_words(s: &str, max: usize) -> String {
     format!("{}…", cut.trim_end_matches([',', '.', ';', ':', ' ']))
 }
 
-/// Resolves `reference` (absolute, root-relative or relative) against
-/// `base`; `None` if it cannot be made an http(s) URL.
-pub fn absolute_url(base: &Url, reference: &str) -> Option<Url> {
-    let url = base.join(reference.trim()).ok()?;
-    matches!(url.scheme(), "http" | "https").then_some(url)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn base() -> Url {
-        Url::parse("https://example.org/stories/a/").unwrap()
+    fn base() -> Bases {
+        Bases {
+            site: Url::parse("https://example.org/site/").unwrap(),
+            page: Url::parse("https://example.org/site/stories/a/").unwrap(),
+        }
     }
 
     #[test]
@@ -131,15 +157,15 @@ mod tests {
     fn relative_links_and_images_become_absolute() {
         let html = markdown_to_html("[a](/other/) [b](img/x.jpg) ![c](../pic.png)", &base());
         assert!(
-            html.contains("href=\"https://example.org/other/\""),
+            html.contains("href=\"https://example.org/site/other/\""),
             "{html}"
         );
         assert!(
-            html.contains("href=\"https://example.org/stories/a/img/x.jpg\""),
+            html.contains("href=\"https://example.org/site/stories/a/img/x.jpg\""),
             "{html}"
         );
         assert!(
-            html.contains("src=\"https://example.org/stories/pic.png\""),
+            html.contains("src=\"https://example.org/site/stories/pic.png\""),
             "{html}"
         );
     }

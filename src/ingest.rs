@@ -83,6 +83,8 @@ pub fn plan(
 ) -> Plan {
     let by_id: HashMap<&str, &StoredRef> = stored.iter().map(|s| (s.id.as_str(), s)).collect();
     let by_slug: HashMap<&str, &StoredRef> = stored.iter().map(|s| (s.slug.as_str(), s)).collect();
+    let by_origin: HashMap<&str, &StoredRef> =
+        stored.iter().map(|s| (s.origin.as_str(), s)).collect();
     let mut taken_ids: HashSet<String> = stored.iter().map(|s| s.id.to_string()).collect();
     let mut matched: HashSet<StoryId> = HashSet::new();
     let mut protected: HashSet<StoryId> = HashSet::new();
@@ -99,7 +101,13 @@ pub fn plan(
 
     for (source, scan) in scans {
         for (problem, item) in scan.failed {
-            if let Some(s) = find(item.id.as_ref(), item.slug.as_deref()) {
+            // The file it came from is the surest match: front matter that
+            // no longer parses may hide the story's own slug or id.
+            let by_file = by_origin.get(item.origin.as_str()).copied();
+            for s in by_file
+                .into_iter()
+                .chain(find(item.id.as_ref(), item.slug.as_deref()))
+            {
                 protected.insert(s.id.clone());
             }
             report.skipped.push(problem);
@@ -125,24 +133,17 @@ pub fn plan(
                 continue;
             }
             seen_slugs.insert(story.slug.clone(), story.origin.clone());
-            let existing = find(story.id.as_ref(), Some(&story.slug))
-                .filter(|s| !matched.contains(&s.id))
-                // A slug match is only the same story if the stored one is
-                // not claimed by an explicit id elsewhere.
-                .filter(|s| story.id.is_some() || s.slug == story.slug);
+            let existing =
+                find(story.id.as_ref(), Some(&story.slug)).filter(|s| !matched.contains(&s.id));
             match existing {
                 Some(s) => {
                     matched.insert(s.id.clone());
                     let hash = story.content_hash();
                     let content_changed = hash != s.content_hash;
                     if content_changed || s.withdrawn {
-                        if content_changed {
-                            report.changed += 1;
-                        } else {
-                            // Back from withdrawal, unchanged: new to readers
-                            // again, but not a new story.
-                            report.changed += 1;
-                        }
+                        // Back from withdrawal counts as updated: the same
+                        // story, not a new one.
+                        report.changed += 1;
                         changes.push(Change::Update {
                             id: s.id.clone(),
                             source: source.clone(),

@@ -147,15 +147,16 @@ pub fn full_html(s: &Story) -> String {
     match &s.image {
         Some(image) => format!(
             "<p><img src=\"{}\" alt=\"{}\"></p>\n{}",
-            escape_attr(image),
-            escape_attr(image_alt(s)),
+            escape_html(image),
+            escape_html(image_alt(s)),
             s.body_html
         ),
         None => s.body_html.clone(),
     }
 }
 
-fn escape_attr(s: &str) -> String {
+/// Escapes text for use in HTML, in element content or a quoted attribute.
+pub fn escape_html(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     for c in s.chars() {
         match c {

@@ -110,7 +110,8 @@ fn item(config: &Config, stored: &StoredStory) -> Item {
     Item {
         title: Some(s.title.clone()),
         link: Some(s.url.clone()),
-        description: Some(s.summary.clone()),
+        // Readers take an item's description as HTML; the summary is text.
+        description: Some(super::escape_html(&s.summary)),
         guid: Some(Guid {
             value: stored.guid.clone(),
             permalink: false,

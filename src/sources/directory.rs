@@ -300,9 +300,14 @@ fn parse_story(
         &language,
     )
     .map_err(|e| fm_problem(e, None, None))?;
+    let bases = content::Bases {
+        site: config.site.base_url.clone(),
+        page: url,
+    };
     let image = match fm.image.as_deref().map(str::trim).filter(|s| !s.is_empty()) {
         Some(img) => Some(
-            content::absolute_url(&url, img)
+            bases
+                .resolve(img)
                 .ok_or_else(|| {
                     fm_problem(
                         format!("`{img}` is not a usable image path or http(s) URL"),
@@ -314,7 +319,7 @@ fn parse_story(
         ),
         None => None,
     };
-    let body_html = content::markdown_to_html(body, &url);
+    let body_html = content::markdown_to_html(body, &bases);
     let summary = match fm.summary.as_deref().map(content::clean_line) {
         Some(s) if !s.is_empty() => s,
         _ => content::summary_from_markdown(body, SUMMARY_CHARS),
@@ -322,7 +327,7 @@ fn parse_story(
     Ok(Parsed::Story(Box::new(Story {
         id,
         slug,
-        url: url.to_string(),
+        url: bases.page.to_string(),
         title,
         summary,
         body_html,

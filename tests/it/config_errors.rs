@@ -482,7 +482,6 @@ fn build_with_a_bad_config_lists_every_problem_and_writes_nothing() {
 
 /// All problems at once means all of them, also two in the same table.
 #[test]
-#[ignore = "src bug: a section stops at its first type error; later problems in it are not reported"]
 fn two_problems_in_one_section_are_both_reported() {
     let text = fixture_with(
         "items = 50\nfull_content = true",

@@ -279,7 +279,7 @@ image_alt = "A picture""#,
     assert!(
         item.content()
             .unwrap()
-            .contains("src=\"https://example.org/img/a.png\"")
+            .contains("src=\"https://example.org/news/img/a.png\"")
     );
     assert!(
         item.content()
@@ -328,7 +328,7 @@ fn atom_entries_carry_ids_dates_content_and_categories() {
         content
             .value()
             .unwrap()
-            .contains("href=\"https://example.org/other/\"")
+            .contains("href=\"https://example.org/news/other/\"")
     );
     let cats: Vec<(&str, Option<&str>)> = e
         .categories()

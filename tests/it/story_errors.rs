@@ -541,7 +541,6 @@ fn a_published_story_whose_front_matter_breaks_stays_in_the_feed() {
 /// broken file is matched by its file name only, so the stored story is
 /// not protected and gets withdrawn.
 #[test]
-#[ignore = "src bug: a broken story with its own `slug` is withdrawn instead of kept"]
 fn a_published_story_with_its_own_slug_stays_when_its_front_matter_breaks() {
     let site = site_with_good_stories();
     site.write_story(
