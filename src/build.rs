@@ -1,6 +1,8 @@
 //! `tidings build`: one ingest of every source followed by writing the
 //! feeds, the unit of work the scheduler will repeat.
 
+use std::time::Instant;
+
 use anyhow::Result;
 use chrono::Utc;
 
@@ -21,14 +23,29 @@ pub struct BuildReport {
 /// Ingests every source into the store, then writes the feeds.
 pub async fn build(config: &Config, store: &Store) -> Result<BuildReport> {
     let ingest = ingest::ingest(config, store, Utc::now()).await?;
-    let stories = store.published_stories().await?;
-    let published = stories.len();
+    let started = Instant::now();
+    let index = store.published_index().await?;
+    let published = index.len();
+    let stories = store
+        .published_by_ids(&feeds::prepare::select(config, &index))
+        .await?;
+    let loaded = started.elapsed();
     let config = config.clone();
-    let feeds = tokio::task::spawn_blocking(move || {
+    let (feeds, rendered) = tokio::task::spawn_blocking(move || {
         let files = feeds::render_all(&config, &stories);
-        feeds::write_all(&config, &files)
+        let rendered = started.elapsed();
+        feeds::write_all(&config, &files).map(|r| (r, rendered))
     })
     .await??;
+    tracing::info!(
+        load_ms = loaded.as_millis() as u64,
+        render_ms = (rendered - loaded).as_millis() as u64,
+        write_ms = (started.elapsed() - rendered).as_millis() as u64,
+        written = feeds.written.len(),
+        unchanged = feeds.unchanged,
+        removed = feeds.removed.len(),
+        "feeds"
+    );
     Ok(BuildReport {
         ingest,
         feeds,

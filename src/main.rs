@@ -107,7 +107,7 @@ fn plural(n: usize, word: &str) -> String {
 }
 
 fn check(config: &Config) -> Result<ExitCode> {
-    let (scans, mut problems, failed) = ingest::scan_all(config);
+    let (scans, mut problems, failed) = ingest::scan_all(config, &Default::default());
     let stories: usize = scans.iter().map(|(_, s)| s.stories.len()).sum();
     let drafts: usize = scans.iter().map(|(_, s)| s.drafts.len()).sum();
     // Matching against an empty store finds duplicate slugs and ids.

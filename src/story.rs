@@ -179,19 +179,54 @@ pub struct Story {
     pub updated: Option<DateTime<Utc>>,
     /// Where the story came from (a file path, a URL), for messages.
     pub origin: String,
+    /// What the source knows of the item's version without reading it (a
+    /// file's modification time and size), so an unchanged item need not
+    /// be parsed again. Not part of the content.
+    pub stamp: Option<String>,
 }
 
 impl Story {
     /// A hash of everything a reader sees, so that a changed story can be
     /// told from an unchanged one without comparing fields one by one.
+    /// Each field is length-prefixed, so no two stories hash alike by
+    /// moving text from one field to the next.
     pub fn content_hash(&self) -> String {
         use sha2::{Digest, Sha256};
-        let mut hasher = Sha256::new();
-        // serde_json output of a struct is deterministic (field order).
-        let mut copy = self.clone();
-        copy.origin.clear();
-        hasher.update(serde_json::to_vec(&copy).expect("a Story always serializes"));
-        hex::encode(hasher.finalize())
+        fn field(h: &mut Sha256, bytes: &[u8]) {
+            h.update((bytes.len() as u64).to_le_bytes());
+            h.update(bytes);
+        }
+        fn opt(h: &mut Sha256, s: Option<&str>) {
+            match s {
+                Some(s) => field(h, s.as_bytes()),
+                None => h.update([0xff]),
+            }
+        }
+        let mut h = Sha256::new();
+        opt(&mut h, self.id.as_ref().map(StoryId::as_str));
+        for text in [
+            &self.slug,
+            &self.url,
+            &self.title,
+            &self.summary,
+            &self.body_html,
+        ] {
+            field(&mut h, text.as_bytes());
+        }
+        opt(&mut h, self.language.as_ref().map(Language::as_str));
+        field(&mut h, &(self.authors.len() as u64).to_le_bytes());
+        for a in &self.authors {
+            field(&mut h, a.as_bytes());
+        }
+        field(&mut h, &(self.themes.len() as u64).to_le_bytes());
+        for t in &self.themes {
+            field(&mut h, t.as_str().as_bytes());
+        }
+        opt(&mut h, self.image.as_deref());
+        opt(&mut h, self.image_alt.as_deref());
+        field(&mut h, self.published.to_rfc3339().as_bytes());
+        opt(&mut h, self.updated.map(|u| u.to_rfc3339()).as_deref());
+        hex::encode(h.finalize())
     }
 }
 

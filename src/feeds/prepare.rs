@@ -7,6 +7,7 @@ use url::Url;
 
 use crate::config::{Config, Theme};
 use crate::store::StoredStory;
+use crate::story::{StoryId, ThemeSlug};
 
 /// The three formats every feed is written in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -80,17 +81,18 @@ pub fn feeds_base(config: &Config) -> Url {
 /// returns them.
 pub fn prepare<'a>(config: &'a Config, stories: &'a [StoredStory]) -> Vec<Feed<'a>> {
     let limit = config.feeds.items;
-    let site_updated = newest_update(stories.iter()).unwrap_or(DateTime::UNIX_EPOCH);
     let lang = config.site.language.as_str();
     let mut feeds = Vec::with_capacity(config.themes.len() + 1);
     let site_stories: Vec<&StoredStory> = stories.iter().take(limit).collect();
+    // A theme with no stories yet takes the site's time.
+    let site_updated = newest_update(site_stories.iter().copied()).unwrap_or(DateTime::UNIX_EPOCH);
     feeds.push(Feed {
         dir: String::new(),
         title: config.site.title.clone(),
         description: non_empty(&config.site.description, &config.site.title),
         home_url: config.site.base_url.clone(),
         theme: None,
-        updated: newest_update(site_stories.iter().copied()).unwrap_or(site_updated),
+        updated: site_updated,
         stories: site_stories,
     });
     for theme in &config.themes {
@@ -111,6 +113,31 @@ pub fn prepare<'a>(config: &'a Config, stories: &'a [StoredStory]) -> Vec<Feed<'
         });
     }
     feeds
+}
+
+/// The stories any feed will list, from the index of published stories
+/// (newest first, ties by id): the site's newest `items` and each theme's.
+/// Loading only these keeps a build of a large site from reading every
+/// body; [`prepare`] on them gives the same feeds as on all stories.
+pub fn select<'a>(config: &Config, index: &'a [(StoryId, Vec<ThemeSlug>)]) -> Vec<&'a StoryId> {
+    let limit = config.feeds.items;
+    let mut wanted = vec![false; index.len()];
+    for w in wanted.iter_mut().take(limit) {
+        *w = true;
+    }
+    for theme in &config.themes {
+        index
+            .iter()
+            .enumerate()
+            .filter(|(_, (_, themes))| themes.contains(&theme.slug))
+            .take(limit)
+            .for_each(|(i, _)| wanted[i] = true);
+    }
+    index
+        .iter()
+        .zip(wanted)
+        .filter_map(|((id, _), w)| w.then_some(id))
+        .collect()
 }
 
 /// The theme's page on the site.

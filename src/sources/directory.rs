@@ -4,6 +4,7 @@
 //! Files and folders whose names start with `.` or `_` are ignored, as are
 //! files not ending in `.md`.
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 use chrono::{DateTime, LocalResult, NaiveDate, NaiveDateTime, TimeZone, Utc};
@@ -56,16 +57,32 @@ const KEYS: &[&str] = &[
     "id",
 ];
 
-/// Reads every story file under the source's folder.
-pub fn scan(config: &Config, source: &DirectorySource) -> Result<Scan, Problem> {
+/// Reads every story file under the source's folder, skipping those whose
+/// stamp matches `known`.
+pub fn scan(
+    config: &Config,
+    source: &DirectorySource,
+    known: &HashMap<String, String>,
+) -> Result<Scan, Problem> {
     let mut files = Vec::new();
     collect_files(&source.path, &mut files)
         .map_err(|e| Problem::new(&source.path, format!("cannot read the stories folder: {e}")))?;
     files.sort();
+    let fingerprint = fingerprint(config, source);
     let results: Vec<(PathBuf, Result<Parsed, Problem>)> = files
         .into_par_iter()
         .map(|path| {
-            let result = read_story(config, source, &path);
+            let origin = shown(config, &path);
+            let stamp = stamp(&path, &fingerprint);
+            let result = match (&stamp, known.get(&origin)) {
+                (Some(now), Some(before)) if now == before => Ok(Parsed::Unchanged(origin)),
+                _ => read_story(config, source, &path).map(|mut parsed| {
+                    if let Parsed::Story(story) = &mut parsed {
+                        story.stamp = stamp;
+                    }
+                    parsed
+                }),
+            };
             (path, result)
         })
         .collect();
@@ -73,6 +90,10 @@ pub fn scan(config: &Config, source: &DirectorySource) -> Result<Scan, Problem> 
     for (path, result) in results {
         match result {
             Ok(Parsed::Story(story)) => scan.stories.push(*story),
+            Ok(Parsed::Unchanged(origin)) => scan.unchanged.push(ItemRef {
+                origin,
+                ..ItemRef::default()
+            }),
             Ok(Parsed::Draft(item)) => scan.drafts.push(item),
             Err(problem) => {
                 let origin = shown(config, &path);
@@ -90,6 +111,51 @@ pub fn scan(config: &Config, source: &DirectorySource) -> Result<Scan, Problem> 
     }
     Ok(scan)
 }
+
+/// What a story's stored version depends on besides its file: the
+/// settings that shape it, and this program's version (which shapes the
+/// HTML). A change to any of them makes every file be read again.
+fn fingerprint(config: &Config, source: &DirectorySource) -> String {
+    use sha2::{Digest, Sha256};
+    let mut h = Sha256::new();
+    for part in [
+        env!("CARGO_PKG_VERSION"),
+        config.site.base_url.as_str(),
+        config.site.timezone.name(),
+        config.site.language.as_str(),
+        &source.url,
+    ] {
+        h.update(part.as_bytes());
+        h.update([0]);
+    }
+    for theme in &config.themes {
+        h.update(theme.slug.as_str().as_bytes());
+        h.update([0]);
+    }
+    hex::encode(&h.finalize()[..8])
+}
+
+/// The file's modification time (in nanoseconds) and size, with the
+/// fingerprint; `None` when the file system does not say, or when the file
+/// changed so recently that a second write within the file system's clock
+/// tick could go unseen (the "racy git" problem): such a file is read
+/// again next time.
+fn stamp(path: &Path, fingerprint: &str) -> Option<String> {
+    let meta = std::fs::metadata(path).ok()?;
+    let modified = meta.modified().ok()?;
+    let age = std::time::SystemTime::now().duration_since(modified).ok()?;
+    if age < RACY_WINDOW {
+        return None;
+    }
+    let nanos = modified
+        .duration_since(std::time::UNIX_EPOCH)
+        .ok()?
+        .as_nanos();
+    Some(format!("{nanos}-{}-{fingerprint}", meta.len()))
+}
+
+/// Files modified more recently than this are never skipped.
+const RACY_WINDOW: std::time::Duration = std::time::Duration::from_secs(2);
 
 fn collect_files(dir: &Path, out: &mut Vec<PathBuf>) -> std::io::Result<()> {
     for entry in fs_err::read_dir(dir)? {
@@ -121,6 +187,8 @@ fn file_slug(path: &Path) -> String {
 
 enum Parsed {
     Story(Box<Story>),
+    /// The origin of an item whose stamp matched.
+    Unchanged(String),
     Draft(ItemRef),
 }
 
@@ -348,6 +416,7 @@ fn parse_story(
         published,
         updated,
         origin: file.display().to_string(),
+        stamp: None,
     })))
 }
 

@@ -4,6 +4,8 @@
 
 pub mod directory;
 
+use std::collections::HashMap;
+
 use crate::config::{Config, Source};
 use crate::diagnostic::Problem;
 use crate::story::{Story, StoryId};
@@ -13,6 +15,8 @@ use crate::story::{Story, StoryId};
 pub struct Scan {
     /// Stories to publish.
     pub stories: Vec<Story>,
+    /// Items whose stamp matches the one stored: not read again.
+    pub unchanged: Vec<ItemRef>,
     /// Items that exist but are drafts: their stories are withdrawn.
     pub drafts: Vec<ItemRef>,
     /// Items that exist but could not be read; their stories keep whatever
@@ -28,9 +32,15 @@ pub struct ItemRef {
     pub origin: String,
 }
 
-/// Reads one configured source.
-pub fn scan(config: &Config, source: &Source) -> Result<Scan, Problem> {
+/// Reads one configured source. `known` maps the origin of each published
+/// story to its stored stamp; an item whose stamp still matches is listed
+/// as unchanged without being read.
+pub fn scan(
+    config: &Config,
+    source: &Source,
+    known: &HashMap<String, String>,
+) -> Result<Scan, Problem> {
     match source {
-        Source::Directory(dir) => directory::scan(config, dir),
+        Source::Directory(dir) => directory::scan(config, dir, known),
     }
 }

@@ -12,10 +12,13 @@ use std::time::Duration;
 use anyhow::{Context as _, Result};
 use chrono::{DateTime, Utc};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
-use sqlx::{Row, SqlitePool};
+use sqlx::{QueryBuilder, Row, SqlitePool};
 
 use crate::config::StorageUrl;
 use crate::story::{Language, Story, StoryId, ThemeSlug};
+
+const STORY_COLUMNS: &str = "id, guid, slug, origin, url, title, summary, body_html, language, \
+    authors, themes, image, image_alt, published_at, updated_at, first_seen_at, changed_at";
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
 
@@ -33,6 +36,7 @@ pub struct StoredRef {
     pub slug: String,
     pub origin: String,
     pub content_hash: String,
+    pub stamp: Option<String>,
     pub withdrawn: bool,
 }
 
@@ -78,11 +82,13 @@ pub enum Change {
         hash: String,
         content_changed: bool,
     },
-    /// A stored story whose file moved but whose content did not change.
-    Moved {
+    /// A stored story whose content did not change but whose origin
+    /// (file moved) or stamp (file touched) did.
+    Seen {
         id: StoryId,
         origin: String,
         source: String,
+        stamp: Option<String>,
     },
     /// A stored story that is gone or became a draft.
     Withdraw { id: StoryId },
@@ -117,7 +123,8 @@ impl Store {
     /// Every stored story, withdrawn ones included, for matching.
     pub async fn story_refs(&self) -> Result<Vec<StoredRef>> {
         let rows = sqlx::query(
-            "SELECT id, source, slug, origin, content_hash, withdrawn_at IS NOT NULL AS withdrawn
+            "SELECT id, source, slug, origin, origin_stamp, content_hash,
+                    withdrawn_at IS NOT NULL AS withdrawn
              FROM stories ORDER BY id",
         )
         .fetch_all(&self.pool)
@@ -131,6 +138,7 @@ impl Store {
                     slug: r.get("slug"),
                     origin: r.get("origin"),
                     content_hash: r.get("content_hash"),
+                    stamp: r.get("origin_stamp"),
                     withdrawn: r.get("withdrawn"),
                 })
             })
@@ -140,44 +148,18 @@ impl Store {
     /// Applies one ingest run's changes in a single transaction.
     pub async fn apply(&self, changes: &[Change], now: DateTime<Utc>) -> Result<()> {
         let mut tx = self.pool.begin().await?;
+        let inserts: Vec<&Change> = changes
+            .iter()
+            .filter(|c| matches!(c, Change::Insert { .. }))
+            .collect();
+        // Many rows per statement: a first build of a large site inserts
+        // tens of thousands, and a statement costs far more than a row.
+        for chunk in inserts.chunks(INSERT_BATCH) {
+            insert_stories(&mut tx, chunk, now).await?;
+        }
         for change in changes {
             match change {
-                Change::Insert {
-                    id,
-                    guid,
-                    source,
-                    story,
-                    hash,
-                } => {
-                    sqlx::query(
-                        "INSERT INTO stories (id, guid, source, slug, origin, url, title, summary,
-                           body_html, language, authors, themes, image, image_alt, published_at,
-                           updated_at, content_hash, first_seen_at)
-                         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                    )
-                    .bind(id.as_str())
-                    .bind(guid)
-                    .bind(source)
-                    .bind(&story.slug)
-                    .bind(&story.origin)
-                    .bind(&story.url)
-                    .bind(&story.title)
-                    .bind(&story.summary)
-                    .bind(&story.body_html)
-                    .bind(story.language.as_ref().map(Language::as_str))
-                    .bind(serde_json::to_string(&story.authors)?)
-                    .bind(serde_json::to_string(&story.themes)?)
-                    .bind(&story.image)
-                    .bind(&story.image_alt)
-                    .bind(story.published)
-                    .bind(story.updated)
-                    .bind(hash)
-                    .bind(now)
-                    .execute(&mut *tx)
-                    .await
-                    .with_context(|| format!("cannot store story {id} ({})", story.origin))?;
-                    write_themes(&mut tx, id, &story.themes).await?;
-                }
+                Change::Insert { .. } => {}
                 Change::Update {
                     id,
                     source,
@@ -186,16 +168,17 @@ impl Store {
                     content_changed,
                 } => {
                     sqlx::query(
-                        "UPDATE stories SET source = ?, slug = ?, origin = ?, url = ?, title = ?,
-                           summary = ?, body_html = ?, language = ?, authors = ?, themes = ?,
-                           image = ?, image_alt = ?, published_at = ?, updated_at = ?,
-                           content_hash = ?, withdrawn_at = NULL,
+                        "UPDATE stories SET source = ?, slug = ?, origin = ?, origin_stamp = ?,
+                           url = ?, title = ?, summary = ?, body_html = ?, language = ?,
+                           authors = ?, themes = ?, image = ?, image_alt = ?, published_at = ?,
+                           updated_at = ?, content_hash = ?, withdrawn_at = NULL,
                            changed_at = CASE WHEN ? THEN ? ELSE changed_at END
                          WHERE id = ?",
                     )
                     .bind(source)
                     .bind(&story.slug)
                     .bind(&story.origin)
+                    .bind(&story.stamp)
                     .bind(&story.url)
                     .bind(&story.title)
                     .bind(&story.summary)
@@ -218,15 +201,23 @@ impl Store {
                         .bind(id.as_str())
                         .execute(&mut *tx)
                         .await?;
-                    write_themes(&mut tx, id, &story.themes).await?;
+                    insert_themes(&mut tx, &[(id, &story.themes)]).await?;
                 }
-                Change::Moved { id, origin, source } => {
-                    sqlx::query("UPDATE stories SET origin = ?, source = ? WHERE id = ?")
-                        .bind(origin)
-                        .bind(source)
-                        .bind(id.as_str())
-                        .execute(&mut *tx)
-                        .await?;
+                Change::Seen {
+                    id,
+                    origin,
+                    source,
+                    stamp,
+                } => {
+                    sqlx::query(
+                        "UPDATE stories SET origin = ?, source = ?, origin_stamp = ? WHERE id = ?",
+                    )
+                    .bind(origin)
+                    .bind(source)
+                    .bind(stamp)
+                    .bind(id.as_str())
+                    .execute(&mut *tx)
+                    .await?;
                 }
                 Change::Withdraw { id } => {
                     sqlx::query(
@@ -243,19 +234,56 @@ impl Store {
         Ok(())
     }
 
-    /// Every published (not withdrawn) story, newest first, ties broken by
-    /// id so that the order never depends on the database.
-    pub async fn published_stories(&self) -> Result<Vec<StoredStory>> {
+    /// The id and themes of every published story, newest first (ties by
+    /// id): enough to choose what goes in each feed without reading bodies.
+    pub async fn published_index(&self) -> Result<Vec<(StoryId, Vec<ThemeSlug>)>> {
         let rows = sqlx::query(
-            "SELECT id, guid, slug, origin, url, title, summary, body_html, language, authors,
-                    themes, image, image_alt, published_at, updated_at, first_seen_at, changed_at
-             FROM stories WHERE withdrawn_at IS NULL
+            "SELECT id, themes FROM stories WHERE withdrawn_at IS NULL
              ORDER BY published_at DESC, id ASC",
         )
         .fetch_all(&self.pool)
         .await
         .context("cannot read published stories")?;
-        rows.iter().map(stored_story).collect()
+        rows.iter()
+            .map(|r| {
+                let id = StoryId::parse(r.get("id")).map_err(anyhow::Error::msg)?;
+                let themes: String = r.get("themes");
+                Ok((
+                    id,
+                    serde_json::from_str(&themes).context("bad themes column")?,
+                ))
+            })
+            .collect()
+    }
+
+    /// The published stories with these ids, newest first (ties by id).
+    pub async fn published_by_ids(&self, ids: &[&StoryId]) -> Result<Vec<StoredStory>> {
+        let mut out = Vec::with_capacity(ids.len());
+        for chunk in ids.chunks(INSERT_BATCH) {
+            let mut q = QueryBuilder::<sqlx::Sqlite>::new(format!(
+                "SELECT {STORY_COLUMNS} FROM stories WHERE withdrawn_at IS NULL AND id IN ("
+            ));
+            let mut list = q.separated(", ");
+            for id in chunk {
+                list.push_bind(id.as_str());
+            }
+            q.push(")");
+            let rows = q
+                .build()
+                .fetch_all(&self.pool)
+                .await
+                .context("cannot read published stories")?;
+            for r in &rows {
+                out.push(stored_story(r)?);
+            }
+        }
+        out.sort_by(|a, b| {
+            b.story
+                .published
+                .cmp(&a.story.published)
+                .then_with(|| a.id.cmp(&b.id))
+        });
+        Ok(out)
     }
 
     /// Closes the pool, flushing the WAL.
@@ -264,18 +292,96 @@ impl Store {
     }
 }
 
-async fn write_themes(
+/// Rows per multi-row INSERT: 19 columns x 500 stays far below SQLite's
+/// limit of 32766 bound parameters.
+const INSERT_BATCH: usize = 500;
+
+async fn insert_stories(
     tx: &mut sqlx::Transaction<'_, sqlx::Sqlite>,
-    id: &StoryId,
-    themes: &[ThemeSlug],
+    inserts: &[&Change],
+    now: DateTime<Utc>,
 ) -> Result<()> {
-    for (position, theme) in themes.iter().enumerate() {
-        sqlx::query("INSERT INTO story_themes (story_id, theme, position) VALUES (?, ?, ?)")
-            .bind(id.as_str())
-            .bind(theme.as_str())
-            .bind(position as i64)
-            .execute(&mut **tx)
-            .await?;
+    let mut rows = Vec::with_capacity(inserts.len());
+    for change in inserts {
+        if let Change::Insert {
+            id,
+            guid,
+            source,
+            story,
+            hash,
+        } = change
+        {
+            let authors = serde_json::to_string(&story.authors)?;
+            let themes = serde_json::to_string(&story.themes)?;
+            rows.push((id, guid, source, story, hash, authors, themes));
+        }
+    }
+    let mut q = QueryBuilder::<sqlx::Sqlite>::new(
+        "INSERT INTO stories (id, guid, source, slug, origin, origin_stamp, url, title, summary,
+           body_html, language, authors, themes, image, image_alt, published_at, updated_at,
+           content_hash, first_seen_at) ",
+    );
+    q.push_values(
+        &rows,
+        |mut b, (id, guid, source, story, hash, authors, themes)| {
+            b.push_bind(id.as_str())
+                .push_bind(guid.as_str())
+                .push_bind(source.as_str())
+                .push_bind(story.slug.as_str())
+                .push_bind(story.origin.as_str())
+                .push_bind(story.stamp.as_deref())
+                .push_bind(story.url.as_str())
+                .push_bind(story.title.as_str())
+                .push_bind(story.summary.as_str())
+                .push_bind(story.body_html.as_str())
+                .push_bind(story.language.as_ref().map(Language::as_str))
+                .push_bind(authors.as_str())
+                .push_bind(themes.as_str())
+                .push_bind(story.image.as_deref())
+                .push_bind(story.image_alt.as_deref())
+                .push_bind(story.published)
+                .push_bind(story.updated)
+                .push_bind(hash.as_str())
+                .push_bind(now);
+        },
+    );
+    q.build().execute(&mut **tx).await.with_context(|| {
+        let first = rows
+            .first()
+            .map(|r| r.3.origin.as_str())
+            .unwrap_or_default();
+        format!("cannot store {} new stories (from {first} on)", rows.len())
+    })?;
+    let themes: Vec<(&StoryId, &Vec<ThemeSlug>)> = rows
+        .iter()
+        .map(|(id, _, _, story, ..)| (*id, &story.themes))
+        .collect();
+    insert_themes(tx, &themes).await
+}
+
+async fn insert_themes(
+    tx: &mut sqlx::Transaction<'_, sqlx::Sqlite>,
+    stories: &[(&StoryId, &Vec<ThemeSlug>)],
+) -> Result<()> {
+    let rows: Vec<(&StoryId, &ThemeSlug, i64)> = stories
+        .iter()
+        .flat_map(|(id, themes)| {
+            themes
+                .iter()
+                .enumerate()
+                .map(move |(i, t)| (*id, t, i as i64))
+        })
+        .collect();
+    for chunk in rows.chunks(INSERT_BATCH * 4) {
+        let mut q = QueryBuilder::<sqlx::Sqlite>::new(
+            "INSERT INTO story_themes (story_id, theme, position) ",
+        );
+        q.push_values(chunk, |mut b, (id, theme, position)| {
+            b.push_bind(id.as_str())
+                .push_bind(theme.as_str())
+                .push_bind(*position);
+        });
+        q.build().execute(&mut **tx).await?;
     }
     Ok(())
 }
@@ -303,6 +409,7 @@ fn stored_story(r: &sqlx::sqlite::SqliteRow) -> Result<StoredStory> {
         published: r.get("published_at"),
         updated: r.get("updated_at"),
         origin: r.get("origin"),
+        stamp: None,
     };
     Ok(StoredStory {
         id,

@@ -304,3 +304,100 @@ fn an_ingest_that_fails_half_way_leaves_the_store_and_feeds_as_they_were() {
         "{run}"
     );
 }
+
+/// Dates every story file `days` in the past, out of the window in which a
+/// file is always read again.
+fn age_stories(site: &Site, days: u64) {
+    let past = FileTime::from_system_time(SystemTime::now() - Duration::from_secs(days * 86_400));
+    for entry in std::fs::read_dir(site.path("content/stories")).unwrap() {
+        filetime::set_file_mtime(entry.unwrap().path(), past).unwrap();
+    }
+}
+
+/// The `ingest` log line of a build, as JSON.
+fn ingest_log(site: &Site) -> serde_json::Value {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_tidings"))
+        .args(["--log-format", "json", "--config"])
+        .arg(site.config_path())
+        .arg("build")
+        .env("TIDINGS_LOG", "tidings=info")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stderr)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .find(|v| v["fields"]["message"] == "ingest")
+        .expect("an ingest log line")["fields"]
+        .clone()
+}
+
+#[test]
+fn unchanged_files_are_not_read_again_but_every_change_is_seen() {
+    let site = Site::new();
+    site.story("a", "A", "2024-01-01", &["alpha"]);
+    site.story("b", "B", "2024-02-01", &["beta"]);
+    site.story("c", "C", "2024-03-01", &["gamma"]);
+    age_stories(&site, 3);
+    let first = ingest_log(&site);
+    assert_eq!(first["new"], 3);
+    let second = ingest_log(&site);
+    assert_eq!(
+        (second["unchanged"].as_u64(), second["unread"].as_u64()),
+        (Some(3), Some(3))
+    );
+
+    // An edit gives the file a new modification time: it is read again.
+    site.story("b", "B edited", "2024-02-01", &["beta"]);
+    let third = ingest_log(&site);
+    assert_eq!(
+        (third["changed"].as_u64(), third["unread"].as_u64()),
+        (Some(1), Some(2))
+    );
+    let titles: Vec<String> = site
+        .feed("rss.xml")
+        .entries
+        .iter()
+        .map(|e| e.title.clone().unwrap().content)
+        .collect();
+    assert_eq!(titles, ["C", "B edited", "A"]);
+
+    // A file moved away and back keeps its time and size, but its story was
+    // withdrawn meanwhile: it is read and published again.
+    let away = site.path("away.md");
+    std::fs::rename(site.path("content/stories/c.md"), &away).unwrap();
+    assert_eq!(ingest_log(&site)["withdrawn"], 1);
+    std::fs::rename(&away, site.path("content/stories/c.md")).unwrap();
+    let back = ingest_log(&site);
+    assert_eq!(
+        (back["changed"].as_u64(), back["withdrawn"].as_u64()),
+        (Some(1), Some(0))
+    );
+    assert_eq!(site.feed("themes/gamma/atom.xml").entries.len(), 1);
+}
+
+#[test]
+fn a_config_change_that_shapes_stories_makes_every_file_be_read_again() {
+    let site = Site::new();
+    site.story("a", "A", "2024-01-01", &["alpha"]);
+    age_stories(&site, 3);
+    ingest_log(&site);
+    assert_eq!(ingest_log(&site)["unread"], 1);
+    let moved = crate::helpers::FIXTURE_CONFIG
+        .replace("https://example.org/news", "https://news.example.net");
+    std::fs::write(site.config_path(), moved).unwrap();
+    let log = ingest_log(&site);
+    assert_eq!(
+        (log["changed"].as_u64(), log["unread"].as_u64()),
+        (Some(1), Some(0))
+    );
+    assert_eq!(
+        site.feed("rss.xml").entries[0].links[0].href,
+        "https://news.example.net/stories/a/"
+    );
+}
