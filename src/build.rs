@@ -18,6 +18,8 @@ pub struct BuildReport {
     pub feeds: WriteReport,
     /// Stories now published.
     pub published: usize,
+    /// Files that could not be rendered; the rest were written.
+    pub problems: Vec<anyhow::Error>,
 }
 
 /// Ingests every source into the store, then writes the feeds.
@@ -31,10 +33,10 @@ pub async fn build(config: &Config, store: &Store) -> Result<BuildReport> {
         .await?;
     let loaded = started.elapsed();
     let config = config.clone();
-    let (feeds, rendered) = tokio::task::spawn_blocking(move || {
-        let files = feeds::render_all(&config, &stories);
+    let (feeds, problems, rendered) = tokio::task::spawn_blocking(move || {
+        let out = feeds::render_all(&config, &stories);
         let rendered = started.elapsed();
-        feeds::write_all(&config, &files).map(|r| (r, rendered))
+        feeds::write_all(&config, &out.files).map(|r| (r, out.problems, rendered))
     })
     .await??;
     tracing::info!(
@@ -50,5 +52,6 @@ pub async fn build(config: &Config, store: &Store) -> Result<BuildReport> {
         ingest,
         feeds,
         published,
+        problems,
     })
 }

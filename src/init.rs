@@ -1,5 +1,5 @@
 //! `tidings init DIR`: a new site that builds as it is, with a commented
-//! config.toml and one example story.
+//! config.toml, one example story and the templates to edit.
 
 use std::path::{Path, PathBuf};
 
@@ -21,8 +21,16 @@ pub fn init(dir: &Path) -> Result<Vec<PathBuf>> {
     let story = dir.join("content/stories/welcome.md");
     fs_err::create_dir_all(story.parent().expect("has a parent"))?;
     fs_err::write(&config, CONFIG)?;
+    let mut written = vec![config];
     if !story.exists() {
         fs_err::write(&story, STORY)?;
+        written.push(story);
     }
-    Ok(vec![config, story])
+    let template = dir.join("templates").join(crate::feeds::index::FILE);
+    if !template.exists() {
+        fs_err::create_dir_all(template.parent().expect("has a parent"))?;
+        fs_err::write(&template, crate::feeds::index::DEFAULT_TEMPLATE)?;
+        written.push(template);
+    }
+    Ok(written)
 }

@@ -114,7 +114,11 @@ fn check(config: &Config) -> Result<ExitCode> {
     let plan = ingest::plan(config, scans, &[], &HashSet::new());
     problems.extend(plan.report.skipped);
     let _ = failed;
-    if problems.is_empty() {
+    let template = tidings::feeds::index::load(config).err();
+    if let Some(e) = &template {
+        eprintln!("error: {e:#}");
+    }
+    if problems.is_empty() && template.is_none() {
         println!(
             "{}: ok — {}, {}; {} ready to publish, {}",
             config.path.display(),
@@ -127,7 +131,8 @@ fn check(config: &Config) -> Result<ExitCode> {
     } else {
         let problems = Problems(problems).sorted();
         print_problems(&problems);
-        eprintln!("{}", plural(problems.len(), "problem"));
+        let count = problems.len() + usize::from(template.is_some());
+        eprintln!("{}", plural(count, "problem"));
         Ok(ExitCode::from(1))
     }
 }
@@ -161,6 +166,12 @@ async fn build_command(config: &Config, strict: bool) -> Result<ExitCode> {
         },
         config.feeds.dir.display()
     );
+    for e in &report.problems {
+        eprintln!("error: {e:#}");
+    }
+    if !report.problems.is_empty() {
+        return Ok(ExitCode::from(1));
+    }
     if strict && !skipped.is_empty() {
         eprintln!(
             "--strict: {} skipped",

@@ -6,6 +6,7 @@
 //! leaves every file, and its modification time, as it was.
 
 pub mod atom;
+pub mod index;
 pub mod json;
 pub mod opml;
 pub mod prepare;
@@ -38,8 +39,18 @@ pub struct WriteReport {
     pub removed: Vec<String>,
 }
 
-/// Every file of the feeds dir: path relative to it, and bytes.
-pub fn render_all(config: &Config, stories: &[StoredStory]) -> Vec<(String, Vec<u8>)> {
+/// Every file of the feeds dir, rendered in memory.
+#[derive(Debug, Default)]
+pub struct Rendered {
+    /// Path relative to the feeds dir, and bytes.
+    pub files: Vec<(String, Vec<u8>)>,
+    /// Files that could not be rendered (an operator's broken template);
+    /// the others are still written.
+    pub problems: Vec<anyhow::Error>,
+}
+
+/// Renders every feed, the OPML list and the index page.
+pub fn render_all(config: &Config, stories: &[StoredStory]) -> Rendered {
     let feeds = prepare::prepare(config, stories);
     let jobs: Vec<(&Feed, Format)> = feeds
         .iter()
@@ -57,7 +68,12 @@ pub fn render_all(config: &Config, stories: &[StoredStory]) -> Vec<(String, Vec<
         })
         .collect();
     files.push((OPML_FILE.to_owned(), opml::render(config, &feeds)));
-    files
+    let mut problems = Vec::new();
+    match index::load(config).and_then(|tera| index::render(&tera, config, &feeds)) {
+        Ok(page) => files.push((index::FILE.to_owned(), page)),
+        Err(e) => problems.push(e),
+    }
+    Rendered { files, problems }
 }
 
 /// Writes `files` under the feeds dir, each only if its bytes changed, and

@@ -369,3 +369,83 @@ fn an_empty_site_still_writes_valid_feeds() {
         assert_eq!(r["bozo"], 0, "{path}: {}", r["bozo_exception"]);
     }
 }
+
+#[test]
+fn index_page_lists_every_feed_with_autodiscovery_links() {
+    let site = Site::with_config(
+        &crate::helpers::FIXTURE_CONFIG
+            .replace("title = \"Fixture site\"", "title = \"Fixture <&> site\""),
+    );
+    site.story("one", "One", "2024-01-01", &["alpha"]);
+    site.build();
+    let html = String::from_utf8(site.feed_bytes("index.html")).unwrap();
+    assert!(
+        html.contains("<title>Fixture &lt;&amp;&gt; site – Flöden</title>"),
+        "{html}"
+    );
+    assert!(!html.contains("Fixture <&> site"), "values are escaped");
+    for rel in site.feed_files(&["alpha", "beta", "gamma"]) {
+        let url = format!("https://example.org/news/feeds/{rel}");
+        let kind = match rel.rsplit('/').next().unwrap() {
+            "rss.xml" => "application/rss+xml",
+            "atom.xml" => "application/atom+xml",
+            _ => "application/feed+json",
+        };
+        let tag = format!("type=\"{kind}\"");
+        assert!(
+            html.lines()
+                .any(|l| l.starts_with("<link rel=\"alternate\"")
+                    && l.contains(&tag)
+                    && l.contains(&format!("href=\"{url}\""))),
+            "no autodiscovery link for {rel}"
+        );
+        assert!(site.path(&format!("feeds/{rel}")).exists());
+    }
+    assert!(html.contains("href=\"https://example.org/news/feeds/feeds.opml\""));
+}
+
+#[test]
+fn the_sites_own_template_is_used_and_a_broken_one_is_reported() {
+    let site = Site::new();
+    site.story("one", "One", "2024-01-01", &["alpha"]);
+    site.build();
+    let built_in = site.feed_bytes("index.html");
+    std::fs::create_dir_all(site.path("templates")).unwrap();
+    std::fs::write(
+        site.path("templates/index.html"),
+        "{% for feed in feeds %}{{ feed.name }}={{ feed.stories }};{% endfor %}",
+    )
+    .unwrap();
+    site.build();
+    assert_eq!(
+        site.feed_bytes("index.html"),
+        b"Fixture site=1;Alfa=1;Beta=0;Gamma=0;"
+    );
+
+    std::fs::write(
+        site.path("templates/index.html"),
+        "line one\n{% for x in %}\n",
+    )
+    .unwrap();
+    let check = site.tidings(&["check"]);
+    assert_eq!(check.code, 1, "{check}");
+    assert!(check.stderr.contains("templates/index.html"), "{check}");
+    site.story("two", "Two", "2024-02-01", &["alpha"]);
+    let run = site.tidings(&["build"]);
+    assert_eq!(run.code, 1, "{run}");
+    assert!(
+        run.stderr.contains("templates/index.html does not parse"),
+        "{run}"
+    );
+    assert_eq!(
+        site.feed("rss.xml").entries.len(),
+        2,
+        "the feeds are still written"
+    );
+    assert_eq!(
+        site.feed_bytes("index.html"),
+        b"Fixture site=1;Alfa=1;Beta=0;Gamma=0;",
+        "the last good page stays"
+    );
+    assert_ne!(built_in, site.feed_bytes("index.html"));
+}
