@@ -51,4 +51,71 @@ pub enum Command {
         #[arg(long)]
         strict: bool,
     },
+    /// Add, import, export, list and remove digest subscribers.
+    Subscribers {
+        #[command(subcommand)]
+        command: SubscribersCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum SubscribersCommand {
+    /// Add one subscriber (pending until confirmed, unless --confirmed).
+    Add {
+        /// The email address.
+        email: String,
+        /// Theme slugs, separated by commas, in the subscriber's order.
+        #[arg(long, value_name = "SLUG,SLUG")]
+        themes: String,
+        /// Language of the digest they get (default: the site's).
+        #[arg(long)]
+        language: Option<String>,
+        /// Which digest (default: the first in config.toml).
+        #[arg(long, value_name = "ID")]
+        digest: Option<String>,
+        /// Consent was already confirmed: the subscriber is active at once.
+        #[arg(long)]
+        confirmed: bool,
+    },
+    /// Import subscribers from CSV with the header email,themes,language[,digest]
+    /// (themes separated by `;`). Bad rows are reported with their line and
+    /// skipped; addresses already known are left as they are.
+    Import {
+        /// The CSV file.
+        file: PathBuf,
+        /// Consent was already confirmed: imported subscribers are active.
+        #[arg(long)]
+        confirmed: bool,
+    },
+    /// Write every subscriber to standard output.
+    Export {
+        #[arg(long, value_enum, default_value_t = ExportFormat::Csv)]
+        format: ExportFormat,
+    },
+    /// List subscribers: email, status, language, digest, themes.
+    List {
+        /// Only those with this status.
+        #[arg(long, value_enum)]
+        status: Option<StatusArg>,
+    },
+    /// Erase a subscriber entirely, deliveries included (for data-protection
+    /// requests).
+    Remove {
+        /// The email address (any letter case).
+        email: String,
+    },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ExportFormat {
+    Csv,
+    Json,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum StatusArg {
+    Pending,
+    Active,
+    Unsubscribed,
+    Bounced,
 }

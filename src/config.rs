@@ -23,6 +23,10 @@ use toml::de::{DeTable, DeValue, ValueDeserializer};
 use url::Url;
 
 use crate::diagnostic::{Problem, Problems};
+use mail::{DIGEST_KEYS, MAIL_KEYS, RawDigest, RawMail};
+pub use mail::{Digest, Dkim, Mail, Tls, Transport};
+
+mod mail;
 use crate::story::{Language, ThemeSlug};
 
 /// The validated configuration.
@@ -37,6 +41,10 @@ pub struct Config {
     pub sources: Vec<Source>,
     pub feeds: Feeds,
     pub storage: Storage,
+    /// `[mail]`, when the site sends email.
+    pub mail: Option<Mail>,
+    /// `[[digests]]`, in config order.
+    pub digests: Vec<Digest>,
 }
 
 /// `[site]`.
@@ -133,6 +141,16 @@ impl Localized {
 
     pub fn has(&self, language: &str) -> bool {
         self.0.contains_key(language) || self.0.contains_key("")
+    }
+
+    /// The languages given explicitly (not the one-string-for-all form).
+    pub fn languages(&self) -> impl Iterator<Item = &str> {
+        self.0.keys().map(String::as_str).filter(|k| !k.is_empty())
+    }
+
+    /// The same texts, each changed by `f`.
+    pub fn map(&self, f: impl Fn(&str) -> String) -> Localized {
+        Localized(self.0.iter().map(|(k, v)| (k.clone(), f(v))).collect())
     }
 }
 
@@ -267,7 +285,9 @@ fn default_storage_url() -> String {
     "sqlite://tidings.db".into()
 }
 
-const SECTIONS: &[&str] = &["site", "themes", "sources", "feeds", "storage"];
+const SECTIONS: &[&str] = &[
+    "site", "themes", "sources", "feeds", "storage", "mail", "digests",
+];
 
 // ---------------------------------------------------------------------------
 // Loading.
@@ -313,6 +333,14 @@ impl Config {
         }
     }
 
+    /// The digest with `id`, or the first one when `id` is `None`.
+    pub fn digest(&self, id: Option<&str>) -> Option<&Digest> {
+        match id {
+            Some(id) => self.digests.iter().find(|d| d.id == id),
+            None => self.digests.first(),
+        }
+    }
+
     /// The theme with `slug`, if configured.
     pub fn theme(&self, slug: &ThemeSlug) -> Option<&Theme> {
         self.themes.iter().find(|t| &t.slug == slug)
@@ -343,6 +371,8 @@ struct RawConfig<'i> {
     sources: Vec<(usize, RawDirectorySource, Spanned<DeValue<'i>>)>,
     feeds: Option<(RawFeeds, Option<Spanned<DeValue<'i>>>)>,
     storage: Option<(RawStorage, Option<Spanned<DeValue<'i>>>)>,
+    mail: Option<(RawMail, Spanned<DeValue<'i>>)>,
+    digests: Vec<(usize, RawDigest, Spanned<DeValue<'i>>)>,
     any_section_failed: bool,
 }
 
@@ -363,6 +393,8 @@ impl<'a> Context<'a> {
             sources: Vec::new(),
             feeds: Some((RawFeeds::default(), None)),
             storage: Some((RawStorage::default(), None)),
+            mail: None,
+            digests: Vec::new(),
             any_section_failed: false,
         };
         for (key, value) in root {
@@ -385,6 +417,25 @@ impl<'a> Context<'a> {
                         .section::<RawStorage>("storage", value, STORAGE_KEYS)
                         .map(|s| (s, Some(value.clone())));
                     raw.any_section_failed |= raw.storage.is_none();
+                }
+                "mail" => {
+                    raw.mail = self
+                        .section::<RawMail>("mail", value, MAIL_KEYS)
+                        .map(|s| (s, value.clone()));
+                    raw.any_section_failed |= raw.mail.is_none();
+                }
+                "digests" => {
+                    for (i, item) in self
+                        .array_of_tables("digests", value)
+                        .into_iter()
+                        .enumerate()
+                    {
+                        let key = format!("digests[{i}]");
+                        match self.section::<RawDigest>(&key, item, DIGEST_KEYS) {
+                            Some(d) => raw.digests.push((i, d, item.clone())),
+                            None => raw.any_section_failed = true,
+                        }
+                    }
                 }
                 "themes" => {
                     for (i, item) in self
@@ -839,7 +890,13 @@ impl<'i> RawConfig<'i> {
                 },
             );
 
+        let mail = self
+            .mail
+            .map(|(raw, value)| mail::validate_mail(cx, raw, &value, &root_dir));
+        let digests = mail::validate_digests(cx, self.digests, language.as_deref());
         Some(Config {
+            mail: mail.flatten(),
+            digests,
             path: cx.file.clone(),
             root: root_dir,
             site: site?,

@@ -37,6 +37,12 @@ impl Problem {
         self
     }
 
+    /// Places the problem on a line (column unknown).
+    pub fn line(mut self, line: u64) -> Self {
+        self.line = Some(line as usize);
+        self
+    }
+
     /// Places the problem at a byte offset of `source`, the text of `file`.
     pub fn at_offset(mut self, source: &str, offset: usize) -> Self {
         let (line, column) = line_column(source, offset);

@@ -17,3 +17,4 @@ pub mod init;
 pub mod sources;
 pub mod store;
 pub mod story;
+pub mod subscribers;

@@ -15,6 +15,8 @@ use tidings::config::Config;
 use tidings::diagnostic::Problems;
 use tidings::{build, ingest, init, store::Store};
 
+mod commands;
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     init_logging(cli.log_format);
@@ -66,6 +68,12 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 return Ok(ExitCode::from(1));
             };
             runtime()?.block_on(build_command(&config, strict))
+        }
+        Command::Subscribers { command } => {
+            let Some(config) = load_config(&cli.config) else {
+                return Ok(ExitCode::from(1));
+            };
+            runtime()?.block_on(commands::subscribers::run(&config, command))
         }
     }
 }

@@ -14,6 +14,8 @@ use chrono::{DateTime, Utc};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{QueryBuilder, Row, SqlitePool};
 
+pub mod subscribers;
+
 use crate::config::StorageUrl;
 use crate::story::{Language, Story, StoryId, ThemeSlug};
 

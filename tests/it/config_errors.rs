@@ -140,14 +140,15 @@ fn misspelt_title_reports_the_unknown_key_and_the_missing_title() {
 
 #[test]
 fn unknown_section_is_named_with_its_line() {
-    let text = format!("{FIXTURE_CONFIG}\n[mailer]\nhost = \"smtp.example.org\"\n");
+    let text = format!("{FIXTURE_CONFIG}\n[analytics]\nhost = \"stats.example.org\"\n");
     let (_site, problems) = check(&text);
     assert_eq!(problems.len(), 1, "{problems:#?}");
-    let p = about(&problems, "mailer");
-    assert_at(p, pos(&text, "mailer]"));
+    let p = about(&problems, "analytics");
+    assert_at(p, pos(&text, "analytics]"));
     assert!(
-        p.message
-            .starts_with("unknown section; expected one of: site, themes, sources, feeds, storage"),
+        p.message.starts_with(
+            "unknown section; expected one of: site, themes, sources, feeds, storage, mail, digests"
+        ),
         "{p:?}"
     );
 }
@@ -415,7 +416,7 @@ path = "content/stories"
 [feeds]
 items = "many"
 
-[mail]
+[mailer]
 host = "x"
 "#;
 
@@ -447,7 +448,7 @@ fn every_problem_is_listed_in_one_run() {
         (22, 7, "sources[0].url", "has no {slug}"),
         (25, 8, "sources[1].kind", "unknown source kind `rss`"),
         (29, 9, "feeds.items", "invalid type: string \"many\""),
-        (31, 2, "mail", "unknown section"),
+        (31, 2, "mailer", "unknown section"),
     ];
     for (line, col, key, fragment) in expected {
         let p = about(&problems, key);

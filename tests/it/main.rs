@@ -11,3 +11,4 @@ mod feeds;
 mod ingest;
 mod sanitize;
 mod story_errors;
+mod subscribers;

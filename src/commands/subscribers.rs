@@ -1,0 +1,150 @@
+//! `tidings subscribers …`: the operator's hands on the subscriber list.
+
+use std::io::Write;
+use std::process::ExitCode;
+
+use anyhow::Result;
+use chrono::Utc;
+use futures_util::TryStreamExt;
+
+use tidings::cli::{ExportFormat, StatusArg, SubscribersCommand};
+use tidings::config::Config;
+use tidings::store::Store;
+use tidings::subscribers::io::{self, Format};
+use tidings::subscribers::{Choice, Status, SubscriberEmail};
+
+pub async fn run(config: &Config, command: SubscribersCommand) -> Result<ExitCode> {
+    let store = Store::open(&config.storage.url).await?;
+    let result = dispatch(config, &store, command).await;
+    store.close().await;
+    result
+}
+
+async fn dispatch(config: &Config, store: &Store, command: SubscribersCommand) -> Result<ExitCode> {
+    match command {
+        SubscribersCommand::Add {
+            email,
+            themes,
+            language,
+            digest,
+            confirmed,
+        } => {
+            let status = if confirmed {
+                Status::Active
+            } else {
+                Status::Pending
+            };
+            let choice = Choice {
+                email: &email,
+                themes: &themes,
+                language: language.as_deref().unwrap_or(""),
+                digest: digest.as_deref().unwrap_or(""),
+            };
+            let source = if confirmed {
+                "cli (confirmed by the operator)"
+            } else {
+                "cli"
+            };
+            let person = match choice.parse(config, status, source) {
+                Ok(p) => p,
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    return Ok(ExitCode::from(1));
+                }
+            };
+            let added = store
+                .add_subscribers(std::slice::from_ref(&person), Utc::now())
+                .await?;
+            if added.added == 1 {
+                println!("added {} ({status})", person.email);
+            } else {
+                let existing = store.subscriber(&person.email.key()).await?;
+                let status = existing.map_or("unknown".into(), |s| s.status.to_string());
+                eprintln!(
+                    "{} is already a subscriber ({status}); nothing changed",
+                    person.email
+                );
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        SubscribersCommand::Import { file, confirmed } => {
+            let status = if confirmed {
+                Status::Active
+            } else {
+                Status::Pending
+            };
+            // Report the first problems in full, then only count them: a
+            // broken million-row file must not flood the terminal.
+            const SHOWN: u64 = 100;
+            let mut seen = 0u64;
+            let report = io::import(config, store, &file, status, Utc::now(), |p| {
+                seen += 1;
+                if seen <= SHOWN {
+                    eprintln!("{p}");
+                }
+            })
+            .await?;
+            if report.bad > SHOWN {
+                eprintln!("… and {} more bad rows", report.bad - SHOWN);
+            }
+            println!(
+                "{} rows: {} added ({status}), {} already subscribed, {} bad rows skipped",
+                report.rows, report.added, report.existing, report.bad
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        SubscribersCommand::Export { format } => {
+            let format = match format {
+                ExportFormat::Csv => Format::Csv,
+                ExportFormat::Json => Format::Json,
+            };
+            let n = io::export(store, format, std::io::stdout().lock()).await?;
+            eprintln!("{n} subscribers exported");
+            Ok(ExitCode::SUCCESS)
+        }
+        SubscribersCommand::List { status } => {
+            let status = status.map(|s| match s {
+                StatusArg::Pending => Status::Pending,
+                StatusArg::Active => Status::Active,
+                StatusArg::Unsubscribed => Status::Unsubscribed,
+                StatusArg::Bounced => Status::Bounced,
+            });
+            let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+            writeln!(out, "email\tstatus\tlanguage\tdigest\tthemes")?;
+            let mut stream = std::pin::pin!(store.subscribers(status));
+            let mut n = 0;
+            while let Some(s) = stream.try_next().await? {
+                let themes: Vec<&str> = s.themes.iter().map(|t| t.as_str()).collect();
+                writeln!(
+                    out,
+                    "{}\t{}\t{}\t{}\t{}",
+                    s.email,
+                    s.status,
+                    s.language,
+                    s.digest,
+                    themes.join(",")
+                )?;
+                n += 1;
+            }
+            out.flush()?;
+            eprintln!("{n} subscribers");
+            Ok(ExitCode::SUCCESS)
+        }
+        SubscribersCommand::Remove { email } => {
+            let key = match SubscriberEmail::parse(&email) {
+                Ok(e) => e.key(),
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    return Ok(ExitCode::from(1));
+                }
+            };
+            if store.remove_subscriber(&key).await? {
+                println!("removed {email} and everything stored about them");
+                Ok(ExitCode::SUCCESS)
+            } else {
+                eprintln!("error: no subscriber with the address {email}");
+                Ok(ExitCode::from(1))
+            }
+        }
+    }
+}
