@@ -18,3 +18,4 @@ pub mod sources;
 pub mod store;
 pub mod story;
 pub mod subscribers;
+pub mod tokens;

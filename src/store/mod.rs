@@ -288,6 +288,25 @@ impl Store {
         Ok(out)
     }
 
+    /// The key that signs subscriber links when `TIDINGS_SECRET` is not
+    /// set: generated on first use and kept in the store, so every instance
+    /// and every restart signs alike. Never written to config or logs.
+    pub async fn signing_key(&self) -> Result<Vec<u8>> {
+        // Two instances starting at once: the first insert wins, and both
+        // read back the same key.
+        sqlx::query("INSERT INTO settings (name, value) VALUES ('signing_key', ?) ON CONFLICT (name) DO NOTHING")
+            .bind(crate::tokens::generate_key())
+            .execute(&self.pool)
+            .await
+            .context("cannot store the signing key")?;
+        let key: Vec<u8> =
+            sqlx::query_scalar("SELECT value FROM settings WHERE name = 'signing_key'")
+                .fetch_one(&self.pool)
+                .await
+                .context("cannot read the signing key")?;
+        Ok(key)
+    }
+
     /// Closes the pool, flushing the WAL.
     pub async fn close(self) {
         self.pool.close().await;

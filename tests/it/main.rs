@@ -12,3 +12,4 @@ mod ingest;
 mod sanitize;
 mod story_errors;
 mod subscribers;
+mod tokens;
