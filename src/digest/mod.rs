@@ -1,0 +1,6 @@
+//! The periodic digest: editions frozen from new stories ([`edition`]),
+//! what each subscriber gets ([`compose`]), and the email rendered from
+//! tera templates ([`render`], [`words`]).
+
+pub mod render;
+pub mod words;

@@ -1,0 +1,3 @@
+//! Email: building messages with their headers ([`message`]).
+
+pub mod message;
