@@ -51,6 +51,11 @@ pub enum Command {
         #[arg(long)]
         strict: bool,
     },
+    /// Preview, send and follow the periodic digest.
+    Digest {
+        #[command(subcommand)]
+        command: DigestCommand,
+    },
     /// Add, import, export, list and remove digest subscribers.
     Subscribers {
         #[command(subcommand)]
@@ -103,6 +108,42 @@ pub enum SubscribersCommand {
     Remove {
         /// The email address (any letter case).
         email: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum DigestCommand {
+    /// Show what a subscriber would receive if the digest ran now, without
+    /// sending or freezing anything.
+    Preview {
+        /// The subscriber's address.
+        #[arg(long)]
+        email: String,
+        /// Which digest (default: the subscriber's).
+        #[arg(long, value_name = "ID")]
+        digest: Option<String>,
+        /// Write to this file instead of standard output.
+        #[arg(long, value_name = "FILE")]
+        out: Option<PathBuf>,
+        /// The plain-text part instead of the HTML.
+        #[arg(long)]
+        text: bool,
+    },
+    /// Freeze a new edition now and deliver it, or resume the unfinished one.
+    Send {
+        /// Which digest (default: the first).
+        #[arg(long, value_name = "ID")]
+        digest: Option<String>,
+        /// Say what would be frozen and sent, and do nothing.
+        #[arg(long)]
+        dry_run: bool,
+    },
+    /// Editions with their deliveries by state, and who did not get the
+    /// last one and why.
+    Status {
+        /// Which digest (default: every one).
+        #[arg(long, value_name = "ID")]
+        digest: Option<String>,
     },
 }
 

@@ -10,6 +10,7 @@ pub mod build;
 pub mod cli;
 pub mod config;
 pub mod content;
+pub mod delivery;
 pub mod diagnostic;
 pub mod digest;
 pub mod feeds;

@@ -69,6 +69,12 @@ fn run(cli: Cli) -> Result<ExitCode> {
             };
             runtime()?.block_on(build_command(&config, strict))
         }
+        Command::Digest { command } => {
+            let Some(config) = load_config(&cli.config) else {
+                return Ok(ExitCode::from(1));
+            };
+            runtime()?.block_on(commands::digest::run(&config, command))
+        }
         Command::Subscribers { command } => {
             let Some(config) = load_config(&cli.config) else {
                 return Ok(ExitCode::from(1));

@@ -1,3 +1,4 @@
 //! Command handlers of the binary, one module per command group.
 
+pub mod digest;
 pub mod subscribers;

@@ -2,5 +2,6 @@
 //! what each subscriber gets ([`compose`]), and the email rendered from
 //! tera templates ([`render`], [`words`]).
 
+pub mod compose;
 pub mod render;
 pub mod words;

@@ -1,1 +1,199 @@
-//! (being written)
+//! The digest email's own words, in Swedish and English: the fixed phrases
+//! the templates put around the stories, and the month and date formats.
+//!
+//! The phrases hold no placeholders: a sentence such as "You receive this
+//! email because you subscribed to {digest} at {site}" is cut into pieces
+//! here and put together in the template, so an operator who edits the
+//! template can reorder it, and no value is ever substituted into a phrase
+//! outside the template's escaping.
+
+use chrono::{DateTime, Datelike, NaiveDate, TimeZone};
+use serde::Serialize;
+
+/// Every fixed phrase of the digest email in one language.
+#[derive(Debug, Serialize)]
+pub struct Words {
+    /// Under the digest's title: what this email is.
+    pub heading: &'static str,
+    /// The link under each story.
+    pub read_more: &'static str,
+    /// Before a story's date.
+    pub published: &'static str,
+    /// The link at the end of each theme's stories to the theme's page.
+    pub in_theme: &'static str,
+    /// One new story ("1 new story"), in the preheader.
+    pub new_story: &'static str,
+    /// More than one ("3 new stories"), in the preheader.
+    pub new_stories: &'static str,
+    /// "You receive this email because you subscribed to" … {digest}
+    pub why_subscribed: &'static str,
+    /// … "at" {site} …
+    pub why_at: &'static str,
+    /// … "and chose these themes:" {themes}.
+    pub why_themes: &'static str,
+    /// Link to the preferences page.
+    pub manage: &'static str,
+    /// Link to unsubscribe.
+    pub unsubscribe: &'static str,
+    /// Link to the edition's page on the site.
+    pub view_online: &'static str,
+    /// Alt text of a story image that has none (stories normally default
+    /// it to their title).
+    pub image_alt_fallback: &'static str,
+}
+
+static SV: Words = Words {
+    heading: "Nya berättelser i de teman du har valt",
+    read_more: "Läs mer",
+    published: "Publicerad",
+    in_theme: "Fler berättelser i temat",
+    new_story: "ny berättelse",
+    new_stories: "nya berättelser",
+    why_subscribed: "Du får det här mejlet eftersom du prenumererar på",
+    why_at: "från",
+    why_themes: "och har valt de här temana:",
+    manage: "Ändra dina teman eller ditt språk",
+    unsubscribe: "Avsluta prenumerationen",
+    view_online: "Läs det här utskicket på webben",
+    image_alt_fallback: "Bild till berättelsen",
+};
+
+static EN: Words = Words {
+    heading: "New stories in the themes you chose",
+    read_more: "Read more",
+    published: "Published",
+    in_theme: "More stories in this theme",
+    new_story: "new story",
+    new_stories: "new stories",
+    why_subscribed: "You receive this email because you subscribed to",
+    why_at: "at",
+    why_themes: "and chose these themes:",
+    manage: "Change your themes or language",
+    unsubscribe: "Unsubscribe",
+    view_online: "Read this edition on the web",
+    image_alt_fallback: "Image for the story",
+};
+
+const MONTHS_SV: [&str; 12] = [
+    "januari",
+    "februari",
+    "mars",
+    "april",
+    "maj",
+    "juni",
+    "juli",
+    "augusti",
+    "september",
+    "oktober",
+    "november",
+    "december",
+];
+
+const MONTHS_EN: [&str; 12] = [
+    "January",
+    "February",
+    "March",
+    "April",
+    "May",
+    "June",
+    "July",
+    "August",
+    "September",
+    "October",
+    "November",
+    "December",
+];
+
+/// Whether `language` is Swedish (`sv`, or a regional tag such as `sv-FI`).
+fn is_swedish(language: &str) -> bool {
+    language == "sv" || language.starts_with("sv-")
+}
+
+/// The words in `language`: Swedish for `sv`, English for anything else.
+pub fn words(language: &str) -> &'static Words {
+    if is_swedish(language) { &SV } else { &EN }
+}
+
+fn month_name(language: &str, month0: u32) -> &'static str {
+    let months = if is_swedish(language) {
+        &MONTHS_SV
+    } else {
+        &MONTHS_EN
+    };
+    months[month0 as usize % 12]
+}
+
+/// The month an edition covers: "november 2026" in Swedish (month names are
+/// lower case there), "November 2026" in English.
+pub fn period(language: &str, start: NaiveDate) -> String {
+    format!("{} {}", month_name(language, start.month0()), start.year())
+}
+
+/// A day as readers write it: "14 mars 2024", "14 March 2024". The time is
+/// read in its own zone, so pass it already in the site's time zone.
+pub fn date<Tz: TimeZone>(language: &str, at: DateTime<Tz>) -> String {
+    let day = at.date_naive();
+    format!(
+        "{} {} {}",
+        day.day(),
+        month_name(language, day.month0()),
+        day.year()
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn swedish_for_sv_english_for_the_rest() {
+        assert_eq!(words("sv").unsubscribe, "Avsluta prenumerationen");
+        assert_eq!(words("sv-FI").read_more, "Läs mer");
+        assert_eq!(words("en").unsubscribe, "Unsubscribe");
+        assert_eq!(words("de").heading, "New stories in the themes you chose");
+        assert_eq!(words("svenska").read_more, "Read more");
+    }
+
+    #[test]
+    fn no_phrase_carries_a_placeholder() {
+        for w in [words("sv"), words("en")] {
+            let serde_json::Value::Object(fields) = serde_json::to_value(w).unwrap() else {
+                panic!("Words serializes as an object");
+            };
+            for (name, text) in fields {
+                let text = text.as_str().unwrap();
+                assert!(!text.is_empty(), "{name} is empty");
+                assert!(!text.contains(['{', '}']), "{name}: {text}");
+            }
+        }
+    }
+
+    #[test]
+    fn periods_name_the_month_in_each_language() {
+        let nov = NaiveDate::from_ymd_opt(2026, 11, 1).unwrap();
+        assert_eq!(period("sv", nov), "november 2026");
+        assert_eq!(period("en", nov), "November 2026");
+        let may = NaiveDate::from_ymd_opt(2025, 5, 31).unwrap();
+        assert_eq!(period("sv", may), "maj 2025");
+        assert_eq!(period("en", may), "May 2025");
+        let all: Vec<String> = (1..=12)
+            .map(|m| period("sv", NaiveDate::from_ymd_opt(2024, m, 1).unwrap()))
+            .collect();
+        assert_eq!(all[0], "januari 2024");
+        assert_eq!(all[11], "december 2024");
+    }
+
+    #[test]
+    fn dates_are_read_in_their_time_zone() {
+        let tz: chrono_tz::Tz = "Europe/Stockholm".parse().unwrap();
+        let at = tz.with_ymd_and_hms(2024, 3, 14, 9, 30, 0).unwrap();
+        assert_eq!(date("sv", at), "14 mars 2024");
+        assert_eq!(date("en", at), "14 March 2024");
+        // 23:30 UTC on 31 December is already the new year in Stockholm.
+        let utc = chrono::Utc
+            .with_ymd_and_hms(2024, 12, 31, 23, 30, 0)
+            .unwrap();
+        assert_eq!(date("sv", utc.with_timezone(&tz)), "1 januari 2025");
+        assert_eq!(date("en", utc), "31 December 2024");
+    }
+}

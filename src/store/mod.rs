@@ -14,6 +14,7 @@ use chrono::{DateTime, Utc};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{QueryBuilder, Row, SqlitePool};
 
+pub mod editions;
 pub mod subscribers;
 
 use crate::config::StorageUrl;

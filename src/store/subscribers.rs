@@ -125,6 +125,18 @@ impl Store {
         Ok(done.rows_affected() > 0)
     }
 
+    /// Marks a subscriber bounced: their address was permanently refused,
+    /// and later digests pass them over.
+    pub async fn mark_bounced(&self, id: i64, now: DateTime<Utc>) -> Result<()> {
+        sqlx::query("UPDATE subscribers SET status = 'bounced', bounced_at = ? WHERE id = ?")
+            .bind(now)
+            .bind(id)
+            .execute(&self.pool)
+            .await
+            .context("cannot mark the subscriber bounced")?;
+        Ok(())
+    }
+
     /// How many subscribers there are in each status.
     pub async fn subscriber_counts(&self) -> Result<Vec<(Status, i64)>> {
         let rows = sqlx::query("SELECT status, COUNT(*) AS n FROM subscribers GROUP BY status")
@@ -140,6 +152,22 @@ impl Store {
         }
         Ok(out)
     }
+}
+
+/// The subscriber with this id, within a transaction.
+pub(super) async fn by_id(
+    tx: &mut sqlx::Transaction<'_, sqlx::Sqlite>,
+    id: i64,
+) -> Result<Option<Subscriber>> {
+    let row = sqlx::query(concat!(
+        "SELECT ",
+        columns!(),
+        " FROM subscribers WHERE id = ?"
+    ))
+    .bind(id)
+    .fetch_optional(&mut **tx)
+    .await?;
+    row.as_ref().map(subscriber).transpose()
 }
 
 fn subscriber(r: &sqlx::sqlite::SqliteRow) -> Result<Subscriber> {

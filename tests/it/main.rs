@@ -7,6 +7,7 @@ mod helpers;
 mod atomic;
 mod cli;
 mod config_errors;
+mod digest;
 mod feeds;
 mod ingest;
 mod sanitize;

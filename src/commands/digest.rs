@@ -1,0 +1,249 @@
+//! `tidings digest …`: preview what a subscriber would get, send an
+//! edition (or resume one), and report on editions.
+
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use anyhow::{Context as _, Result, anyhow};
+use chrono::Utc;
+
+use tidings::cli::DigestCommand;
+use tidings::config::{Config, Digest};
+use tidings::delivery::{self, Options, Worker};
+use tidings::digest::{compose, render};
+use tidings::mail::transport::Sender;
+use tidings::store::Store;
+use tidings::subscribers::SubscriberEmail;
+use tidings::tokens::{self, Purpose};
+
+pub async fn run(config: &Config, command: DigestCommand) -> Result<ExitCode> {
+    let store = Store::open(&config.storage.url).await?;
+    let result = dispatch(config, &store, command).await;
+    store.close().await;
+    result
+}
+
+fn digest<'a>(config: &'a Config, id: Option<&str>) -> Result<&'a Digest> {
+    config.digest(id).ok_or_else(|| match id {
+        Some(id) => {
+            let known: Vec<&str> = config.digests.iter().map(|d| d.id.as_str()).collect();
+            anyhow!(
+                "unknown digest `{id}`; expected one of: {}",
+                known.join(", ")
+            )
+        }
+        None => anyhow!("no [[digests]] in config.toml"),
+    })
+}
+
+async fn dispatch(config: &Config, store: &Store, command: DigestCommand) -> Result<ExitCode> {
+    match command {
+        DigestCommand::Preview {
+            email,
+            digest: id,
+            out,
+            text,
+        } => {
+            let key = SubscriberEmail::parse(&email)
+                .map_err(anyhow::Error::msg)?
+                .key();
+            let person = store
+                .subscriber(&key)
+                .await?
+                .ok_or_else(|| anyhow!("no subscriber with the address {email}"))?;
+            let digest = digest(config, Some(id.as_deref().unwrap_or(&person.digest)))?;
+            let now = Utc::now();
+            let stories = store.pending_stories(&digest.id, now).await?;
+            let sections = compose::sections(config, digest, &person.themes, &stories);
+            let templates = render::Templates::load(config)?;
+            let signer = tokens::signer(store).await?;
+            let base = &config.site.base_url;
+            let token = |p| signer.sign(p, person.id, &key, now);
+            let language = person.language.as_str();
+            let period = delivery::period_label(config, language, now);
+            let count: usize = sections.iter().map(|s| s.stories.len()).sum();
+            let rendered = render::render(
+                &templates,
+                &render::DigestEmail {
+                    config,
+                    digest,
+                    language,
+                    period: &period,
+                    sections,
+                    links: render::Links {
+                        preferences: format!("{base}preferences/{}", token(Purpose::Preferences)),
+                        unsubscribe: format!("{base}unsubscribe/{}", token(Purpose::Unsubscribe)),
+                        edition: format!("{base}editions/{}/", digest.id),
+                    },
+                    recipient: &person.email,
+                },
+            )?;
+            let body = if text { rendered.text } else { rendered.html };
+            match out {
+                Some(path) => {
+                    fs_err::write(&path, body)?;
+                    eprintln!("wrote {}", path.display());
+                }
+                None => print!("{body}"),
+            }
+            eprintln!(
+                "subject: {}\n{count} stories for {} ({}){}",
+                rendered.subject,
+                person.email,
+                person.status,
+                if count == 0 && digest.skip_if_empty {
+                    "; with nothing new they would get no email"
+                } else {
+                    ""
+                }
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        DigestCommand::Send {
+            digest: id,
+            dry_run,
+        } => send(config, store, id.as_deref(), dry_run).await,
+        DigestCommand::Status { digest: id } => {
+            let digests: Vec<&Digest> = match id.as_deref() {
+                Some(id) => vec![digest(config, Some(id))?],
+                None => config.digests.iter().collect(),
+            };
+            for d in digests {
+                println!("digest {}", d.id);
+                let editions = store.editions(&d.id, 12).await?;
+                if editions.is_empty() {
+                    println!("  no editions yet");
+                }
+                for e in &editions {
+                    let c = store.delivery_counts(e.id).await?;
+                    println!(
+                        "  {}: {} sent, {} failed, {} skipped, {} pending, {} sending{}",
+                        delivery::describe(e),
+                        c.sent,
+                        c.failed,
+                        c.skipped,
+                        c.pending,
+                        c.sending,
+                        if e.completed_at.is_some() {
+                            ""
+                        } else {
+                            " (unfinished)"
+                        }
+                    );
+                }
+                if let Some(last) = editions.first() {
+                    for (email, status, reason) in store.undelivered(last.id).await? {
+                        println!("    not sent to {email}: {status}: {reason}");
+                    }
+                }
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+async fn send(config: &Config, store: &Store, id: Option<&str>, dry_run: bool) -> Result<ExitCode> {
+    let digest = digest(config, id)?;
+    let mail = config
+        .mail
+        .as_ref()
+        .context("no [mail] section in config.toml: add one with at least `from`")?;
+    let now = Utc::now();
+    let unfinished = store.unfinished_edition(&digest.id).await?;
+    if dry_run {
+        match &unfinished {
+            Some(e) => {
+                let c = store.delivery_counts(e.id).await?;
+                println!(
+                    "would resume {}: {} of {} deliveries left",
+                    delivery::describe(e),
+                    c.pending + c.sending,
+                    c.total()
+                );
+            }
+            None => {
+                let stories = store.pending_stories(&digest.id, now).await?;
+                println!(
+                    "would freeze a new edition of {} with {} stories (nothing written)",
+                    digest.id,
+                    stories.len()
+                );
+            }
+        }
+        return Ok(ExitCode::SUCCESS);
+    }
+    // Everything that can fail before sending fails before freezing.
+    let sender = Sender::new(mail)?;
+    let templates = render::Templates::load(config)?;
+    let signer = tokens::signer(store).await?;
+    let edition = match unfinished {
+        Some(e) => {
+            println!("resuming {}", delivery::describe(&e));
+            e
+        }
+        None => {
+            let key = format!("manual:{}", now.to_rfc3339());
+            let frozen = store
+                .freeze_edition(&digest.id, &key, digest.skip_if_empty, now)
+                .await?;
+            println!(
+                "froze {}: {} stories, {} recipients",
+                delivery::describe(&frozen.edition),
+                frozen.stories,
+                frozen.deliveries
+            );
+            frozen.edition
+        }
+    };
+    let stop = Arc::new(AtomicBool::new(false));
+    let flag = stop.clone();
+    tokio::spawn(async move {
+        if tokio::signal::ctrl_c().await.is_ok() {
+            eprintln!("stopping: no new sends; waiting for those in flight");
+            flag.store(true, Ordering::SeqCst);
+        }
+    });
+    let worker = Worker {
+        config,
+        mail,
+        digest,
+        store,
+        signer: &signer,
+        templates: &templates,
+        sender: &sender,
+        options: Options::from_env(),
+        stop: stop.clone(),
+    };
+    let counts = worker
+        .deliver(&edition, |c| {
+            tracing::info!(
+                sent = c.sent,
+                failed = c.failed,
+                skipped = c.skipped,
+                pending = c.pending,
+                "delivery batch"
+            );
+        })
+        .await?;
+    println!(
+        "{}: {} sent, {} failed, {} skipped{}",
+        delivery::describe(&edition),
+        counts.sent,
+        counts.failed,
+        counts.skipped,
+        if counts.done() {
+            String::new()
+        } else {
+            format!(
+                "; {} left for the next run",
+                counts.pending + counts.sending
+            )
+        }
+    );
+    Ok(if counts.failed > 0 {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    })
+}

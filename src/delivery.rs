@@ -1,0 +1,276 @@
+//! The ledger worker: claim deliveries of an edition, render each message,
+//! send it, and mark the row — until every row is sent, failed or skipped.
+//!
+//! Nothing is sent that the ledger does not hold first, and a row is marked
+//! only after its send returned, so a crash at any moment loses nothing:
+//! on the next run rows still `pending` are sent, and rows left `sending`
+//! are taken again once their lease lapses (those alone may go out twice).
+//! Temporary failures wait with exponential backoff and jitter; permanent
+//! ones end the row, and a refused address marks the subscriber bounced.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration as StdDuration;
+
+use anyhow::Result;
+use chrono::{DateTime, Duration, Utc};
+use futures_util::StreamExt;
+
+use crate::config::{Config, Digest, Mail};
+use crate::digest::{compose, render, words};
+use crate::mail::message::{self, Envelope};
+use crate::mail::transport::{SendError, Sender};
+use crate::store::editions::{Claimed, Counts, Edition};
+use crate::store::{Store, StoredStory};
+use crate::subscribers::Status;
+use crate::tokens::{Purpose, Signer};
+
+/// How a run behaves.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// How long a claimed row is ours before another worker may take it.
+    pub lease: Duration,
+    /// First wait after a temporary failure; doubles each attempt.
+    pub backoff: Duration,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            lease: Duration::seconds(60),
+            backoff: Duration::seconds(30),
+        }
+    }
+}
+
+impl Options {
+    /// The defaults, with the lease and backoff overridable through
+    /// `TIDINGS_LEASE_SECONDS` and `TIDINGS_BACKOFF_SECONDS` (for tests and
+    /// for operators who need faster crash recovery).
+    pub fn from_env() -> Options {
+        let secs = |name: &str| {
+            std::env::var(name)
+                .ok()
+                .and_then(|v| v.parse::<i64>().ok())
+                .map(Duration::seconds)
+        };
+        let d = Options::default();
+        Options {
+            lease: secs("TIDINGS_LEASE_SECONDS").unwrap_or(d.lease),
+            backoff: secs("TIDINGS_BACKOFF_SECONDS").unwrap_or(d.backoff),
+        }
+    }
+}
+
+/// Everything a worker needs, shared by its tasks.
+pub struct Worker<'a> {
+    pub config: &'a Config,
+    pub mail: &'a Mail,
+    pub digest: &'a Digest,
+    pub store: &'a Store,
+    pub signer: &'a Signer,
+    pub templates: &'a render::Templates,
+    pub sender: &'a Sender,
+    pub options: Options,
+    /// Set to stop claiming new rows (SIGINT/SIGTERM); in-flight sends finish.
+    pub stop: Arc<AtomicBool>,
+}
+
+impl Worker<'_> {
+    /// Delivers the edition until every row is done (or `stop` is set).
+    /// `progress` is called after each batch with the counts so far.
+    pub async fn deliver(
+        &self,
+        edition: &Edition,
+        mut progress: impl FnMut(&Counts),
+    ) -> Result<Counts> {
+        let stories = self.store.edition_stories(edition.id).await?;
+        let pace = Pacer::new(self.mail.rate_limit);
+        loop {
+            if self.stop.load(Ordering::SeqCst) {
+                break;
+            }
+            let now = Utc::now();
+            let batch = (self.mail.concurrency * 4) as i64;
+            let claimed = self
+                .store
+                .claim_deliveries(edition.id, batch, now, self.options.lease)
+                .await?;
+            if claimed.is_empty() {
+                let counts = self.store.delivery_counts(edition.id).await?;
+                progress(&counts);
+                if counts.done() {
+                    break;
+                }
+                // Rows wait for a retry or for another worker's lease.
+                tokio::time::sleep(StdDuration::from_millis(250)).await;
+                continue;
+            }
+            futures_util::stream::iter(claimed)
+                .for_each_concurrent(self.mail.concurrency, |c| {
+                    let stories = &stories;
+                    let pace = &pace;
+                    async move {
+                        if let Err(e) = self.deliver_one(edition, stories, pace, c).await {
+                            tracing::error!(error = %format!("{e:#}"), "delivery failed");
+                        }
+                    }
+                })
+                .await;
+            progress(&self.store.delivery_counts(edition.id).await?);
+        }
+        self.store.complete_if_done(edition.id, Utc::now()).await?;
+        self.store.delivery_counts(edition.id).await
+    }
+
+    async fn deliver_one(
+        &self,
+        edition: &Edition,
+        stories: &[StoredStory],
+        pace: &Pacer,
+        claimed: Claimed,
+    ) -> Result<()> {
+        let store = self.store;
+        let id = claimed.delivery_id;
+        let person = &claimed.subscriber;
+        if person.status != Status::Active {
+            let reason = format!("{} before sending", person.status);
+            return store.mark_final(id, "skipped", &reason, Utc::now()).await;
+        }
+        let sections = compose::sections(self.config, self.digest, &person.themes, stories);
+        if sections.is_empty() && self.digest.skip_if_empty {
+            return store
+                .mark_final(id, "skipped", "nothing new in their themes", Utc::now())
+                .await;
+        }
+        let (message_id, bytes) = self.message(edition, person, sections)?;
+        pace.wait().await;
+        match self.sender.send(&message_id, &bytes).await {
+            Ok(reply) => store.mark_sent(id, &message_id, &reply, Utc::now()).await,
+            Err(SendError::Transient(e)) if (claimed.attempt as u32) < self.mail.max_attempts => {
+                let next = Utc::now() + backoff(self.options.backoff, claimed.attempt);
+                tracing::warn!(delivery = id, attempt = claimed.attempt, error = %e, "will retry");
+                store.mark_retry(id, &e, next).await
+            }
+            Err(SendError::Transient(e)) => {
+                let reason = format!("gave up after {} attempts: {e}", claimed.attempt);
+                store.mark_final(id, "failed", &reason, Utc::now()).await
+            }
+            Err(SendError::Permanent {
+                message,
+                address_rejected,
+            }) => {
+                if address_rejected {
+                    store.mark_bounced(person.id, Utc::now()).await?;
+                }
+                store.mark_final(id, "failed", &message, Utc::now()).await
+            }
+        }
+    }
+
+    /// The message for one subscriber: its Message-ID and bytes.
+    fn message(
+        &self,
+        edition: &Edition,
+        person: &crate::subscribers::Subscriber,
+        sections: Vec<render::Section<'_>>,
+    ) -> Result<(String, Vec<u8>)> {
+        let config = self.config;
+        let base = &config.site.base_url;
+        let host = base.host_str().unwrap_or("localhost");
+        let email_key = person.email.to_lowercase();
+        let token = |p| {
+            self.signer
+                .sign(p, person.id, &email_key, edition.created_at)
+        };
+        let links = render::Links {
+            preferences: format!("{base}preferences/{}", token(Purpose::Preferences)),
+            unsubscribe: format!("{base}unsubscribe/{}", token(Purpose::Unsubscribe)),
+            edition: format!("{base}editions/{}/{}/", self.digest.id, edition.id),
+        };
+        let language = person.language.as_str();
+        let period = period_label(config, language, edition.period_end);
+        let rendered = render::render(
+            self.templates,
+            &render::DigestEmail {
+                config,
+                digest: self.digest,
+                language,
+                period: &period,
+                sections,
+                links: links.clone(),
+                recipient: &person.email,
+            },
+        )?;
+        // Derived from edition and subscriber: a duplicate after a crash
+        // carries the same Message-ID, so clients and tests can tell.
+        let message_id = format!("e{}.s{}.{}@{host}", edition.id, person.id, self.digest.id);
+        let envelope = Envelope {
+            from: &self.mail.from,
+            reply_to: self.mail.reply_to.as_ref(),
+            to: &person.email,
+            message_id: message_id.clone(),
+            list_id: format!(
+                "{} <{}.{host}>",
+                self.digest.title.get(language),
+                self.digest.id
+            ),
+            unsubscribe_url: links.unsubscribe,
+            unsubscribe_mailto: None,
+            date: Utc::now(),
+        };
+        let msg = message::build(&envelope, &rendered, self.mail.dkim.as_ref())?;
+        Ok((message_id, message::to_bytes(&msg)))
+    }
+}
+
+/// `base` doubled for each attempt after the first, with up to 25% jitter
+/// so that many retries do not hit the server at the same moment.
+fn backoff(base: Duration, attempt: i64) -> Duration {
+    let exp = base * 2i32.pow((attempt - 1).clamp(0, 16) as u32);
+    let mut byte = [0u8; 1];
+    let _ = getrandom::fill(&mut byte);
+    exp + exp * i32::from(byte[0]) / (4 * 255)
+}
+
+/// Spaces sends to at most `rate` per second (0 = unlimited).
+struct Pacer {
+    interval: Option<tokio::sync::Mutex<tokio::time::Interval>>,
+}
+
+impl Pacer {
+    fn new(rate: u32) -> Pacer {
+        let interval = (rate > 0).then(|| {
+            let mut i = tokio::time::interval(StdDuration::from_secs_f64(1.0 / f64::from(rate)));
+            i.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            tokio::sync::Mutex::new(i)
+        });
+        Pacer { interval }
+    }
+
+    async fn wait(&self) {
+        if let Some(i) = &self.interval {
+            i.lock().await.tick().await;
+        }
+    }
+}
+
+/// The period an edition ending at `end` is named after: the month of
+/// the day before it ends, so that a monthly digest sent on the 1st is
+/// named after the month it covers.
+pub fn period_label(config: &Config, language: &str, end: DateTime<Utc>) -> String {
+    let day = (end - Duration::days(1)).with_timezone(&config.site.timezone);
+    words::period(language, day.date_naive())
+}
+
+/// A human name for an edition, for logs and status.
+pub fn describe(edition: &Edition) -> String {
+    let fmt = |t: DateTime<Utc>| t.format("%Y-%m-%d %H:%M").to_string();
+    format!(
+        "edition {} of {} ({} – {})",
+        edition.id,
+        edition.digest,
+        fmt(edition.period_start),
+        fmt(edition.period_end)
+    )
+}

@@ -1,0 +1,361 @@
+//! The digest through the binary: editions frozen from new stories, one
+//! email per subscriber with only their themes, written to `outbox/` and
+//! read back as MIME with mail-parser.
+
+use std::collections::BTreeMap;
+
+use chrono::{Duration, Utc};
+use mail_parser::{MessageParser, MimeHeaders};
+
+use crate::helpers::{FIXTURE_CONFIG, Run, Site};
+
+/// The fixture site with a monthly digest, mail written to `outbox/`.
+pub fn digest_site(transport: &str) -> Site {
+    let config = format!(
+        "{FIXTURE_CONFIG}
+[mail]
+from = \"Fixture news <news@example.org>\"
+transport = \"{transport}\"
+organization = \"Fixture Org, Box 1, 111 11 Stockholm\"
+rate_limit = 0
+
+[[digests]]
+id = \"monthly\"
+title = {{ sv = \"Månadsbrev\", en = \"Monthly letter\" }}
+subject = {{ sv = \"Nytt {{{{ period }}}}\", en = \"News {{{{ period }}}}\" }}
+"
+    );
+    Site::with_config(&config)
+}
+
+pub fn ok(run: Run) -> Run {
+    assert_eq!(run.code, 0, "{run}");
+    run
+}
+
+/// A story dated `days` ago.
+pub fn recent(site: &Site, name: &str, title: &str, days: i64, themes: &[&str]) {
+    let date = (Utc::now() - Duration::days(days)).format("%Y-%m-%dT%H:%M:%SZ");
+    site.story(name, title, &date.to_string(), themes);
+}
+
+/// One received message, parsed.
+#[derive(Debug, Clone)]
+pub struct Mail {
+    pub to: String,
+    pub subject: String,
+    pub message_id: String,
+    pub html: String,
+    pub text: String,
+    pub headers: BTreeMap<String, String>,
+}
+
+/// Parses raw messages with mail-parser.
+pub fn parse_all(raw: impl IntoIterator<Item = Vec<u8>>) -> Vec<Mail> {
+    raw.into_iter()
+        .map(|bytes| {
+            let m = MessageParser::default()
+                .parse(&bytes)
+                .expect("a MIME message");
+            let to = m
+                .to()
+                .and_then(|a| a.first())
+                .and_then(|a| a.address())
+                .unwrap()
+                .to_owned();
+            let headers = m
+                .headers()
+                .iter()
+                .map(|h| {
+                    let value = String::from_utf8_lossy(
+                        &bytes[h.offset_start() as usize..h.offset_end() as usize],
+                    )
+                    .trim()
+                    .replace("\r\n", "");
+                    (h.name().to_ascii_lowercase(), value)
+                })
+                .collect();
+            assert_eq!(m.text_body_count(), 1, "one text part");
+            assert_eq!(m.html_body_count(), 1, "one HTML part");
+            for part in [m.text_part(0).unwrap(), m.html_part(0).unwrap()] {
+                let ct = part.content_type().unwrap();
+                assert_eq!(
+                    ct.attribute("charset")
+                        .map(|c| c.to_ascii_lowercase())
+                        .as_deref(),
+                    Some("utf-8")
+                );
+            }
+            Mail {
+                to,
+                subject: m.subject().unwrap_or_default().to_owned(),
+                message_id: m.message_id().unwrap_or_default().to_owned(),
+                html: m.body_html(0).unwrap().into_owned(),
+                text: m.body_text(0).unwrap().into_owned(),
+                headers,
+            }
+        })
+        .collect()
+}
+
+/// Every message written to the site's outbox, by recipient.
+pub fn outbox(site: &Site) -> BTreeMap<String, Vec<Mail>> {
+    let mut raw = Vec::new();
+    if let Ok(dir) = std::fs::read_dir(site.path("outbox")) {
+        for entry in dir {
+            let path = entry.unwrap().path();
+            if path.extension().is_some_and(|e| e == "eml") {
+                raw.push(std::fs::read(path).unwrap());
+            }
+        }
+    }
+    let mut out: BTreeMap<String, Vec<Mail>> = BTreeMap::new();
+    for m in parse_all(raw) {
+        out.entry(m.to.clone()).or_default().push(m);
+    }
+    out
+}
+
+fn titles_in(mail: &Mail, candidates: &[&str]) -> Vec<String> {
+    candidates
+        .iter()
+        .filter(|t| mail.html.contains(*t))
+        .map(|t| t.to_string())
+        .collect()
+}
+
+const TITLES: &[&str] = &[
+    "Alpha one",
+    "Beta one",
+    "Alpha and gamma",
+    "Old alpha",
+    "Beta two",
+];
+
+#[test]
+fn each_subscriber_gets_only_their_themes_once() {
+    let site = digest_site("file:outbox");
+    recent(&site, "a1", "Alpha one", 3, &["alpha"]);
+    recent(&site, "b1", "Beta one", 2, &["beta"]);
+    recent(&site, "ag", "Alpha and gamma", 1, &["alpha", "gamma"]);
+    recent(&site, "old", "Old alpha", 400, &["alpha"]);
+    site.build();
+    for (email, themes, lang, confirmed) in [
+        ("ann@example.org", "alpha", "sv", true),
+        ("bo@example.org", "gamma,beta,alpha", "sv", true),
+        ("cy@example.org", "alpha", "sv", false),
+        ("dora@example.org", "beta", "en", true),
+        ("eve@example.org", "gamma", "en", true),
+    ] {
+        let mut args = vec![
+            "subscribers",
+            "add",
+            email,
+            "--themes",
+            themes,
+            "--language",
+            lang,
+        ];
+        if confirmed {
+            args.push("--confirmed");
+        }
+        ok(site.tidings(&args));
+    }
+    let run = ok(site.tidings(&["digest", "send"]));
+    assert!(run.stdout.contains("3 stories, 4 recipients"), "{run}");
+    assert!(run.stdout.contains("4 sent, 0 failed, 0 skipped"), "{run}");
+
+    let mail = outbox(&site);
+    assert_eq!(
+        mail.keys().collect::<Vec<_>>(),
+        [
+            "ann@example.org",
+            "bo@example.org",
+            "dora@example.org",
+            "eve@example.org"
+        ]
+    );
+    let one = |who: &str| {
+        let m = &mail[who];
+        assert_eq!(m.len(), 1, "{who} gets one email");
+        m[0].clone()
+    };
+    let ann = one("ann@example.org");
+    assert_eq!(
+        titles_in(&ann, TITLES),
+        ["Alpha one", "Alpha and gamma"],
+        "the old archive is not sent"
+    );
+    let bo = one("bo@example.org");
+    assert_eq!(
+        titles_in(&bo, TITLES),
+        ["Alpha one", "Beta one", "Alpha and gamma"]
+    );
+    // Every story is rendered with the same number of links to it.
+    assert_eq!(
+        bo.html.matches("/stories/ag/").count(),
+        bo.html.matches("/stories/a1/").count(),
+        "a story in two chosen themes appears once"
+    );
+    assert_eq!(bo.text.matches("/stories/ag/").count(), 1, "{}", bo.text);
+    // Under the first chosen theme: gamma comes before beta and alpha.
+    let at = |needle: &str| {
+        bo.text
+            .find(needle)
+            .unwrap_or_else(|| panic!("{needle} in {}", bo.text))
+    };
+    let order = [
+        at("/themes/gamma/"),
+        at("/stories/ag/"),
+        at("/themes/beta/"),
+        at("/stories/b1/"),
+        at("/themes/alpha/"),
+        at("/stories/a1/"),
+    ];
+    assert!(
+        order.windows(2).all(|w| w[0] < w[1]),
+        "themes in the subscriber's order: {}",
+        bo.text
+    );
+    let dora = one("dora@example.org");
+    assert_eq!(titles_in(&dora, TITLES), ["Beta one"]);
+    assert!(dora.subject.starts_with("News "), "{}", dora.subject);
+    assert!(ann.subject.starts_with("Nytt "), "{}", ann.subject);
+    assert!(
+        dora.text.contains("https://example.org/news/stories/b1/"),
+        "{}",
+        dora.text
+    );
+    assert!(
+        !mail.contains_key("cy@example.org"),
+        "pending subscribers get nothing"
+    );
+
+    // The same edition again: nothing more; a new one with nothing new:
+    // nobody gets anything.
+    let again = ok(site.tidings(&["digest", "send"]));
+    assert!(again.stdout.contains("0 stories, 0 recipients"), "{again}");
+    assert_eq!(outbox(&site).values().map(Vec::len).sum::<usize>(), 4);
+
+    // A new story and an edited old one: only the new one goes out.
+    recent(&site, "b2", "Beta two", 0, &["beta"]);
+    recent(&site, "a1", "Alpha one, edited", 3, &["alpha"]);
+    site.build();
+    let third = ok(site.tidings(&["digest", "send"]));
+    assert!(third.stdout.contains("1 stories, 2 recipients"), "{third}");
+    let mail = outbox(&site);
+    assert_eq!(mail["bo@example.org"].len(), 2);
+    assert_eq!(mail["dora@example.org"].len(), 2);
+    assert_eq!(
+        mail["ann@example.org"].len(),
+        1,
+        "an edited story does not go out again"
+    );
+    let newest = mail["dora@example.org"]
+        .iter()
+        .find(|m| m.html.contains("Beta two"))
+        .unwrap();
+    assert!(!newest.html.contains("Beta one"));
+}
+
+#[test]
+fn headers_follow_the_list_rules() {
+    let site = digest_site("file:outbox");
+    recent(&site, "a1", "Alpha <one> & more", 1, &["alpha"]);
+    site.build();
+    ok(site.tidings(&[
+        "subscribers",
+        "add",
+        "ann@example.org",
+        "--themes",
+        "alpha",
+        "--confirmed",
+    ]));
+    ok(site.tidings(&["digest", "send"]));
+    let mail = outbox(&site);
+    let m = &mail["ann@example.org"][0];
+    let h = &m.headers;
+    assert!(h["from"].contains("news@example.org"), "{h:?}");
+    assert!(h.contains_key("date"));
+    assert!(
+        m.message_id.starts_with("e1.s1.monthly@example.org"),
+        "{}",
+        m.message_id
+    );
+    assert!(h["list-id"].contains("<monthly.example.org>"), "{h:?}");
+    let unsub = &h["list-unsubscribe"];
+    assert!(
+        unsub.starts_with("<https://example.org/news/unsubscribe/"),
+        "{unsub}"
+    );
+    assert_eq!(h["list-unsubscribe-post"], "List-Unsubscribe=One-Click");
+    assert!(
+        m.html.contains("Alpha &lt;one&gt; &amp; more"),
+        "escaped title"
+    );
+    assert!(!m.html.contains("<script"));
+    assert!(m.html.contains("Fixture Org, Box 1, 111 11 Stockholm"));
+    assert!(m.text.contains("Alpha <one> & more"));
+    // The unsubscribe link in the body is the header's, and it verifies.
+    let link = unsub.trim_start_matches('<').split('>').next().unwrap();
+    assert!(m.html.contains(link) && m.text.contains(link));
+}
+
+#[test]
+fn preview_shows_what_would_be_sent_and_changes_nothing() {
+    let site = digest_site("file:outbox");
+    recent(&site, "a1", "Alpha one", 1, &["alpha"]);
+    recent(&site, "b1", "Beta one", 1, &["beta"]);
+    site.build();
+    ok(site.tidings(&[
+        "subscribers",
+        "add",
+        "ann@example.org",
+        "--themes",
+        "beta",
+        "--language",
+        "en",
+    ]));
+    let html = ok(site.tidings(&["digest", "preview", "--email", "ANN@example.org"]));
+    assert!(
+        html.stdout.contains("Beta one") && !html.stdout.contains("Alpha one"),
+        "{html}"
+    );
+    assert!(html.stdout.contains("<html"));
+    let text = ok(site.tidings(&[
+        "digest",
+        "preview",
+        "--email",
+        "ann@example.org",
+        "--text",
+        "--out",
+        "p.txt",
+    ]));
+    let written = std::fs::read_to_string(site.path("p.txt")).unwrap();
+    assert!(
+        written.contains("https://example.org/news/stories/b1/"),
+        "{written}"
+    );
+    assert!(
+        text.stderr
+            .contains("1 stories for ann@example.org (pending)"),
+        "{text}"
+    );
+    assert!(
+        !site.path("outbox").exists() || outbox(&site).is_empty(),
+        "nothing sent"
+    );
+    let status = ok(site.tidings(&["digest", "status"]));
+    assert!(
+        status.stdout.contains("no editions yet"),
+        "nothing frozen: {status}"
+    );
+    let missing = site.tidings(&["digest", "preview", "--email", "nobody@example.org"]);
+    assert_eq!(missing.code, 1);
+    assert!(
+        missing
+            .stderr
+            .contains("no subscriber with the address nobody@example.org"),
+        "{missing}"
+    );
+}

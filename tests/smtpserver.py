@@ -1,0 +1,84 @@
+"""A real SMTP server for the tests: aiosmtpd, with a handler that keeps
+every accepted message as an .eml file and misbehaves on request.
+
+    python3 tests/smtpserver.py PORT MAILDIR
+
+Prints "ready" on standard output once it listens on 127.0.0.1:PORT.
+
+Recipients choose how they are treated by their local part:
+- tempfail-N-...@   refused with 451 (temporary) for the first N tries
+- reject-...@       refused with 550 5.1.1 (no such user)
+- drop-N-...@       the connection is dropped during DATA for the first N tries
+- slow-...@         the reply to DATA waits 0.2 s
+anything else is accepted. Each accepted message is written to
+MAILDIR/<n>.eml (n counting from 1, in order of acceptance).
+"""
+
+import asyncio
+import itertools
+import os
+import re
+import sys
+
+from aiosmtpd.controller import Controller
+from aiosmtpd.smtp import SMTP
+
+TRIES = {}
+COUNTER = itertools.count(1)
+
+
+def tries(kind, address):
+    key = (kind, address.lower())
+    TRIES[key] = TRIES.get(key, 0) + 1
+    return TRIES[key]
+
+
+class Handler:
+    def __init__(self, maildir):
+        self.maildir = maildir
+
+    async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
+        local = address.split("@")[0].lower()
+        m = re.match(r"tempfail-(\d+)-", local)
+        if m and tries("rcpt", address) <= int(m.group(1)):
+            return "451 4.3.0 Try again later"
+        if local.startswith("reject-"):
+            return "550 5.1.1 No such user here"
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
+
+    async def handle_DATA(self, server, session, envelope):
+        for rcpt in envelope.rcpt_tos:
+            local = rcpt.split("@")[0].lower()
+            m = re.match(r"drop-(\d+)-", local)
+            if m and tries("data", rcpt) <= int(m.group(1)):
+                session.transport.close()
+                return "421 closing"
+            if local.startswith("slow-"):
+                await asyncio.sleep(0.2)
+        n = next(COUNTER)
+        path = os.path.join(self.maildir, f"{n:07d}.eml")
+        tmp = path + ".tmp"
+        with open(tmp, "wb") as f:
+            f.write(envelope.original_content)
+        os.rename(tmp, path)
+        return f"250 2.0.0 Ok: queued as {n}"
+
+
+def main():
+    port, maildir = int(sys.argv[1]), sys.argv[2]
+    os.makedirs(maildir, exist_ok=True)
+    controller = Controller(Handler(maildir), hostname="127.0.0.1", port=port,
+                            decode_data=False, enable_SMTPUTF8=True)
+    controller.start()
+    print("ready", flush=True)
+    try:
+        asyncio.get_event_loop().run_until_complete(asyncio.Event().wait())
+    except KeyboardInterrupt:
+        pass
+    finally:
+        controller.stop()
+
+
+if __name__ == "__main__":
+    main()
