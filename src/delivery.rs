@@ -71,6 +71,8 @@ pub struct Worker<'a> {
     pub signer: &'a Signer,
     pub templates: &'a render::Templates,
     pub sender: &'a Sender,
+    /// The DKIM key, read once.
+    pub dkim: Option<&'a message::DkimSigner>,
     pub options: Options,
     /// Set to stop claiming new rows (SIGINT/SIGTERM); in-flight sends finish.
     pub stop: Arc<AtomicBool>,
@@ -143,9 +145,9 @@ impl Worker<'_> {
                 .mark_final(id, "skipped", "nothing new in their themes", Utc::now())
                 .await;
         }
-        let (message_id, bytes) = self.message(edition, person, sections)?;
+        let (message_id, message) = self.message(edition, person, sections)?;
         pace.wait().await;
-        match self.sender.send(&message_id, &bytes).await {
+        match self.sender.send(&message_id, &message).await {
             Ok(reply) => store.mark_sent(id, &message_id, &reply, Utc::now()).await,
             Err(SendError::Transient(e)) if (claimed.attempt as u32) < self.mail.max_attempts => {
                 let next = Utc::now() + backoff(self.options.backoff, claimed.attempt);
@@ -168,13 +170,13 @@ impl Worker<'_> {
         }
     }
 
-    /// The message for one subscriber: its Message-ID and bytes.
+    /// The message for one subscriber, with its Message-ID.
     fn message(
         &self,
         edition: &Edition,
         person: &crate::subscribers::Subscriber,
         sections: Vec<render::Section<'_>>,
-    ) -> Result<(String, Vec<u8>)> {
+    ) -> Result<(String, lettre::Message)> {
         let config = self.config;
         let base = &config.site.base_url;
         let host = base.host_str().unwrap_or("localhost");
@@ -219,8 +221,8 @@ impl Worker<'_> {
             unsubscribe_mailto: None,
             date: Utc::now(),
         };
-        let msg = message::build(&envelope, &rendered, self.mail.dkim.as_ref())?;
-        Ok((message_id, message::to_bytes(&msg)))
+        let msg = message::build_signed(&envelope, &rendered, self.dkim)?;
+        Ok((message_id, msg))
     }
 }
 

@@ -52,7 +52,7 @@ class Handler:
             local = rcpt.split("@")[0].lower()
             m = re.match(r"drop-(\d+)-", local)
             if m and tries("data", rcpt) <= int(m.group(1)):
-                session.transport.close()
+                server.transport.close()
                 return "421 closing"
             if local.startswith("slow-"):
                 await asyncio.sleep(0.2)

@@ -12,6 +12,7 @@ use tidings::cli::DigestCommand;
 use tidings::config::{Config, Digest};
 use tidings::delivery::{self, Options, Worker};
 use tidings::digest::{compose, render};
+use tidings::mail::message::DkimSigner;
 use tidings::mail::transport::Sender;
 use tidings::store::Store;
 use tidings::subscribers::SubscriberEmail;
@@ -177,6 +178,7 @@ async fn send(config: &Config, store: &Store, id: Option<&str>, dry_run: bool) -
     let sender = Sender::new(mail)?;
     let templates = render::Templates::load(config)?;
     let signer = tokens::signer(store).await?;
+    let dkim = mail.dkim.as_ref().map(DkimSigner::load).transpose()?;
     let edition = match unfinished {
         Some(e) => {
             println!("resuming {}", delivery::describe(&e));
@@ -212,6 +214,7 @@ async fn send(config: &Config, store: &Store, id: Option<&str>, dry_run: bool) -
         signer: &signer,
         templates: &templates,
         sender: &sender,
+        dkim: dkim.as_ref(),
         options: Options::from_env(),
         stop: stop.clone(),
     };

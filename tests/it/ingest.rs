@@ -241,7 +241,7 @@ fn the_same_stories_give_the_same_bytes_from_a_fresh_store() {
 }
 
 /// Runs SQL against the site's store with sqlx, as an operator's tool would.
-fn sql(site: &Site, statements: &[&str]) -> Vec<(String, String, Option<String>)> {
+pub fn sql(site: &Site, statements: &[&str]) -> Vec<(String, String, Option<String>)> {
     use sqlx::Connection;
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()

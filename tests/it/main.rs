@@ -11,6 +11,7 @@ mod digest;
 mod feeds;
 mod ingest;
 mod sanitize;
+mod smtp;
 mod story_errors;
 mod subscribers;
 mod tokens;

@@ -1,0 +1,310 @@
+//! Sending through a real SMTP server (Python's aiosmtpd, started here on a
+//! free loopback port by `tests/smtpserver.py`): messages read back and
+//! parsed as MIME, temporary failures retried, permanent ones bounced, and
+//! a sender killed mid-edition that resumes with nobody skipped.
+
+use std::collections::BTreeMap;
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::digest::{Mail, digest_site, ok, parse_all, recent};
+use crate::helpers::Site;
+
+/// aiosmtpd running on 127.0.0.1, killed when dropped.
+pub struct SmtpServer {
+    child: Child,
+    pub port: u16,
+    pub maildir: tempfile::TempDir,
+}
+
+impl SmtpServer {
+    /// Starts the server, or returns `None` (after saying so) when Python's
+    /// aiosmtpd is not installed and this is not CI; under `CI=true` a
+    /// missing aiosmtpd fails the test.
+    pub fn start() -> Option<SmtpServer> {
+        let python = std::env::var("TIDINGS_TEST_PYTHON").unwrap_or_else(|_| "python3".into());
+        let probe = Command::new(&python)
+            .args(["-c", "import aiosmtpd"])
+            .output();
+        if !probe.is_ok_and(|o| o.status.success()) {
+            if std::env::var("CI").as_deref() == Ok("true") {
+                panic!(
+                    "aiosmtpd is required under CI=true: run scripts/test.sh, which installs it"
+                );
+            }
+            eprintln!(
+                "SKIPPED: Python's aiosmtpd is not installed (pip install aiosmtpd, or run scripts/test.sh)"
+            );
+            return None;
+        }
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let maildir = tempfile::tempdir().unwrap();
+        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/smtpserver.py");
+        let mut child = Command::new(&python)
+            .arg(script)
+            .arg(port.to_string())
+            .arg(maildir.path())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start the SMTP server");
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        assert_eq!(line.trim(), "ready", "the SMTP server did not start");
+        Some(SmtpServer {
+            child,
+            port,
+            maildir,
+        })
+    }
+
+    pub fn transport(&self) -> String {
+        format!("smtp://127.0.0.1:{}?tls=none", self.port)
+    }
+
+    /// Every accepted message, in order of acceptance.
+    pub fn raw(&self) -> Vec<Vec<u8>> {
+        let mut paths: Vec<_> = std::fs::read_dir(self.maildir.path())
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .filter(|p| p.extension().is_some_and(|e| e == "eml"))
+            .collect();
+        paths.sort();
+        paths
+            .into_iter()
+            .map(|p| std::fs::read(p).unwrap())
+            .collect()
+    }
+
+    pub fn by_recipient(&self) -> BTreeMap<String, Vec<Mail>> {
+        let mut out: BTreeMap<String, Vec<Mail>> = BTreeMap::new();
+        for m in parse_all(self.raw()) {
+            out.entry(m.to.clone()).or_default().push(m);
+        }
+        out
+    }
+}
+
+impl Drop for SmtpServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A digest site sending to `server`, with `extra` lines in [mail].
+fn smtp_site(server: &SmtpServer, extra: &str) -> Site {
+    let site = digest_site(&server.transport());
+    if !extra.is_empty() {
+        let config = std::fs::read_to_string(site.config_path()).unwrap();
+        let config = config.replace("rate_limit = 0\n", &format!("rate_limit = 0\n{extra}\n"));
+        std::fs::write(site.config_path(), config).unwrap();
+    }
+    recent(&site, "a1", "Alpha one", 2, &["alpha"]);
+    recent(&site, "b1", "Beta one", 1, &["beta"]);
+    site.build();
+    site
+}
+
+fn add(site: &Site, email: &str, themes: &str) {
+    ok(site.tidings(&[
+        "subscribers",
+        "add",
+        email,
+        "--themes",
+        themes,
+        "--confirmed",
+    ]));
+}
+
+/// Runs `digest send` with fast retries.
+fn send(site: &Site) -> crate::helpers::Run {
+    let out = Command::new(env!("CARGO_BIN_EXE_tidings"))
+        .arg("--config")
+        .arg(site.config_path())
+        .args(["digest", "send"])
+        .env("TIDINGS_BACKOFF_SECONDS", "0")
+        .env("TIDINGS_LEASE_SECONDS", "1")
+        .output()
+        .unwrap();
+    crate::helpers::Run::from(out)
+}
+
+#[test]
+fn messages_go_through_smtp_with_the_right_stories() {
+    let Some(server) = SmtpServer::start() else {
+        return;
+    };
+    let site = smtp_site(&server, "");
+    add(&site, "ann@example.org", "alpha");
+    add(&site, "bo@example.org", "beta,alpha");
+    add(&site, "cy@example.org", "gamma");
+    let run = ok(send(&site));
+    assert!(run.stdout.contains("2 stories, 2 recipients"), "{run}");
+    assert!(run.stdout.contains("2 sent, 0 failed, 0 skipped"), "{run}");
+    let mail = server.by_recipient();
+    assert_eq!(
+        mail.keys().collect::<Vec<_>>(),
+        ["ann@example.org", "bo@example.org"]
+    );
+    let ann = &mail["ann@example.org"][0];
+    assert!(ann.html.contains("Alpha one") && !ann.html.contains("Beta one"));
+    let bo = &mail["bo@example.org"][0];
+    assert!(bo.html.contains("Alpha one") && bo.html.contains("Beta one"));
+    assert_eq!(
+        bo.headers["list-unsubscribe-post"],
+        "List-Unsubscribe=One-Click"
+    );
+    let status = ok(site.tidings(&["digest", "status"]));
+    assert!(
+        status
+            .stdout
+            .contains("2 sent, 0 failed, 0 skipped, 0 pending, 0 sending"),
+        "{status}"
+    );
+    // Sent again: nothing more.
+    ok(send(&site));
+    assert_eq!(server.raw().len(), 2);
+}
+
+#[test]
+fn temporary_failures_are_retried_and_permanent_ones_bounce() {
+    let Some(server) = SmtpServer::start() else {
+        return;
+    };
+    let site = smtp_site(&server, "max_attempts = 3");
+    add(&site, "tempfail-2-ann@example.org", "alpha");
+    add(&site, "drop-1-bo@example.org", "alpha");
+    add(&site, "reject-cy@example.org", "alpha");
+    add(&site, "tempfail-9-dora@example.org", "alpha");
+    add(&site, "eve@example.org", "alpha");
+    let run = send(&site);
+    assert_eq!(run.code, 1, "failures make the exit code 1:\n{run}");
+    assert!(run.stdout.contains("3 sent, 2 failed, 0 skipped"), "{run}");
+    let mail = server.by_recipient();
+    assert_eq!(
+        mail.keys().collect::<Vec<_>>(),
+        [
+            "drop-1-bo@example.org",
+            "eve@example.org",
+            "tempfail-2-ann@example.org"
+        ]
+    );
+    assert!(mail.values().all(|m| m.len() == 1), "each once");
+
+    let status = ok(site.tidings(&["digest", "status"]));
+    assert!(
+        status
+            .stdout
+            .contains("not sent to reject-cy@example.org: failed:"),
+        "{status}"
+    );
+    assert!(status.stdout.contains("550"), "{status}");
+    assert!(
+        status
+            .stdout
+            .contains("not sent to tempfail-9-dora@example.org: failed: gave up after 3 attempts"),
+        "{status}"
+    );
+    let bounced = ok(site.tidings(&["subscribers", "list", "--status", "bounced"]));
+    assert!(
+        bounced.stdout.contains("reject-cy@example.org"),
+        "{bounced}"
+    );
+    assert!(
+        !bounced.stdout.contains("dora"),
+        "a temporary failure is no bounce: {bounced}"
+    );
+
+    // The next edition passes the bounced address over.
+    recent(&site, "a2", "Alpha two", 0, &["alpha"]);
+    site.build();
+    let next = send(&site);
+    assert!(next.stdout.contains("1 stories, 4 recipients"), "{next}");
+}
+
+#[test]
+fn a_sender_killed_mid_edition_resumes_with_nobody_skipped() {
+    let Some(server) = SmtpServer::start() else {
+        return;
+    };
+    let site = smtp_site(&server, "concurrency = 4");
+    let people: Vec<String> = (0..120)
+        .map(|i| format!("slow-{i:03}@example.org"))
+        .collect();
+    let csv: String = std::iter::once("email,themes,language\n".to_owned())
+        .chain(people.iter().map(|p| format!("{p},alpha,sv\n")))
+        .collect();
+    std::fs::write(site.path("people.csv"), csv).unwrap();
+    ok(site.tidings(&["subscribers", "import", "people.csv", "--confirmed"]));
+
+    let mut child = Command::new(env!("CARGO_BIN_EXE_tidings"))
+        .arg("--config")
+        .arg(site.config_path())
+        .args(["digest", "send"])
+        .env("TIDINGS_LEASE_SECONDS", "1")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let started = Instant::now();
+    while server.raw().len() < 20 {
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "nothing arrived"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    child.kill().unwrap(); // SIGKILL: no chance to clean up
+    child.wait().unwrap();
+    let before = server.raw().len();
+    assert!(before < people.len(), "killed before the end");
+
+    // Someone not yet served leaves before the resume: they get nothing.
+    let got: Vec<String> = server.by_recipient().into_keys().collect();
+    let leaver = people
+        .iter()
+        .rev()
+        .find(|p| !got.contains(p))
+        .unwrap()
+        .clone();
+    crate::ingest::sql(
+        &site,
+        &[&format!(
+            "UPDATE subscribers SET status = 'unsubscribed' WHERE email = '{leaver}'"
+        )],
+    );
+
+    let run = ok(send(&site));
+    assert!(run.stdout.contains("resuming edition 1"), "{run}");
+    let mail = server.by_recipient();
+    for p in &people {
+        let n = mail.get(p).map_or(0, Vec::len);
+        if *p == leaver {
+            assert_eq!(n, 0, "{p} unsubscribed before their turn");
+        } else {
+            assert!(n >= 1, "{p} was skipped");
+        }
+    }
+    let duplicates: usize = mail.values().map(|m| m.len() - 1).sum();
+    assert!(
+        duplicates <= 4,
+        "{duplicates} duplicates: only in-flight rows may go twice"
+    );
+    let status = ok(site.tidings(&["digest", "status"]));
+    assert!(status.stdout.contains("0 pending, 0 sending"), "{status}");
+    assert!(
+        status.stdout.contains(&format!(
+            "not sent to {leaver}: skipped: unsubscribed before sending"
+        )),
+        "{status}"
+    );
+}
