@@ -138,6 +138,19 @@ pub enum DigestCommand {
         #[arg(long)]
         dry_run: bool,
     },
+    /// Send the current preview to one address, to see it in a real mail
+    /// client before the real send. Nothing is frozen or recorded.
+    Test {
+        /// Where to send it.
+        #[arg(long, value_name = "ADDR")]
+        to: String,
+        /// Which digest (default: the first).
+        #[arg(long, value_name = "ID")]
+        digest: Option<String>,
+        /// The language of the preview (default: the site's).
+        #[arg(long)]
+        language: Option<String>,
+    },
     /// Editions with their deliveries by state, and who did not get the
     /// last one and why.
     Status {

@@ -181,15 +181,14 @@ impl Worker<'_> {
         let base = &config.site.base_url;
         let host = base.host_str().unwrap_or("localhost");
         let email_key = person.email.to_lowercase();
-        let token = |p| {
-            self.signer
-                .sign(p, person.id, &email_key, edition.created_at)
-        };
-        let links = render::Links {
-            preferences: format!("{base}preferences/{}", token(Purpose::Preferences)),
-            unsubscribe: format!("{base}unsubscribe/{}", token(Purpose::Unsubscribe)),
-            edition: format!("{base}editions/{}/{}/", self.digest.id, edition.id),
-        };
+        let links = links(
+            config,
+            self.signer,
+            self.digest,
+            Some(edition.id),
+            (person.id, &email_key),
+            edition.created_at,
+        );
         let language = person.language.as_str();
         let period = period_label(config, language, edition.period_end);
         let rendered = render::render(
@@ -223,6 +222,29 @@ impl Worker<'_> {
         };
         let msg = message::build_signed(&envelope, &rendered, self.dkim)?;
         Ok((message_id, msg))
+    }
+}
+
+/// The links of a digest email: signed preferences and unsubscribe links
+/// for the subscriber (`id`, lower-cased address), and the edition's page
+/// (the digest's editions page while no edition is frozen).
+pub fn links(
+    config: &Config,
+    signer: &Signer,
+    digest: &Digest,
+    edition: Option<i64>,
+    (id, email_key): (i64, &str),
+    issued: DateTime<Utc>,
+) -> render::Links {
+    let base = &config.site.base_url;
+    let token = |p| signer.sign(p, id, email_key, issued);
+    render::Links {
+        preferences: format!("{base}preferences/{}", token(Purpose::Preferences)),
+        unsubscribe: format!("{base}unsubscribe/{}", token(Purpose::Unsubscribe)),
+        edition: match edition {
+            Some(e) => format!("{base}editions/{}/{e}/", digest.id),
+            None => format!("{base}editions/{}/", digest.id),
+        },
     }
 }
 

@@ -16,7 +16,7 @@ use tidings::mail::message::DkimSigner;
 use tidings::mail::transport::Sender;
 use tidings::store::Store;
 use tidings::subscribers::SubscriberEmail;
-use tidings::tokens::{self, Purpose};
+use tidings::tokens;
 
 pub async fn run(config: &Config, command: DigestCommand) -> Result<ExitCode> {
     let store = Store::open(&config.storage.url).await?;
@@ -59,8 +59,6 @@ async fn dispatch(config: &Config, store: &Store, command: DigestCommand) -> Res
             let sections = compose::sections(config, digest, &person.themes, &stories);
             let templates = render::Templates::load(config)?;
             let signer = tokens::signer(store).await?;
-            let base = &config.site.base_url;
-            let token = |p| signer.sign(p, person.id, &key, now);
             let language = person.language.as_str();
             let period = delivery::period_label(config, language, now);
             let count: usize = sections.iter().map(|s| s.stories.len()).sum();
@@ -72,11 +70,7 @@ async fn dispatch(config: &Config, store: &Store, command: DigestCommand) -> Res
                     language,
                     period: &period,
                     sections,
-                    links: render::Links {
-                        preferences: format!("{base}preferences/{}", token(Purpose::Preferences)),
-                        unsubscribe: format!("{base}unsubscribe/{}", token(Purpose::Unsubscribe)),
-                        edition: format!("{base}editions/{}/", digest.id),
-                    },
+                    links: delivery::links(config, &signer, digest, None, (person.id, &key), now),
                     recipient: &person.email,
                 },
             )?;
@@ -105,6 +99,11 @@ async fn dispatch(config: &Config, store: &Store, command: DigestCommand) -> Res
             digest: id,
             dry_run,
         } => send(config, store, id.as_deref(), dry_run).await,
+        DigestCommand::Test {
+            to,
+            digest: id,
+            language,
+        } => test_send(config, store, &to, id.as_deref(), language.as_deref()).await,
         DigestCommand::Status { digest: id } => {
             let digests: Vec<&Digest> = match id.as_deref() {
                 Some(id) => vec![digest(config, Some(id))?],
@@ -201,10 +200,20 @@ async fn send(config: &Config, store: &Store, id: Option<&str>, dry_run: bool) -
     let stop = Arc::new(AtomicBool::new(false));
     let flag = stop.clone();
     tokio::spawn(async move {
-        if tokio::signal::ctrl_c().await.is_ok() {
-            eprintln!("stopping: no new sends; waiting for those in flight");
-            flag.store(true, Ordering::SeqCst);
-        }
+        shutdown_signal().await;
+        eprintln!("stopping: no new sends; waiting for those in flight");
+        flag.store(true, Ordering::SeqCst);
+    });
+    // A bar on a terminal; log lines (TIDINGS_LOG=info) otherwise.
+    let bar = std::io::IsTerminal::is_terminal(&std::io::stderr()).then(|| {
+        let bar = indicatif::ProgressBar::new(0);
+        bar.set_style(
+            indicatif::ProgressStyle::with_template(
+                "{bar:40} {pos}/{len} sent, failed or skipped ({per_sec}, {eta} left)",
+            )
+            .expect("a valid template"),
+        );
+        bar
     });
     let worker = Worker {
         config,
@@ -220,6 +229,10 @@ async fn send(config: &Config, store: &Store, id: Option<&str>, dry_run: bool) -
     };
     let counts = worker
         .deliver(&edition, |c| {
+            if let Some(bar) = &bar {
+                bar.set_length(c.total() as u64);
+                bar.set_position((c.sent + c.failed + c.skipped) as u64);
+            }
             tracing::info!(
                 sent = c.sent,
                 failed = c.failed,
@@ -229,6 +242,9 @@ async fn send(config: &Config, store: &Store, id: Option<&str>, dry_run: bool) -
             );
         })
         .await?;
+    if let Some(bar) = bar {
+        bar.finish_and_clear();
+    }
     println!(
         "{}: {} sent, {} failed, {} skipped{}",
         delivery::describe(&edition),
@@ -249,4 +265,88 @@ async fn send(config: &Config, store: &Store, id: Option<&str>, dry_run: bool) -
     } else {
         ExitCode::SUCCESS
     })
+}
+
+/// Waits for Ctrl-C (SIGINT) or SIGTERM.
+async fn shutdown_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    match signal(SignalKind::terminate()) {
+        Ok(mut term) => {
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = term.recv() => {}
+            }
+        }
+        Err(_) => {
+            let _ = tokio::signal::ctrl_c().await;
+        }
+    }
+}
+
+/// Sends the preview of every theme to one address.
+async fn test_send(
+    config: &Config,
+    store: &Store,
+    to: &str,
+    id: Option<&str>,
+    language: Option<&str>,
+) -> Result<ExitCode> {
+    let digest = digest(config, id)?;
+    let mail = config
+        .mail
+        .as_ref()
+        .context("no [mail] section in config.toml: add one with at least `from`")?;
+    let to = SubscriberEmail::parse(to).map_err(anyhow::Error::msg)?;
+    let language = tidings::subscribers::parse_language(config, digest, language.unwrap_or(""))
+        .map_err(anyhow::Error::msg)?;
+    let now = Utc::now();
+    let stories = store.pending_stories(&digest.id, now).await?;
+    let themes: Vec<_> = config.themes.iter().map(|t| t.slug.clone()).collect();
+    let sections = compose::sections(config, digest, &themes, &stories);
+    let count: usize = sections.iter().map(|s| s.stories.len()).sum();
+    let templates = render::Templates::load(config)?;
+    let signer = tokens::signer(store).await?;
+    let base = &config.site.base_url;
+    // Links of a test message belong to no subscriber: id 0 matches nobody.
+    let links = delivery::links(config, &signer, digest, None, (0, &to.key()), now);
+    let period = delivery::period_label(config, language.as_str(), now);
+    let rendered = render::render(
+        &templates,
+        &render::DigestEmail {
+            config,
+            digest,
+            language: language.as_str(),
+            period: &period,
+            sections,
+            links: links.clone(),
+            recipient: to.as_str(),
+        },
+    )?;
+    let host = base.host_str().unwrap_or("localhost");
+    let message_id = format!("test.{}.{}@{host}", digest.id, now.timestamp_millis());
+    let envelope = tidings::mail::message::Envelope {
+        from: &mail.from,
+        reply_to: mail.reply_to.as_ref(),
+        to: to.as_str(),
+        message_id: message_id.clone(),
+        list_id: format!(
+            "{} <{}.{host}>",
+            digest.title.get(language.as_str()),
+            digest.id
+        ),
+        unsubscribe_url: links.unsubscribe,
+        unsubscribe_mailto: None,
+        date: now,
+    };
+    let dkim = mail.dkim.as_ref().map(DkimSigner::load).transpose()?;
+    let message = tidings::mail::message::build_signed(&envelope, &rendered, dkim.as_ref())?;
+    let reply = Sender::new(mail)?
+        .send(&message_id, &message)
+        .await
+        .map_err(|e| anyhow!("{e}"))?;
+    println!(
+        "sent a test of {} ({count} stories) to {to}: {reply}",
+        digest.id
+    );
+    Ok(ExitCode::SUCCESS)
 }

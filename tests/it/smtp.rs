@@ -308,3 +308,37 @@ fn a_sender_killed_mid_edition_resumes_with_nobody_skipped() {
         "{status}"
     );
 }
+
+#[test]
+fn a_test_send_reaches_one_address_and_records_nothing() {
+    let Some(server) = SmtpServer::start() else {
+        return;
+    };
+    let site = smtp_site(&server, "");
+    add(&site, "ann@example.org", "alpha");
+    let run = ok(site.tidings(&[
+        "digest",
+        "test",
+        "--to",
+        "editor@example.org",
+        "--language",
+        "en",
+    ]));
+    assert!(
+        run.stdout
+            .contains("sent a test of monthly (2 stories) to editor@example.org: 250"),
+        "{run}"
+    );
+    let mail = server.by_recipient();
+    assert_eq!(mail.keys().collect::<Vec<_>>(), ["editor@example.org"]);
+    let m = &mail["editor@example.org"][0];
+    assert!(
+        m.html.contains("Alpha one") && m.html.contains("Beta one"),
+        "every theme"
+    );
+    assert!(m.subject.starts_with("News "), "{}", m.subject);
+    let status = ok(site.tidings(&["digest", "status"]));
+    assert!(status.stdout.contains("no editions yet"), "{status}");
+    let bad = site.tidings(&["digest", "test", "--to", "not-an-address"]);
+    assert_eq!(bad.code, 1, "{bad}");
+}
