@@ -79,8 +79,12 @@ pub enum SubscribersCommand {
         #[arg(long, value_name = "ID")]
         digest: Option<String>,
         /// Consent was already confirmed: the subscriber is active at once.
-        #[arg(long)]
+        #[arg(long, conflicts_with = "send_confirmation")]
         confirmed: bool,
+        /// Send the confirmation email (double opt-in) through [mail]; its
+        /// link, valid 7 days, points to `<base_url>confirm/<token>`.
+        #[arg(long)]
+        send_confirmation: bool,
     },
     /// Import subscribers from CSV with the header email,themes,language[,digest]
     /// (themes separated by `;`). Bad rows are reported with their line and

@@ -28,6 +28,7 @@ async fn dispatch(config: &Config, store: &Store, command: SubscribersCommand) -
             language,
             digest,
             confirmed,
+            send_confirmation,
         } => {
             let status = if confirmed {
                 Status::Active
@@ -57,6 +58,9 @@ async fn dispatch(config: &Config, store: &Store, command: SubscribersCommand) -
                 .await?;
             if added.added == 1 {
                 println!("added {} ({status})", person.email);
+                if send_confirmation {
+                    send_confirmation_email(config, store, &person).await?;
+                }
             } else {
                 let existing = store.subscriber(&person.email.key()).await?;
                 let status = existing.map_or("unknown".into(), |s| s.status.to_string());
@@ -147,4 +151,46 @@ async fn dispatch(config: &Config, store: &Store, command: SubscribersCommand) -
             }
         }
     }
+}
+
+/// Sends the double opt-in email to a subscriber just added.
+async fn send_confirmation_email(
+    config: &Config,
+    store: &Store,
+    person: &tidings::subscribers::NewSubscriber,
+) -> Result<()> {
+    use anyhow::Context as _;
+    let mail = config
+        .mail
+        .as_ref()
+        .context("no [mail] section in config.toml: add one with at least `from`")?;
+    let digest = config
+        .digest(Some(&person.digest))
+        .context("the subscriber's digest is not configured")?;
+    let stored = store
+        .subscriber(&person.email.key())
+        .await?
+        .context("the subscriber just added is gone")?;
+    let signer = tidings::tokens::signer(store).await?;
+    let dkim = mail
+        .dkim
+        .as_ref()
+        .map(tidings::mail::message::DkimSigner::load)
+        .transpose()?;
+    let (message_id, message) = tidings::mail::confirm::message(
+        config,
+        mail,
+        digest,
+        (stored.id, &person.email),
+        person.language.as_str(),
+        &signer,
+        dkim.as_ref(),
+        Utc::now(),
+    )?;
+    let reply = tidings::mail::transport::Sender::new(mail)?
+        .send(&message_id, &message)
+        .await
+        .map_err(|e| anyhow::anyhow!("the confirmation email was not sent: {e}"))?;
+    println!("sent the confirmation email: {reply}");
+    Ok(())
 }

@@ -70,7 +70,7 @@ pub fn template_path(config: &Config, file: &str) -> PathBuf {
 /// and returns the name it is known by. The name ends in `.html` or `.txt`
 /// like the file, which is what turns tera's escaping on for the HTML
 /// part and off for the text.
-fn add(tera: &mut tera::Tera, path: PathBuf, builtin: &str) -> Result<String> {
+pub(crate) fn add(tera: &mut tera::Tera, path: PathBuf, builtin: &str) -> Result<String> {
     let (name, source) = if path.exists() {
         let text = fs_err::read_to_string(&path)?;
         (path.display().to_string(), text)
@@ -215,7 +215,7 @@ pub fn wrap(text: &str, width: usize) -> String {
 /// Moves the `<style>` rules into `style` attributes, which is what most
 /// mail clients read; `@media` rules (dark mode, narrow screens) cannot be
 /// inlined and stay in a `<style>` in `<head>`.
-fn inline_css(html: &str) -> Result<String> {
+pub(crate) fn inline_css(html: &str) -> Result<String> {
     css_inline::CSSInliner::options()
         .keep_style_tags(false)
         .keep_at_rules(true)

@@ -57,42 +57,82 @@ pub fn build_signed(
     rendered: &Rendered,
     signer: Option<&DkimSigner>,
 ) -> Result<Message> {
-    for mailbox in [Some(envelope.from), envelope.reply_to]
-        .into_iter()
-        .flatten()
-    {
-        if let Some(name) = &mailbox.name {
-            one_line("From or Reply-To", name)?;
-        }
-    }
-    let to: Mailbox = one_line("To", envelope.to)?
-        .parse()
-        .map_err(|e| anyhow!("`{}` is not an email address: {e}", envelope.to))?;
-    let subject = one_line("Subject", &rendered.subject)?;
-    let message_id = message_id(&envelope.message_id)?;
     let list_id = ListId::new(&envelope.list_id)?;
     let unsubscribe = ListUnsubscribe::new(
         &envelope.unsubscribe_url,
         envelope.unsubscribe_mailto.as_deref(),
     )?;
-
-    let body = MultiPart::alternative()
-        .boundary(boundary(envelope, rendered))
-        .singlepart(SinglePart::plain(rendered.text.clone()))
-        .singlepart(SinglePart::html(rendered.html.clone()));
-    let mut builder = Message::builder().from(envelope.from.clone()).to(to);
-    if let Some(reply_to) = envelope.reply_to {
-        builder = builder.reply_to(reply_to.clone());
-    }
-    let mut message = builder
-        .subject(subject)
-        .date(SystemTime::from(envelope.date))
-        .message_id(Some(format!("<{message_id}>")))
+    let notice = Notice {
+        from: envelope.from,
+        reply_to: envelope.reply_to,
+        to: envelope.to,
+        message_id: envelope.message_id.clone(),
+        date: envelope.date,
+    };
+    let builder = headers(&notice, rendered)?
         .header(list_id)
         .header(unsubscribe)
-        .header(ListUnsubscribePost)
+        .header(ListUnsubscribePost);
+    finish(&notice, builder, rendered, signer)
+}
+
+/// A message to one person that is not part of a list (a confirmation
+/// request): no List-* headers.
+pub struct Notice<'a> {
+    pub from: &'a Mailbox,
+    pub reply_to: Option<&'a Mailbox>,
+    pub to: &'a str,
+    /// Without angle brackets.
+    pub message_id: String,
+    pub date: chrono::DateTime<chrono::Utc>,
+}
+
+/// Builds a [`Notice`], signed when `signer` is given.
+pub fn build_notice(
+    notice: &Notice,
+    rendered: &Rendered,
+    signer: Option<&DkimSigner>,
+) -> Result<Message> {
+    let builder = headers(notice, rendered)?;
+    finish(notice, builder, rendered, signer)
+}
+
+/// The headers every message has, each checked for line breaks.
+fn headers(n: &Notice, rendered: &Rendered) -> Result<lettre::message::MessageBuilder> {
+    for mailbox in [Some(n.from), n.reply_to].into_iter().flatten() {
+        if let Some(name) = &mailbox.name {
+            one_line("From or Reply-To", name)?;
+        }
+    }
+    let to: Mailbox = one_line("To", n.to)?
+        .parse()
+        .map_err(|e| anyhow!("`{}` is not an email address: {e}", n.to))?;
+    let subject = one_line("Subject", &rendered.subject)?;
+    let message_id = message_id(&n.message_id)?;
+    let mut builder = Message::builder().from(n.from.clone()).to(to);
+    if let Some(reply_to) = n.reply_to {
+        builder = builder.reply_to(reply_to.clone());
+    }
+    Ok(builder
+        .subject(subject)
+        .date(SystemTime::from(n.date))
+        .message_id(Some(format!("<{message_id}>"))))
+}
+
+/// The text and HTML parts as multipart/alternative, then the signature.
+fn finish(
+    n: &Notice,
+    builder: lettre::message::MessageBuilder,
+    rendered: &Rendered,
+    signer: Option<&DkimSigner>,
+) -> Result<Message> {
+    let body = MultiPart::alternative()
+        .boundary(boundary(&n.message_id, rendered))
+        .singlepart(SinglePart::plain(rendered.text.clone()))
+        .singlepart(SinglePart::html(rendered.html.clone()));
+    let mut message = builder
         .multipart(body)
-        .with_context(|| format!("cannot build the message to {}", envelope.to))?;
+        .with_context(|| format!("cannot build the message to {}", n.to))?;
     if let Some(signer) = signer {
         message.sign(&signer.config);
     }
@@ -118,10 +158,10 @@ fn one_line<'v>(header: &str, value: &'v str) -> Result<&'v str> {
 /// A boundary derived from the content rather than random, so that the same
 /// message is the same bytes; being a hash of both parts, it cannot occur
 /// in either of them.
-fn boundary(envelope: &Envelope, rendered: &Rendered) -> String {
+fn boundary(message_id: &str, rendered: &Rendered) -> String {
     use sha2::{Digest, Sha256};
     let mut h = Sha256::new();
-    for part in [&envelope.message_id, &rendered.text, &rendered.html] {
+    for part in [message_id, &rendered.text, &rendered.html] {
         h.update((part.len() as u64).to_le_bytes());
         h.update(part.as_bytes());
     }

@@ -1,4 +1,5 @@
 //! Email: building messages with their headers ([`message`]).
 
+pub mod confirm;
 pub mod message;
 pub mod transport;

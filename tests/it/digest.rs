@@ -359,3 +359,174 @@ fn preview_shows_what_would_be_sent_and_changes_nothing() {
         "{missing}"
     );
 }
+
+#[test]
+fn the_links_in_an_email_are_tokens_that_verify_for_that_subscriber_only() {
+    use tidings::tokens::{Purpose, Signer, Unverified};
+    let site = digest_site("file:outbox");
+    recent(&site, "a1", "Alpha one", 1, &["alpha"]);
+    site.build();
+    ok(site.tidings(&[
+        "subscribers",
+        "add",
+        "ann@example.org",
+        "--themes",
+        "alpha",
+        "--confirmed",
+    ]));
+    ok(site.tidings(&[
+        "subscribers",
+        "add",
+        "bo@example.org",
+        "--themes",
+        "alpha",
+        "--confirmed",
+    ]));
+    ok(site.tidings(&["digest", "send"]));
+    let mail = outbox(&site);
+    let token_after = |m: &Mail, path: &str| -> String {
+        let start = m
+            .text
+            .find(path)
+            .unwrap_or_else(|| panic!("{path} in {}", m.text))
+            + path.len();
+        m.text[start..]
+            .split_whitespace()
+            .next()
+            .unwrap()
+            .to_owned()
+    };
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let key = rt.block_on(async {
+        let store = tidings::store::Store::open(&tidings::config::StorageUrl::Sqlite(
+            site.path("tidings.db"),
+        ))
+        .await
+        .unwrap();
+        let key = store.signing_key().await.unwrap();
+        store.close().await;
+        key
+    });
+    let signer = Signer::new(&key);
+    let now = Utc::now();
+    let ann = &mail["ann@example.org"][0];
+    let unsub = Unverified::parse(&token_after(ann, "/unsubscribe/")).unwrap();
+    let prefs = Unverified::parse(&token_after(ann, "/preferences/")).unwrap();
+    assert!(
+        signer
+            .verify(&unsub, Purpose::Unsubscribe, "ann@example.org", now)
+            .is_ok()
+    );
+    assert!(
+        signer
+            .verify(&prefs, Purpose::Preferences, "ann@example.org", now)
+            .is_ok()
+    );
+    assert!(
+        signer
+            .verify(&unsub, Purpose::Unsubscribe, "bo@example.org", now)
+            .is_err(),
+        "not bo's"
+    );
+    assert!(
+        signer
+            .verify(&prefs, Purpose::Unsubscribe, "ann@example.org", now)
+            .is_err(),
+        "not for unsubscribing"
+    );
+    let bo = &mail["bo@example.org"][0];
+    assert_ne!(
+        token_after(bo, "/unsubscribe/"),
+        token_after(ann, "/unsubscribe/")
+    );
+    assert!(
+        ann.headers["list-unsubscribe"].contains(&token_after(ann, "/unsubscribe/")),
+        "the header carries the same link"
+    );
+}
+
+#[test]
+fn a_confirmation_email_carries_a_signed_link_and_echoes_only_the_address() {
+    use tidings::tokens::{Purpose, Signer, TokenError, Unverified};
+    let site = digest_site("file:outbox");
+    let run = ok(site.tidings(&[
+        "subscribers",
+        "add",
+        "Ann@Example.org",
+        "--themes",
+        "beta,alpha",
+        "--language",
+        "en",
+        "--send-confirmation",
+    ]));
+    assert!(
+        run.stdout.contains("added Ann@example.org (pending)"),
+        "{run}"
+    );
+    assert!(run.stdout.contains("sent the confirmation email"), "{run}");
+    let mail = outbox(&site);
+    let m = &mail["Ann@example.org"][0];
+    assert!(
+        m.subject.starts_with("Confirm your subscription"),
+        "{}",
+        m.subject
+    );
+    assert!(m.html.contains("Ann@example.org") && m.text.contains("Ann@example.org"));
+    assert!(
+        !m.html.contains("Alfa") && !m.html.contains("Beta"),
+        "the chosen themes are not echoed"
+    );
+    assert!(
+        !m.headers.contains_key("list-unsubscribe"),
+        "not a list message"
+    );
+    let start = m.text.find("/confirm/").expect("a confirm link") + "/confirm/".len();
+    let token = m.text[start..].split_whitespace().next().unwrap();
+    assert!(m.html.contains(token));
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let key = rt.block_on(async {
+        let store = tidings::store::Store::open(&tidings::config::StorageUrl::Sqlite(
+            site.path("tidings.db"),
+        ))
+        .await
+        .unwrap();
+        let key = store.signing_key().await.unwrap();
+        store.close().await;
+        key
+    });
+    let signer = Signer::new(&key);
+    let parsed = Unverified::parse(token).unwrap();
+    assert!(
+        signer
+            .verify(&parsed, Purpose::Confirm, "ann@example.org", Utc::now())
+            .is_ok()
+    );
+    assert_eq!(
+        signer.verify(
+            &parsed,
+            Purpose::Confirm,
+            "ann@example.org",
+            Utc::now() + Duration::days(8)
+        ),
+        Err(TokenError::Expired)
+    );
+    let both = site.tidings(&[
+        "subscribers",
+        "add",
+        "bo@example.org",
+        "--themes",
+        "alpha",
+        "--confirmed",
+        "--send-confirmation",
+    ]);
+    assert_eq!(
+        both.code, 2,
+        "--confirmed and --send-confirmation conflict: {both}"
+    );
+}

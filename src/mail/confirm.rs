@@ -1,0 +1,166 @@
+//! The confirmation email of double opt-in: a new subscriber is `pending`
+//! until they follow the signed link in it (valid 7 days). It echoes
+//! nothing the visitor typed except their address, so a sign-up form
+//! cannot be used to send someone else a message of the visitor's words.
+
+use anyhow::{Result, anyhow};
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+
+use crate::config::{Config, Digest, Mail};
+use crate::digest::render::{self, Rendered, TEXT_WIDTH, template_path, wrap};
+use crate::mail::message::{DkimSigner, Notice, build_notice};
+use crate::subscribers::SubscriberEmail;
+use crate::tokens::{Purpose, Signer};
+
+/// Names of the templates (a site's own copies go next to config.toml in
+/// `templates/`).
+pub const HTML_FILE: &str = "confirm.html";
+pub const TEXT_FILE: &str = "confirm.txt";
+const DEFAULT_HTML: &str = include_str!("../../templates/confirm.html");
+const DEFAULT_TEXT: &str = include_str!("../../templates/confirm.txt");
+
+/// The fixed words of the confirmation email in one language.
+#[derive(Debug, Serialize)]
+pub struct Words {
+    pub subject: &'static str,
+    pub heading: &'static str,
+    /// "Someone (hopefully you) asked to receive" … {digest}
+    pub asked: &'static str,
+    /// … "from" {site} …
+    pub from: &'static str,
+    /// … "at the address" {address}.
+    pub with_address: &'static str,
+    pub button: &'static str,
+    pub expires: &'static str,
+    pub ignore: &'static str,
+    pub link_text: &'static str,
+}
+
+static SV: Words = Words {
+    subject: "Bekräfta din prenumeration",
+    heading: "Bekräfta din prenumeration",
+    asked: "Någon, förhoppningsvis du, har bett att få",
+    from: "från",
+    with_address: "till adressen",
+    button: "Ja, skicka mig nyhetsbrevet",
+    expires: "Länken gäller i 7 dagar.",
+    ignore: "Om det inte var du kan du bortse från det här mejlet: du får ingenting mer från oss.",
+    link_text: "Fungerar inte knappen? Öppna den här länken:",
+};
+
+static EN: Words = Words {
+    subject: "Confirm your subscription",
+    heading: "Confirm your subscription",
+    asked: "Someone, hopefully you, asked to receive",
+    from: "from",
+    with_address: "at the address",
+    button: "Yes, send me the newsletter",
+    expires: "The link is valid for 7 days.",
+    ignore: "If it was not you, ignore this email: you will get nothing more from us.",
+    link_text: "Button not working? Open this link:",
+};
+
+/// The words in `language`: Swedish for `sv`, English otherwise.
+pub fn words(language: &str) -> &'static Words {
+    if language == "sv" || language.starts_with("sv-") {
+        &SV
+    } else {
+        &EN
+    }
+}
+
+#[derive(Serialize)]
+struct Vars<'a> {
+    language: &'a str,
+    subject: &'a str,
+    words: &'static Words,
+    digest: &'a str,
+    site: &'a str,
+    recipient: &'a str,
+    confirm_url: &'a str,
+    organization: &'a str,
+}
+
+/// Renders the confirmation email. Templates are read for each call:
+/// confirmations are one at a time, not a million at once.
+pub fn render(
+    config: &Config,
+    digest: &Digest,
+    language: &str,
+    recipient: &SubscriberEmail,
+    confirm_url: &str,
+) -> Result<Rendered> {
+    let mut tera = tera::Tera::new();
+    tera.register_filter(
+        "wrap",
+        |text: &str, kwargs: tera::Kwargs, _: &tera::State| -> tera::TeraResult<String> {
+            let width = kwargs.get::<usize>("width")?.unwrap_or(TEXT_WIDTH);
+            Ok(wrap(text, width))
+        },
+    );
+    let html_name = render::add(&mut tera, template_path(config, HTML_FILE), DEFAULT_HTML)?;
+    let text_name = render::add(&mut tera, template_path(config, TEXT_FILE), DEFAULT_TEXT)?;
+    let words = words(language);
+    let subject = render::one_line(&format!("{} – {}", words.subject, config.site.title));
+    let vars = Vars {
+        language,
+        subject: &subject,
+        words,
+        digest: digest.title.get(language),
+        site: &config.site.title,
+        recipient: recipient.as_str(),
+        confirm_url,
+        organization: config.mail.as_ref().map_or("", |m| m.organization.as_str()),
+    };
+    let context = tera::Context::from_serialize(&vars).map_err(|e| anyhow!("{e}"))?;
+    let html = tera
+        .render(&html_name, &context)
+        .map_err(|e| anyhow!("cannot render {html_name}: {e}"))?;
+    let text = tera
+        .render(&text_name, &context)
+        .map_err(|e| anyhow!("cannot render {text_name}: {e}"))?;
+    Ok(Rendered {
+        subject,
+        html: render::inline_css(&html)?,
+        text,
+    })
+}
+
+/// The link a subscriber follows to confirm.
+pub fn confirm_url(
+    config: &Config,
+    signer: &Signer,
+    id: i64,
+    email: &SubscriberEmail,
+    now: DateTime<Utc>,
+) -> String {
+    let token = signer.sign(Purpose::Confirm, id, &email.key(), now);
+    format!("{}confirm/{token}", config.site.base_url)
+}
+
+/// The whole message, with its Message-ID.
+#[allow(clippy::too_many_arguments)]
+pub fn message(
+    config: &Config,
+    mail: &Mail,
+    digest: &Digest,
+    (id, email): (i64, &SubscriberEmail),
+    language: &str,
+    signer: &Signer,
+    dkim: Option<&DkimSigner>,
+    now: DateTime<Utc>,
+) -> Result<(String, lettre::Message)> {
+    let url = confirm_url(config, signer, id, email, now);
+    let rendered = render(config, digest, language, email, &url)?;
+    let host = config.site.base_url.host_str().unwrap_or("localhost");
+    let message_id = format!("confirm.s{id}.{}@{host}", now.timestamp());
+    let notice = Notice {
+        from: &mail.from,
+        reply_to: mail.reply_to.as_ref(),
+        to: email.as_str(),
+        message_id: message_id.clone(),
+        date: now,
+    };
+    Ok((message_id, build_notice(&notice, &rendered, dkim)?))
+}
