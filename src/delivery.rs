@@ -216,8 +216,8 @@ impl Worker<'_> {
                 self.digest.title.get(language),
                 self.digest.id
             ),
+            unsubscribe_mailto: unsubscribe_mailto(self.mail, &links.unsubscribe),
             unsubscribe_url: links.unsubscribe,
-            unsubscribe_mailto: None,
             date: Utc::now(),
         };
         let msg = message::build_signed(&envelope, &rendered, self.dkim)?;
@@ -246,6 +246,18 @@ pub fn links(
             None => format!("{base}editions/{}/", digest.id),
         },
     }
+}
+
+/// `mailto:` for List-Unsubscribe when `[mail] unsubscribe_address` is
+/// set: its subject carries the unsubscribe link, so whoever (or whatever)
+/// reads that mailbox knows exactly whom to remove.
+pub fn unsubscribe_mailto(mail: &Mail, unsubscribe_url: &str) -> Option<String> {
+    let address = mail.unsubscribe_address.as_ref()?;
+    let subject: String =
+        url::form_urlencoded::byte_serialize(format!("unsubscribe {unsubscribe_url}").as_bytes())
+            .collect::<String>()
+            .replace('+', "%20");
+    Some(format!("mailto:{address}?subject={subject}"))
 }
 
 /// `base` doubled for each attempt after the first, with up to 25% jitter

@@ -334,8 +334,8 @@ async fn test_send(
             digest.title.get(language.as_str()),
             digest.id
         ),
+        unsubscribe_mailto: delivery::unsubscribe_mailto(mail, &links.unsubscribe),
         unsubscribe_url: links.unsubscribe,
-        unsubscribe_mailto: None,
         date: now,
     };
     let dkim = mail.dkim.as_ref().map(DkimSigner::load).transpose()?;

@@ -28,6 +28,9 @@ pub struct Mail {
     pub max_attempts: u32,
     /// Default empty: name and postal address for the footer.
     pub organization: String,
+    /// Default none: a mailbox whose messages the operator treats as
+    /// unsubscribe requests, offered as the `mailto:` of List-Unsubscribe.
+    pub unsubscribe_address: Option<lettre::Address>,
     /// Default none.
     pub dkim: Option<Dkim>,
 }
@@ -109,6 +112,7 @@ pub(super) struct RawMail {
     max_attempts: i64,
     #[serde(default)]
     organization: String,
+    unsubscribe_address: Option<String>,
     dkim: Option<RawDkim>,
 }
 pub(super) const MAIL_KEYS: &[&str] = &[
@@ -119,6 +123,7 @@ pub(super) const MAIL_KEYS: &[&str] = &[
     "rate_limit",
     "max_attempts",
     "organization",
+    "unsubscribe_address",
     "dkim",
 ];
 
@@ -221,6 +226,23 @@ pub(super) fn validate_mail(
     let concurrency = range(cx, "concurrency", raw.concurrency, 1, 256) as usize;
     let rate_limit = range(cx, "rate_limit", raw.rate_limit, 0, 100_000) as u32;
     let max_attempts = range(cx, "max_attempts", raw.max_attempts, 1, 100) as u32;
+    let unsubscribe_address = match raw.unsubscribe_address.as_deref().map(str::trim) {
+        Some(a) => {
+            match a.parse::<lettre::Address>() {
+                Ok(a) => Some(a),
+                Err(e) => {
+                    cx.problem(
+                    "mail.unsubscribe_address",
+                    span_of(value, "unsubscribe_address"),
+                    format!("`{a}` is not an email address ({e}): expected \"unsubscribe@example.org\""),
+                );
+                    ok = false;
+                    None
+                }
+            }
+        }
+        None => None,
+    };
     let dkim = raw.dkim.and_then(|d| {
         let key_file = root.join(&d.key_file);
         if !key_file.is_file() {
@@ -252,6 +274,7 @@ pub(super) fn validate_mail(
         rate_limit,
         max_attempts,
         organization: crate::content::clean_line(&raw.organization),
+        unsubscribe_address,
         dkim,
     })
 }

@@ -261,6 +261,13 @@ fn each_subscriber_gets_only_their_themes_once() {
 #[test]
 fn headers_follow_the_list_rules() {
     let site = digest_site("file:outbox");
+    let config = std::fs::read_to_string(site.config_path())
+        .unwrap()
+        .replace(
+            "rate_limit = 0\n",
+            "rate_limit = 0\nunsubscribe_address = \"unsubscribe@example.org\"\n",
+        );
+    std::fs::write(site.config_path(), config).unwrap();
     recent(&site, "a1", "Alpha <one> & more", 1, &["alpha"]);
     site.build();
     ok(site.tidings(&[
@@ -286,6 +293,10 @@ fn headers_follow_the_list_rules() {
     let unsub = &h["list-unsubscribe"];
     assert!(
         unsub.starts_with("<https://example.org/news/unsubscribe/"),
+        "{unsub}"
+    );
+    assert!(
+        unsub.contains(", <mailto:unsubscribe@example.org?subject=unsubscribe%20https%3A%2F%2Fexample.org%2Fnews%2Funsubscribe%2F"),
         "{unsub}"
     );
     assert_eq!(h["list-unsubscribe-post"], "List-Unsubscribe=One-Click");

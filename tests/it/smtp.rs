@@ -342,3 +342,57 @@ fn a_test_send_reaches_one_address_and_records_nothing() {
     let bad = site.tidings(&["digest", "test", "--to", "not-an-address"]);
     assert_eq!(bad.code, 1, "{bad}");
 }
+
+#[test]
+fn sigterm_stops_claiming_lets_in_flight_finish_and_the_rest_waits() {
+    let Some(server) = SmtpServer::start() else {
+        return;
+    };
+    let site = smtp_site(&server, "concurrency = 2");
+    let csv: String = std::iter::once("email,themes,language\n".to_owned())
+        .chain((0..60).map(|i| format!("slow-{i:03}@example.org,alpha,sv\n")))
+        .collect();
+    std::fs::write(site.path("people.csv"), csv).unwrap();
+    ok(site.tidings(&["subscribers", "import", "people.csv", "--confirmed"]));
+    let child = Command::new(env!("CARGO_BIN_EXE_tidings"))
+        .arg("--config")
+        .arg(site.config_path())
+        .args(["digest", "send"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let started = Instant::now();
+    while server.raw().len() < 5 {
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "nothing arrived"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let term = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(term.success());
+    let out = crate::helpers::Run::from(child.wait_with_output().unwrap());
+    assert_eq!(out.code, 0, "a graceful stop:\n{out}");
+    assert!(out.stderr.contains("stopping: no new sends"), "{out}");
+    assert!(out.stdout.contains("left for the next run"), "{out}");
+    let status = ok(site.tidings(&["digest", "status"]));
+    assert!(
+        status.stdout.contains(" 0 sending"),
+        "nothing left in flight: {status}"
+    );
+    let sent_before = server.raw().len();
+    assert!(sent_before < 60);
+
+    let run = ok(send(&site));
+    assert!(run.stdout.contains("resuming edition 1"), "{run}");
+    let mail = server.by_recipient();
+    assert_eq!(mail.len(), 60, "everyone, in the end");
+    assert!(
+        mail.values().all(|m| m.len() == 1),
+        "a graceful stop sends nobody twice"
+    );
+}
