@@ -45,20 +45,26 @@ impl Templates {
     /// next to config.toml where present (each on its own), else the
     /// built-in ones. An error names the file and says it does not parse.
     pub fn load(config: &Config) -> Result<Templates> {
-        let mut tera = tera::Tera::new();
-        // Registered before the templates are added, so that parsing them
-        // knows the filter.
-        tera.register_filter(
-            "wrap",
-            |text: &str, kwargs: tera::Kwargs, _: &tera::State| -> tera::TeraResult<String> {
-                let width = kwargs.get::<usize>("width")?.unwrap_or(TEXT_WIDTH);
-                Ok(wrap(text, width))
-            },
-        );
+        let mut tera = new_tera();
         let html = add(&mut tera, template_path(config, HTML_FILE), DEFAULT_HTML)?;
         let text = add(&mut tera, template_path(config, TEXT_FILE), DEFAULT_TEXT)?;
         Ok(Templates { tera, html, text })
     }
+}
+
+/// A tera instance with the `wrap` filter (`{{ text | wrap }}`, or
+/// `wrap(width=N)`), registered before any template is added so that
+/// parsing them knows it.
+pub(crate) fn new_tera() -> tera::Tera {
+    let mut tera = tera::Tera::new();
+    tera.register_filter(
+        "wrap",
+        |text: &str, kwargs: tera::Kwargs, _: &tera::State| -> tera::TeraResult<String> {
+            let width = kwargs.get::<usize>("width")?.unwrap_or(TEXT_WIDTH);
+            Ok(wrap(text, width))
+        },
+    );
+    tera
 }
 
 /// Where a site keeps its own copy of a digest template.

@@ -8,7 +8,7 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 
 use crate::config::{Config, Digest, Mail};
-use crate::digest::render::{self, Rendered, TEXT_WIDTH, template_path, wrap};
+use crate::digest::render::{self, Rendered, template_path};
 use crate::mail::message::{DkimSigner, Notice, build_notice};
 use crate::subscribers::SubscriberEmail;
 use crate::tokens::{Purpose, Signer};
@@ -91,14 +91,7 @@ pub fn render(
     recipient: &SubscriberEmail,
     confirm_url: &str,
 ) -> Result<Rendered> {
-    let mut tera = tera::Tera::new();
-    tera.register_filter(
-        "wrap",
-        |text: &str, kwargs: tera::Kwargs, _: &tera::State| -> tera::TeraResult<String> {
-            let width = kwargs.get::<usize>("width")?.unwrap_or(TEXT_WIDTH);
-            Ok(wrap(text, width))
-        },
-    );
+    let mut tera = render::new_tera();
     let html_name = render::add(&mut tera, template_path(config, HTML_FILE), DEFAULT_HTML)?;
     let text_name = render::add(&mut tera, template_path(config, TEXT_FILE), DEFAULT_TEXT)?;
     let words = words(language);

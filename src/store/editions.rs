@@ -11,6 +11,7 @@ use chrono::{DateTime, Duration, Utc};
 use sqlx::Row;
 
 use super::{Store, StoredStory};
+use crate::story::StoryId;
 use crate::subscribers::Subscriber;
 
 macro_rules! edition_columns {
@@ -212,12 +213,7 @@ impl Store {
         .bind(edition_id)
         .fetch_all(&self.pool)
         .await?;
-        let ids: Vec<crate::story::StoryId> = ids
-            .iter()
-            .map(|i| crate::story::StoryId::parse(i).map_err(anyhow::Error::msg))
-            .collect::<Result<_>>()?;
-        let refs: Vec<&crate::story::StoryId> = ids.iter().collect();
-        self.published_by_ids(&refs).await
+        self.published_by_id_texts(&ids).await
     }
 
     /// The stories that would go into a new edition of `digest` now, for a
@@ -244,11 +240,16 @@ impl Store {
         .bind(digest)
         .fetch_all(&self.pool)
         .await?;
-        let ids: Vec<crate::story::StoryId> = ids
+        self.published_by_id_texts(&ids).await
+    }
+
+    /// [`Store::published_by_ids`] for ids as the database returns them.
+    async fn published_by_id_texts(&self, ids: &[String]) -> Result<Vec<StoredStory>> {
+        let ids: Vec<StoryId> = ids
             .iter()
-            .map(|i| crate::story::StoryId::parse(i).map_err(anyhow::Error::msg))
+            .map(|i| StoryId::parse(i).map_err(anyhow::Error::msg))
             .collect::<Result<_>>()?;
-        let refs: Vec<&crate::story::StoryId> = ids.iter().collect();
+        let refs: Vec<&StoryId> = ids.iter().collect();
         self.published_by_ids(&refs).await
     }
 
