@@ -8,6 +8,15 @@ use anyhow::{Result, bail};
 const CONFIG: &str = include_str!("init/config.toml");
 const STORY: &str = include_str!("init/welcome.md");
 
+/// The templates a site may edit, as tidings ships them.
+const TEMPLATES: &[(&str, &str)] = &[
+    ("index.html", include_str!("../templates/index.html")),
+    ("digest.html", include_str!("../templates/digest.html")),
+    ("digest.txt", include_str!("../templates/digest.txt")),
+    ("confirm.html", include_str!("../templates/confirm.html")),
+    ("confirm.txt", include_str!("../templates/confirm.txt")),
+];
+
 /// Creates the site in `dir`; refuses to overwrite an existing config.
 /// Returns the files it wrote.
 pub fn init(dir: &Path) -> Result<Vec<PathBuf>> {
@@ -26,11 +35,14 @@ pub fn init(dir: &Path) -> Result<Vec<PathBuf>> {
         fs_err::write(&story, STORY)?;
         written.push(story);
     }
-    let template = dir.join("templates").join(crate::feeds::index::FILE);
-    if !template.exists() {
-        fs_err::create_dir_all(template.parent().expect("has a parent"))?;
-        fs_err::write(&template, crate::feeds::index::DEFAULT_TEMPLATE)?;
-        written.push(template);
+    let templates = dir.join("templates");
+    fs_err::create_dir_all(&templates)?;
+    for (name, text) in TEMPLATES {
+        let path = templates.join(name);
+        if !path.exists() {
+            fs_err::write(&path, text)?;
+            written.push(path);
+        }
     }
     Ok(written)
 }
