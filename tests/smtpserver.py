@@ -11,7 +11,9 @@ Recipients choose how they are treated by their local part:
 - drop-N-...@       the connection is dropped during DATA for the first N tries
 - slow-...@         the reply to DATA waits 0.2 s
 anything else is accepted. Each accepted message is written to
-MAILDIR/<n>.eml (n counting from 1, in order of acceptance).
+MAILDIR/<n>.eml (n counting from 1, in order of acceptance), and each DATA
+command is logged in MAILDIR/data.log as "START END" monotonic seconds, so
+tests can see how many messages were in flight at once and how fast they came.
 """
 
 import asyncio
@@ -19,6 +21,7 @@ import itertools
 import os
 import re
 import sys
+import time
 
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP
@@ -48,6 +51,13 @@ class Handler:
         return "250 OK"
 
     async def handle_DATA(self, server, session, envelope):
+        start = time.monotonic()
+        reply = await self.data(server, envelope)
+        with open(os.path.join(self.maildir, "data.log"), "a") as log:
+            log.write(f"{start} {time.monotonic()}\n")
+        return reply
+
+    async def data(self, server, envelope):
         for rcpt in envelope.rcpt_tos:
             local = rcpt.split("@")[0].lower()
             m = re.match(r"drop-(\d+)-", local)

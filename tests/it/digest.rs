@@ -54,6 +54,14 @@ pub struct Mail {
 pub fn parse_all(raw: impl IntoIterator<Item = Vec<u8>>) -> Vec<Mail> {
     raw.into_iter()
         .map(|bytes| {
+            // RFC 5322: no line longer than 998 characters, CRLF line ends.
+            for line in bytes.split(|&b| b == b'\n') {
+                assert!(line.len() <= 999, "a line of {} bytes", line.len());
+                assert!(
+                    line.is_empty() || line.ends_with(b"\r"),
+                    "bare LF line ending"
+                );
+            }
             let m = MessageParser::default()
                 .parse(&bytes)
                 .expect("a MIME message");

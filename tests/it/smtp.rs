@@ -396,3 +396,70 @@ fn sigterm_stops_claiming_lets_in_flight_finish_and_the_rest_waits() {
         "a graceful stop sends nobody twice"
     );
 }
+
+impl SmtpServer {
+    /// (start, end) of every DATA command the server handled.
+    fn data_log(&self) -> Vec<(f64, f64)> {
+        std::fs::read_to_string(self.maildir.path().join("data.log"))
+            .unwrap_or_default()
+            .lines()
+            .map(|l| {
+                let (a, b) = l.split_once(' ').unwrap();
+                (a.parse().unwrap(), b.parse().unwrap())
+            })
+            .collect()
+    }
+}
+
+#[test]
+fn concurrency_and_rate_limit_are_honoured() {
+    let Some(server) = SmtpServer::start() else {
+        return;
+    };
+    // At most 3 connections at once.
+    let site = smtp_site(&server, "concurrency = 3");
+    let csv: String = std::iter::once("email,themes,language\n".to_owned())
+        .chain((0..24).map(|i| format!("slow-{i:03}@example.org,alpha,sv\n")))
+        .collect();
+    std::fs::write(site.path("people.csv"), csv).unwrap();
+    ok(site.tidings(&["subscribers", "import", "people.csv", "--confirmed"]));
+    ok(send(&site));
+    let log = server.data_log();
+    assert_eq!(log.len(), 24);
+    let most_at_once = log
+        .iter()
+        .map(|(start, _)| log.iter().filter(|(s, e)| s <= start && start < e).count())
+        .max()
+        .unwrap();
+    assert!(
+        most_at_once <= 3,
+        "{most_at_once} messages in flight at once, concurrency is 3"
+    );
+    assert!(most_at_once >= 2, "the connections work in parallel");
+
+    // At most 4 messages a second. A slow machine can only make it slower,
+    // so this bound cannot fail by chance.
+    let Some(server) = SmtpServer::start() else {
+        return;
+    };
+    let site = smtp_site(&server, "");
+    let config = std::fs::read_to_string(site.config_path())
+        .unwrap()
+        .replace("rate_limit = 0", "rate_limit = 4");
+    std::fs::write(site.config_path(), config).unwrap();
+    let csv: String = std::iter::once("email,themes,language\n".to_owned())
+        .chain((0..10).map(|i| format!("p{i:02}@example.org,alpha,sv\n")))
+        .collect();
+    std::fs::write(site.path("people.csv"), csv).unwrap();
+    ok(site.tidings(&["subscribers", "import", "people.csv", "--confirmed"]));
+    ok(send(&site));
+    let starts: Vec<f64> = server.data_log().into_iter().map(|(s, _)| s).collect();
+    assert_eq!(starts.len(), 10);
+    for &t in &starts {
+        let in_window = starts.iter().filter(|&&s| s >= t && s < t + 1.0).count();
+        assert!(
+            in_window <= 5,
+            "{in_window} messages within one second at rate_limit = 4"
+        );
+    }
+}
