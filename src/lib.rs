@@ -17,6 +17,7 @@ pub mod feeds;
 pub mod ingest;
 pub mod init;
 pub mod mail;
+pub mod schedule;
 pub mod sources;
 pub mod store;
 pub mod story;

@@ -74,8 +74,9 @@ pub struct Digest {
     /// `[a-z0-9-]+`, unique.
     pub id: String,
     pub title: Localized,
-    /// Cron expression read by the service (`tidings run`, a later version).
-    pub schedule: String,
+    /// When the service (`tidings run`, a later version) sends it, read in
+    /// `[site] timezone`.
+    pub schedule: crate::schedule::CronSchedule,
     /// Tera template text per language; `{{ period }}` is the edition's
     /// period. Default: the title followed by the period.
     pub subject: Localized,
@@ -389,13 +390,20 @@ pub(super) fn validate_digests(
                 format!("missing a title in `{lang}`, the site's language ([site] language)"),
             );
         }
+        let schedule = match crate::schedule::CronSchedule::parse(&raw.schedule) {
+            Ok(s) => s,
+            Err(e) => {
+                cx.problem(&format!("{key}.schedule"), span_of(&value, "schedule"), e);
+                continue;
+            }
+        };
         let subject = raw
             .subject
             .unwrap_or_else(|| raw.title.map(|t| format!("{t} {{{{ period }}}}")));
         out.push(Digest {
             id: raw.id,
             title: raw.title,
-            schedule: raw.schedule,
+            schedule,
             subject,
             skip_if_empty: raw.skip_if_empty,
             max_stories_per_theme: raw.max_stories_per_theme as usize,

@@ -358,3 +358,23 @@ title = \"Again\"
         "the password is never echoed:\n{run}"
     );
 }
+
+#[test]
+fn a_bad_digest_schedule_is_a_config_error_naming_the_key() {
+    let config = format!(
+        "{FIXTURE_CONFIG}
+[[digests]]
+id = \"monthly\"
+title = {{ sv = \"Månadsbrev\" }}
+schedule = \"0 25 * * *\"
+"
+    );
+    let site = Site::with_config(&config);
+    let run = site.tidings(&["check"]);
+    assert_eq!(run.code, 1, "{run}");
+    assert!(
+        run.stderr
+            .contains("`digests[0].schedule`: `0 25 * * *` is not a schedule"),
+        "{run}"
+    );
+}
