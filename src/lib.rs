@@ -18,6 +18,7 @@ pub mod ingest;
 pub mod init;
 pub mod mail;
 pub mod schedule;
+pub mod scheduler;
 pub mod sources;
 pub mod store;
 pub mod story;

@@ -15,6 +15,7 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, S
 use sqlx::{QueryBuilder, Row, SqlitePool};
 
 pub mod editions;
+pub mod jobs;
 pub mod subscribers;
 
 use crate::config::StorageUrl;

@@ -10,6 +10,7 @@ mod config_errors;
 mod digest;
 mod feeds;
 mod ingest;
+mod jobs;
 mod sanitize;
 mod smtp;
 mod story_errors;
