@@ -145,7 +145,16 @@ impl Worker<'_> {
                 .mark_final(id, "skipped", "nothing new in their themes", Utc::now())
                 .await;
         }
-        let (message_id, message) = self.message(edition, person, sections)?;
+        // A message that cannot be made (a broken template, an address the
+        // builder refuses) will not be made on a later attempt either.
+        let (message_id, message) = match self.message(edition, person, sections) {
+            Ok(m) => m,
+            Err(e) => {
+                let reason = format!("cannot build the message: {e:#}");
+                tracing::error!(delivery = id, error = %reason, "delivery failed");
+                return store.mark_final(id, "failed", &reason, Utc::now()).await;
+            }
+        };
         pace.wait().await;
         match self.sender.send(&message_id, &message).await {
             Ok(reply) => store.mark_sent(id, &message_id, &reply, Utc::now()).await,

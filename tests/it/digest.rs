@@ -549,3 +549,54 @@ fn a_confirmation_email_carries_a_signed_link_and_echoes_only_the_address() {
         "--confirmed and --send-confirmation conflict: {both}"
     );
 }
+
+#[test]
+fn a_template_that_cannot_render_fails_each_delivery_once_with_the_reason() {
+    let site = digest_site("file:outbox");
+    recent(&site, "a1", "Alpha one", 1, &["alpha"]);
+    site.build();
+    ok(site.tidings(&[
+        "subscribers",
+        "add",
+        "ann@example.org",
+        "--themes",
+        "alpha",
+        "--confirmed",
+    ]));
+    std::fs::create_dir_all(site.path("templates")).unwrap();
+    std::fs::write(
+        site.path("templates/digest.html"),
+        "<p>{{ no_such_variable.field }}</p>\n",
+    )
+    .unwrap();
+    let run = site.tidings(&["digest", "send"]);
+    assert_eq!(run.code, 1, "{run}");
+    assert!(run.stdout.contains("0 sent, 1 failed, 0 skipped"), "{run}");
+    let status = ok(site.tidings(&["digest", "status"]));
+    assert!(
+        status
+            .stdout
+            .contains("not sent to ann@example.org: failed: cannot build the message"),
+        "{status}"
+    );
+    assert!(
+        status.stdout.contains("0 pending, 0 sending"),
+        "not retried for ever: {status}"
+    );
+
+    // A template that does not even parse stops the send before anything is frozen.
+    std::fs::write(site.path("templates/digest.html"), "{% for x in %}\n").unwrap();
+    recent(&site, "a2", "Alpha two", 0, &["alpha"]);
+    site.build();
+    let broken = site.tidings(&["digest", "send"]);
+    assert_eq!(broken.code, 1, "{broken}");
+    assert!(
+        broken.stderr.contains("digest.html does not parse"),
+        "{broken}"
+    );
+    let status = ok(site.tidings(&["digest", "status"]));
+    assert!(
+        !status.stdout.contains("edition 2"),
+        "nothing frozen: {status}"
+    );
+}
