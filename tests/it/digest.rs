@@ -124,6 +124,21 @@ pub fn outbox(site: &Site) -> BTreeMap<String, Vec<Mail>> {
     out
 }
 
+/// The site's link-signing key, read from its store as the service would.
+fn signing_key(site: &Site) -> Vec<u8> {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let url = tidings::config::StorageUrl::Sqlite(site.path("tidings.db"));
+        let store = tidings::store::Store::open(&url).await.unwrap();
+        let key = store.signing_key().await.unwrap();
+        store.close().await;
+        key
+    })
+}
+
 fn titles_in(mail: &Mail, candidates: &[&str]) -> Vec<String> {
     candidates
         .iter()
@@ -415,20 +430,7 @@ fn the_links_in_an_email_are_tokens_that_verify_for_that_subscriber_only() {
             .unwrap()
             .to_owned()
     };
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    let key = rt.block_on(async {
-        let store = tidings::store::Store::open(&tidings::config::StorageUrl::Sqlite(
-            site.path("tidings.db"),
-        ))
-        .await
-        .unwrap();
-        let key = store.signing_key().await.unwrap();
-        store.close().await;
-        key
-    });
+    let key = signing_key(&site);
     let signer = Signer::new(&key);
     let now = Utc::now();
     let ann = &mail["ann@example.org"][0];
@@ -505,20 +507,7 @@ fn a_confirmation_email_carries_a_signed_link_and_echoes_only_the_address() {
     let start = m.text.find("/confirm/").expect("a confirm link") + "/confirm/".len();
     let token = m.text[start..].split_whitespace().next().unwrap();
     assert!(m.html.contains(token));
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    let key = rt.block_on(async {
-        let store = tidings::store::Store::open(&tidings::config::StorageUrl::Sqlite(
-            site.path("tidings.db"),
-        ))
-        .await
-        .unwrap();
-        let key = store.signing_key().await.unwrap();
-        store.close().await;
-        key
-    });
+    let key = signing_key(&site);
     let signer = Signer::new(&key);
     let parsed = Unverified::parse(token).unwrap();
     assert!(
