@@ -51,6 +51,9 @@ pub enum Command {
         #[arg(long)]
         strict: bool,
     },
+    /// What the site holds and what runs next: stories, subscribers by
+    /// status, each digest's next run and last edition, the jobs' last runs.
+    Status,
     /// Preview, send and follow the periodic digest.
     Digest {
         #[command(subcommand)]

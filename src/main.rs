@@ -69,6 +69,12 @@ fn run(cli: Cli) -> Result<ExitCode> {
             };
             runtime()?.block_on(build_command(&config, strict))
         }
+        Command::Status => {
+            let Some(config) = load_config(&cli.config) else {
+                return Ok(ExitCode::from(1));
+            };
+            runtime()?.block_on(commands::status::run(&config))
+        }
         Command::Digest { command } => {
             let Some(config) = load_config(&cli.config) else {
                 return Ok(ExitCode::from(1));

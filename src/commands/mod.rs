@@ -1,4 +1,5 @@
 //! Command handlers of the binary, one module per command group.
 
 pub mod digest;
+pub mod status;
 pub mod subscribers;

@@ -238,6 +238,19 @@ impl Store {
         Ok(())
     }
 
+    /// How many stories are published, and how many withdrawn.
+    pub async fn story_counts(&self) -> Result<(i64, i64)> {
+        let row = sqlx::query(
+            "SELECT COUNT(*) FILTER (WHERE withdrawn_at IS NULL) AS published,
+                    COUNT(*) FILTER (WHERE withdrawn_at IS NOT NULL) AS withdrawn
+             FROM stories",
+        )
+        .fetch_one(&self.pool)
+        .await
+        .context("cannot count stories")?;
+        Ok((row.get("published"), row.get("withdrawn")))
+    }
+
     /// The id and themes of every published story, newest first (ties by
     /// id): enough to choose what goes in each feed without reading bodies.
     pub async fn published_index(&self) -> Result<Vec<(StoryId, Vec<ThemeSlug>)>> {

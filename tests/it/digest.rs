@@ -589,3 +589,56 @@ fn a_template_that_cannot_render_fails_each_delivery_once_with_the_reason() {
         "nothing frozen: {status}"
     );
 }
+
+#[test]
+fn status_says_what_the_site_holds_and_what_runs_next() {
+    let site = digest_site("file:outbox");
+    recent(&site, "a1", "Alpha one", 1, &["alpha"]);
+    recent(&site, "b1", "Beta one", 1, &["beta"]);
+    site.build();
+    ok(site.tidings(&[
+        "subscribers",
+        "add",
+        "ann@example.org",
+        "--themes",
+        "alpha",
+        "--confirmed",
+    ]));
+    ok(site.tidings(&["subscribers", "add", "bo@example.org", "--themes", "gamma"]));
+    let before = ok(site.tidings(&["status"]));
+    assert!(
+        before
+            .stdout
+            .contains("Fixture site: 2 stories published, 0 withdrawn"),
+        "{before}"
+    );
+    assert!(
+        before
+            .stdout
+            .contains("subscribers: 1 pending, 1 active, 0 unsubscribed, 0 bounced"),
+        "{before}"
+    );
+    assert!(
+        before
+            .stdout
+            .contains("digest monthly (0 8 1 * *): next run "),
+        "{before}"
+    );
+    assert!(
+        before.stdout.contains("08:00"),
+        "the 1st at 08:00 local time: {before}"
+    );
+    assert!(before.stdout.contains("no editions yet"), "{before}");
+    ok(site.tidings(&["digest", "send"]));
+    let after = ok(site.tidings(&["status"]));
+    assert!(
+        after.stdout.contains("last: edition 1 of monthly"),
+        "{after}"
+    );
+    assert!(
+        after
+            .stdout
+            .contains("1 sent, 0 failed, 0 skipped, 0 pending, 0 sending"),
+        "{after}"
+    );
+}

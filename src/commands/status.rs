@@ -1,0 +1,91 @@
+//! `tidings status`: what the site holds and what runs next, read from the
+//! store (so it works while another process sends).
+
+use std::process::ExitCode;
+
+use anyhow::Result;
+use chrono::Utc;
+
+use tidings::config::Config;
+use tidings::delivery;
+use tidings::store::Store;
+
+pub async fn run(config: &Config) -> Result<ExitCode> {
+    let store = Store::open(&config.storage.url).await?;
+    let result = report(config, &store).await;
+    store.close().await;
+    result
+}
+
+async fn report(config: &Config, store: &Store) -> Result<ExitCode> {
+    let tz = config.site.timezone;
+    let local =
+        |t: chrono::DateTime<Utc>| t.with_timezone(&tz).format("%Y-%m-%d %H:%M %Z").to_string();
+    let (published, withdrawn) = store.story_counts().await?;
+    println!(
+        "{}: {published} stories published, {withdrawn} withdrawn; feeds in {}",
+        config.site.title,
+        config.feeds.dir.display()
+    );
+    let counts = store.subscriber_counts().await?;
+    let counts: Vec<String> = counts.iter().map(|(s, n)| format!("{n} {s}")).collect();
+    println!("subscribers: {}", counts.join(", "));
+    let now = Utc::now();
+    for digest in &config.digests {
+        let next = digest
+            .schedule
+            .next_after(now, tz)
+            .map_or("never".to_owned(), local);
+        println!(
+            "digest {} ({}): next run {next}",
+            digest.id, digest.schedule
+        );
+        match store.editions(&digest.id, 1).await?.first() {
+            Some(e) => {
+                let c = store.delivery_counts(e.id).await?;
+                println!(
+                    "  last: {} made {}: {} sent, {} failed, {} skipped, {} pending, {} sending{}",
+                    delivery::describe(e),
+                    local(e.created_at),
+                    c.sent,
+                    c.failed,
+                    c.skipped,
+                    c.pending,
+                    c.sending,
+                    if e.completed_at.is_some() {
+                        ""
+                    } else {
+                        " (unfinished: `tidings digest send` resumes it)"
+                    }
+                );
+                for (email, status, reason) in store.undelivered(e.id).await? {
+                    println!("    not sent to {email}: {status}: {reason}");
+                }
+            }
+            None => println!("  no editions yet"),
+        }
+        if let Some(job) = store.job(&format!("digest:{}", digest.id)).await? {
+            print_job(&job, &local);
+        }
+    }
+    if let Some(job) = store.job("ingest").await? {
+        print_job(&job, &local);
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn print_job(
+    job: &tidings::store::jobs::JobState,
+    local: &dyn Fn(chrono::DateTime<Utc>) -> String,
+) {
+    println!(
+        "  job {}: last run {} ({}){}",
+        job.name,
+        job.last_run_at.map_or("never".to_owned(), local),
+        job.last_result.as_deref().unwrap_or("-"),
+        job.last_error
+            .as_deref()
+            .map(|e| format!(": {e}"))
+            .unwrap_or_default()
+    );
+}
