@@ -140,7 +140,7 @@ impl Worker<'_> {
             return store.mark_final(id, "skipped", &reason, Utc::now()).await;
         }
         let sections = compose::sections(self.config, self.digest, &person.themes, stories);
-        if sections.is_empty() && self.digest.skip_if_empty {
+        if compose::story_count(&sections) == 0 && self.digest.skip_if_empty {
             return store
                 .mark_final(id, "skipped", "nothing new in their themes", Utc::now())
                 .await;

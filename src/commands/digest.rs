@@ -61,7 +61,7 @@ async fn dispatch(config: &Config, store: &Store, command: DigestCommand) -> Res
             let signer = tokens::signer(store).await?;
             let language = person.language.as_str();
             let period = delivery::period_label(config, language, now);
-            let count: usize = sections.iter().map(|s| s.stories.len()).sum();
+            let count = compose::story_count(&sections);
             let rendered = render::render(
                 &templates,
                 &render::DigestEmail {
@@ -303,7 +303,7 @@ async fn test_send(
     let stories = store.pending_stories(&digest.id, now).await?;
     let themes: Vec<_> = config.themes.iter().map(|t| t.slug.clone()).collect();
     let sections = compose::sections(config, digest, &themes, &stories);
-    let count: usize = sections.iter().map(|s| s.stories.len()).sum();
+    let count = compose::story_count(&sections);
     let templates = render::Templates::load(config)?;
     let signer = tokens::signer(store).await?;
     let base = &config.site.base_url;

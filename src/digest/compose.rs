@@ -1,7 +1,9 @@
 //! What one subscriber gets from an edition: the edition's stories under
 //! the subscriber's themes, in the order they chose them; a story in
 //! several chosen themes appears once, under the first; at most
-//! `max_stories_per_theme` per theme, newest first.
+//! `max_stories_per_theme` per theme, newest first. A chosen theme with
+//! nothing new keeps its (empty) section, so the email can still name it
+//! among the reader's themes.
 
 use std::collections::HashSet;
 
@@ -11,7 +13,7 @@ use crate::store::StoredStory;
 use crate::story::ThemeSlug;
 
 /// `stories` must be newest first (as the store returns them). Themes no
-/// longer configured are passed over; empty sections are left out.
+/// longer configured are passed over.
 pub fn sections<'a>(
     config: &'a Config,
     digest: &Digest,
@@ -29,9 +31,6 @@ pub fn sections<'a>(
             .filter(|s| s.story.themes.contains(slug) && !shown.contains(s.id.as_str()))
             .take(digest.max_stories_per_theme)
             .collect();
-        if picked.is_empty() {
-            continue;
-        }
         shown.extend(picked.iter().map(|s| s.id.as_str()));
         out.push(Section {
             theme,
@@ -39,4 +38,9 @@ pub fn sections<'a>(
         });
     }
     out
+}
+
+/// How many stories the sections hold in all.
+pub fn story_count(sections: &[Section<'_>]) -> usize {
+    sections.iter().map(|s| s.stories.len()).sum()
 }

@@ -346,7 +346,7 @@ fn preview_shows_what_would_be_sent_and_changes_nothing() {
         "add",
         "ann@example.org",
         "--themes",
-        "beta",
+        "beta,gamma",
         "--language",
         "en",
     ]));
@@ -366,6 +366,12 @@ fn preview_shows_what_would_be_sent_and_changes_nothing() {
         "p.txt",
     ]));
     let written = std::fs::read_to_string(site.path("p.txt")).unwrap();
+    // Gamma has nothing new, but the footer still names every chosen theme.
+    assert!(written.contains("Beta, Gamma"), "{written}");
+    assert!(
+        !written.contains("/themes/gamma/"),
+        "no empty section: {written}"
+    );
     assert!(
         written.contains("https://example.org/news/stories/b1/"),
         "{written}"
