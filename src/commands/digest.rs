@@ -117,20 +117,12 @@ async fn dispatch(config: &Config, store: &Store, command: DigestCommand) -> Res
                 }
                 for e in &editions {
                     let c = store.delivery_counts(e.id).await?;
-                    println!(
-                        "  {}: {} sent, {} failed, {} skipped, {} pending, {} sending{}",
-                        delivery::describe(e),
-                        c.sent,
-                        c.failed,
-                        c.skipped,
-                        c.pending,
-                        c.sending,
-                        if e.completed_at.is_some() {
-                            ""
-                        } else {
-                            " (unfinished)"
-                        }
-                    );
+                    let unfinished = if e.completed_at.is_some() {
+                        ""
+                    } else {
+                        " (unfinished)"
+                    };
+                    println!("  {}: {c}{unfinished}", delivery::describe(e));
                 }
                 if let Some(last) = editions.first() {
                     for (email, status, reason) in store.undelivered(last.id).await? {

@@ -43,20 +43,15 @@ async fn report(config: &Config, store: &Store) -> Result<ExitCode> {
         match store.editions(&digest.id, 1).await?.first() {
             Some(e) => {
                 let c = store.delivery_counts(e.id).await?;
+                let unfinished = if e.completed_at.is_some() {
+                    ""
+                } else {
+                    " (unfinished: `tidings digest send` resumes it)"
+                };
                 println!(
-                    "  last: {} made {}: {} sent, {} failed, {} skipped, {} pending, {} sending{}",
+                    "  last: {} made {}: {c}{unfinished}",
                     delivery::describe(e),
-                    local(e.created_at),
-                    c.sent,
-                    c.failed,
-                    c.skipped,
-                    c.pending,
-                    c.sending,
-                    if e.completed_at.is_some() {
-                        ""
-                    } else {
-                        " (unfinished: `tidings digest send` resumes it)"
-                    }
+                    local(e.created_at)
                 );
                 for (email, status, reason) in store.undelivered(e.id).await? {
                     println!("    not sent to {email}: {status}: {reason}");

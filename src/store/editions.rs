@@ -67,6 +67,16 @@ pub struct Counts {
     pub skipped: i64,
 }
 
+impl std::fmt::Display for Counts {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} sent, {} failed, {} skipped, {} pending, {} sending",
+            self.sent, self.failed, self.skipped, self.pending, self.sending
+        )
+    }
+}
+
 impl Counts {
     pub fn total(&self) -> i64 {
         self.pending + self.sending + self.sent + self.failed + self.skipped

@@ -28,6 +28,18 @@ subject = {{ sv = \"Nytt {{{{ period }}}}\", en = \"News {{{{ period }}}}\" }}
     Site::with_config(&config)
 }
 
+/// Adds a confirmed subscriber through the CLI.
+pub fn subscribe(site: &Site, email: &str, themes: &str) {
+    ok(site.tidings(&[
+        "subscribers",
+        "add",
+        email,
+        "--themes",
+        themes,
+        "--confirmed",
+    ]));
+}
+
 pub fn ok(run: Run) -> Run {
     assert_eq!(run.code, 0, "{run}");
     run
@@ -293,14 +305,7 @@ fn headers_follow_the_list_rules() {
     std::fs::write(site.config_path(), config).unwrap();
     recent(&site, "a1", "Alpha <one> & more", 1, &["alpha"]);
     site.build();
-    ok(site.tidings(&[
-        "subscribers",
-        "add",
-        "ann@example.org",
-        "--themes",
-        "alpha",
-        "--confirmed",
-    ]));
+    subscribe(&site, "ann@example.org", "alpha");
     ok(site.tidings(&["digest", "send"]));
     let mail = outbox(&site);
     let m = &mail["ann@example.org"][0];
@@ -406,22 +411,8 @@ fn the_links_in_an_email_are_tokens_that_verify_for_that_subscriber_only() {
     let site = digest_site("file:outbox");
     recent(&site, "a1", "Alpha one", 1, &["alpha"]);
     site.build();
-    ok(site.tidings(&[
-        "subscribers",
-        "add",
-        "ann@example.org",
-        "--themes",
-        "alpha",
-        "--confirmed",
-    ]));
-    ok(site.tidings(&[
-        "subscribers",
-        "add",
-        "bo@example.org",
-        "--themes",
-        "alpha",
-        "--confirmed",
-    ]));
+    subscribe(&site, "ann@example.org", "alpha");
+    subscribe(&site, "bo@example.org", "alpha");
     ok(site.tidings(&["digest", "send"]));
     let mail = outbox(&site);
     let token_after = |m: &Mail, path: &str| -> String {
@@ -550,14 +541,7 @@ fn a_template_that_cannot_render_fails_each_delivery_once_with_the_reason() {
     let site = digest_site("file:outbox");
     recent(&site, "a1", "Alpha one", 1, &["alpha"]);
     site.build();
-    ok(site.tidings(&[
-        "subscribers",
-        "add",
-        "ann@example.org",
-        "--themes",
-        "alpha",
-        "--confirmed",
-    ]));
+    subscribe(&site, "ann@example.org", "alpha");
     std::fs::create_dir_all(site.path("templates")).unwrap();
     std::fs::write(
         site.path("templates/digest.html"),
@@ -602,14 +586,7 @@ fn status_says_what_the_site_holds_and_what_runs_next() {
     recent(&site, "a1", "Alpha one", 1, &["alpha"]);
     recent(&site, "b1", "Beta one", 1, &["beta"]);
     site.build();
-    ok(site.tidings(&[
-        "subscribers",
-        "add",
-        "ann@example.org",
-        "--themes",
-        "alpha",
-        "--confirmed",
-    ]));
+    subscribe(&site, "ann@example.org", "alpha");
     ok(site.tidings(&["subscribers", "add", "bo@example.org", "--themes", "gamma"]));
     let before = ok(site.tidings(&["status"]));
     assert!(

@@ -9,7 +9,7 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::digest::{Mail, digest_site, ok, parse_all, recent};
+use crate::digest::{Mail, digest_site, ok, parse_all, recent, subscribe};
 use crate::helpers::Site;
 
 /// aiosmtpd running on 127.0.0.1, killed when dropped.
@@ -114,17 +114,6 @@ fn smtp_site(server: &SmtpServer, extra: &str) -> Site {
     site
 }
 
-fn add(site: &Site, email: &str, themes: &str) {
-    ok(site.tidings(&[
-        "subscribers",
-        "add",
-        email,
-        "--themes",
-        themes,
-        "--confirmed",
-    ]));
-}
-
 /// Runs `digest send` with fast retries.
 fn send(site: &Site) -> crate::helpers::Run {
     let out = Command::new(env!("CARGO_BIN_EXE_tidings"))
@@ -144,9 +133,9 @@ fn messages_go_through_smtp_with_the_right_stories() {
         return;
     };
     let site = smtp_site(&server, "");
-    add(&site, "ann@example.org", "alpha");
-    add(&site, "bo@example.org", "beta,alpha");
-    add(&site, "cy@example.org", "gamma");
+    subscribe(&site, "ann@example.org", "alpha");
+    subscribe(&site, "bo@example.org", "beta,alpha");
+    subscribe(&site, "cy@example.org", "gamma");
     let run = ok(send(&site));
     assert!(run.stdout.contains("2 stories, 2 recipients"), "{run}");
     assert!(run.stdout.contains("2 sent, 0 failed, 0 skipped"), "{run}");
@@ -181,11 +170,11 @@ fn temporary_failures_are_retried_and_permanent_ones_bounce() {
         return;
     };
     let site = smtp_site(&server, "max_attempts = 3");
-    add(&site, "tempfail-2-ann@example.org", "alpha");
-    add(&site, "drop-1-bo@example.org", "alpha");
-    add(&site, "reject-cy@example.org", "alpha");
-    add(&site, "tempfail-9-dora@example.org", "alpha");
-    add(&site, "eve@example.org", "alpha");
+    subscribe(&site, "tempfail-2-ann@example.org", "alpha");
+    subscribe(&site, "drop-1-bo@example.org", "alpha");
+    subscribe(&site, "reject-cy@example.org", "alpha");
+    subscribe(&site, "tempfail-9-dora@example.org", "alpha");
+    subscribe(&site, "eve@example.org", "alpha");
     let run = send(&site);
     assert_eq!(run.code, 1, "failures make the exit code 1:\n{run}");
     assert!(run.stdout.contains("3 sent, 2 failed, 0 skipped"), "{run}");
@@ -315,7 +304,7 @@ fn a_test_send_reaches_one_address_and_records_nothing() {
         return;
     };
     let site = smtp_site(&server, "");
-    add(&site, "ann@example.org", "alpha");
+    subscribe(&site, "ann@example.org", "alpha");
     let run = ok(site.tidings(&[
         "digest",
         "test",
