@@ -51,6 +51,10 @@ pub enum Command {
         #[arg(long)]
         strict: bool,
     },
+    /// The service: ingest and send each digest on their cron schedules,
+    /// and serve the feeds and the subscriber pages over HTTP ([http]).
+    /// Stops cleanly on SIGTERM or Ctrl-C.
+    Run,
     /// What the site holds and what runs next: stories, subscribers by
     /// status, each digest's next run and last edition, the jobs' last runs.
     Status,

@@ -27,7 +27,10 @@ use mail::{DIGEST_KEYS, MAIL_KEYS, RawDigest, RawMail};
 pub use mail::{Digest, Dkim, Mail, Tls, Transport};
 
 mod mail;
+mod service;
 use crate::story::{Language, ThemeSlug};
+use service::{HTTP_KEYS, RawHttp, RawSchedule, SCHEDULE_KEYS};
+pub use service::{Http, Schedule};
 
 /// The validated configuration.
 #[derive(Debug, Clone)]
@@ -45,6 +48,10 @@ pub struct Config {
     pub mail: Option<Mail>,
     /// `[[digests]]`, in config order.
     pub digests: Vec<Digest>,
+    /// `[schedule]`, for `tidings run`.
+    pub schedule: Schedule,
+    /// `[http]`, for `tidings run`.
+    pub http: Http,
 }
 
 /// `[site]`.
@@ -286,7 +293,7 @@ fn default_storage_url() -> String {
 }
 
 const SECTIONS: &[&str] = &[
-    "site", "themes", "sources", "feeds", "storage", "mail", "digests",
+    "site", "themes", "sources", "feeds", "storage", "mail", "digests", "schedule", "http",
 ];
 
 // ---------------------------------------------------------------------------
@@ -341,6 +348,12 @@ impl Config {
         }
     }
 
+    /// Where the service is reached from outside: `[http] public_url`,
+    /// else `[site] base_url`. Links to its pages start with it.
+    pub fn public_url(&self) -> &Url {
+        self.http.public_url.as_ref().unwrap_or(&self.site.base_url)
+    }
+
     /// The theme with `slug`, if configured.
     pub fn theme(&self, slug: &ThemeSlug) -> Option<&Theme> {
         self.themes.iter().find(|t| &t.slug == slug)
@@ -373,6 +386,8 @@ struct RawConfig<'i> {
     storage: Option<(RawStorage, Option<Spanned<DeValue<'i>>>)>,
     mail: Option<(RawMail, Spanned<DeValue<'i>>)>,
     digests: Vec<(usize, RawDigest, Spanned<DeValue<'i>>)>,
+    schedule: Option<(RawSchedule, Spanned<DeValue<'i>>)>,
+    http: Option<(RawHttp, Spanned<DeValue<'i>>)>,
     any_section_failed: bool,
 }
 
@@ -395,6 +410,8 @@ impl<'a> Context<'a> {
             storage: Some((RawStorage::default(), None)),
             mail: None,
             digests: Vec::new(),
+            schedule: None,
+            http: None,
             any_section_failed: false,
         };
         for (key, value) in root {
@@ -417,6 +434,18 @@ impl<'a> Context<'a> {
                         .section::<RawStorage>("storage", value, STORAGE_KEYS)
                         .map(|s| (s, Some(value.clone())));
                     raw.any_section_failed |= raw.storage.is_none();
+                }
+                "schedule" => {
+                    raw.schedule = self
+                        .section::<RawSchedule>("schedule", value, SCHEDULE_KEYS)
+                        .map(|s| (s, value.clone()));
+                    raw.any_section_failed |= raw.schedule.is_none();
+                }
+                "http" => {
+                    raw.http = self
+                        .section::<RawHttp>("http", value, HTTP_KEYS)
+                        .map(|s| (s, value.clone()));
+                    raw.any_section_failed |= raw.http.is_none();
                 }
                 "mail" => {
                     raw.mail = self
@@ -894,7 +923,17 @@ impl<'i> RawConfig<'i> {
             .mail
             .map(|(raw, value)| mail::validate_mail(cx, raw, &value, &root_dir));
         let digests = mail::validate_digests(cx, self.digests, language.as_deref());
+        let schedule = match self.schedule {
+            Some((raw, value)) => service::validate_schedule(cx, raw, &value),
+            None => Some(Schedule::default()),
+        };
+        let http = match self.http {
+            Some((raw, value)) => service::validate_http(cx, raw, &value),
+            None => Some(Http::default()),
+        };
         Some(Config {
+            schedule: schedule?,
+            http: http?,
             mail: mail.flatten(),
             digests,
             path: cx.file.clone(),

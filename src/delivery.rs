@@ -245,14 +245,14 @@ pub fn links(
     (id, email_key): (i64, &str),
     issued: DateTime<Utc>,
 ) -> render::Links {
-    let base = &config.site.base_url;
+    let base = config.public_url();
     let token = |p| signer.sign(p, id, email_key, issued);
     render::Links {
         preferences: format!("{base}preferences/{}", token(Purpose::Preferences)),
         unsubscribe: format!("{base}unsubscribe/{}", token(Purpose::Unsubscribe)),
         edition: match edition {
-            Some(e) => format!("{base}editions/{}/{e}/", digest.id),
-            None => format!("{base}editions/{}/", digest.id),
+            Some(e) => format!("{base}archive/{}/{e}", digest.id),
+            None => format!("{base}archive/{}/", digest.id),
         },
     }
 }

@@ -192,7 +192,7 @@ async fn send(config: &Config, store: &Store, id: Option<&str>, dry_run: bool) -
     let stop = Arc::new(AtomicBool::new(false));
     let flag = stop.clone();
     tokio::spawn(async move {
-        shutdown_signal().await;
+        tidings::service::shutdown_signal().await;
         eprintln!("stopping: no new sends; waiting for those in flight");
         flag.store(true, Ordering::SeqCst);
     });
@@ -257,22 +257,6 @@ async fn send(config: &Config, store: &Store, id: Option<&str>, dry_run: bool) -
     } else {
         ExitCode::SUCCESS
     })
-}
-
-/// Waits for Ctrl-C (SIGINT) or SIGTERM.
-async fn shutdown_signal() {
-    use tokio::signal::unix::{SignalKind, signal};
-    match signal(SignalKind::terminate()) {
-        Ok(mut term) => {
-            tokio::select! {
-                _ = tokio::signal::ctrl_c() => {}
-                _ = term.recv() => {}
-            }
-        }
-        Err(_) => {
-            let _ = tokio::signal::ctrl_c().await;
-        }
-    }
 }
 
 /// Sends the preview of every theme to one address.

@@ -67,11 +67,11 @@ impl Feed<'_> {
     }
 }
 
-/// Where the feed files are served: `<base_url>feeds/`.
+/// Where the feed files are served: `<public_url>feeds/` (`tidings run`
+/// serves them there; `[http] public_url` defaults to `[site] base_url`).
 pub fn feeds_base(config: &Config) -> Url {
     config
-        .site
-        .base_url
+        .public_url()
         .join("feeds/")
         .expect("a constant relative path joins")
 }

@@ -129,7 +129,7 @@ pub fn confirm_url(
     now: DateTime<Utc>,
 ) -> String {
     let token = signer.sign(Purpose::Confirm, id, &email.key(), now);
-    format!("{}confirm/{token}", config.site.base_url)
+    format!("{}confirm/{token}", config.public_url())
 }
 
 /// The whole message, with its Message-ID.

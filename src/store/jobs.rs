@@ -69,4 +69,68 @@ impl Store {
         .context("cannot record the job state")?;
         Ok(())
     }
+
+    /// Records a run outside the schedule (the CMS hook, the start of the
+    /// service): its time and result, leaving the last tick as it was.
+    pub async fn record_run(
+        &self,
+        name: &str,
+        now: DateTime<Utc>,
+        result: &str,
+        error: Option<&str>,
+    ) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO jobs (name, last_tick, last_run_at, last_result, last_error, last_success_at)
+             VALUES (?1, NULL, ?2, ?3, ?4, CASE WHEN ?3 = 'ok' THEN ?2 END)
+             ON CONFLICT (name) DO UPDATE SET
+                 last_run_at = excluded.last_run_at,
+                 last_result = excluded.last_result,
+                 last_error = excluded.last_error,
+                 last_success_at = COALESCE(excluded.last_success_at, jobs.last_success_at)",
+        )
+        .bind(name)
+        .bind(now)
+        .bind(result)
+        .bind(error)
+        .execute(&self.pool)
+        .await
+        .context("cannot record the job state")?;
+        Ok(())
+    }
+
+    /// Records `tick` as handled without a run (a job's first start).
+    pub async fn record_pass(&self, name: &str, tick: DateTime<Utc>) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO jobs (name, last_tick) VALUES (?1, ?2)
+             ON CONFLICT (name) DO UPDATE SET last_tick = excluded.last_tick",
+        )
+        .bind(name)
+        .bind(tick)
+        .execute(&self.pool)
+        .await
+        .context("cannot record the job state")?;
+        Ok(())
+    }
+
+    /// Every job's state, by name.
+    pub async fn jobs(&self) -> Result<Vec<JobState>> {
+        let rows = sqlx::query(
+            "SELECT name, last_tick, last_run_at, last_result, last_error, last_success_at
+             FROM jobs ORDER BY name",
+        )
+        .fetch_all(&self.pool)
+        .await
+        .context("cannot read the job state")?;
+        Ok(rows
+            .iter()
+            .map(|r| JobState {
+                name: r.get("name"),
+                last_tick: r.get("last_tick"),
+                last_run_at: r.get("last_run_at"),
+                last_result: r.get("last_result"),
+                last_error: r.get("last_error"),
+                last_success_at: r.get("last_success_at"),
+            })
+            .collect())
+    }
 }

@@ -221,3 +221,143 @@ pub fn feedparser(paths: &[PathBuf]) -> Option<serde_json::Value> {
     );
     Some(serde_json::from_slice(&out.stdout).expect("feedcheck.py prints JSON"))
 }
+
+/// `tidings run` on a site, listening on a free loopback port; stopped
+/// (SIGKILL) when dropped unless [`Service::stop`] ended it first.
+pub struct Service {
+    child: std::process::Child,
+    /// `http://127.0.0.1:PORT` (no trailing slash).
+    pub base: String,
+    stderr: std::sync::Arc<std::sync::Mutex<String>>,
+}
+
+impl Site {
+    /// Starts `tidings run` with `env` set. A config without `[http]` gets
+    /// `listen = "127.0.0.1:0"`; one with `[http]` must say so itself.
+    pub fn serve(&self, env: &[(&str, &str)]) -> Service {
+        use std::io::{BufRead, BufReader, Read};
+        let config = std::fs::read_to_string(self.config_path()).unwrap();
+        if !config.contains("[http]") {
+            std::fs::write(
+                self.config_path(),
+                format!("{config}\n[http]\nlisten = \"127.0.0.1:0\"\n"),
+            )
+            .unwrap();
+        }
+        let mut child = Command::new(env!("CARGO_BIN_EXE_tidings"))
+            .arg("--config")
+            .arg(self.config_path())
+            .arg("run")
+            .current_dir(self.root())
+            .env_remove("TIDINGS_CONFIG")
+            .env("TIDINGS_LOG", "info,tidings=debug")
+            .envs(env.iter().copied())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("start tidings run");
+        let stderr = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+        let sink = stderr.clone();
+        let mut err = child.stderr.take().unwrap();
+        std::thread::spawn(move || {
+            let mut buf = [0u8; 4096];
+            while let Ok(n) = err.read(&mut buf) {
+                if n == 0 {
+                    break;
+                }
+                sink.lock()
+                    .unwrap()
+                    .push_str(&String::from_utf8_lossy(&buf[..n]));
+            }
+        });
+        let mut line = String::new();
+        let mut out = BufReader::new(child.stdout.take().unwrap());
+        out.read_line(&mut line).unwrap();
+        let Some(base) = line.trim().strip_prefix("listening on ") else {
+            let _ = child.wait();
+            std::thread::sleep(std::time::Duration::from_millis(200));
+            panic!(
+                "tidings run did not start: {line}\n--- stderr\n{}",
+                stderr.lock().unwrap()
+            );
+        };
+        let base = base.trim_end_matches('/').to_owned();
+        // Keep draining stdout so the service never blocks on a full pipe.
+        std::thread::spawn(move || {
+            let mut sink = Vec::new();
+            let _ = out.read_to_end(&mut sink);
+        });
+        Service {
+            child,
+            base,
+            stderr,
+        }
+    }
+}
+
+impl Service {
+    /// The absolute URL of `path` (which starts with `/`).
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// What the service logged so far.
+    pub fn log(&self) -> String {
+        self.stderr.lock().unwrap().clone()
+    }
+
+    /// Waits until `what` appears in the log (at most `secs` seconds).
+    pub fn wait_for_log(&self, what: &str, secs: u64) -> bool {
+        let end = std::time::Instant::now() + std::time::Duration::from_secs(secs);
+        while std::time::Instant::now() < end {
+            if self.log().contains(what) {
+                return true;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        false
+    }
+
+    /// Sends SIGTERM and waits (at most 60 s) for the exit code.
+    pub fn stop(mut self) -> (i32, String) {
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
+        let end = std::time::Instant::now() + std::time::Duration::from_secs(60);
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                std::thread::sleep(std::time::Duration::from_millis(100));
+                return (status.code().unwrap_or(-1), self.log());
+            }
+            assert!(
+                std::time::Instant::now() < end,
+                "tidings run did not stop within 60 s of SIGTERM:\n{}",
+                self.log()
+            );
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+    }
+}
+
+impl Drop for Service {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+/// A loopback port free at the moment of asking (for configs that must
+/// name their port up front, such as `[http] public_url` in links).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}

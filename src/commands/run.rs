@@ -1,0 +1,104 @@
+//! `tidings run`: the service. Opens the store, ingests once, then runs
+//! each scheduled job in its own task and serves the web until SIGTERM or
+//! Ctrl-C; then stops taking new work, lets in-flight sends finish (at
+//! most `TIDINGS_SHUTDOWN_SECONDS`, default 30) and exits 0.
+
+use std::io::Write as _;
+use std::net::SocketAddr;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use anyhow::{Context as _, Result, bail};
+
+use tidings::config::Config;
+use tidings::delivery::Options;
+use tidings::service::{self, Ingester, Mailer, Scheduler};
+use tidings::store::Store;
+use tidings::{tokens, web};
+
+pub async fn run(config: Config) -> Result<ExitCode> {
+    if !config.digests.is_empty() && config.mail.is_none() {
+        bail!(
+            "config.toml has [[digests]] but no [mail]: add one with at least `from` and \
+             `transport` (such as transport = \"file:outbox\")"
+        );
+    }
+    let config = Arc::new(config);
+    let store = Store::open(&config.storage.url).await?;
+    let signer = tokens::signer(&store).await?;
+    let mailer = Mailer::new(&config)?.map(Arc::new);
+    let ingester = Arc::new(Ingester::new(config.clone(), store.clone()));
+
+    // Fresh feeds before the first request, whatever the schedule says.
+    // A failure is logged and recorded; the service still starts.
+    let _ = ingester.run_now("start").await;
+
+    let shared = web::Shared::new(
+        config.clone(),
+        store.clone(),
+        signer.clone(),
+        ingester.clone(),
+        mailer.clone(),
+    )?;
+    let app = web::router(Arc::new(shared));
+    let listener = tokio::net::TcpListener::bind(config.http.listen)
+        .await
+        .with_context(|| format!("cannot listen on {} ([http] listen)", config.http.listen))?;
+    let address = listener.local_addr()?;
+    // The one line on standard output: scripts (and tests) read the port.
+    println!("listening on http://{address}/");
+    std::io::stdout().flush()?;
+    tracing::info!(%address, public_url = %config.public_url(), "listening");
+
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let stop = Arc::new(AtomicBool::new(false));
+    let scheduler = Arc::new(Scheduler {
+        config: config.clone(),
+        store: store.clone(),
+        signer,
+        ingester,
+        mailer,
+        options: Options::from_env(),
+        stop: stop.clone(),
+    });
+    let mut jobs = tokio::task::JoinSet::new();
+    for job in scheduler.jobs() {
+        jobs.spawn(scheduler.clone().job_loop(job, stop_rx.clone()));
+    }
+    let mut http_stop = stop_rx.clone();
+    let server = tokio::spawn(async move {
+        axum::serve(
+            listener,
+            app.into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .with_graceful_shutdown(async move {
+            let _ = http_stop.wait_for(|s| *s).await;
+        })
+        .await
+    });
+
+    service::shutdown_signal().await;
+    tracing::info!("stopping: no new work; waiting for what is in flight");
+    stop.store(true, Ordering::SeqCst);
+    let _ = stop_tx.send(true);
+    let grace = std::env::var("TIDINGS_SHUTDOWN_SECONDS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(30);
+    let finished = tokio::time::timeout(Duration::from_secs(grace), async {
+        while jobs.join_next().await.is_some() {}
+        let _ = server.await;
+    })
+    .await;
+    if finished.is_err() {
+        tracing::warn!(
+            seconds = grace,
+            "gave up waiting; rows still sending are taken again after their lease"
+        );
+    }
+    store.close().await;
+    tracing::info!("stopped");
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,392 @@
+//! `tidings run`: one long-running process that ingests on schedule, keeps
+//! the feeds fresh, sends each digest on its cron schedule and serves the
+//! web (see [`crate::web`]).
+//!
+//! Each scheduled job (`ingest`, and `digest:<id>` for each digest) runs in
+//! its own task, so a slow send never delays an ingest and a failing job
+//! never stops the others. A task asks [`crate::scheduler::decide`] what to
+//! do now, acts, and records the tick it handled in the store; [`Scheduler::step`]
+//! is that one move, taking the time as an argument, so tests drive the
+//! scheduler with a controlled clock instead of sleeping.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration as StdDuration;
+
+use anyhow::{Context as _, Result, anyhow};
+use chrono::{DateTime, Utc};
+use tokio::sync::{Mutex, watch};
+
+use crate::build::{self, BuildReport};
+use crate::config::{Config, Digest, Mail};
+use crate::delivery::{self, Options, Worker};
+use crate::digest::render;
+use crate::mail::message::DkimSigner;
+use crate::mail::transport::Sender;
+use crate::schedule::CronSchedule;
+use crate::scheduler::{self, Decision};
+use crate::store::Store;
+use crate::store::editions::Counts;
+use crate::tokens::Signer;
+
+/// The mail side, set up once: transport, digest templates, DKIM key.
+pub struct Mailer {
+    pub mail: Mail,
+    pub sender: Sender,
+    pub templates: render::Templates,
+    pub dkim: Option<DkimSigner>,
+}
+
+impl Mailer {
+    /// `None` when the site has no `[mail]`.
+    pub fn new(config: &Config) -> Result<Option<Mailer>> {
+        let Some(mail) = &config.mail else {
+            return Ok(None);
+        };
+        Ok(Some(Mailer {
+            sender: Sender::new(mail)?,
+            templates: render::Templates::load(config)?,
+            dkim: mail.dkim.as_ref().map(DkimSigner::load).transpose()?,
+            mail: mail.clone(),
+        }))
+    }
+}
+
+/// Runs ingest + feeds, one at a time: the scheduled tick and the CMS hook
+/// (`POST /api/ingest`) share it, so two never overlap.
+pub struct Ingester {
+    config: Arc<Config>,
+    store: Store,
+    lock: Mutex<()>,
+}
+
+/// The name of the ingest job in the store.
+pub const INGEST_JOB: &str = "ingest";
+
+impl Ingester {
+    pub fn new(config: Arc<Config>, store: Store) -> Ingester {
+        Ingester {
+            config,
+            store,
+            lock: Mutex::new(()),
+        }
+    }
+
+    /// One ingest of every source, then the feeds; logs its figures.
+    pub async fn run(&self, why: &str) -> Result<BuildReport> {
+        let _one_at_a_time = self.lock.lock().await;
+        let report = build::build(&self.config, &self.store).await?;
+        let i = &report.ingest;
+        tracing::info!(
+            why,
+            new = i.new,
+            updated = i.changed,
+            withdrawn = i.withdrawn,
+            unchanged = i.unchanged,
+            skipped = i.skipped.len(),
+            published = report.published,
+            feeds_written = report.feeds.written.len(),
+            feeds_unchanged = report.feeds.unchanged,
+            "ingest"
+        );
+        for p in &i.skipped {
+            tracing::warn!(problem = %p, "story skipped");
+        }
+        if let Some(e) = report.problems.first() {
+            return Err(anyhow!(
+                "{} feed file(s) could not be rendered: {e:#}",
+                report.problems.len()
+            ));
+        }
+        Ok(report)
+    }
+
+    /// An ingest outside the schedule (the CMS hook, the start of the
+    /// service): runs it and records the run without touching the job's
+    /// last tick.
+    pub async fn run_now(&self, why: &str) -> Result<BuildReport> {
+        let result = self.run(why).await;
+        let error = result.as_ref().err().map(|e| format!("{e:#}"));
+        let outcome = if error.is_some() { "failed" } else { "ok" };
+        if let Some(e) = &error {
+            tracing::error!(why, error = %e, "ingest failed");
+        }
+        self.store
+            .record_run(INGEST_JOB, Utc::now(), outcome, error.as_deref())
+            .await?;
+        result
+    }
+}
+
+/// A scheduled job.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Job {
+    Ingest,
+    Digest(String),
+}
+
+impl Job {
+    /// Its name in the store, logs and status.
+    pub fn name(&self) -> String {
+        match self {
+            Job::Ingest => INGEST_JOB.to_owned(),
+            Job::Digest(id) => format!("digest:{id}"),
+        }
+    }
+}
+
+/// What one [`Scheduler::step`] did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Step {
+    /// Ran the job for this tick; `Err` holds why it failed.
+    Ran(DateTime<Utc>, Result<String, String>),
+    /// Recorded this tick as handled without running it.
+    Passed(DateTime<Utc>),
+    /// Nothing to do before this time.
+    Wait(DateTime<Utc>),
+}
+
+/// The jobs of one site and what they need.
+pub struct Scheduler {
+    pub config: Arc<Config>,
+    pub store: Store,
+    pub signer: Signer,
+    pub ingester: Arc<Ingester>,
+    pub mailer: Option<Arc<Mailer>>,
+    pub options: Options,
+    /// Set on shutdown: deliveries stop claiming new rows.
+    pub stop: Arc<AtomicBool>,
+}
+
+impl Scheduler {
+    /// Every scheduled job: ingest, then each digest.
+    pub fn jobs(&self) -> Vec<Job> {
+        std::iter::once(Job::Ingest)
+            .chain(
+                self.config
+                    .digests
+                    .iter()
+                    .map(|d| Job::Digest(d.id.clone())),
+            )
+            .collect()
+    }
+
+    fn schedule(&self, job: &Job) -> Result<&CronSchedule> {
+        match job {
+            Job::Ingest => Ok(&self.config.schedule.ingest),
+            Job::Digest(id) => Ok(&self.digest(id)?.schedule),
+        }
+    }
+
+    fn digest(&self, id: &str) -> Result<&Digest> {
+        self.config
+            .digest(Some(id))
+            .ok_or_else(|| anyhow!("no digest `{id}` in config.toml"))
+    }
+
+    /// Decides what `job` should do at `now`, does it, and records it.
+    /// A failing run is recorded as failed and reported in the step; only
+    /// a store that cannot be read or written is an `Err`.
+    pub async fn step(&self, job: &Job, now: DateTime<Utc>) -> Result<Step> {
+        let name = job.name();
+        let last = self.store.job(&name).await?.and_then(|j| j.last_tick);
+        let tz = self.config.site.timezone;
+        let decision = scheduler::decide(
+            self.schedule(job)?,
+            tz,
+            last,
+            now,
+            self.config.schedule.on_missed,
+        );
+        match decision {
+            Decision::Wait(next) => Ok(Step::Wait(next)),
+            Decision::Pass(tick) => {
+                if last.is_none() {
+                    // First start: nothing is owed for the time before.
+                    self.store.record_pass(&name, tick).await?;
+                } else {
+                    tracing::info!(job = %name, tick = %tick, "missed tick skipped ([schedule] on_missed = \"skip\")");
+                    self.store
+                        .record_job(&name, tick, now, "skipped", None)
+                        .await?;
+                }
+                Ok(Step::Passed(tick))
+            }
+            Decision::Run(tick) => {
+                tracing::info!(job = %name, tick = %tick, "job started");
+                let result = self.run_job(job, tick).await.map_err(|e| format!("{e:#}"));
+                match &result {
+                    Ok(summary) => tracing::info!(job = %name, tick = %tick, %summary, "job done"),
+                    Err(e) => {
+                        tracing::error!(job = %name, tick = %tick, error = %e, "job failed; retried at its next tick")
+                    }
+                }
+                let (outcome, error) = match &result {
+                    Ok(_) => ("ok", None),
+                    Err(e) => ("failed", Some(e.as_str())),
+                };
+                self.store
+                    .record_job(&name, tick, now, outcome, error)
+                    .await?;
+                Ok(Step::Ran(tick, result))
+            }
+        }
+    }
+
+    async fn run_job(&self, job: &Job, tick: DateTime<Utc>) -> Result<String> {
+        match job {
+            Job::Ingest => {
+                let r = self.ingester.run("schedule").await?;
+                Ok(format!(
+                    "{} new, {} updated, {} withdrawn; {} feed files written",
+                    r.ingest.new,
+                    r.ingest.changed,
+                    r.ingest.withdrawn,
+                    r.feeds.written.len()
+                ))
+            }
+            Job::Digest(id) => {
+                let counts = self.send_digest(self.digest(id)?, tick).await?;
+                Ok(counts.to_string())
+            }
+        }
+    }
+
+    /// A digest's tick: finishes any edition left unfinished, freezes the
+    /// tick's edition (the tick's time is its key, so a second call for the
+    /// same tick finds it instead of making another) and delivers it.
+    pub async fn send_digest(&self, digest: &Digest, tick: DateTime<Utc>) -> Result<Counts> {
+        self.resume(digest).await?;
+        let key = tick_key(tick);
+        let frozen = self
+            .store
+            .freeze_edition(&digest.id, &key, digest.skip_if_empty, tick)
+            .await?;
+        if frozen.created {
+            tracing::info!(
+                digest = %digest.id,
+                edition = frozen.edition.id,
+                stories = frozen.stories,
+                recipients = frozen.deliveries,
+                "edition frozen"
+            );
+        }
+        self.deliver(digest, &frozen.edition).await
+    }
+
+    /// Delivers every unfinished edition of `digest`, oldest first (after
+    /// a crash or a stop mid-send).
+    pub async fn resume(&self, digest: &Digest) -> Result<()> {
+        while let Some(edition) = self.store.unfinished_edition(&digest.id).await? {
+            if self.stop.load(Ordering::SeqCst) {
+                break;
+            }
+            tracing::info!(edition = %delivery::describe(&edition), "resuming");
+            let counts = self.deliver(digest, &edition).await?;
+            if !counts.done() {
+                break;
+            }
+        }
+        Ok(())
+    }
+
+    async fn deliver(
+        &self,
+        digest: &Digest,
+        edition: &crate::store::editions::Edition,
+    ) -> Result<Counts> {
+        let mailer = self.mailer.as_ref().context(
+            "digests need a [mail] section in config.toml (at least `from` and `transport`)",
+        )?;
+        let worker = Worker {
+            config: &self.config,
+            mail: &mailer.mail,
+            digest,
+            store: &self.store,
+            signer: &self.signer,
+            templates: &mailer.templates,
+            sender: &mailer.sender,
+            dkim: mailer.dkim.as_ref(),
+            options: self.options.clone(),
+            stop: self.stop.clone(),
+        };
+        let edition_id = edition.id;
+        let mut last_logged = None;
+        worker
+            .deliver(edition, |c| {
+                // One line per batch that changed something.
+                let figures = (c.sent, c.failed, c.skipped, c.pending, c.sending);
+                if last_logged != Some(figures) {
+                    last_logged = Some(figures);
+                    tracing::info!(
+                        digest = %digest.id,
+                        edition = edition_id,
+                        sent = c.sent,
+                        failed = c.failed,
+                        skipped = c.skipped,
+                        pending = c.pending,
+                        sending = c.sending,
+                        "delivery batch"
+                    );
+                }
+            })
+            .await
+    }
+
+    /// The life of one job: step, sleep until the next tick (waking early
+    /// on shutdown), again. Store errors are logged and retried after a
+    /// pause; they never end the loop.
+    pub async fn job_loop(self: Arc<Self>, job: Job, mut shutdown: watch::Receiver<bool>) {
+        let name = job.name();
+        loop {
+            if *shutdown.borrow() {
+                break;
+            }
+            let wait_until = match self.step(&job, Utc::now()).await {
+                Ok(Step::Wait(next)) => Some(next),
+                Ok(_) => None,
+                Err(e) => {
+                    tracing::error!(job = %name, error = %format!("{e:#}"), "scheduler cannot reach the store; trying again in 30 s");
+                    Some(Utc::now() + chrono::Duration::seconds(30))
+                }
+            };
+            let Some(until) = wait_until else { continue };
+            tracing::debug!(job = %name, next = %until, "waiting");
+            // Wake at least each minute to look again: the wall clock may
+            // have jumped (suspend, NTP) while we slept.
+            let nap = (until - Utc::now())
+                .to_std()
+                .unwrap_or(StdDuration::ZERO)
+                .min(StdDuration::from_secs(60));
+            tokio::select! {
+                _ = tokio::time::sleep(nap) => {}
+                _ = shutdown.changed() => {}
+            }
+        }
+        tracing::debug!(job = %name, "stopped");
+    }
+}
+
+/// The idempotency key of a digest edition made for a scheduled tick.
+pub fn tick_key(tick: DateTime<Utc>) -> String {
+    format!(
+        "tick:{}",
+        tick.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+    )
+}
+
+/// Waits for Ctrl-C (SIGINT) or SIGTERM.
+pub async fn shutdown_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    match signal(SignalKind::terminate()) {
+        Ok(mut term) => {
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = term.recv() => {}
+            }
+        }
+        Err(_) => {
+            let _ = tokio::signal::ctrl_c().await;
+        }
+    }
+}

@@ -1,0 +1,76 @@
+//! The web side of `tidings run` (axum): the feed files with validators
+//! and compression, the site's pages with the sign-up form, the signed
+//! subscriber pages (confirm, preferences, unsubscribe), the archive of
+//! editions, the CMS ingest hook, health and metrics.
+//!
+//! Each area owns one module and its own state; this module only joins
+//! their routes and holds what they share.
+
+use std::sync::Arc;
+
+use axum::Router;
+
+use crate::config::Config;
+use crate::service::{Ingester, Mailer};
+use crate::store::Store;
+use crate::tokens::Signer;
+
+pub mod feeds;
+pub mod forms;
+pub mod ops;
+pub mod pages;
+
+/// What every handler can reach.
+pub struct Shared {
+    pub config: Arc<Config>,
+    pub store: Store,
+    pub signer: Signer,
+    /// Runs ingest + feeds, one at a time (also used by the scheduler).
+    pub ingester: Arc<Ingester>,
+    /// The mail side, when `[mail]` is configured (confirmation emails).
+    pub mailer: Option<Arc<Mailer>>,
+    /// `TIDINGS_API_TOKEN`: the bearer token of `POST /api/ingest`; when
+    /// unset the endpoint refuses everyone.
+    pub api_token: Option<String>,
+    pub feeds: feeds::FeedCache,
+    pub forms: forms::FormState,
+    pub pages: pages::Pages,
+}
+
+/// The state handlers receive.
+pub type AppState = Arc<Shared>;
+
+impl Shared {
+    pub fn new(
+        config: Arc<Config>,
+        store: Store,
+        signer: Signer,
+        ingester: Arc<Ingester>,
+        mailer: Option<Arc<Mailer>>,
+    ) -> anyhow::Result<Shared> {
+        let api_token = std::env::var("TIDINGS_API_TOKEN")
+            .ok()
+            .filter(|t| !t.trim().is_empty());
+        Ok(Shared {
+            feeds: feeds::FeedCache::new(&config),
+            forms: forms::FormState::new(&config),
+            pages: pages::Pages::load(&config)?,
+            config,
+            store,
+            signer,
+            ingester,
+            mailer,
+            api_token,
+        })
+    }
+}
+
+/// Every route of the service.
+pub fn router(state: AppState) -> Router {
+    Router::new()
+        .merge(feeds::routes())
+        .merge(pages::routes())
+        .merge(forms::routes())
+        .merge(ops::routes())
+        .with_state(state)
+}
