@@ -258,9 +258,12 @@ impl Scheduler {
     pub async fn send_digest(&self, digest: &Digest, tick: DateTime<Utc>) -> Result<Counts> {
         self.resume(digest).await?;
         let key = tick_key(tick);
+        // The edition covers up to its tick (a tick is never in the future
+        // when the service runs; a test's controlled clock may be ahead).
+        let end = tick.min(Utc::now());
         let frozen = self
             .store
-            .freeze_edition(&digest.id, &key, digest.skip_if_empty, tick)
+            .freeze_edition(&digest.id, &key, digest.skip_if_empty, end)
             .await?;
         if frozen.created {
             tracing::info!(
@@ -338,6 +341,16 @@ impl Scheduler {
     /// pause; they never end the loop.
     pub async fn job_loop(self: Arc<Self>, job: Job, mut shutdown: watch::Receiver<bool>) {
         let name = job.name();
+        // An edition a crash or a stop left half-sent goes out first.
+        if let Job::Digest(id) = &job {
+            let resumed = match self.digest(id) {
+                Ok(digest) => self.resume(digest).await,
+                Err(e) => Err(e),
+            };
+            if let Err(e) = resumed {
+                tracing::error!(job = %name, error = %format!("{e:#}"), "cannot resume an unfinished edition; retried at the next tick");
+            }
+        }
         loop {
             if *shutdown.borrow() {
                 break;
@@ -375,18 +388,24 @@ pub fn tick_key(tick: DateTime<Utc>) -> String {
     )
 }
 
-/// Waits for Ctrl-C (SIGINT) or SIGTERM.
-pub async fn shutdown_signal() {
+/// Waits for Ctrl-C (SIGINT) or SIGTERM. The handlers are installed when
+/// this is called, not when the future is first polled, so a signal that
+/// arrives in between is not lost (and does not kill the process).
+pub fn shutdown_signal() -> impl std::future::Future<Output = ()> {
     use tokio::signal::unix::{SignalKind, signal};
-    match signal(SignalKind::terminate()) {
-        Ok(mut term) => {
-            tokio::select! {
-                _ = tokio::signal::ctrl_c() => {}
-                _ = term.recv() => {}
+    let term = signal(SignalKind::terminate());
+    let int = signal(SignalKind::interrupt());
+    async move {
+        match (term, int) {
+            (Ok(mut term), Ok(mut int)) => {
+                tokio::select! {
+                    _ = int.recv() => {}
+                    _ = term.recv() => {}
+                }
             }
-        }
-        Err(_) => {
-            let _ = tokio::signal::ctrl_c().await;
+            _ => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
         }
     }
 }

@@ -25,6 +25,7 @@ pub async fn run(config: Config) -> Result<ExitCode> {
              `transport` (such as transport = \"file:outbox\")"
         );
     }
+    let stop_signal = service::shutdown_signal();
     let config = Arc::new(config);
     let store = Store::open(&config.storage.url).await?;
     let signer = tokens::signer(&store).await?;
@@ -79,7 +80,7 @@ pub async fn run(config: Config) -> Result<ExitCode> {
         .await
     });
 
-    service::shutdown_signal().await;
+    stop_signal.await;
     tracing::info!("stopping: no new work; waiting for what is in flight");
     stop.store(true, Ordering::SeqCst);
     let _ = stop_tx.send(true);

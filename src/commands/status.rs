@@ -8,6 +8,7 @@ use chrono::Utc;
 
 use tidings::config::Config;
 use tidings::delivery;
+use tidings::service::INGEST_JOB;
 use tidings::store::Store;
 
 pub async fn run(config: &Config) -> Result<ExitCode> {
@@ -31,25 +32,33 @@ async fn report(config: &Config, store: &Store) -> Result<ExitCode> {
     let counts: Vec<String> = counts.iter().map(|(s, n)| format!("{n} {s}")).collect();
     println!("subscribers: {}", counts.join(", "));
     let now = Utc::now();
+    println!("jobs (times in {tz}):");
+    let schedules = std::iter::once((INGEST_JOB.to_owned(), &config.schedule.ingest)).chain(
+        config
+            .digests
+            .iter()
+            .map(|d| (format!("digest:{}", d.id), &d.schedule)),
+    );
+    for (name, schedule) in schedules {
+        let next = schedule.next_after(now, tz).map_or("never".to_owned(), local);
+        println!("  {name} ({schedule}): next run {next}");
+        match store.job(&name).await? {
+            Some(job) => print_job(&job, &local),
+            None => println!("    last run: never"),
+        }
+    }
     for digest in &config.digests {
-        let next = digest
-            .schedule
-            .next_after(now, tz)
-            .map_or("never".to_owned(), local);
-        println!(
-            "digest {} ({}): next run {next}",
-            digest.id, digest.schedule
-        );
         match store.editions(&digest.id, 1).await?.first() {
             Some(e) => {
                 let c = store.delivery_counts(e.id).await?;
                 let unfinished = if e.completed_at.is_some() {
                     ""
                 } else {
-                    " (unfinished: `tidings digest send` resumes it)"
+                    " (unfinished: `tidings run` or `tidings digest send` resumes it)"
                 };
                 println!(
-                    "  last: {} made {}: {c}{unfinished}",
+                    "digest {}: last {} made {}: {c}{unfinished}",
+                    digest.id,
                     delivery::describe(e),
                     local(e.created_at)
                 );
@@ -57,14 +66,8 @@ async fn report(config: &Config, store: &Store) -> Result<ExitCode> {
                     println!("    not sent to {email}: {status}: {reason}");
                 }
             }
-            None => println!("  no editions yet"),
+            None => println!("digest {}: no editions yet", digest.id),
         }
-        if let Some(job) = store.job(&format!("digest:{}", digest.id)).await? {
-            print_job(&job, &local);
-        }
-    }
-    if let Some(job) = store.job("ingest").await? {
-        print_job(&job, &local);
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -74,8 +77,7 @@ fn print_job(
     local: &dyn Fn(chrono::DateTime<Utc>) -> String,
 ) {
     println!(
-        "  job {}: last run {} ({}){}",
-        job.name,
+        "    last run: {} ({}){}",
         job.last_run_at.map_or("never".to_owned(), local),
         job.last_result.as_deref().unwrap_or("-"),
         job.last_error

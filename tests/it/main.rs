@@ -12,6 +12,8 @@ mod feeds;
 mod ingest;
 mod jobs;
 mod sanitize;
+mod scheduler;
+mod service;
 mod smtp;
 mod story_errors;
 mod subscribers;
