@@ -147,7 +147,9 @@ fn check(config: &Config) -> Result<ExitCode> {
     let plan = ingest::plan(config, scans, &[], &HashSet::new());
     problems.extend(plan.report.skipped);
     let _ = failed;
-    let template = tidings::feeds::index::load(config).err();
+    let template = tidings::feeds::index::load(config)
+        .err()
+        .or_else(|| tidings::web::render::Templates::load(config).err());
     if let Some(e) = &template {
         eprintln!("error: {e:#}");
     }

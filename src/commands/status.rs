@@ -40,13 +40,20 @@ async fn report(config: &Config, store: &Store) -> Result<ExitCode> {
             .map(|d| (format!("digest:{}", d.id), &d.schedule)),
     );
     for (name, schedule) in schedules {
-        let next = schedule.next_after(now, tz).map_or("never".to_owned(), local);
+        let next = schedule
+            .next_after(now, tz)
+            .map_or("never".to_owned(), local);
         println!("  {name} ({schedule}): next run {next}");
         match store.job(&name).await? {
             Some(job) => print_job(&job, &local),
             None => println!("    last run: never"),
         }
     }
+    let queue = store.delivery_totals().await?;
+    println!(
+        "delivery queue: {} pending, {} sending (all editions: {} sent, {} failed, {} skipped)",
+        queue.pending, queue.sending, queue.sent, queue.failed, queue.skipped
+    );
     for digest in &config.digests {
         match store.editions(&digest.id, 1).await?.first() {
             Some(e) => {
@@ -76,13 +83,20 @@ fn print_job(
     job: &tidings::store::jobs::JobState,
     local: &dyn Fn(chrono::DateTime<Utc>) -> String,
 ) {
-    println!(
-        "    last run: {} ({}){}",
-        job.last_run_at.map_or("never".to_owned(), local),
-        job.last_result.as_deref().unwrap_or("-"),
-        job.last_error
-            .as_deref()
-            .map(|e| format!(": {e}"))
-            .unwrap_or_default()
-    );
+    match (job.last_run_at, job.last_result.as_deref()) {
+        (Some(at), Some(result)) => println!(
+            "    last run: {} ({result}){}",
+            local(at),
+            job.last_error
+                .as_deref()
+                .map(|e| format!(": {e}"))
+                .unwrap_or_default()
+        ),
+        _ => println!("    last run: never"),
+    }
+    if let Some(at) = job.last_success_at
+        && job.last_result.as_deref() != Some("ok")
+    {
+        println!("    last success: {}", local(at));
+    }
 }

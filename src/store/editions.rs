@@ -78,6 +78,22 @@ impl std::fmt::Display for Counts {
 }
 
 impl Counts {
+    /// From rows of `status, COUNT(*) AS n … GROUP BY status`.
+    pub(super) fn from_rows(rows: &[sqlx::sqlite::SqliteRow]) -> Counts {
+        let mut c = Counts::default();
+        for r in rows {
+            let n: i64 = r.get("n");
+            match r.get::<String, _>("status").as_str() {
+                "pending" => c.pending = n,
+                "sending" => c.sending = n,
+                "sent" => c.sent = n,
+                "failed" => c.failed = n,
+                _ => c.skipped = n,
+            }
+        }
+        c
+    }
+
     pub fn total(&self) -> i64 {
         self.pending + self.sending + self.sent + self.failed + self.skipped
     }
@@ -375,18 +391,7 @@ impl Store {
         .bind(edition_id)
         .fetch_all(&self.pool)
         .await?;
-        let mut c = Counts::default();
-        for r in rows {
-            let n: i64 = r.get("n");
-            match r.get::<String, _>("status").as_str() {
-                "pending" => c.pending = n,
-                "sending" => c.sending = n,
-                "sent" => c.sent = n,
-                "failed" => c.failed = n,
-                _ => c.skipped = n,
-            }
-        }
-        Ok(c)
+        Ok(Counts::from_rows(&rows))
     }
 
     /// Marks the edition complete when no delivery is pending or in flight.
@@ -439,7 +444,7 @@ async fn edition_by_key(
     row.as_ref().map(edition).transpose()
 }
 
-fn edition(r: &sqlx::sqlite::SqliteRow) -> Result<Edition> {
+pub(super) fn edition(r: &sqlx::sqlite::SqliteRow) -> Result<Edition> {
     Ok(Edition {
         id: r.get("id"),
         digest: r.get("digest"),

@@ -14,8 +14,10 @@ use chrono::{DateTime, Utc};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{QueryBuilder, Row, SqlitePool};
 
+pub mod archive;
 pub mod editions;
 pub mod jobs;
+pub mod metrics;
 pub mod subscribers;
 
 use crate::config::StorageUrl;

@@ -1,5 +1,7 @@
 //! Subscribers in the store: adding one or a batch (idempotently, by the
-//! case-insensitive address), reading them as a stream, and erasing one.
+//! case-insensitive address), reading them as a stream, erasing one, and
+//! the life of a web subscriber: sign-up (double opt-in), confirmation,
+//! changed preferences and unsubscribing.
 
 use anyhow::{Context as _, Result};
 use chrono::{DateTime, Utc};
@@ -151,6 +153,179 @@ impl Store {
             }
         }
         Ok(out)
+    }
+}
+
+/// What a web sign-up found and did. The visitor sees the same page in
+/// every case (no way to learn who subscribes); only the caller knows
+/// whether a confirmation email is owed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Signup {
+    /// A new address, stored as `pending`.
+    Created(i64),
+    /// Already `pending`: its choices replaced by the new ones.
+    StillPending(i64),
+    /// Was `unsubscribed` or `bounced`: `pending` again with the new choices.
+    Returning(i64),
+    /// Already `active`: nothing changed.
+    AlreadyActive(i64),
+}
+
+impl Signup {
+    /// The subscriber's id.
+    pub fn id(self) -> i64 {
+        match self {
+            Signup::Created(id)
+            | Signup::StillPending(id)
+            | Signup::Returning(id)
+            | Signup::AlreadyActive(id) => id,
+        }
+    }
+
+    /// Whether a confirmation email should go out.
+    pub fn needs_confirmation(self) -> bool {
+        !matches!(self, Signup::AlreadyActive(_))
+    }
+}
+
+impl Store {
+    /// The subscriber with this id, if any.
+    pub async fn subscriber_by_id(&self, id: i64) -> Result<Option<Subscriber>> {
+        let mut tx = self.pool.begin().await?;
+        let found = by_id(&mut tx, id).await?;
+        tx.commit().await?;
+        Ok(found)
+    }
+
+    /// A sign-up from the web form, in one transaction: a new address is
+    /// stored `pending`; a `pending` one takes the new choices; an
+    /// `unsubscribed` or `bounced` one becomes `pending` again with them
+    /// (consent given anew, so `consent_at` and `consent_source` change and
+    /// `confirmed_at` is cleared); an `active` one is left as it is.
+    pub async fn signup(&self, person: &NewSubscriber, now: DateTime<Utc>) -> Result<Signup> {
+        let mut tx = self.pool.begin().await?;
+        let themes = serde_json::to_string(&person.themes)?;
+        // Insert first: the write lock is taken at once, so two sign-ups of
+        // the same new address cannot both find it missing.
+        let created: Option<i64> = sqlx::query_scalar(
+            "INSERT INTO subscribers (email, email_key, status, themes, language, digest,
+               consent_at, consent_source, created_at)
+             VALUES (?, ?, 'pending', ?, ?, ?, ?, ?, ?)
+             ON CONFLICT (email_key) DO NOTHING RETURNING id",
+        )
+        .bind(person.email.as_str())
+        .bind(person.email.key())
+        .bind(&themes)
+        .bind(person.language.as_str())
+        .bind(&person.digest)
+        .bind(now)
+        .bind(&person.consent_source)
+        .bind(now)
+        .fetch_optional(&mut *tx)
+        .await
+        .context("cannot store the sign-up")?;
+        let outcome = match created {
+            Some(id) => Signup::Created(id),
+            None => {
+                let row = sqlx::query("SELECT id, status FROM subscribers WHERE email_key = ?")
+                    .bind(person.email.key())
+                    .fetch_one(&mut *tx)
+                    .await
+                    .context("cannot read the subscriber")?;
+                let id: i64 = row.get("id");
+                let status: String = row.get("status");
+                let outcome = match status.parse::<Status>().map_err(anyhow::Error::msg)? {
+                    Status::Active => Signup::AlreadyActive(id),
+                    Status::Pending => Signup::StillPending(id),
+                    Status::Unsubscribed | Status::Bounced => Signup::Returning(id),
+                };
+                if outcome != Signup::AlreadyActive(id) {
+                    sqlx::query(
+                        "UPDATE subscribers SET status = 'pending', themes = ?, language = ?,
+                           digest = ?, consent_at = ?, consent_source = ?, confirmed_at = NULL
+                         WHERE id = ?",
+                    )
+                    .bind(&themes)
+                    .bind(person.language.as_str())
+                    .bind(&person.digest)
+                    .bind(now)
+                    .bind(&person.consent_source)
+                    .bind(id)
+                    .execute(&mut *tx)
+                    .await
+                    .context("cannot update the sign-up")?;
+                }
+                outcome
+            }
+        };
+        tx.commit().await.context("cannot store the sign-up")?;
+        Ok(outcome)
+    }
+
+    /// Confirms a `pending` subscriber (now `active`, `confirmed_at` set).
+    /// Returns the status afterwards; a repeat finds them `active` and
+    /// changes nothing; `None` when there is no such subscriber.
+    pub async fn confirm_subscriber(&self, id: i64, now: DateTime<Utc>) -> Result<Option<Status>> {
+        sqlx::query(
+            "UPDATE subscribers SET status = 'active', confirmed_at = ?
+             WHERE id = ? AND status = 'pending'",
+        )
+        .bind(now)
+        .bind(id)
+        .execute(&self.pool)
+        .await
+        .context("cannot confirm the subscriber")?;
+        self.status_of(id).await
+    }
+
+    /// Unsubscribes (from any other status); a repeat changes nothing and
+    /// keeps the first `unsubscribed_at`. Returns whether there is such a
+    /// subscriber. Deliveries already in the ledger are skipped at claim
+    /// time, since the worker sends only to `active` subscribers.
+    pub async fn unsubscribe(&self, id: i64, now: DateTime<Utc>) -> Result<bool> {
+        sqlx::query(
+            "UPDATE subscribers SET status = 'unsubscribed', unsubscribed_at = ?
+             WHERE id = ? AND status <> 'unsubscribed'",
+        )
+        .bind(now)
+        .bind(id)
+        .execute(&self.pool)
+        .await
+        .context("cannot unsubscribe")?;
+        Ok(self.status_of(id).await?.is_some())
+    }
+
+    /// Replaces a subscriber's themes, language and digest; the status is
+    /// left as it is. Returns whether there is such a subscriber.
+    pub async fn set_preferences(
+        &self,
+        id: i64,
+        themes: &[ThemeSlug],
+        language: &Language,
+        digest: &str,
+    ) -> Result<bool> {
+        let done =
+            sqlx::query("UPDATE subscribers SET themes = ?, language = ?, digest = ? WHERE id = ?")
+                .bind(serde_json::to_string(themes)?)
+                .bind(language.as_str())
+                .bind(digest)
+                .bind(id)
+                .execute(&self.pool)
+                .await
+                .context("cannot save the preferences")?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    async fn status_of(&self, id: i64) -> Result<Option<Status>> {
+        let status: Option<String> =
+            sqlx::query_scalar("SELECT status FROM subscribers WHERE id = ?")
+                .bind(id)
+                .fetch_optional(&self.pool)
+                .await
+                .context("cannot read the subscriber")?;
+        status
+            .map(|s| s.parse::<Status>().map_err(anyhow::Error::msg))
+            .transpose()
     }
 }
 

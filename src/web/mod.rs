@@ -15,10 +15,16 @@ use crate::service::{Ingester, Mailer};
 use crate::store::Store;
 use crate::tokens::Signer;
 
+pub mod csrf;
 pub mod feeds;
 pub mod forms;
+pub mod limits;
+pub mod manage;
 pub mod ops;
 pub mod pages;
+pub mod render;
+pub mod signup;
+pub mod words;
 
 /// What every handler can reach.
 pub struct Shared {
@@ -53,7 +59,7 @@ impl Shared {
             .filter(|t| !t.trim().is_empty());
         Ok(Shared {
             feeds: feeds::FeedCache::new(&config),
-            forms: forms::FormState::new(&config),
+            forms: forms::FormState::new(&config, &signer),
             pages: pages::Pages::load(&config)?,
             config,
             store,

@@ -1,19 +1,521 @@
-//! The site's pages: `/`, `/themes/<slug>/`, the archive of editions.
+//! The site's pages: `/` (the feeds of the site and of every theme, the
+//! latest stories, the sign-up form), `/themes/<slug>/`, the archive of
+//! editions (`/archive/`, `/archive/<digest>/`, `/archive/<digest>/<id>`,
+//! the "view in browser" link of every digest email), and the page every
+//! unknown path gets (404).
+//!
+//! Links are root-relative (`/feeds/…`, `/themes/…`): the service answers
+//! at the root of its host.
 
 use axum::Router;
+use axum::extract::{DefaultBodyLimit, Path, State};
+use axum::http::StatusCode;
+use axum::http::{HeaderMap, header};
+use axum::response::Response;
+use axum::routing::get;
+use serde::Serialize;
 
 use super::AppState;
-use crate::config::Config;
+use super::forms::{self, Prefill, SignupForm};
+use super::render::{self, Alternate, Cache, FeedLinks, Layout, Templates};
+use super::words::{Lang, PageLang};
+use crate::config::{Config, Theme};
+use crate::store::StoredStory;
+use crate::story::ThemeSlug;
+
+/// Stories on the front page and on a theme's page.
+const LATEST: usize = 10;
+const THEME_LATEST: usize = 20;
+/// Editions listed per digest in the archive.
+const ARCHIVE_LIMIT: i64 = 500;
 
 /// The page templates.
-pub struct Pages {}
+pub struct Pages {
+    pub templates: Templates,
+}
 
 impl Pages {
-    pub fn load(_config: &Config) -> anyhow::Result<Pages> {
-        Ok(Pages {})
+    /// Parses the templates (a site's own copies first); an error names
+    /// the file that does not parse.
+    pub fn load(config: &Config) -> anyhow::Result<Pages> {
+        Ok(Pages {
+            templates: Templates::load(config)?,
+        })
     }
+
+    /// Renders `file` into an answer, or the plain error page if it fails.
+    pub fn page(
+        &self,
+        status: StatusCode,
+        file: &str,
+        layout: &Layout,
+        page: &impl Serialize,
+        cache: Cache,
+    ) -> Response {
+        match self.templates.render(file, layout, page) {
+            Ok(body) => render::html(status, body, cache),
+            Err(e) => render::broken(&e),
+        }
+    }
+
+    /// A page with a heading and a few paragraphs (errors, notices).
+    pub fn message(
+        &self,
+        config: &Config,
+        pl: PageLang,
+        status: StatusCode,
+        message: &Message,
+    ) -> Response {
+        let layout = Layout::new(
+            config,
+            pl.lang,
+            pl.explicit,
+            &message.path,
+            &message.heading,
+        );
+        self.page(status, "message.html", &layout, message, Cache::NoStore)
+    }
+}
+
+/// What `web/message.html` shows.
+#[derive(Debug, Serialize)]
+pub struct Message {
+    /// The heading's `id`, for tests and styles.
+    pub id: &'static str,
+    pub heading: String,
+    pub paragraphs: Vec<String>,
+    pub link: Option<Link>,
+    /// The page's own path, for the language switch.
+    #[serde(skip)]
+    pub path: String,
+}
+
+#[derive(Debug, Serialize)]
+pub struct Link {
+    pub href: String,
+    pub text: String,
 }
 
 pub fn routes() -> Router<AppState> {
     Router::new()
+        .route("/", get(index))
+        .route("/themes/{slug}/", get(theme))
+        .route("/themes/{slug}", get(theme))
+        .route("/archive/", get(archive))
+        .route("/archive", get(archive))
+        .route("/archive/{digest}/", get(digest_archive))
+        .route("/archive/{digest}", get(digest_archive))
+        .route("/archive/{digest}/{edition}", get(edition))
+        .route("/archive/{digest}/{edition}/", get(edition))
+        .fallback(not_found)
+        .layer(DefaultBodyLimit::max(forms::BODY_LIMIT))
+}
+
+/// The answer to every unknown path.
+pub async fn not_found(State(shared): State<AppState>, pl: PageLang) -> Response {
+    not_found_page(&shared, pl)
+}
+
+pub fn not_found_page(shared: &AppState, pl: PageLang) -> Response {
+    let w = pl.lang.words();
+    shared.pages.message(
+        &shared.config,
+        pl,
+        StatusCode::NOT_FOUND,
+        &Message {
+            id: "not-found",
+            heading: w.not_found_heading.into(),
+            paragraphs: vec![w.not_found_text.into()],
+            link: Some(Link {
+                href: "/".into(),
+                text: w.home.into(),
+            }),
+            path: "/".into(),
+        },
+    )
+}
+
+/// The generic error page; the cause is logged, never shown.
+pub fn internal_error(shared: &AppState, pl: PageLang, error: &anyhow::Error) -> Response {
+    tracing::error!(error = %format!("{error:#}"), "request failed");
+    let w = pl.lang.words();
+    shared.pages.message(
+        &shared.config,
+        pl,
+        StatusCode::INTERNAL_SERVER_ERROR,
+        &Message {
+            id: "error",
+            heading: w.error_heading.into(),
+            paragraphs: vec![w.error_text.into()],
+            link: None,
+            path: "/".into(),
+        },
+    )
+}
+
+/// A story in a list.
+#[derive(Debug, Serialize)]
+pub struct StoryVars {
+    title: String,
+    /// Only http(s) links; a story with another kind is shown unlinked.
+    url: Option<String>,
+    /// The story's own language when it has one (`lang` attribute).
+    lang: Option<String>,
+    date: String,
+    date_iso: String,
+    summary: String,
+    themes: Vec<Link>,
+}
+
+impl StoryVars {
+    pub fn new(config: &Config, lang: Lang, stored: &StoredStory) -> StoryVars {
+        let story = &stored.story;
+        let published = story.published.with_timezone(&config.site.timezone);
+        StoryVars {
+            title: story.title.clone(),
+            url: Some(story.url.clone())
+                .filter(|u| u.starts_with("https://") || u.starts_with("http://")),
+            lang: story.language.as_ref().map(|l| l.as_str().to_owned()),
+            date: crate::digest::words::date(lang.code(), published),
+            date_iso: published.format("%Y-%m-%d").to_string(),
+            summary: story.summary.clone(),
+            themes: story
+                .themes
+                .iter()
+                .filter_map(|slug| config.theme(slug))
+                .map(|t| Link {
+                    href: theme_path(t),
+                    text: t.title.get(lang.code()).to_owned(),
+                })
+                .collect(),
+        }
+    }
+}
+
+fn theme_path(theme: &Theme) -> String {
+    format!("/themes/{}/", theme.slug)
+}
+
+/// A theme with its page and feeds.
+#[derive(Debug, Serialize)]
+struct ThemeVars {
+    slug: String,
+    title: String,
+    description: String,
+    href: String,
+    feeds: FeedLinks,
+}
+
+impl ThemeVars {
+    fn new(theme: &Theme, lang: Lang) -> ThemeVars {
+        ThemeVars {
+            slug: theme.slug.to_string(),
+            title: theme.title.get(lang.code()).to_owned(),
+            description: theme.description.get(lang.code()).to_owned(),
+            href: theme_path(theme),
+            feeds: FeedLinks::new(Some(theme)),
+        }
+    }
+}
+
+/// The newest published stories, of one theme or of all.
+async fn latest(
+    shared: &AppState,
+    theme: Option<&ThemeSlug>,
+    limit: usize,
+) -> anyhow::Result<Vec<StoredStory>> {
+    let index = shared.store.published_index().await?;
+    let ids: Vec<_> = index
+        .iter()
+        .filter(|(_, themes)| theme.is_none_or(|t| themes.contains(t)))
+        .take(limit)
+        .map(|(id, _)| id)
+        .collect();
+    shared.store.published_by_ids(&ids).await
+}
+
+#[derive(Serialize)]
+struct IndexPage {
+    site_feeds: FeedLinks,
+    opml: &'static str,
+    themes: Vec<ThemeVars>,
+    stories: Vec<StoryVars>,
+    #[serde(flatten)]
+    signup: SignupForm,
+}
+
+async fn index(State(shared): State<AppState>, pl: PageLang, headers: HeaderMap) -> Response {
+    let config = &shared.config;
+    let lang = pl.lang;
+    let stories = match latest(&shared, None, LATEST).await {
+        Ok(s) => s,
+        Err(e) => return internal_error(&shared, pl, &e),
+    };
+    let site_feeds = FeedLinks::new(None);
+    let mut alternates: Vec<Alternate> = site_feeds.alternates(&config.site.title).into();
+    for t in &config.themes {
+        let title = format!("{} – {}", config.site.title, t.title.get(lang.code()));
+        alternates.extend(FeedLinks::new(Some(t)).alternates(&title));
+    }
+    let (signup, cookie) = forms::signup_form(&shared, pl, &headers, Prefill::default());
+    let page = IndexPage {
+        site_feeds,
+        opml: "/feeds/feeds.opml",
+        themes: config
+            .themes
+            .iter()
+            .map(|t| ThemeVars::new(t, lang))
+            .collect(),
+        stories: stories
+            .iter()
+            .map(|s| StoryVars::new(config, lang, s))
+            .collect(),
+        signup,
+    };
+    let layout =
+        Layout::new(config, lang, pl.explicit, "/", &config.site.title).alternates(alternates);
+    let mut response =
+        shared
+            .pages
+            .page(StatusCode::OK, "index.html", &layout, &page, Cache::NoStore);
+    if let Some(cookie) = cookie {
+        response.headers_mut().append(header::SET_COOKIE, cookie);
+    }
+    response
+}
+
+#[derive(Serialize)]
+struct ThemePage {
+    theme: ThemeVars,
+    site_feeds: FeedLinks,
+    stories: Vec<StoryVars>,
+    #[serde(flatten)]
+    signup: SignupForm,
+}
+
+async fn theme(
+    State(shared): State<AppState>,
+    Path(slug): Path<String>,
+    pl: PageLang,
+    headers: HeaderMap,
+) -> Response {
+    let config = &shared.config;
+    let lang = pl.lang;
+    let Some(theme) = ThemeSlug::parse(&slug).ok().and_then(|s| config.theme(&s)) else {
+        return not_found_page(&shared, pl);
+    };
+    let stories = match latest(&shared, Some(&theme.slug), THEME_LATEST).await {
+        Ok(s) => s,
+        Err(e) => return internal_error(&shared, pl, &e),
+    };
+    let vars = ThemeVars::new(theme, lang);
+    let title = format!("{} – {}", config.site.title, vars.title);
+    let site_feeds = FeedLinks::new(None);
+    let mut alternates: Vec<Alternate> = vars.feeds.alternates(&title).into();
+    alternates.extend(site_feeds.alternates(&config.site.title));
+    let prefill = Prefill {
+        themes: vec![theme.slug.to_string()],
+        ..Prefill::default()
+    };
+    let (signup, cookie) = forms::signup_form(&shared, pl, &headers, prefill);
+    let layout =
+        Layout::new(config, lang, pl.explicit, &vars.href, &vars.title).alternates(alternates);
+    let page = ThemePage {
+        stories: stories
+            .iter()
+            .map(|s| StoryVars::new(config, lang, s))
+            .collect(),
+        theme: vars,
+        site_feeds,
+        signup,
+    };
+    let mut response =
+        shared
+            .pages
+            .page(StatusCode::OK, "theme.html", &layout, &page, Cache::NoStore);
+    if let Some(cookie) = cookie {
+        response.headers_mut().append(header::SET_COOKIE, cookie);
+    }
+    response
+}
+
+#[derive(Serialize)]
+struct ArchivePage {
+    digests: Vec<DigestVars>,
+    /// Only one digest's page (`/archive/<digest>/`).
+    single: bool,
+}
+
+#[derive(Serialize)]
+struct DigestVars {
+    id: String,
+    title: String,
+    href: String,
+    editions: Vec<EditionLink>,
+}
+
+#[derive(Serialize)]
+struct EditionLink {
+    href: String,
+    label: String,
+    date: String,
+    date_iso: String,
+    stories: i64,
+}
+
+async fn digest_vars(
+    shared: &AppState,
+    digest: &crate::config::Digest,
+    lang: Lang,
+) -> anyhow::Result<DigestVars> {
+    let config = &shared.config;
+    let editions = shared
+        .store
+        .archived_editions(&digest.id, ARCHIVE_LIMIT)
+        .await?;
+    Ok(DigestVars {
+        id: digest.id.clone(),
+        title: digest.title.get(lang.code()).to_owned(),
+        href: format!("/archive/{}/", digest.id),
+        editions: editions
+            .iter()
+            .map(|a| {
+                let e = &a.edition;
+                let sent = e.period_end.with_timezone(&config.site.timezone);
+                EditionLink {
+                    href: format!("/archive/{}/{}", digest.id, e.id),
+                    label: crate::delivery::period_label(config, lang.code(), e.period_end),
+                    date: crate::digest::words::date(lang.code(), sent),
+                    date_iso: sent.format("%Y-%m-%d").to_string(),
+                    stories: a.stories,
+                }
+            })
+            .collect(),
+    })
+}
+
+async fn archive(State(shared): State<AppState>, pl: PageLang) -> Response {
+    let mut digests = Vec::new();
+    for d in &shared.config.digests {
+        match digest_vars(&shared, d, pl.lang).await {
+            Ok(v) => digests.push(v),
+            Err(e) => return internal_error(&shared, pl, &e),
+        }
+    }
+    let w = pl.lang.words();
+    let layout = Layout::new(
+        &shared.config,
+        pl.lang,
+        pl.explicit,
+        "/archive/",
+        w.archive_heading,
+    );
+    let page = ArchivePage {
+        digests,
+        single: false,
+    };
+    shared
+        .pages
+        .page(StatusCode::OK, "archive.html", &layout, &page, Cache::Short)
+}
+
+async fn digest_archive(
+    State(shared): State<AppState>,
+    Path(id): Path<String>,
+    pl: PageLang,
+) -> Response {
+    let Some(digest) = shared.config.digest(Some(&id)) else {
+        return not_found_page(&shared, pl);
+    };
+    let vars = match digest_vars(&shared, digest, pl.lang).await {
+        Ok(v) => v,
+        Err(e) => return internal_error(&shared, pl, &e),
+    };
+    let layout = Layout::new(
+        &shared.config,
+        pl.lang,
+        pl.explicit,
+        &vars.href,
+        &vars.title,
+    );
+    let page = ArchivePage {
+        digests: vec![vars],
+        single: true,
+    };
+    shared
+        .pages
+        .page(StatusCode::OK, "archive.html", &layout, &page, Cache::Short)
+}
+
+#[derive(Serialize)]
+struct EditionPage {
+    digest: String,
+    period: String,
+    date: String,
+    date_iso: String,
+    archive_href: String,
+    sections: Vec<SectionVars>,
+}
+
+#[derive(Serialize)]
+struct SectionVars {
+    title: String,
+    href: String,
+    stories: Vec<StoryVars>,
+}
+
+async fn edition(
+    State(shared): State<AppState>,
+    Path((digest_id, edition_id)): Path<(String, String)>,
+    pl: PageLang,
+) -> Response {
+    let config = &shared.config;
+    let lang = pl.lang;
+    let Some(digest) = config.digest(Some(&digest_id)) else {
+        return not_found_page(&shared, pl);
+    };
+    let Ok(edition_id) = edition_id.parse::<i64>() else {
+        return not_found_page(&shared, pl);
+    };
+    let found = async {
+        let Some(edition) = shared.store.edition_of(&digest.id, edition_id).await? else {
+            return Ok(None);
+        };
+        let stories = shared.store.edition_stories(edition.id).await?;
+        anyhow::Ok(Some((edition, stories)))
+    };
+    let (edition, stories) = match found.await {
+        Ok(Some(found)) => found,
+        Ok(None) => return not_found_page(&shared, pl),
+        Err(e) => return internal_error(&shared, pl, &e),
+    };
+    let all: Vec<ThemeSlug> = config.themes.iter().map(|t| t.slug.clone()).collect();
+    let sections = crate::digest::compose::sections(config, digest, &all, &stories);
+    let sent = edition.period_end.with_timezone(&config.site.timezone);
+    let page = EditionPage {
+        digest: digest.title.get(lang.code()).to_owned(),
+        period: crate::delivery::period_label(config, lang.code(), edition.period_end),
+        date: crate::digest::words::date(lang.code(), sent),
+        date_iso: sent.format("%Y-%m-%d").to_string(),
+        archive_href: format!("/archive/{}/", digest.id),
+        sections: sections
+            .iter()
+            .filter(|s| !s.stories.is_empty())
+            .map(|s| SectionVars {
+                title: s.theme.title.get(lang.code()).to_owned(),
+                href: theme_path(s.theme),
+                stories: s
+                    .stories
+                    .iter()
+                    .map(|st| StoryVars::new(config, lang, st))
+                    .collect(),
+            })
+            .collect(),
+    };
+    let path = format!("/archive/{}/{}", digest.id, edition.id);
+    let heading = format!("{} {}", page.digest, page.period);
+    let layout = Layout::new(config, lang, pl.explicit, &path, &heading);
+    shared
+        .pages
+        .page(StatusCode::OK, "edition.html", &layout, &page, Cache::Short)
 }

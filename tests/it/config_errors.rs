@@ -517,3 +517,49 @@ fn valid_config_and_stories_check_ok() {
     assert!(!site.path("feeds").exists());
     assert!(!site.path("tidings.db").exists());
 }
+
+#[test]
+fn schedule_and_http_problems_name_the_key_and_what_is_wrong() {
+    let text = format!(
+        "{FIXTURE_CONFIG}
+[schedule]
+ingest = \"*/10 * * *\"
+on_missed = \"later\"
+
+[http]
+listen = \"localhost\"
+public_url = \"not a url\"
+behind_proxi = true
+"
+    );
+    let (_site, problems) = check(&text);
+    let ingest = about(&problems, "schedule.ingest");
+    assert_at(ingest, pos(&text, "\"*/10 * * *\""));
+    assert!(ingest.message.contains("fields"), "{ingest:?}");
+    let missed = about(&problems, "schedule.on_missed");
+    assert!(
+        missed.message.contains("expected \"run_once\" or \"skip\""),
+        "{missed:?}"
+    );
+    let listen = about(&problems, "http.listen");
+    assert!(listen.message.contains("127.0.0.1:8080"), "{listen:?}");
+    about(&problems, "http.behind_proxi");
+}
+
+#[test]
+fn a_bad_digest_schedule_names_the_digest() {
+    let text = format!(
+        "{FIXTURE_CONFIG}
+[mail]
+from = \"news@example.org\"
+
+[[digests]]
+id = \"monthly\"
+title = \"Monthly\"
+schedule = \"0 8 32 * *\"
+"
+    );
+    let (_site, problems) = check(&text);
+    let p = about(&problems, "digests[0].schedule");
+    assert_at(p, pos(&text, "\"0 8 32 * *\""));
+}

@@ -604,7 +604,7 @@ fn status_says_what_the_site_holds_and_what_runs_next() {
     assert!(
         before
             .stdout
-            .contains("digest monthly (0 8 1 * *): next run "),
+            .contains("digest:monthly (0 8 1 * *): next run "),
         "{before}"
     );
     assert!(
@@ -615,7 +615,9 @@ fn status_says_what_the_site_holds_and_what_runs_next() {
     ok(site.tidings(&["digest", "send"]));
     let after = ok(site.tidings(&["status"]));
     assert!(
-        after.stdout.contains("last: edition 1 of monthly"),
+        after
+            .stdout
+            .contains("digest monthly: last edition 1 of monthly"),
         "{after}"
     );
     assert!(

@@ -5,6 +5,7 @@
 mod helpers;
 
 mod atomic;
+mod browser;
 mod cli;
 mod config_errors;
 mod digest;
@@ -18,3 +19,7 @@ mod smtp;
 mod story_errors;
 mod subscribers;
 mod tokens;
+mod web_feeds;
+mod web_forms;
+mod web_ops;
+mod web_pages;

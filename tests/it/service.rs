@@ -51,10 +51,7 @@ fn run_sends_each_digest_on_its_schedule_once_and_stops_on_sigterm() {
     subscribe(&site, "bo@example.org", "beta");
     subscribe(&site, "cy@example.org", "gamma");
 
-    let service = site.serve(&[
-        ("TIDINGS_SECRET", SECRET),
-        ("TIDINGS_API_TOKEN", API_TOKEN),
-    ]);
+    let service = site.serve(&[("TIDINGS_SECRET", SECRET), ("TIDINGS_API_TOKEN", API_TOKEN)]);
     assert!(
         wait_until(20, || smtp.raw().len() >= 2),
         "no digest within 20 s:\n{}",
@@ -67,7 +64,9 @@ fn run_sends_each_digest_on_its_schedule_once_and_stops_on_sigterm() {
     // `status` reads the store while the service runs.
     let status = ok(site.tidings(&["status"]));
     assert!(
-        status.stdout.contains("digest:monthly (*/2 * * * * *): next run"),
+        status
+            .stdout
+            .contains("digest:monthly (*/2 * * * * *): next run"),
         "{status}"
     );
     assert!(status.stdout.contains("ingest (*/10 * * * *)"), "{status}");
@@ -78,7 +77,10 @@ fn run_sends_each_digest_on_its_schedule_once_and_stops_on_sigterm() {
     let mail = smtp.by_recipient();
     assert_eq!(mail["ada@example.org"].len(), 1, "{mail:?}");
     assert_eq!(mail["bo@example.org"].len(), 1);
-    assert!(!mail.contains_key("cy@example.org"), "nothing new for gamma");
+    assert!(
+        !mail.contains_key("cy@example.org"),
+        "nothing new for gamma"
+    );
     assert!(mail["ada@example.org"][0].html.contains("Vatten i Kisumu"));
     assert!(!mail["ada@example.org"][0].html.contains("Skolor i Hoi An"));
     // The log has every job run and delivery batch with its figures …
@@ -159,7 +161,10 @@ fn json_logs_are_one_object_per_line() {
         &mut first,
     )
     .unwrap();
-    assert!(first.starts_with("listening on http://127.0.0.1:"), "{first}");
+    assert!(
+        first.starts_with("listening on http://127.0.0.1:"),
+        "{first}"
+    );
     std::process::Command::new("kill")
         .args(["-TERM", &child.id().to_string()])
         .status()
@@ -205,8 +210,9 @@ fn run_refuses_digests_without_mail_and_a_busy_port() {
     let run = site.tidings(&["run"]);
     assert_eq!(run.code, 1, "{run}");
     assert!(
-        run.stderr
-            .contains(&format!("cannot listen on 127.0.0.1:{port} ([http] listen)")),
+        run.stderr.contains(&format!(
+            "cannot listen on 127.0.0.1:{port} ([http] listen)"
+        )),
         "{run}"
     );
 }

@@ -1,0 +1,307 @@
+//! Rendering the site's pages: the tera templates of `templates/web/`
+//! (built into the binary, each overridable by a site's own
+//! `templates/web/<name>.html` next to config.toml), the layout every page
+//! shares, and HTML responses with their security headers.
+//!
+//! Handlers prepare plain data (already localized, already decided) and
+//! the templates only format it; tera escapes every value, since every
+//! template name ends in `.html`.
+
+use std::path::PathBuf;
+
+use anyhow::{Context as _, Result, anyhow};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde::Serialize;
+
+use super::words::{Lang, Words};
+use crate::config::{Config, Theme};
+use crate::feeds::prepare::Format;
+
+/// The templates, in the order they are added: a layout before the pages
+/// that extend it, a partial before the pages that include it.
+const TEMPLATES: &[(&str, &str)] = &[
+    ("base.html", include_str!("../../templates/web/base.html")),
+    (
+        "choices.html",
+        include_str!("../../templates/web/choices.html"),
+    ),
+    (
+        "signup_form.html",
+        include_str!("../../templates/web/signup_form.html"),
+    ),
+    (
+        "stories.html",
+        include_str!("../../templates/web/stories.html"),
+    ),
+    ("index.html", include_str!("../../templates/web/index.html")),
+    ("theme.html", include_str!("../../templates/web/theme.html")),
+    (
+        "signup.html",
+        include_str!("../../templates/web/signup.html"),
+    ),
+    (
+        "check_inbox.html",
+        include_str!("../../templates/web/check_inbox.html"),
+    ),
+    (
+        "message.html",
+        include_str!("../../templates/web/message.html"),
+    ),
+    (
+        "confirm.html",
+        include_str!("../../templates/web/confirm.html"),
+    ),
+    (
+        "preferences.html",
+        include_str!("../../templates/web/preferences.html"),
+    ),
+    (
+        "unsubscribe.html",
+        include_str!("../../templates/web/unsubscribe.html"),
+    ),
+    (
+        "archive.html",
+        include_str!("../../templates/web/archive.html"),
+    ),
+    (
+        "edition.html",
+        include_str!("../../templates/web/edition.html"),
+    ),
+];
+
+/// Where a site keeps its own copy of a page template.
+pub fn template_path(config: &Config, file: &str) -> PathBuf {
+    crate::digest::render::template_path(config, &format!("web/{file}"))
+}
+
+/// The page templates, parsed once at start.
+pub struct Templates {
+    tera: tera::Tera,
+}
+
+impl Templates {
+    /// The built-in templates, each replaced by the site's own file when
+    /// there is one. An error names the file that does not parse.
+    pub fn load(config: &Config) -> Result<Templates> {
+        let mut tera = tera::Tera::new();
+        for (file, builtin) in TEMPLATES {
+            let path = template_path(config, file);
+            let (source, origin) = if path.exists() {
+                (fs_err::read_to_string(&path)?, path.display().to_string())
+            } else {
+                (
+                    (*builtin).to_owned(),
+                    format!("templates/web/{file} (built in)"),
+                )
+            };
+            // Known by its logical name, so that `extends` and `include`
+            // find a site's own copy as well as the built-in one.
+            tera.add_raw_template(&format!("web/{file}"), &source)
+                .map_err(|e| anyhow!("{e}"))
+                .with_context(|| format!("the template {origin} does not parse"))?;
+        }
+        Ok(Templates { tera })
+    }
+
+    /// Renders `web/<file>` with the layout's names and `page`.
+    pub fn render(&self, file: &str, layout: &Layout, page: &impl Serialize) -> Result<String> {
+        let mut context = tera::Context::from_serialize(layout).map_err(|e| anyhow!("{e}"))?;
+        context.insert("page", page);
+        let name = format!("web/{file}");
+        self.tera
+            .render(&name, &context)
+            .map_err(|e| anyhow!("{e}"))
+            .with_context(|| format!("cannot render {name}"))
+    }
+}
+
+/// A feed offered for autodiscovery (`<link rel="alternate">`).
+#[derive(Debug, Clone, Serialize)]
+pub struct Alternate {
+    pub title: String,
+    pub media_type: &'static str,
+    pub href: String,
+}
+
+/// The links of one feed in each format, as root-relative paths.
+#[derive(Debug, Clone, Serialize)]
+pub struct FeedLinks {
+    pub rss: String,
+    pub atom: String,
+    pub json: String,
+}
+
+impl FeedLinks {
+    /// The site's feeds (`theme` None) or a theme's.
+    pub fn new(theme: Option<&Theme>) -> FeedLinks {
+        let dir = theme.map_or(String::new(), |t| format!("themes/{}/", t.slug));
+        let at = |f: Format| format!("/feeds/{dir}{}", f.file_name());
+        FeedLinks {
+            rss: at(Format::Rss),
+            atom: at(Format::Atom),
+            json: at(Format::Json),
+        }
+    }
+
+    /// The three `<link rel="alternate">` of this feed.
+    pub fn alternates(&self, title: &str) -> [Alternate; 3] {
+        [
+            (&self.rss, Format::Rss, "RSS"),
+            (&self.atom, Format::Atom, "Atom"),
+            (&self.json, Format::Json, "JSON Feed"),
+        ]
+        .map(|(href, f, name)| Alternate {
+            title: format!("{title} ({name})"),
+            media_type: f.media_type(),
+            href: href.clone(),
+        })
+    }
+}
+
+#[derive(Debug, Serialize)]
+struct SiteVars {
+    title: String,
+    description: String,
+}
+
+/// The link to the same page in the other language.
+#[derive(Debug, Serialize)]
+struct Switch {
+    lang: &'static str,
+    href: String,
+}
+
+/// What the layout (`web/base.html`) shows around every page.
+#[derive(Debug, Serialize)]
+pub struct Layout {
+    lang: &'static str,
+    words: &'static Words,
+    site: SiteVars,
+    /// The document's `<title>`.
+    title: String,
+    alternates: Vec<Alternate>,
+    /// `?lang=xx` when the language was chosen explicitly, else empty:
+    /// appended to the site's own links so the choice sticks.
+    lang_query: String,
+    switch: Switch,
+    /// Pages behind a token are kept out of search engines.
+    noindex: bool,
+}
+
+impl Layout {
+    /// The layout of a page at `path` (without query), titled `heading`.
+    pub fn new(config: &Config, lang: Lang, explicit: bool, path: &str, heading: &str) -> Layout {
+        let other = match lang {
+            Lang::Sv => Lang::En,
+            Lang::En => Lang::Sv,
+        };
+        let title = if heading.is_empty() || heading == config.site.title {
+            config.site.title.clone()
+        } else {
+            format!("{heading} – {}", config.site.title)
+        };
+        Layout {
+            lang: lang.code(),
+            words: lang.words(),
+            site: SiteVars {
+                title: config.site.title.clone(),
+                description: config.site.description.clone(),
+            },
+            title,
+            alternates: Vec::new(),
+            lang_query: if explicit {
+                format!("?lang={}", lang.code())
+            } else {
+                String::new()
+            },
+            switch: Switch {
+                lang: other.code(),
+                href: format!("{path}?lang={}", other.code()),
+            },
+            noindex: false,
+        }
+    }
+
+    pub fn alternates(mut self, alternates: Vec<Alternate>) -> Layout {
+        self.alternates = alternates;
+        self
+    }
+
+    pub fn noindex(mut self) -> Layout {
+        self.noindex = true;
+        self
+    }
+
+    pub fn words(&self) -> &'static Words {
+        self.words
+    }
+}
+
+/// How a response may be cached.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Cache {
+    /// Pages with a form token or behind a subscriber's token, and answers
+    /// to a POST: never stored.
+    NoStore,
+    /// Public pages that change when stories or editions do.
+    Short,
+}
+
+/// The same for every page: no scripts, no outside resources, no framing,
+/// forms only to this site, and no `Referer` (tokens live in URLs).
+const CSP: &str = "default-src 'none'; style-src 'unsafe-inline'; img-src https: data:; \
+                   form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
+
+/// Adds the security headers of an HTML answer.
+pub fn secure_headers(response: &mut Response, cache: Cache) {
+    let h = response.headers_mut();
+    h.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(CSP),
+    );
+    h.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    h.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("no-referrer"),
+    );
+    h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    h.insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static(match cache {
+            Cache::NoStore => "no-store",
+            Cache::Short => "public, max-age=60",
+        }),
+    );
+}
+
+/// An HTML answer with its headers.
+pub fn html(status: StatusCode, body: String, cache: Cache) -> Response {
+    let mut response = (
+        status,
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("text/html; charset=utf-8"),
+        )],
+        body,
+    )
+        .into_response();
+    secure_headers(&mut response, cache);
+    response
+}
+
+/// The answer when a page cannot be rendered: the cause goes to the log,
+/// the visitor gets a plain page that reveals nothing.
+pub fn broken(error: &anyhow::Error) -> Response {
+    tracing::error!(error = %format!("{error:#}"), "cannot render a page");
+    html(
+        StatusCode::INTERNAL_SERVER_ERROR,
+        "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>Error</title></head>\
+         <body><h1>Something went wrong</h1><p>Please try again in a moment.</p></body></html>\n"
+            .to_owned(),
+        Cache::NoStore,
+    )
+}

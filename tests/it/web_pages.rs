@@ -1,0 +1,573 @@
+//! The site's pages from a running `tidings run`: `/` and every theme's
+//! page with their autodiscovery links (checked against the feed files on
+//! disk), the sign-up form as the browser test expects it, languages, the
+//! archive of editions, 404s, and a site without `[mail]`. Also the
+//! helpers the form tests share.
+
+use std::time::{Duration, Instant};
+
+use reqwest::header::HeaderMap;
+use reqwest::{Client, StatusCode};
+use tidings::config::StorageUrl;
+use tidings::store::Store;
+use tidings::subscribers::{Status, Subscriber};
+
+use crate::digest::{digest_site, ok, outbox, recent, subscribe};
+use crate::helpers::{Service, Site};
+
+/// The signing key every test service runs with, so tests can sign links.
+pub const SECRET: &str = "web-test-secret-0123456789abcdefghijklmnop";
+
+/// The fixture site with `[mail]` (sending through `transport`), a monthly
+/// digest and a few recent stories, built.
+pub fn web_site(transport: &str) -> Site {
+    let site = digest_site(transport);
+    recent(&site, "a1", "Alpha one", 2, &["alpha"]);
+    recent(&site, "b1", "Beta <one> & co", 1, &["beta"]);
+    recent(&site, "ag", "Alpha and gamma", 3, &["alpha", "gamma"]);
+    site.build();
+    site
+}
+
+/// Adds `[http]` with the client address taken from `X-Forwarded-For`.
+pub fn behind_proxy(site: &Site) {
+    let config = std::fs::read_to_string(site.config_path()).unwrap();
+    std::fs::write(
+        site.config_path(),
+        format!("{config}\n[http]\nlisten = \"127.0.0.1:0\"\nbehind_proxy = true\n"),
+    )
+    .unwrap();
+}
+
+pub fn serve(site: &Site) -> Service {
+    site.serve(&[("TIDINGS_SECRET", SECRET)])
+}
+
+/// A browser-like client: keeps cookies, never follows redirects.
+pub fn client() -> Client {
+    Client::builder()
+        .cookie_store(true)
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap()
+}
+
+/// An answer, read whole.
+#[derive(Debug)]
+pub struct Page {
+    pub status: StatusCode,
+    pub headers: HeaderMap,
+    pub body: String,
+}
+
+impl Page {
+    pub async fn from(response: reqwest::Response) -> Page {
+        Page {
+            status: response.status(),
+            headers: response.headers().clone(),
+            body: response.text().await.unwrap(),
+        }
+    }
+
+    pub fn header(&self, name: &str) -> &str {
+        self.headers
+            .get(name)
+            .unwrap_or_else(|| panic!("no {name} header in {:?}", self.headers))
+            .to_str()
+            .unwrap()
+    }
+
+    /// Asserts the page is HTML in `lang` with the security headers.
+    pub fn assert_html(&self, status: StatusCode, lang: &str) {
+        assert_eq!(self.status, status, "{}", self.body);
+        assert_eq!(self.header("content-type"), "text/html; charset=utf-8");
+        assert!(
+            self.body.starts_with("<!DOCTYPE html>"),
+            "{}",
+            &self.body[..80]
+        );
+        assert!(
+            self.body.contains(&format!("<html lang=\"{lang}\">")),
+            "not in {lang}: {}",
+            &self.body[..200]
+        );
+        assert_eq!(
+            self.header("content-security-policy"),
+            "default-src 'none'; style-src 'unsafe-inline'; img-src https: data:; \
+             form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
+        );
+        assert_eq!(self.header("x-content-type-options"), "nosniff");
+        assert_eq!(self.header("referrer-policy"), "no-referrer");
+        assert!(self.body.contains("name=\"viewport\""));
+        assert!(self.body.contains("<a class=\"skip\" href=\"#main\">"));
+        assert!(self.body.contains("<main id=\"main\""));
+        assert!(!self.body.to_lowercase().contains("<script"));
+    }
+
+    /// The element with `id`, from its start tag to the end of the line.
+    pub fn has_id(&self, id: &str) -> bool {
+        self.body.contains(&format!("id=\"{id}\""))
+    }
+
+    /// The value of the hidden `csrf` field.
+    pub fn csrf(&self) -> String {
+        attr_after(&self.body, "name=\"csrf\"", "value")
+            .unwrap_or_else(|| panic!("no csrf field in {}", self.body))
+    }
+}
+
+/// The value of attribute `attr` in the tag holding `marker`.
+pub fn attr_after(html: &str, marker: &str, attr: &str) -> Option<String> {
+    let at = html.find(marker)?;
+    let start = html[..at].rfind('<')?;
+    let end = at + html[at..].find('>')?;
+    let tag = &html[start..end];
+    let key = format!("{attr}=\"");
+    let from = tag.find(&key)? + key.len();
+    Some(tag[from..from + tag[from..].find('"')?].to_owned())
+}
+
+/// Every start tag `<name …>` of the page.
+pub fn tags<'a>(html: &'a str, name: &str) -> Vec<&'a str> {
+    let open = format!("<{name} ");
+    html.match_indices(&open)
+        .map(|(i, _)| &html[i..i + html[i..].find('>').unwrap() + 1])
+        .collect()
+}
+
+pub async fn get(client: &Client, url: &str) -> Page {
+    Page::from(client.get(url).send().await.unwrap()).await
+}
+
+/// The site's store, opened beside the running service.
+pub async fn store(site: &Site) -> Store {
+    Store::open(&StorageUrl::Sqlite(site.path("tidings.db")))
+        .await
+        .unwrap()
+}
+
+pub async fn subscriber(site: &Site, email: &str) -> Option<Subscriber> {
+    let store = store(site).await;
+    let found = store.subscriber(&email.to_lowercase()).await.unwrap();
+    store.close().await;
+    found
+}
+
+pub async fn status(site: &Site, email: &str) -> Option<Status> {
+    subscriber(site, email).await.map(|s| s.status)
+}
+
+/// Runs SQL statements on the site's store (to set up states the CLI
+/// cannot make).
+pub async fn sql(site: &Site, statements: &[&str]) {
+    use sqlx::Connection;
+    let url = format!("sqlite://{}", site.path("tidings.db").display());
+    let mut conn = sqlx::SqliteConnection::connect(&url).await.unwrap();
+    for s in statements {
+        sqlx::query(s).execute(&mut conn).await.unwrap();
+    }
+    conn.close().await.unwrap();
+}
+
+/// Polls `check` until it holds (at most 15 s): sign-ups are stored and
+/// mailed in a task of their own, after the answer.
+pub async fn eventually<F, Fut>(what: &str, mut check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let end = Instant::now() + Duration::from_secs(15);
+    while !check().await {
+        assert!(Instant::now() < end, "timed out waiting until {what}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test]
+async fn the_front_page_has_every_feed_the_latest_stories_and_the_form() {
+    let site = web_site("file:outbox");
+    let service = serve(&site);
+    let c = client();
+    let page = get(&c, &service.url("/")).await;
+    page.assert_html(StatusCode::OK, "sv");
+    assert_eq!(
+        page.header("cache-control"),
+        "no-store",
+        "it holds a form token"
+    );
+    let cookie = page.header("set-cookie");
+    assert!(
+        cookie.starts_with("tidings_csrf=") && cookie.contains("HttpOnly"),
+        "{cookie}"
+    );
+    assert!(cookie.contains("SameSite=Strict"), "{cookie}");
+
+    // Autodiscovery: the site's three feeds and each theme's, every one a
+    // file the build wrote.
+    let alternates = tags(&page.body, "link");
+    let hrefs: Vec<String> = alternates
+        .iter()
+        .filter(|t| t.contains("rel=\"alternate\""))
+        .map(|t| attr_after(t, "rel=", "href").unwrap())
+        .collect();
+    let mut expected = vec![
+        "/feeds/rss.xml".to_owned(),
+        "/feeds/atom.xml".into(),
+        "/feeds/feed.json".into(),
+    ];
+    for theme in ["alpha", "beta", "gamma"] {
+        for file in ["rss.xml", "atom.xml", "feed.json"] {
+            expected.push(format!("/feeds/themes/{theme}/{file}"));
+        }
+    }
+    assert_eq!(hrefs, expected);
+    for href in &hrefs {
+        let file = site.path(href.trim_start_matches('/'));
+        assert!(
+            file.is_file(),
+            "{href} points at no file ({})",
+            file.display()
+        );
+    }
+    for t in alternates
+        .iter()
+        .filter(|t| t.contains("rel=\"alternate\""))
+    {
+        let kind = attr_after(t, "rel=", "type").unwrap();
+        assert!(
+            [
+                "application/rss+xml",
+                "application/atom+xml",
+                "application/feed+json"
+            ]
+            .contains(&kind.as_str()),
+            "{t}"
+        );
+        assert!(attr_after(t, "rel=", "title").is_some_and(|t| !t.is_empty()));
+        // And the service serves it there, with that type.
+        let href = attr_after(t, "rel=", "href").unwrap();
+        let feed = c.get(service.url(&href)).send().await.unwrap();
+        assert_eq!(feed.status(), StatusCode::OK, "{href}");
+        let served = feed.headers()["content-type"].to_str().unwrap().to_owned();
+        assert!(served.starts_with(&kind), "{href}: {served}");
+    }
+    // Visible links to the same feeds and the OPML list, and the themes.
+    assert!(page.body.contains("href=\"/feeds/themes/beta/atom.xml\""));
+    assert!(page.body.contains("href=\"/feeds/feeds.opml\""));
+    assert!(site.path("feeds/feeds.opml").is_file());
+    assert!(page.body.contains("href=\"/themes/alpha/\">Alfa</a>"));
+    assert!(page.body.contains("A site for tests"), "the description");
+    // The latest stories, escaped, newest first.
+    let pos = |s: &str| page.body.find(s).unwrap_or_else(|| panic!("{s}"));
+    assert!(pos("Beta &lt;one&gt; &amp; co") < pos("Alpha one"));
+    assert!(pos("Alpha one") < pos("Alpha and gamma"));
+    assert!(
+        page.body
+            .contains("href=\"https://example.org/news/stories/a1/\"")
+    );
+
+    assert_signup_form(&page.body, &["alpha", "beta", "gamma"], &[]);
+    assert!(page.body.contains("Prenumerera på nyhetsbrevet"));
+}
+
+/// The contract of the sign-up form that the browser test relies on.
+pub fn assert_signup_form(html: &str, themes: &[&str], checked: &[&str]) {
+    let forms = tags(html, "form");
+    assert_eq!(forms.len(), 1, "{forms:?}");
+    let form = forms[0];
+    assert!(form.contains("id=\"subscribe\""), "{form}");
+    assert!(form.contains("method=\"post\""), "{form}");
+    assert!(form.contains("action=\"/subscribe\""), "{form}");
+    let inputs = tags(html, "input");
+    let input = |marker: &str| -> &str {
+        inputs
+            .iter()
+            .find(|i| i.contains(marker))
+            .unwrap_or_else(|| panic!("no input with {marker} in {inputs:?}"))
+    };
+    let email = input("name=\"email\"");
+    assert!(
+        email.contains("type=\"email\"") && email.contains("id=\"email\""),
+        "{email}"
+    );
+    assert!(html.contains("<label for=\"email\">"));
+    for theme in themes {
+        let id = format!("theme-{theme}");
+        let boxed = input(&format!("id=\"{id}\""));
+        assert!(boxed.contains("type=\"checkbox\""), "{boxed}");
+        assert!(boxed.contains("name=\"themes\""), "{boxed}");
+        assert!(boxed.contains(&format!("value=\"{theme}\"")), "{boxed}");
+        assert_eq!(
+            boxed.contains(" checked"),
+            checked.contains(theme),
+            "{boxed}"
+        );
+        assert!(html.contains(&format!("<label for=\"{id}\">")), "{id}");
+    }
+    for lang in ["sv", "en"] {
+        let radio = input(&format!("id=\"language-{lang}\""));
+        assert!(
+            radio.contains("type=\"radio\"") && radio.contains("name=\"language\""),
+            "{radio}"
+        );
+        assert!(radio.contains(&format!("value=\"{lang}\"")));
+        assert!(html.contains(&format!("<label for=\"language-{lang}\"")));
+    }
+    let digest = input("name=\"digest\"");
+    assert!(
+        digest.contains("type=\"hidden\"") && digest.contains("value=\"monthly\""),
+        "{digest}"
+    );
+    let honeypot = input("name=\"website\"");
+    assert!(
+        honeypot.contains("tabindex=\"-1\"") && honeypot.contains("autocomplete=\"off\""),
+        "{honeypot}"
+    );
+    assert!(html.contains("<div class=\"hp\" aria-hidden=\"true\">"));
+    assert!(html.contains(".hp { position: absolute; left: -10000px;"));
+    let csrf = input("name=\"csrf\"");
+    assert!(csrf.contains("type=\"hidden\""), "{csrf}");
+    assert_eq!(html.matches("<button type=\"submit\">").count(), 1);
+}
+
+#[tokio::test]
+async fn pages_speak_swedish_or_english_and_themes_have_their_own_page() {
+    let site = web_site("file:outbox");
+    let service = serve(&site);
+    let c = client();
+    let english = get(&c, &service.url("/?lang=en")).await;
+    english.assert_html(StatusCode::OK, "en");
+    assert!(english.body.contains("Subscribe to the newsletter"));
+    assert!(
+        english.body.contains(">Alpha</a>"),
+        "theme titles in English"
+    );
+    assert!(
+        english.body.contains("href=\"/archive/?lang=en\""),
+        "the choice sticks"
+    );
+    assert!(
+        english.body.contains("href=\"/?lang=sv\" lang=\"sv\""),
+        "a way back"
+    );
+    let browser = Page::from(
+        c.get(service.url("/"))
+            .header("accept-language", "en-GB,en;q=0.9,sv;q=0.5")
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    browser.assert_html(StatusCode::OK, "en");
+    let swedish = Page::from(
+        c.get(service.url("/?lang=sv"))
+            .header("accept-language", "en")
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    swedish.assert_html(StatusCode::OK, "sv");
+
+    let theme = get(&c, &service.url("/themes/alpha/")).await;
+    theme.assert_html(StatusCode::OK, "sv");
+    assert!(theme.body.contains("<h1>Alfa</h1>"));
+    assert!(theme.body.contains("Om alfa"));
+    let hrefs: Vec<String> = tags(&theme.body, "link")
+        .iter()
+        .filter(|t| t.contains("rel=\"alternate\""))
+        .map(|t| attr_after(t, "rel=", "href").unwrap())
+        .collect();
+    assert_eq!(
+        &hrefs[..3],
+        [
+            "/feeds/themes/alpha/rss.xml",
+            "/feeds/themes/alpha/atom.xml",
+            "/feeds/themes/alpha/feed.json"
+        ]
+    );
+    assert!(hrefs.iter().all(|h| !h.contains("/beta/")), "{hrefs:?}");
+    for href in &hrefs {
+        assert!(site.path(href.trim_start_matches('/')).is_file(), "{href}");
+    }
+    assert!(theme.body.contains("Alpha one") && theme.body.contains("Alpha and gamma"));
+    assert!(
+        !theme.body.contains("Beta &lt;one"),
+        "only the theme's stories"
+    );
+    assert_signup_form(&theme.body, &["alpha", "beta", "gamma"], &["alpha"]);
+    let no_slash = get(&c, &service.url("/themes/gamma")).await;
+    no_slash.assert_html(StatusCode::OK, "sv");
+    let english_theme = get(&c, &service.url("/themes/alpha/?lang=en")).await;
+    assert!(english_theme.body.contains("<h1>Alpha</h1>"));
+    assert!(english_theme.body.contains("About alpha"));
+
+    for path in [
+        "/themes/nope/",
+        "/themes/ALPHA/",
+        "/nope",
+        "/archive/weekly/",
+    ] {
+        let missing = get(&c, &service.url(path)).await;
+        missing.assert_html(StatusCode::NOT_FOUND, "sv");
+        assert!(missing.has_id("not-found"), "{path}");
+    }
+    let signup = get(&c, &service.url("/subscribe?lang=en")).await;
+    signup.assert_html(StatusCode::OK, "en");
+    assert_signup_form(&signup.body, &["alpha", "beta", "gamma"], &[]);
+    assert!(signup.body.contains("<h1 id=\"signup-heading\">"));
+
+    let missing = get(&c, &service.url("/nope?lang=en")).await;
+    missing.assert_html(StatusCode::NOT_FOUND, "en");
+    assert!(missing.body.contains("Page not found"));
+}
+
+#[tokio::test]
+async fn the_archive_lists_editions_and_shows_each_one() {
+    let site = web_site("file:outbox");
+    subscribe(&site, "ann@example.org", "alpha");
+    let empty = serve(&site);
+    let c = client();
+    let page = get(&c, &empty.url("/archive/")).await;
+    page.assert_html(StatusCode::OK, "sv");
+    assert!(page.body.contains("Inga utskick ännu."));
+    drop(empty);
+
+    ok(site.tidings(&["digest", "send"]));
+    let mail = outbox(&site);
+    let view = &mail["ann@example.org"][0];
+    assert!(
+        view.text
+            .contains("https://example.org/news/archive/monthly/1"),
+        "the email's view-in-browser link: {}",
+        view.text
+    );
+    let service = serve(&site);
+    let archive = get(&c, &service.url("/archive/")).await;
+    archive.assert_html(StatusCode::OK, "sv");
+    assert!(archive.body.contains("Månadsbrev"), "{}", archive.body);
+    assert!(archive.body.contains("href=\"/archive/monthly/1\""));
+    assert!(archive.body.contains("3 berättelser"), "{}", archive.body);
+    let one = get(&c, &service.url("/archive/monthly/")).await;
+    one.assert_html(StatusCode::OK, "sv");
+    assert!(one.body.contains("href=\"/archive/monthly/1\""));
+
+    let edition = get(&c, &service.url("/archive/monthly/1")).await;
+    edition.assert_html(StatusCode::OK, "sv");
+    for title in ["Alpha one", "Beta &lt;one&gt; &amp; co", "Alpha and gamma"] {
+        let link = format!(">{title}</a></h3>");
+        assert_eq!(edition.body.matches(&link).count(), 1, "{title} once");
+    }
+    let at = |s: &str| edition.body.find(s).unwrap_or_else(|| panic!("{s}"));
+    // Themes in config order; a story in two themes under the first.
+    assert!(at(">Alfa</a></h2>") < at("Alpha one"));
+    assert!(at("Alpha and gamma") < at(">Beta</a></h2>"));
+    assert!(at(">Beta</a></h2>") < at("Beta &lt;one"));
+    let english = get(&c, &service.url("/archive/monthly/1?lang=en")).await;
+    english.assert_html(StatusCode::OK, "en");
+    assert!(english.body.contains(">Alpha</a></h2>"));
+    assert!(english.body.contains("Monthly letter"));
+    let slash = get(&c, &service.url("/archive/monthly/1/")).await;
+    assert_eq!(slash.status, StatusCode::OK);
+
+    for path in [
+        "/archive/monthly/2",
+        "/archive/monthly/0",
+        "/archive/monthly/abc",
+        "/archive/weekly/1",
+        "/archive/monthly/1/extra",
+    ] {
+        let missing = get(&c, &service.url(path)).await;
+        missing.assert_html(StatusCode::NOT_FOUND, "sv");
+    }
+}
+
+#[tokio::test]
+async fn a_site_without_mail_shows_no_form_and_takes_no_sign_ups() {
+    let site = Site::new();
+    site.story("s1", "Only story", "2024-05-01", &["alpha"]);
+    site.build();
+    let service = serve(&site);
+    let c = client();
+    let page = get(&c, &service.url("/")).await;
+    page.assert_html(StatusCode::OK, "sv");
+    assert!(!page.body.contains("id=\"subscribe\""));
+    assert!(page.headers.get("set-cookie").is_none());
+    assert!(page.body.contains("Only story"));
+    let post = Page::from(
+        c.post(service.url("/subscribe"))
+            .form(&[("email", "ann@example.org"), ("themes", "alpha")])
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    post.assert_html(StatusCode::SERVICE_UNAVAILABLE, "sv");
+    assert!(post.has_id("unavailable"));
+    let json = c
+        .post(service.url("/api/subscribe"))
+        .json(&serde_json::json!({"email": "ann@example.org", "themes": ["alpha"]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(json.status(), StatusCode::SERVICE_UNAVAILABLE);
+    let archive = get(&c, &service.url("/archive/")).await;
+    archive.assert_html(StatusCode::OK, "sv");
+}
+
+#[tokio::test]
+async fn a_site_may_replace_any_page_template() {
+    let site = web_site("file:outbox");
+    std::fs::create_dir_all(site.path("templates/web")).unwrap();
+    std::fs::write(
+        site.path("templates/web/message.html"),
+        "{% extends \"web/base.html\" %}{% block content %}\
+         <h1 id=\"{{ page.id }}\">Our own: {{ page.heading }}</h1>{% endblock content %}",
+    )
+    .unwrap();
+    let service = serve(&site);
+    let page = get(&client(), &service.url("/nope")).await;
+    page.assert_html(StatusCode::NOT_FOUND, "sv");
+    assert!(
+        page.body
+            .contains("<h1 id=\"not-found\">Our own: Sidan finns inte</h1>")
+    );
+    drop(service);
+
+    // A template that does not parse stops the service before it listens,
+    // naming the file.
+    std::fs::write(site.path("templates/web/base.html"), "{% block content %}").unwrap();
+    let config = std::fs::read_to_string(site.config_path()).unwrap();
+    assert!(
+        config.contains("listen = \"127.0.0.1:0\""),
+        "serve() added it"
+    );
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_tidings"))
+        .arg("--config")
+        .arg(site.config_path())
+        .arg("run")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let end = Instant::now() + Duration::from_secs(60);
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if Instant::now() > end {
+            child.kill().unwrap();
+            panic!("tidings run started with a broken template");
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!status.success());
+    assert!(stderr.contains("templates/web/base.html"), "{stderr}");
+    assert!(stderr.contains("does not parse"), "{stderr}");
+    assert!(
+        String::from_utf8_lossy(&out.stdout).is_empty(),
+        "it never listened"
+    );
+}
