@@ -66,19 +66,18 @@ impl CronSchedule {
     /// The first tick strictly after `after`, on the wall clock of `tz`.
     pub fn next_after(&self, after: DateTime<Utc>, tz: Tz) -> Option<DateTime<Utc>> {
         // The wall clock as if it were UTC, so that the cron crate walks
-        // local times without any daylight-saving logic of its own.
-        let local = after.with_timezone(&tz).naive_local();
-        // Start a little before `after`'s wall time: after the clocks fall
-        // back, the wall time repeats, and a tick in the repeated hour that
-        // maps to an instant after `after` must not be missed.
-        let start = Utc.from_utc_datetime(&(local - Duration::hours(3)));
-        for naive_tick in self.schedule.after(&start).take(10_000) {
-            let instant = place(naive_tick.naive_utc(), tz)?;
-            if instant > after {
-                return Some(instant);
-            }
-        }
-        None
+        // local times without any daylight-saving logic of its own. Wall
+        // times that happen twice run at the first, so no tick at or before
+        // `after`'s wall time can fall after `after`: walking forward from
+        // it is enough. (Inside a repeated hour, ticks whose first
+        // occurrence has passed are stepped over; the bound covers an
+        // every-second schedule doing so for a whole hour.)
+        let local = Utc.from_utc_datetime(&after.with_timezone(&tz).naive_local());
+        self.schedule
+            .after(&local)
+            .take(2 * 3600 + 10)
+            .filter_map(|naive_tick| place(naive_tick.naive_utc(), tz))
+            .find(|instant| *instant > after)
     }
 
     /// The most recent tick at or before `now` that is after `since`, if
@@ -90,16 +89,22 @@ impl CronSchedule {
         now: DateTime<Utc>,
         tz: Tz,
     ) -> Option<DateTime<Utc>> {
-        let mut last = None;
-        let mut t = since;
-        while let Some(next) = self.next_after(t, tz) {
-            if next > now {
-                break;
-            }
-            last = Some(next);
-            t = next;
+        if self.next_after(since, tz)? > now {
+            return None;
         }
-        last
+        // Walk back from a little after `now`'s wall time (a tick placed
+        // at a gap's end, or in a repeated hour, may sit up to the shift
+        // away from its wall time) to the first tick placed at or before
+        // `now`.
+        let local = now.with_timezone(&tz).naive_local();
+        let from = Utc.from_utc_datetime(&(local + Duration::hours(2)));
+        self.schedule
+            .after(&from)
+            .rev()
+            .take(5 * 3600)
+            .filter_map(|naive_tick| place(naive_tick.naive_utc(), tz))
+            .find(|instant| *instant <= now)
+            .filter(|tick| *tick > since)
     }
 }
 
@@ -229,6 +234,32 @@ mod tests {
             t = next;
         }
         out
+    }
+
+    #[test]
+    fn frequent_schedules_find_their_next_and_missed_ticks_quickly() {
+        let every_second = CronSchedule::parse("* * * * * *").unwrap();
+        let now = utc("2026-11-29T23:47:16.5Z");
+        assert_eq!(
+            every_second.next_after(now, stockholm()),
+            Some(utc("2026-11-29T23:47:17Z"))
+        );
+        // A day down: the one tick owed is the last, found without
+        // walking the 86,400 in between.
+        let since = utc("2026-11-28T23:47:16Z");
+        assert_eq!(
+            every_second.missed(since, now, stockholm()),
+            Some(utc("2026-11-29T23:47:16Z"))
+        );
+        assert_eq!(every_second.missed(now, now, stockholm()), None);
+        // The night the clocks fall back, each wall time of the repeated
+        // hour runs once, at its first occurrence: during the second pass
+        // the next tick is 03:00 CET.
+        let in_second_pass = utc("2027-10-31T01:10:00Z"); // 02:10 CET
+        assert_eq!(
+            every_second.next_after(in_second_pass, stockholm()),
+            Some(utc("2027-10-31T02:00:00Z"))
+        );
     }
 
     #[test]

@@ -43,7 +43,9 @@ pub async fn run(config: Config) -> Result<ExitCode> {
         ingester.clone(),
         mailer.clone(),
     )?;
-    let app = web::router(Arc::new(shared));
+    let shared = Arc::new(shared);
+    let background = shared.background.clone();
+    let app = web::router(shared);
     let listener = tokio::net::TcpListener::bind(config.http.listen)
         .await
         .with_context(|| format!("cannot listen on {} ([http] listen)", config.http.listen))?;
@@ -91,6 +93,9 @@ pub async fn run(config: Config) -> Result<ExitCode> {
     let finished = tokio::time::timeout(Duration::from_secs(grace), async {
         while jobs.join_next().await.is_some() {}
         let _ = server.await;
+        // Confirmation emails of sign-ups just answered.
+        background.close();
+        background.wait().await;
     })
     .await;
     if finished.is_err() {

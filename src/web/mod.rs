@@ -41,6 +41,9 @@ pub struct Shared {
     pub feeds: feeds::FeedCache,
     pub forms: forms::FormState,
     pub pages: pages::Pages,
+    /// Work a request starts and does not wait for (sign-up: store and
+    /// send the confirmation); a stop waits for it like for digest sends.
+    pub background: tokio_util::task::TaskTracker,
 }
 
 /// The state handlers receive.
@@ -67,6 +70,7 @@ impl Shared {
             ingester,
             mailer,
             api_token,
+            background: tokio_util::task::TaskTracker::new(),
         })
     }
 }

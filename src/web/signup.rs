@@ -402,7 +402,8 @@ impl FieldMessages {
 /// email — in a task of its own, never awaited by the request. Failures
 /// are logged (with the subscriber's id, never the address).
 pub fn start(shared: AppState, person: NewSubscriber) {
-    tokio::spawn(async move {
+    let tasks = shared.background.clone();
+    tasks.spawn(async move {
         if let Err(e) = store_and_confirm(&shared, &person).await {
             tracing::error!(error = %format!("{e:#}"), "sign-up failed");
         }

@@ -216,3 +216,63 @@ fn run_refuses_digests_without_mail_and_a_busy_port() {
         "{run}"
     );
 }
+
+#[test]
+fn sigterm_mid_send_lets_in_flight_sends_finish_and_a_restart_sends_the_rest() {
+    let Some(smtp) = SmtpServer::start() else {
+        return;
+    };
+    let site = scheduled_site(&smtp.transport(), "* * * * * *");
+    let config = std::fs::read_to_string(site.config_path()).unwrap();
+    std::fs::write(
+        site.config_path(),
+        config.replace("rate_limit = 0", "rate_limit = 0\nconcurrency = 2"),
+    )
+    .unwrap();
+    recent(&site, "a", "Vatten i Kisumu", 2, &["alpha"]);
+    site.build();
+    // Each DATA reply waits 0.2 s: 60 people, two at a time, take ~6 s.
+    let csv: String = std::iter::once("email,themes,language\n".to_owned())
+        .chain((0..60).map(|i| format!("slow-{i:03}@example.org,alpha,sv\n")))
+        .collect();
+    std::fs::write(site.path("people.csv"), csv).unwrap();
+    ok(site.tidings(&["subscribers", "import", "people.csv", "--confirmed"]));
+
+    let service = site.serve(&[("TIDINGS_SECRET", SECRET)]);
+    assert!(
+        wait_until(30, || smtp.raw().len() >= 6),
+        "the send did not start:\n{}",
+        service.log()
+    );
+    let stopping = Instant::now();
+    let (code, log) = service.stop();
+    assert_eq!(code, 0, "{log}");
+    assert!(
+        stopping.elapsed() < Duration::from_secs(10),
+        "a stop waits for the sends in flight, not for the whole edition"
+    );
+    let sent = smtp.raw().len();
+    assert!(sent < 60, "stopped before the end ({sent} sent)");
+    let status = ok(site.tidings(&["digest", "status"]));
+    assert!(status.stdout.contains("(unfinished)"), "{status}");
+    assert!(
+        status.stdout.contains(&format!("{sent} sent")),
+        "every message that left is marked sent, none is left `sending`: {status}"
+    );
+
+    let service = site.serve(&[("TIDINGS_SECRET", SECRET)]);
+    assert!(
+        wait_until(60, || smtp.raw().len() >= 60),
+        "the restart did not finish the edition:\n{}",
+        service.log()
+    );
+    std::thread::sleep(Duration::from_millis(500));
+    let (code, log) = service.stop();
+    assert_eq!(code, 0, "{log}");
+    let mail = smtp.by_recipient();
+    assert_eq!(mail.len(), 60);
+    assert!(
+        mail.values().all(|m| m.len() == 1),
+        "no one twice, no one skipped"
+    );
+}
