@@ -125,9 +125,36 @@ pub struct Storage {
     pub url: StorageUrl,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Clone, PartialEq, Eq)]
 pub enum StorageUrl {
     Sqlite(PathBuf),
+    /// `postgres://user[:password]@host[:port]/database[?…]`; the password
+    /// may instead come from `PGPASSWORD`.
+    Postgres(String),
+}
+
+impl fmt::Display for StorageUrl {
+    /// The URL without its password, for messages and logs.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            StorageUrl::Sqlite(path) => write!(f, "sqlite://{}", path.display()),
+            StorageUrl::Postgres(url) => match Url::parse(url) {
+                Ok(mut u) => {
+                    if u.password().is_some() {
+                        let _ = u.set_password(Some("***"));
+                    }
+                    write!(f, "{u}")
+                }
+                Err(_) => f.write_str("postgres://…"),
+            },
+        }
+    }
+}
+
+impl fmt::Debug for StorageUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "StorageUrl({self})")
+    }
 }
 
 /// Text in several languages: `{ sv = "…", en = "…" }`, or one string for
@@ -1058,13 +1085,16 @@ fn parse_storage_url(url: &str, root: &Path) -> Result<StorageUrl, String> {
         return Ok(StorageUrl::Sqlite(root.join(path)));
     }
     if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-        return Err(
-            "PostgreSQL storage is not available in this version yet; use \"sqlite://tidings.db\""
-                .into(),
-        );
+        let parsed = Url::parse(url).map_err(|e| {
+            format!("not a PostgreSQL URL ({e}): expected \"postgres://user@host/database\"")
+        })?;
+        if parsed.host_str().is_none_or(str::is_empty) && !url.contains("host=") {
+            return Err("names no server: expected \"postgres://user@host/database\"".into());
+        }
+        return Ok(StorageUrl::Postgres(url.to_owned()));
     }
     Err(format!(
-        "`{url}` is not a storage URL: expected \"sqlite://PATH\""
+        "`{url}` is not a storage URL: expected \"sqlite://PATH\" or \"postgres://user@host/database\""
     ))
 }
 

@@ -1,0 +1,335 @@
+// Stories: what ingest stores and the feeds read. Included once per
+// backend by `store/backend.rs`, with `DB` the sqlx database type.
+
+use anyhow::{Context as _, Result};
+use chrono::{DateTime, Utc};
+use sqlx::{Pool, QueryBuilder, Row};
+
+use crate::store::{Change, STORY_COLUMNS, StoredRef, StoredStory};
+use crate::story::{Language, Story, StoryId, ThemeSlug};
+
+/// Every stored story, withdrawn ones included, for matching.
+pub async fn story_refs(pool: &Pool<DB>) -> Result<Vec<StoredRef>> {
+    let rows = sqlx::query(
+        "SELECT id, source, slug, origin, origin_stamp, content_hash,
+                withdrawn_at IS NOT NULL AS withdrawn
+         FROM stories ORDER BY id",
+    )
+    .fetch_all(pool)
+    .await
+    .context("cannot read stored stories")?;
+    rows.iter()
+        .map(|r| {
+            Ok(StoredRef {
+                id: StoryId::parse(r.get("id")).map_err(anyhow::Error::msg)?,
+                source: r.get("source"),
+                slug: r.get("slug"),
+                origin: r.get("origin"),
+                content_hash: r.get("content_hash"),
+                stamp: r.get("origin_stamp"),
+                withdrawn: r.get("withdrawn"),
+            })
+        })
+        .collect()
+}
+
+/// Applies one ingest run's changes in a single transaction.
+pub async fn apply(pool: &Pool<DB>, changes: &[Change], now: DateTime<Utc>) -> Result<()> {
+    let mut tx = pool.begin().await?;
+    let inserts: Vec<&Change> = changes
+        .iter()
+        .filter(|c| matches!(c, Change::Insert { .. }))
+        .collect();
+    // Many rows per statement: a first build of a large site inserts
+    // tens of thousands, and a statement costs far more than a row.
+    for chunk in inserts.chunks(INSERT_BATCH) {
+        insert_stories(&mut tx, chunk, now).await?;
+    }
+    for change in changes {
+        match change {
+            Change::Insert { .. } => {}
+            Change::Update {
+                id,
+                source,
+                story,
+                hash,
+                content_changed,
+            } => {
+                sqlx::query(
+                    "UPDATE stories SET source = $1, slug = $2, origin = $3, origin_stamp = $4,
+                       url = $5, title = $6, summary = $7, body_html = $8, language = $9,
+                       authors = $10, themes = $11, image = $12, image_alt = $13, published_at = $14,
+                       updated_at = $15, content_hash = $16, withdrawn_at = NULL,
+                       changed_at = CASE WHEN $17 THEN $18 ELSE changed_at END
+                     WHERE id = $19",
+                )
+                .bind(source)
+                .bind(&story.slug)
+                .bind(&story.origin)
+                .bind(&story.stamp)
+                .bind(&story.url)
+                .bind(&story.title)
+                .bind(&story.summary)
+                .bind(&story.body_html)
+                .bind(story.language.as_ref().map(Language::as_str))
+                .bind(serde_json::to_string(&story.authors)?)
+                .bind(serde_json::to_string(&story.themes)?)
+                .bind(&story.image)
+                .bind(&story.image_alt)
+                .bind(story.published)
+                .bind(story.updated)
+                .bind(hash)
+                .bind(content_changed)
+                .bind(now)
+                .bind(id.as_str())
+                .execute(&mut *tx)
+                .await
+                .with_context(|| format!("cannot update story {id} ({})", story.origin))?;
+                sqlx::query("DELETE FROM story_themes WHERE story_id = $1")
+                    .bind(id.as_str())
+                    .execute(&mut *tx)
+                    .await?;
+                insert_themes(&mut tx, &[(id, &story.themes)]).await?;
+            }
+            Change::Seen {
+                id,
+                origin,
+                source,
+                stamp,
+            } => {
+                sqlx::query(
+                    "UPDATE stories SET origin = $1, source = $2, origin_stamp = $3 WHERE id = $4",
+                )
+                .bind(origin)
+                .bind(source)
+                .bind(stamp)
+                .bind(id.as_str())
+                .execute(&mut *tx)
+                .await?;
+            }
+            Change::Withdraw { id } => {
+                sqlx::query(
+                    "UPDATE stories SET withdrawn_at = $1 WHERE id = $2 AND withdrawn_at IS NULL",
+                )
+                .bind(now)
+                .bind(id.as_str())
+                .execute(&mut *tx)
+                .await?;
+            }
+        }
+    }
+    tx.commit().await.context("cannot commit the ingest")?;
+    Ok(())
+}
+
+/// How many stories are published, and how many withdrawn.
+pub async fn story_counts(pool: &Pool<DB>) -> Result<(i64, i64)> {
+    let row = sqlx::query(
+        "SELECT COUNT(*) FILTER (WHERE withdrawn_at IS NULL) AS published,
+                COUNT(*) FILTER (WHERE withdrawn_at IS NOT NULL) AS withdrawn
+         FROM stories",
+    )
+    .fetch_one(pool)
+    .await
+    .context("cannot count stories")?;
+    Ok((row.get("published"), row.get("withdrawn")))
+}
+
+/// The id and themes of every published story, newest first (ties by
+/// id): enough to choose what goes in each feed without reading bodies.
+pub async fn published_index(pool: &Pool<DB>) -> Result<Vec<(StoryId, Vec<ThemeSlug>)>> {
+    let rows = sqlx::query(
+        "SELECT id, themes FROM stories WHERE withdrawn_at IS NULL
+         ORDER BY published_at DESC, id ASC",
+    )
+    .fetch_all(pool)
+    .await
+    .context("cannot read published stories")?;
+    rows.iter()
+        .map(|r| {
+            let id = StoryId::parse(r.get("id")).map_err(anyhow::Error::msg)?;
+            let themes: String = r.get("themes");
+            Ok((
+                id,
+                serde_json::from_str(&themes).context("bad themes column")?,
+            ))
+        })
+        .collect()
+}
+
+/// The published stories with these ids, newest first (ties by id).
+pub async fn published_by_ids(pool: &Pool<DB>, ids: &[&StoryId]) -> Result<Vec<StoredStory>> {
+    let mut out = Vec::with_capacity(ids.len());
+    for chunk in ids.chunks(INSERT_BATCH) {
+        let mut q = QueryBuilder::<DB>::new(format!(
+            "SELECT {STORY_COLUMNS} FROM stories WHERE withdrawn_at IS NULL AND id IN ("
+        ));
+        let mut list = q.separated(", ");
+        for id in chunk {
+            list.push_bind(id.as_str());
+        }
+        q.push(")");
+        let rows = q
+            .build()
+            .fetch_all(pool)
+            .await
+            .context("cannot read published stories")?;
+        for r in &rows {
+            out.push(stored_story(r)?);
+        }
+    }
+    out.sort_by(|a, b| {
+        b.story
+            .published
+            .cmp(&a.story.published)
+            .then_with(|| a.id.cmp(&b.id))
+    });
+    Ok(out)
+}
+
+/// The key that signs subscriber links when `TIDINGS_SECRET` is not
+/// set: generated on first use and kept in the store, so every instance
+/// and every restart signs alike. Never written to config or logs.
+pub async fn signing_key(pool: &Pool<DB>) -> Result<Vec<u8>> {
+    // Two instances starting at once: the first insert wins, and both
+    // read back the same key.
+    sqlx::query("INSERT INTO settings (name, value) VALUES ('signing_key', $1) ON CONFLICT (name) DO NOTHING")
+        .bind(crate::tokens::generate_key())
+        .execute(pool)
+        .await
+        .context("cannot store the signing key")?;
+    let key: Vec<u8> =
+        sqlx::query_scalar("SELECT value FROM settings WHERE name = 'signing_key'")
+            .fetch_one(pool)
+            .await
+            .context("cannot read the signing key")?;
+    Ok(key)
+}
+
+/// Rows per multi-row INSERT: 19 columns x 500 stays far below SQLite's
+/// limit of 32766 bound parameters.
+const INSERT_BATCH: usize = 500;
+
+async fn insert_stories(
+    tx: &mut sqlx::Transaction<'_, DB>,
+    inserts: &[&Change],
+    now: DateTime<Utc>,
+) -> Result<()> {
+    let mut rows = Vec::with_capacity(inserts.len());
+    for change in inserts {
+        if let Change::Insert {
+            id,
+            guid,
+            source,
+            story,
+            hash,
+        } = change
+        {
+            let authors = serde_json::to_string(&story.authors)?;
+            let themes = serde_json::to_string(&story.themes)?;
+            rows.push((id, guid, source, story, hash, authors, themes));
+        }
+    }
+    let mut q = QueryBuilder::<DB>::new(
+        "INSERT INTO stories (id, guid, source, slug, origin, origin_stamp, url, title, summary,
+           body_html, language, authors, themes, image, image_alt, published_at, updated_at,
+           content_hash, first_seen_at) ",
+    );
+    q.push_values(
+        &rows,
+        |mut b, (id, guid, source, story, hash, authors, themes)| {
+            b.push_bind(id.as_str())
+                .push_bind(guid.as_str())
+                .push_bind(source.as_str())
+                .push_bind(story.slug.as_str())
+                .push_bind(story.origin.as_str())
+                .push_bind(story.stamp.as_deref())
+                .push_bind(story.url.as_str())
+                .push_bind(story.title.as_str())
+                .push_bind(story.summary.as_str())
+                .push_bind(story.body_html.as_str())
+                .push_bind(story.language.as_ref().map(Language::as_str))
+                .push_bind(authors.as_str())
+                .push_bind(themes.as_str())
+                .push_bind(story.image.as_deref())
+                .push_bind(story.image_alt.as_deref())
+                .push_bind(story.published)
+                .push_bind(story.updated)
+                .push_bind(hash.as_str())
+                .push_bind(now);
+        },
+    );
+    q.build().execute(&mut **tx).await.with_context(|| {
+        let first = rows
+            .first()
+            .map(|r| r.3.origin.as_str())
+            .unwrap_or_default();
+        format!("cannot store {} new stories (from {first} on)", rows.len())
+    })?;
+    let themes: Vec<(&StoryId, &Vec<ThemeSlug>)> = rows
+        .iter()
+        .map(|(id, _, _, story, ..)| (*id, &story.themes))
+        .collect();
+    insert_themes(tx, &themes).await
+}
+
+async fn insert_themes(
+    tx: &mut sqlx::Transaction<'_, DB>,
+    stories: &[(&StoryId, &Vec<ThemeSlug>)],
+) -> Result<()> {
+    let rows: Vec<(&StoryId, &ThemeSlug, i64)> = stories
+        .iter()
+        .flat_map(|(id, themes)| {
+            themes
+                .iter()
+                .enumerate()
+                .map(move |(i, t)| (*id, t, i as i64))
+        })
+        .collect();
+    for chunk in rows.chunks(INSERT_BATCH * 4) {
+        let mut q = QueryBuilder::<DB>::new(
+            "INSERT INTO story_themes (story_id, theme, position) ",
+        );
+        q.push_values(chunk, |mut b, (id, theme, position)| {
+            b.push_bind(id.as_str())
+                .push_bind(theme.as_str())
+                .push_bind(*position);
+        });
+        q.build().execute(&mut **tx).await?;
+    }
+    Ok(())
+}
+
+pub(crate) fn stored_story(r: &<DB as sqlx::Database>::Row) -> Result<StoredStory> {
+    let id = StoryId::parse(r.get("id")).map_err(anyhow::Error::msg)?;
+    let language: Option<String> = r.get("language");
+    let authors: String = r.get("authors");
+    let themes: String = r.get("themes");
+    let story = Story {
+        id: Some(id.clone()),
+        slug: r.get("slug"),
+        url: r.get("url"),
+        title: r.get("title"),
+        summary: r.get("summary"),
+        body_html: r.get("body_html"),
+        language: language
+            .map(|l| Language::parse(&l))
+            .transpose()
+            .map_err(anyhow::Error::msg)?,
+        authors: serde_json::from_str(&authors).context("bad authors column")?,
+        themes: serde_json::from_str(&themes).context("bad themes column")?,
+        image: r.get("image"),
+        image_alt: r.get("image_alt"),
+        published: r.get("published_at"),
+        updated: r.get("updated_at"),
+        origin: r.get("origin"),
+        stamp: None,
+    };
+    Ok(StoredStory {
+        id,
+        guid: r.get("guid"),
+        story,
+        first_seen: r.get("first_seen_at"),
+        changed: r.get("changed_at"),
+    })
+}
