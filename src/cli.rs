@@ -68,6 +68,27 @@ pub enum Command {
         #[command(subcommand)]
         command: SubscribersCommand,
     },
+    /// Move the store to another database.
+    Db {
+        #[command(subcommand)]
+        command: DbCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum DbCommand {
+    /// Copy the whole SQLite store (stories, subscribers, editions and
+    /// deliveries, job state, the signing key) into an empty PostgreSQL
+    /// database, keeping every id, in one transaction; then compare the
+    /// row counts of every table. Refuses a target that holds any rows.
+    /// Stop `tidings run` first: what it writes after the copy starts is
+    /// not copied.
+    Copy {
+        /// The PostgreSQL database to fill, as for `[storage] url`
+        /// (the password from the URL or `PGPASSWORD`).
+        #[arg(long, value_name = "postgres://USER@HOST/DB")]
+        to: String,
+    },
 }
 
 #[derive(Debug, Subcommand)]

@@ -98,6 +98,13 @@ impl Worker<'_> {
                 .store
                 .claim_deliveries(edition.id, batch, now, self.options.lease)
                 .await?;
+            if !claimed.is_empty() {
+                tracing::debug!(
+                    edition = edition.id,
+                    claimed = claimed.len(),
+                    "claimed deliveries"
+                );
+            }
             if claimed.is_empty() {
                 let counts = self.store.delivery_counts(edition.id).await?;
                 progress(&counts);

@@ -100,6 +100,12 @@ fn run(cli: Cli) -> Result<ExitCode> {
             };
             runtime()?.block_on(commands::subscribers::run(&config, command))
         }
+        Command::Db { command } => {
+            let Some(config) = load_config(&cli.config) else {
+                return Ok(ExitCode::from(1));
+            };
+            runtime()?.block_on(commands::db::run(&config, command))
+        }
     }
 }
 

@@ -144,7 +144,18 @@ pub enum Step {
     Passed(DateTime<Utc>),
     /// Nothing to do before this time.
     Wait(DateTime<Utc>),
+    /// Another instance on the same store holds this tick until then.
+    Held(DateTime<Utc>, DateTime<Utc>),
 }
+
+/// How long an instance holds a tick it runs before others may take it
+/// over (it died, or the run is that long: a digest's tick is idempotent,
+/// so a second instance taking it over joins the send).
+pub const JOB_LEASE: chrono::Duration = chrono::Duration::minutes(5);
+
+/// How often an instance looks for an edition being sent (by itself
+/// before a crash, or by another instance) to help with.
+pub const HELP_INTERVAL: StdDuration = StdDuration::from_secs(5);
 
 /// The jobs of one site and what they need.
 pub struct Scheduler {
@@ -213,6 +224,14 @@ impl Scheduler {
                 Ok(Step::Passed(tick))
             }
             Decision::Run(tick) => {
+                if let Some(held) = self
+                    .store
+                    .claim_tick(&name, tick, now, now + JOB_LEASE)
+                    .await?
+                {
+                    tracing::debug!(job = %name, tick = %tick, until = %held, "tick held by another instance");
+                    return Ok(Step::Held(tick, held));
+                }
                 tracing::info!(job = %name, tick = %tick, "job started");
                 let result = self.run_job(job, tick).await.map_err(|e| format!("{e:#}"));
                 match &result {
@@ -275,6 +294,18 @@ impl Scheduler {
             );
         }
         self.deliver(digest, &frozen.edition).await
+    }
+
+    /// Sends with whoever else is sending an unfinished edition of the
+    /// digest `id`, if there is one.
+    async fn help(&self, id: &str) -> Result<()> {
+        if self.stop.load(Ordering::SeqCst) {
+            return Ok(());
+        }
+        if self.store.unfinished_edition(id).await?.is_some() {
+            self.resume(self.digest(id)?).await?;
+        }
+        Ok(())
     }
 
     /// Delivers every unfinished edition of `digest`, oldest first (after
@@ -356,7 +387,7 @@ impl Scheduler {
                 break;
             }
             let wait_until = match self.step(&job, Utc::now()).await {
-                Ok(Step::Wait(next)) => Some(next),
+                Ok(Step::Wait(next) | Step::Held(_, next)) => Some(next),
                 Ok(_) => None,
                 Err(e) => {
                     tracing::error!(job = %name, error = %format!("{e:#}"), "scheduler cannot reach the store; trying again in 30 s");
@@ -364,13 +395,26 @@ impl Scheduler {
                 }
             };
             let Some(until) = wait_until else { continue };
+            // Between ticks a digest job helps send any unfinished edition
+            // (several instances share the rows; one restarted after a
+            // crash finishes its own).
+            if let Job::Digest(id) = &job
+                && let Err(e) = self.help(id).await
+            {
+                tracing::error!(job = %name, error = %format!("{e:#}"), "cannot help with an unfinished edition; trying again soon");
+            }
             tracing::debug!(job = %name, next = %until, "waiting");
             // Wake at least each minute to look again: the wall clock may
-            // have jumped (suspend, NTP) while we slept.
+            // have jumped (suspend, NTP) while we slept; digest jobs every
+            // few seconds, to help with editions being sent.
+            let most = match job {
+                Job::Ingest => StdDuration::from_secs(60),
+                Job::Digest(_) => HELP_INTERVAL,
+            };
             let nap = (until - Utc::now())
                 .to_std()
                 .unwrap_or(StdDuration::ZERO)
-                .min(StdDuration::from_secs(60));
+                .min(most);
             tokio::select! {
                 _ = tokio::time::sleep(nap) => {}
                 _ = shutdown.changed() => {}

@@ -1,5 +1,6 @@
 //! Command handlers of the binary, one module per command group.
 
+pub mod db;
 pub mod digest;
 pub mod run;
 pub mod status;

@@ -25,9 +25,11 @@ pub async fn run(config: Config) -> Result<ExitCode> {
              `transport` (such as transport = \"file:outbox\")"
         );
     }
-    let stop_signal = service::shutdown_signal();
+    let mut stop_signal = Box::pin(service::shutdown_signal());
     let config = Arc::new(config);
-    let store = Store::open(&config.storage.url).await?;
+    let Some(store) = open_store(&config, &mut stop_signal).await? else {
+        return Ok(ExitCode::SUCCESS);
+    };
     let signer = tokens::signer(&store).await?;
     let mailer = Mailer::new(&config)?.map(Arc::new);
     let ingester = Arc::new(Ingester::new(config.clone(), store.clone()));
@@ -107,4 +109,32 @@ pub async fn run(config: Config) -> Result<ExitCode> {
     store.close().await;
     tracing::info!("stopped");
     Ok(ExitCode::SUCCESS)
+}
+
+/// Opens the store, waiting for a database server that is not up yet (a
+/// machine booting, PostgreSQL restarting): each failure is logged and
+/// tried again with a growing pause, up to a minute; `None` when a stop
+/// signal came first.
+async fn open_store(
+    config: &Config,
+    stop: &mut std::pin::Pin<Box<impl std::future::Future<Output = ()>>>,
+) -> Result<Option<Store>> {
+    let mut pause = Duration::from_secs(1);
+    loop {
+        match Store::open(&config.storage.url).await {
+            Ok(store) => return Ok(Some(store)),
+            // A SQLite file that cannot be opened will not open later.
+            Err(e) if matches!(config.storage.url, tidings::config::StorageUrl::Sqlite(_)) => {
+                return Err(e);
+            }
+            Err(e) => {
+                tracing::error!(error = %format!("{e:#}"), retry_in_s = pause.as_secs(), "cannot open the store");
+                tokio::select! {
+                    _ = tokio::time::sleep(pause) => {}
+                    _ = stop.as_mut() => return Ok(None),
+                }
+                pause = (pause * 2).min(Duration::from_secs(60));
+            }
+        }
+    }
 }

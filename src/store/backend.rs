@@ -10,6 +10,20 @@ macro_rules! backend {
             pub type DB = $db;
             pub const PG: bool = $pg;
 
+            /// A transaction that writes. On SQLite it takes the write lock
+            /// at once (`BEGIN IMMEDIATE`, waiting out the busy timeout), so
+            /// that two processes never fail upgrading a read to a write;
+            /// PostgreSQL's default is right.
+            pub async fn begin_write(
+                pool: &sqlx::Pool<DB>,
+            ) -> Result<sqlx::Transaction<'static, DB>, sqlx::Error> {
+                if PG {
+                    pool.begin().await
+                } else {
+                    pool.begin_with("BEGIN IMMEDIATE").await
+                }
+            }
+
             pub mod stories {
                 #[allow(unused_imports)]
                 use super::{DB, PG};

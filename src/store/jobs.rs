@@ -57,4 +57,18 @@ impl Store {
     pub async fn jobs(&self) -> Result<Vec<JobState>> {
         crate::store::dispatch!(self, jobs::jobs())
     }
+
+    /// Claims `tick` of job `name` for this instance until `until`, so that
+    /// other instances on the same store pass it by. `None` when claimed;
+    /// otherwise the time until which another instance holds it (or `now`
+    /// when the tick was already handled).
+    pub async fn claim_tick(
+        &self,
+        name: &str,
+        tick: DateTime<Utc>,
+        now: DateTime<Utc>,
+        until: DateTime<Utc>,
+    ) -> Result<Option<DateTime<Utc>>> {
+        crate::store::dispatch!(self, jobs::claim_tick(name, tick, now, until))
+    }
 }

@@ -21,6 +21,7 @@ use sqlx::{PgPool, SqlitePool};
 
 pub mod archive;
 mod backend;
+pub mod copy;
 pub mod editions;
 pub mod jobs;
 pub mod metrics;

@@ -82,7 +82,7 @@ fn feeds_of_a_removed_theme_are_removed() {
     let without_gamma =
         FIXTURE_CONFIG.replace("[[themes]]\nslug = \"gamma\"\ntitle = \"Gamma\"\n", "");
     assert_ne!(without_gamma, FIXTURE_CONFIG);
-    std::fs::write(site.config_path(), without_gamma).unwrap();
+    site.write_config(&without_gamma);
     // Something of the operator's own in that folder stays.
     std::fs::write(site.path("feeds/themes/beta/notes.txt"), "mine").unwrap();
     let run = site.build();

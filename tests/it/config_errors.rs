@@ -381,7 +381,7 @@ fn config_file_that_does_not_exist() {
         );
     }
     assert!(!site.path("feeds").exists());
-    assert!(!site.path("tidings.db").exists());
+    assert!(!site.store_exists());
 }
 
 /// Six problems in six places; one run of `check` lists them all, in file
@@ -475,10 +475,7 @@ fn build_with_a_bad_config_lists_every_problem_and_writes_nothing() {
     assert_eq!(problems.len(), 10, "{problems:#?}");
     assert!(!run.stdout.contains("stories:"), "{run}");
     assert!(!site.path("feeds").exists(), "no feeds from a bad config");
-    assert!(
-        !site.path("tidings.db").exists(),
-        "no store from a bad config"
-    );
+    assert!(!site.store_exists(), "no store from a bad config");
 }
 
 /// All problems at once means all of them, also two in the same table.
@@ -515,7 +512,7 @@ fn valid_config_and_stories_check_ok() {
     );
     // check reads and writes nothing else.
     assert!(!site.path("feeds").exists());
-    assert!(!site.path("tidings.db").exists());
+    assert!(!site.store_exists());
 }
 
 #[test]

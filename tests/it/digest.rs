@@ -138,12 +138,8 @@ pub fn outbox(site: &Site) -> BTreeMap<String, Vec<Mail>> {
 
 /// The site's link-signing key, read from its store as the service would.
 fn signing_key(site: &Site) -> Vec<u8> {
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    rt.block_on(async {
-        let url = tidings::config::StorageUrl::Sqlite(site.path("tidings.db"));
+    let url = site.storage_url();
+    crate::helpers::block_on(|| async move {
         let store = tidings::store::Store::open(&url).await.unwrap();
         let key = store.signing_key().await.unwrap();
         store.close().await;

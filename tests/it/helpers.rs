@@ -4,10 +4,18 @@
 
 #![allow(dead_code)]
 
+use std::future::Future;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
+use std::str::FromStr;
+use std::sync::OnceLock;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
 
+use sqlx::Connection as _;
+use sqlx::postgres::{PgConnectOptions, PgConnection};
 use tempfile::TempDir;
+use tidings::config::StorageUrl;
 
 /// The config of the fixture site: three themes, one directory source.
 pub const FIXTURE_CONFIG: &str = r#"[site]
@@ -45,9 +53,11 @@ full_content = true
 url = "sqlite://tidings.db"
 "#;
 
-/// A site in a temporary folder, removed when dropped.
+/// A site in a temporary folder, removed when dropped; on the PostgreSQL
+/// backend (see [`backend`]) with a database of its own, dropped with it.
 pub struct Site {
     pub dir: TempDir,
+    db: Option<PgDatabase>,
 }
 
 impl Site {
@@ -56,11 +66,78 @@ impl Site {
         Site::with_config(FIXTURE_CONFIG)
     }
 
+    /// A site with this config. On the PostgreSQL backend the store URL
+    /// is pointed at a fresh database (see [`Site::write_config`]).
     pub fn with_config(config: &str) -> Site {
         let dir = tempfile::tempdir().expect("temp dir");
         std::fs::create_dir_all(dir.path().join("content/stories")).unwrap();
-        std::fs::write(dir.path().join("config.toml"), config).unwrap();
-        Site { dir }
+        let db = match site_backend() {
+            Backend::Sqlite => None,
+            Backend::Postgres => Some(PgDatabase::create()),
+        };
+        let site = Site { dir, db };
+        site.write_config(config);
+        site
+    }
+
+    /// Writes `config.toml`. On the PostgreSQL backend the fixture's store
+    /// (`url = "sqlite://tidings.db"`) becomes the site's own database, and
+    /// a config with no `[storage]` gets one at its end (so that line
+    /// numbers in messages do not move).
+    pub fn write_config(&self, config: &str) {
+        let text = match &self.db {
+            None => config.to_owned(),
+            Some(db) => {
+                let url = format!("\"{}\"", db.url);
+                if config.contains(SQLITE_URL) {
+                    config.replace(SQLITE_URL, &url)
+                } else if config.lines().any(|l| l.trim() == "[storage]") {
+                    config.to_owned()
+                } else {
+                    let sep = if config.ends_with('\n') { "" } else { "\n" };
+                    format!("{config}{sep}\n[storage]\nurl = {url}\n")
+                }
+            }
+        };
+        std::fs::write(self.config_path(), text).unwrap();
+    }
+
+    /// The site's store as the program opens it (the fixture's
+    /// `tidings.db`, or the site's PostgreSQL database).
+    pub fn storage_url(&self) -> StorageUrl {
+        match &self.db {
+            None => StorageUrl::Sqlite(self.path("tidings.db")),
+            Some(db) => StorageUrl::Postgres(db.url.clone()),
+        }
+    }
+
+    /// Whether anything made the store: the SQLite file exists, or the
+    /// PostgreSQL database has tables.
+    pub fn store_exists(&self) -> bool {
+        match &self.db {
+            None => self.path("tidings.db").exists(),
+            Some(db) => db.has_tables(),
+        }
+    }
+
+    /// Throws the store away, as if it had never been made: the next run
+    /// starts from an empty one.
+    pub fn reset_store(&self) {
+        match &self.db {
+            None => {
+                for f in ["tidings.db", "tidings.db-wal", "tidings.db-shm"] {
+                    let _ = std::fs::remove_file(self.path(f));
+                }
+            }
+            Some(db) => db.recreate(),
+        }
+    }
+
+    /// Runs SQL statements on the site's store (to set up states the CLI
+    /// cannot make), each in its own implicit transaction.
+    pub fn sql(&self, statements: &[&str]) {
+        let url = self.storage_url();
+        block_on(|| exec_sql(&url, statements));
     }
 
     /// A copy of the repository's sample site (config.toml and stories).
@@ -360,4 +437,347 @@ pub fn free_port() -> u16 {
         .local_addr()
         .unwrap()
         .port()
+}
+
+/// The fixture's store URL, which the PostgreSQL backend replaces.
+const SQLITE_URL: &str = "\"sqlite://tidings.db\"";
+
+/// Which store the tests run on: `TIDINGS_TEST_BACKEND=postgres` for
+/// PostgreSQL, unset or `sqlite` for SQLite.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// The backend of this run (from `TIDINGS_TEST_BACKEND`). On PostgreSQL the
+/// first call checks the server at [`postgres_admin_url`]: when it cannot
+/// be reached, under `CI=true` every test that needs it fails with the
+/// reason; otherwise the run prints one `SKIPPED:` line and ends, passing.
+pub fn backend() -> Backend {
+    match std::env::var("TIDINGS_TEST_BACKEND").as_deref() {
+        Err(_) | Ok("") | Ok("sqlite") => Backend::Sqlite,
+        Ok("postgres") | Ok("postgresql") => {
+            if let Err(e) = postgres_server() {
+                let shown = shown_url(&postgres_admin_url());
+                if in_ci() {
+                    panic!(
+                        "TIDINGS_TEST_BACKEND=postgres under CI=true, but there is no PostgreSQL at {shown}: {e}\n\
+                         start it (pg_ctlcluster --skip-systemctl-redirect $(ls /etc/postgresql) main start) \
+                         or set TIDINGS_TEST_POSTGRES_URL"
+                    );
+                }
+                // Straight to the process's stderr, past the harness's capture.
+                use std::io::Write as _;
+                let _ = writeln!(
+                    std::io::stderr(),
+                    "SKIPPED: no PostgreSQL at {shown} ({e}): the tests on the PostgreSQL backend \
+                     (TIDINGS_TEST_BACKEND=postgres) are skipped; start the server or set TIDINGS_TEST_POSTGRES_URL"
+                );
+                std::process::exit(0);
+            }
+            Backend::Postgres
+        }
+        Ok(other) => panic!("TIDINGS_TEST_BACKEND={other}: expected \"sqlite\" or \"postgres\""),
+    }
+}
+
+fn in_ci() -> bool {
+    std::env::var("CI").as_deref() == Ok("true")
+}
+
+/// Whether the PostgreSQL server at [`postgres_admin_url`] answers, for a
+/// test that needs it whatever the run's backend (such as `db copy`): it
+/// skips when this is false. Under `CI=true` a missing server panics here.
+pub fn postgres_available() -> bool {
+    match postgres_server() {
+        Ok(()) => true,
+        Err(e) => {
+            let shown = shown_url(&postgres_admin_url());
+            assert!(
+                !in_ci(),
+                "PostgreSQL is required under CI=true ({shown}): {e}"
+            );
+            eprintln!(
+                "SKIPPED: no PostgreSQL at {shown} ({e}); start the server or set TIDINGS_TEST_POSTGRES_URL"
+            );
+            false
+        }
+    }
+}
+
+thread_local! {
+    static OVERRIDE: std::cell::Cell<Option<Backend>> = const { std::cell::Cell::new(None) };
+}
+
+/// Runs `make` with every [`Site`] and [`TestStore`] it creates on
+/// `backend`, whatever this run's backend is: for a test about one
+/// backend (such as moving a SQLite site to PostgreSQL). A test that asks
+/// for PostgreSQL checks [`postgres_available`] first.
+pub fn on_backend<T>(backend: Backend, make: impl FnOnce() -> T) -> T {
+    let before = OVERRIDE.replace(Some(backend));
+    let out = make();
+    OVERRIDE.set(before);
+    out
+}
+
+/// The backend for a new site: the one [`on_backend`] chose, else the run's.
+fn site_backend() -> Backend {
+    OVERRIDE.get().unwrap_or_else(backend)
+}
+
+/// Checks once per run that the PostgreSQL server answers (and drops the
+/// databases that killed runs left behind).
+fn postgres_server() -> Result<(), String> {
+    static CHECKED: OnceLock<Result<(), String>> = OnceLock::new();
+    CHECKED
+        .get_or_init(|| {
+            let admin = postgres_admin_url();
+            block_on(|| async move {
+                let mut conn = admin_connect(&admin).await?;
+                remove_stale_databases(&mut conn, &admin).await;
+                let _ = conn.close().await;
+                Ok(())
+            })
+        })
+        .clone()
+}
+
+/// The server the PostgreSQL tests make their databases on:
+/// `TIDINGS_TEST_POSTGRES_URL`, by default the local one of DESIGN.md.
+pub fn postgres_admin_url() -> String {
+    std::env::var("TIDINGS_TEST_POSTGRES_URL")
+        .ok()
+        .filter(|u| !u.is_empty())
+        .unwrap_or_else(|| "postgres://postgres@127.0.0.1:5432/test".into())
+}
+
+/// The URL without its password, for messages.
+fn shown_url(url: &str) -> String {
+    StorageUrl::Postgres(url.to_owned()).to_string()
+}
+
+/// The prefix of every database the tests make: `tidings_t_<pid>_<n>_<random>`.
+const DB_PREFIX: &str = "tidings_t_";
+
+/// A database of its own for one test, dropped (`WITH (FORCE)`, so that a
+/// service still connected does not keep it) when this is dropped.
+struct PgDatabase {
+    admin: String,
+    name: String,
+    url: String,
+}
+
+impl PgDatabase {
+    fn create() -> PgDatabase {
+        static COUNTER: AtomicU64 = AtomicU64::new(0);
+        let random = {
+            use std::hash::{BuildHasher, Hasher};
+            let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+            h.write_u128(
+                std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .unwrap()
+                    .as_nanos(),
+            );
+            h.finish() as u32
+        };
+        let name = format!(
+            "{DB_PREFIX}{}_{}_{random:08x}",
+            std::process::id(),
+            COUNTER.fetch_add(1, Ordering::Relaxed)
+        );
+        let admin = postgres_admin_url();
+        let mut url = url::Url::parse(&admin)
+            .unwrap_or_else(|e| panic!("TIDINGS_TEST_POSTGRES_URL {}: {e}", shown_url(&admin)));
+        url.set_path(&format!("/{name}"));
+        let db = PgDatabase {
+            admin,
+            name,
+            url: url.to_string(),
+        };
+        db.admin_exec(&[&format!("CREATE DATABASE \"{}\"", db.name)]);
+        db
+    }
+
+    /// Runs statements on the server's admin database.
+    fn admin_exec(&self, statements: &[&str]) {
+        let admin = self.admin.clone();
+        block_on(|| async move {
+            let mut conn = admin_connect(&admin)
+                .await
+                .unwrap_or_else(|e| panic!("{e}"));
+            for s in statements {
+                sqlx::query(s)
+                    .execute(&mut conn)
+                    .await
+                    .unwrap_or_else(|e| panic!("{s}: {e}"));
+            }
+            let _ = conn.close().await;
+        })
+    }
+
+    fn recreate(&self) {
+        self.admin_exec(&[
+            &format!("DROP DATABASE \"{}\" WITH (FORCE)", self.name),
+            &format!("CREATE DATABASE \"{}\"", self.name),
+        ]);
+    }
+
+    fn has_tables(&self) -> bool {
+        let url = self.url.clone();
+        block_on(|| async move {
+            let mut conn = PgConnection::connect(&url).await.unwrap();
+            let n: i64 = sqlx::query_scalar(
+                "SELECT COUNT(*) FROM information_schema.tables WHERE table_schema = 'public'",
+            )
+            .fetch_one(&mut conn)
+            .await
+            .unwrap();
+            let _ = conn.close().await;
+            n > 0
+        })
+    }
+}
+
+impl Drop for PgDatabase {
+    fn drop(&mut self) {
+        let admin = self.admin.clone();
+        let sql = format!("DROP DATABASE IF EXISTS \"{}\" WITH (FORCE)", self.name);
+        let dropped = block_on(|| async move {
+            let mut conn = admin_connect(&admin).await?;
+            sqlx::query(&sql)
+                .execute(&mut conn)
+                .await
+                .map_err(|e| e.to_string())?;
+            let _ = conn.close().await;
+            Ok::<_, String>(())
+        });
+        if let Err(e) = dropped {
+            eprintln!("could not drop the test database {}: {e}", self.name);
+        }
+    }
+}
+
+/// Connects to the admin database, giving up after 5 s.
+async fn admin_connect(url: &str) -> Result<PgConnection, String> {
+    let options = PgConnectOptions::from_str(url).map_err(|e| e.to_string())?;
+    match tokio::time::timeout(Duration::from_secs(5), PgConnection::connect_with(&options)).await {
+        Ok(Ok(conn)) => Ok(conn),
+        Ok(Err(e)) => Err(e.to_string()),
+        Err(_) => Err("no answer within 5 s".into()),
+    }
+}
+
+/// Drops the databases that test runs on this machine left behind when
+/// they were killed (their process is gone). Only for a server on this
+/// machine, where the process ids mean something.
+async fn remove_stale_databases(conn: &mut PgConnection, admin: &str) {
+    let local = url::Url::parse(admin).is_ok_and(|u| {
+        matches!(
+            u.host_str(),
+            None | Some("" | "localhost" | "127.0.0.1" | "[::1]")
+        )
+    });
+    if !local {
+        return;
+    }
+    let names: Vec<String> = sqlx::query_scalar(
+        "SELECT datname FROM pg_database WHERE starts_with(datname, 'tidings_t_')",
+    )
+    .fetch_all(&mut *conn)
+    .await
+    .unwrap_or_default();
+    for name in names {
+        let pid = name[DB_PREFIX.len()..]
+            .split('_')
+            .next()
+            .unwrap_or_default();
+        if pid.parse::<u32>().is_ok() && !Path::new(&format!("/proc/{pid}")).exists() {
+            let _ = sqlx::query(&format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"))
+                .execute(&mut *conn)
+                .await;
+        }
+    }
+}
+
+/// A fresh, empty store for a test that opens [`tidings::store::Store`]
+/// itself: a file in a temporary folder, or a PostgreSQL database of its
+/// own; removed when dropped.
+pub struct TestStore {
+    _dir: TempDir,
+    _db: Option<PgDatabase>,
+    url: StorageUrl,
+}
+
+impl TestStore {
+    pub fn new() -> TestStore {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let (db, url) = match site_backend() {
+            Backend::Sqlite => (None, StorageUrl::Sqlite(dir.path().join("tidings.db"))),
+            Backend::Postgres => {
+                let db = PgDatabase::create();
+                let url = StorageUrl::Postgres(db.url.clone());
+                (Some(db), url)
+            }
+        };
+        TestStore {
+            _dir: dir,
+            _db: db,
+            url,
+        }
+    }
+
+    pub fn url(&self) -> &StorageUrl {
+        &self.url
+    }
+}
+
+/// Runs SQL statements on a store with sqlx, as an operator's tool would.
+pub async fn exec_sql(url: &StorageUrl, statements: &[&str]) {
+    match url {
+        StorageUrl::Sqlite(path) => {
+            let url = format!("sqlite://{}", path.display());
+            let mut conn = sqlx::SqliteConnection::connect(&url).await.unwrap();
+            for s in statements {
+                sqlx::query(s)
+                    .execute(&mut conn)
+                    .await
+                    .unwrap_or_else(|e| panic!("{s}: {e}"));
+            }
+            conn.close().await.unwrap();
+        }
+        StorageUrl::Postgres(url) => {
+            let mut conn = PgConnection::connect(url).await.unwrap();
+            for s in statements {
+                sqlx::query(s)
+                    .execute(&mut conn)
+                    .await
+                    .unwrap_or_else(|e| panic!("{s}: {e}"));
+            }
+            conn.close().await.unwrap();
+        }
+    }
+}
+
+/// Runs the future that `make` returns to completion on a runtime of its
+/// own, in a thread of its own, so that it works from sync tests and
+/// from inside `#[tokio::test]` (and from `Drop`) alike.
+pub fn block_on<T, F>(make: impl FnOnce() -> F + Send) -> T
+where
+    T: Send,
+    F: Future<Output = T>,
+{
+    std::thread::scope(|scope| {
+        scope
+            .spawn(|| {
+                tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .unwrap()
+                    .block_on(make())
+            })
+            .join()
+            .unwrap_or_else(|e| std::panic::resume_unwind(e))
+    })
 }

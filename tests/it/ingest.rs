@@ -5,8 +5,10 @@ use std::collections::BTreeMap;
 use std::time::{Duration, SystemTime};
 
 use filetime::FileTime;
+use sqlx::Connection as _;
+use tidings::config::StorageUrl;
 
-use crate::helpers::Site;
+use crate::helpers::{Backend, Site, backend};
 
 fn entry_ids(site: &Site, rel: &str) -> Vec<String> {
     site.feed(rel)
@@ -226,9 +228,7 @@ fn the_same_stories_give_the_same_bytes_from_a_fresh_store() {
     site.build();
     let first = snapshot_files(&site);
     std::fs::remove_dir_all(site.path("feeds")).unwrap();
-    for f in ["tidings.db", "tidings.db-wal", "tidings.db-shm"] {
-        let _ = std::fs::remove_file(site.path(f));
-    }
+    site.reset_store();
     site.build();
     let second = snapshot_files(&site);
     assert_eq!(first.len(), second.len());
@@ -240,23 +240,26 @@ fn the_same_stories_give_the_same_bytes_from_a_fresh_store() {
     }
 }
 
-/// Runs SQL against the site's store with sqlx, as an operator's tool would.
+/// Runs SQL against the site's store with sqlx, as an operator's tool
+/// would, and returns every story's id, content hash and withdrawal time.
 pub fn sql(site: &Site, statements: &[&str]) -> Vec<(String, String, Option<String>)> {
-    use sqlx::Connection;
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    rt.block_on(async {
-        let url = format!("sqlite://{}", site.path("tidings.db").display());
-        let mut conn = sqlx::SqliteConnection::connect(&url).await.unwrap();
-        for s in statements {
-            sqlx::query(s).execute(&mut conn).await.unwrap();
+    site.sql(statements);
+    let url = site.storage_url();
+    crate::helpers::block_on(|| async move {
+        // The time as text in both dialects; only compared with itself.
+        let query = "SELECT id, content_hash, CAST(withdrawn_at AS TEXT) AS withdrawn_at
+                     FROM stories ORDER BY id";
+        match &url {
+            StorageUrl::Sqlite(path) => {
+                let url = format!("sqlite://{}", path.display());
+                let mut conn = sqlx::SqliteConnection::connect(&url).await.unwrap();
+                sqlx::query_as(query).fetch_all(&mut conn).await.unwrap()
+            }
+            StorageUrl::Postgres(url) => {
+                let mut conn = sqlx::PgConnection::connect(url).await.unwrap();
+                sqlx::query_as(query).fetch_all(&mut conn).await.unwrap()
+            }
         }
-        sqlx::query_as("SELECT id, content_hash, withdrawn_at FROM stories ORDER BY id")
-            .fetch_all(&mut conn)
-            .await
-            .unwrap()
     })
 }
 
@@ -269,13 +272,25 @@ fn an_ingest_that_fails_half_way_leaves_the_store_and_feeds_as_they_were() {
     let feeds_before = snapshot_files(&site);
     // A fault injected inside the database: inserting the story `boom`
     // fails, after the other changes of the same ingest were made.
-    let before = sql(
-        &site,
-        &[
-            "CREATE TRIGGER fail_boom BEFORE INSERT ON stories WHEN NEW.slug = 'boom'
-           BEGIN SELECT RAISE(ABORT, 'injected failure'); END",
-        ],
-    );
+    let (trigger, drop_trigger): (&[&str], &str) = match backend() {
+        Backend::Sqlite => (
+            &[
+                "CREATE TRIGGER fail_boom BEFORE INSERT ON stories WHEN NEW.slug = 'boom'
+               BEGIN SELECT RAISE(ABORT, 'injected failure'); END",
+            ],
+            "DROP TRIGGER fail_boom",
+        ),
+        Backend::Postgres => (
+            &[
+                "CREATE FUNCTION fail_boom() RETURNS trigger LANGUAGE plpgsql
+                 AS $$ BEGIN RAISE EXCEPTION 'injected failure'; END $$",
+                "CREATE TRIGGER fail_boom BEFORE INSERT ON stories
+                 FOR EACH ROW WHEN (NEW.slug = 'boom') EXECUTE FUNCTION fail_boom()",
+            ],
+            "DROP TRIGGER fail_boom ON stories",
+        ),
+    };
+    let before = sql(&site, trigger);
     assert_eq!(before.len(), 2);
 
     site.story("keep", "Keep, edited", "2024-01-01", &["alpha"]);
@@ -296,7 +311,7 @@ fn an_ingest_that_fails_half_way_leaves_the_store_and_feeds_as_they_were() {
         "feeds untouched by the failed build"
     );
 
-    let after = sql(&site, &["DROP TRIGGER fail_boom"]);
+    let after = sql(&site, &[drop_trigger]);
     assert_eq!(after, before);
     let run = site.build();
     assert!(
@@ -390,7 +405,7 @@ fn a_config_change_that_shapes_stories_makes_every_file_be_read_again() {
     assert_eq!(ingest_log(&site)["unread"], 1);
     let moved = crate::helpers::FIXTURE_CONFIG
         .replace("https://example.org/news", "https://news.example.net");
-    std::fs::write(site.config_path(), moved).unwrap();
+    site.write_config(&moved);
     let log = ingest_log(&site);
     assert_eq!(
         (log["changed"].as_u64(), log["unread"].as_u64()),

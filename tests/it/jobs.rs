@@ -2,8 +2,9 @@
 //! last success through later failures.
 
 use chrono::{DateTime, Utc};
-use tidings::config::StorageUrl;
 use tidings::store::Store;
+
+use crate::helpers::TestStore;
 
 fn t(s: &str) -> DateTime<Utc> {
     DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc)
@@ -11,9 +12,9 @@ fn t(s: &str) -> DateTime<Utc> {
 
 #[tokio::test]
 async fn job_state_is_kept_across_a_restart() {
-    let dir = tempfile::tempdir().unwrap();
-    let url = StorageUrl::Sqlite(dir.path().join("tidings.db"));
-    let store = Store::open(&url).await.unwrap();
+    let db = TestStore::new();
+    let url = db.url();
+    let store = Store::open(url).await.unwrap();
     assert_eq!(store.job("digest:monthly").await.unwrap(), None);
     store
         .record_job(
@@ -37,7 +38,7 @@ async fn job_state_is_kept_across_a_restart() {
         .unwrap();
     store.close().await;
 
-    let store = Store::open(&url).await.unwrap();
+    let store = Store::open(url).await.unwrap();
     let job = store.job("digest:monthly").await.unwrap().unwrap();
     assert_eq!(job.last_tick, Some(t("2026-12-01T07:00:00Z")));
     assert_eq!(job.last_result.as_deref(), Some("failed"));

@@ -72,6 +72,7 @@ async fn play(s: &Scheduler, job: &Job, start: &str, end: &str) -> Vec<String> {
             }
             Step::Passed(_) => {}
             Step::Wait(next) => now = next,
+            Step::Held(tick, _) => panic!("{} held by another instance at {tick}", job.name()),
         }
     }
     ran
@@ -226,11 +227,18 @@ async fn a_tick_handled_again_after_a_crash_resumes_its_edition() {
         Step::Ran(_, Ok(_))
     ));
     // A crash between sending and recording: the job state still says the
-    // 1st. The same tick runs again and finds its edition, all sent.
+    // 1st. The restarted service finds the tick claimed by the instance
+    // that died, until the claim lapses …
     s.store.record_pass("digest:monthly", day(1)).await.unwrap();
     assert!(matches!(
         s.step(&job, day(2)).await.unwrap(),
-        Step::Ran(_, Ok(_))
+        Step::Held(_, until) if until == day(2) + tidings::service::JOB_LEASE
+    ));
+    // … then runs the same tick again and finds its edition, all sent.
+    let later = day(2) + tidings::service::JOB_LEASE + chrono::Duration::seconds(1);
+    assert!(matches!(
+        s.step(&job, later).await.unwrap(),
+        Step::Ran(tick, Ok(_)) if tick == day(2)
     ));
     let editions = s.store.editions("monthly", 10).await.unwrap();
     assert_eq!(editions.len(), 1, "one edition for one tick");
@@ -283,4 +291,50 @@ async fn a_failing_job_is_recorded_and_retried_at_its_next_tick_without_stopping
     let state = s.store.job("ingest").await.unwrap().unwrap();
     assert_eq!(state.last_result.as_deref(), Some("ok"));
     assert!(site.path("feeds/atom.xml").is_file());
+}
+
+#[tokio::test]
+async fn two_instances_on_one_store_run_each_tick_once() {
+    let site = site("*/10 * * * *", "0 8 * * *", "run_once");
+    site.story("a", "Vatten i Kisumu", "2027-01-30T10:00:00Z", &["alpha"]);
+    site.build();
+    subscribe(&site, "ada@example.org", "alpha");
+    let (one, two) = (scheduler(&site).await, scheduler(&site).await);
+    let job = Job::Digest("monthly".into());
+    one.step(&job, t("2027-02-01T11:00:00Z")).await.unwrap();
+    two.step(&job, t("2027-02-01T11:00:00Z")).await.unwrap();
+    // Both wake for the 2nd at 08:00; the first to claim it runs it.
+    let tick = t("2027-02-02T07:00:00Z");
+    let first = one.step(&job, tick).await.unwrap();
+    assert!(matches!(first, Step::Ran(_, Ok(_))), "{first:?}");
+    let second = two.step(&job, tick).await.unwrap();
+    assert_eq!(
+        second,
+        Step::Wait(t("2027-02-03T07:00:00Z")),
+        "already handled"
+    );
+    // Racing for a tick: the claim decides, before anything runs.
+    let tick = t("2027-02-03T07:00:00Z");
+    s_claim(&two, tick).await;
+    assert!(matches!(
+        one.step(&job, tick).await.unwrap(),
+        Step::Held(t, _) if t == tick
+    ));
+    assert_eq!(one.store.editions("monthly", 10).await.unwrap().len(), 1);
+    assert_eq!(outbox(&site)["ada@example.org"].len(), 1);
+}
+
+/// Claims `tick` of the digest job as instance `s` would just before running it.
+async fn s_claim(s: &Scheduler, tick: DateTime<Utc>) {
+    let held = s
+        .store
+        .claim_tick(
+            "digest:monthly",
+            tick,
+            tick,
+            tick + tidings::service::JOB_LEASE,
+        )
+        .await
+        .unwrap();
+    assert_eq!(held, None, "the claim is ours");
 }

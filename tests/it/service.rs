@@ -53,7 +53,7 @@ fn run_sends_each_digest_on_its_schedule_once_and_stops_on_sigterm() {
 
     let service = site.serve(&[("TIDINGS_SECRET", SECRET), ("TIDINGS_API_TOKEN", API_TOKEN)]);
     assert!(
-        wait_until(20, || smtp.raw().len() >= 2),
+        wait_until(20, || smtp.count() >= 2),
         "no digest within 20 s:\n{}",
         service.log()
     );
@@ -105,7 +105,7 @@ fn run_resumes_an_edition_left_unfinished_and_sends_no_one_twice() {
         subscribe(&site, &format!("{who}@example.org"), "alpha");
     }
     ok(site.tidings(&["digest", "send"]));
-    assert_eq!(smtp.raw().len(), 4);
+    assert_eq!(smtp.count(), 4);
     // As if the process had died after sending to ada and bo: the other
     // two rows are still pending and the edition is not complete.
     sql(
@@ -119,7 +119,7 @@ fn run_resumes_an_edition_left_unfinished_and_sends_no_one_twice() {
     );
     let service = site.serve(&[("TIDINGS_SECRET", SECRET)]);
     assert!(
-        wait_until(20, || smtp.raw().len() >= 6),
+        wait_until(20, || smtp.count() >= 6),
         "the unfinished edition was not resumed:\n{}",
         service.log()
     );
@@ -240,7 +240,7 @@ fn sigterm_mid_send_lets_in_flight_sends_finish_and_a_restart_sends_the_rest() {
 
     let service = site.serve(&[("TIDINGS_SECRET", SECRET)]);
     assert!(
-        wait_until(30, || smtp.raw().len() >= 6),
+        wait_until(30, || smtp.count() >= 6),
         "the send did not start:\n{}",
         service.log()
     );
@@ -251,7 +251,7 @@ fn sigterm_mid_send_lets_in_flight_sends_finish_and_a_restart_sends_the_rest() {
         stopping.elapsed() < Duration::from_secs(10),
         "a stop waits for the sends in flight, not for the whole edition"
     );
-    let sent = smtp.raw().len();
+    let sent = smtp.count();
     assert!(sent < 60, "stopped before the end ({sent} sent)");
     let status = ok(site.tidings(&["digest", "status"]));
     assert!(status.stdout.contains("(unfinished)"), "{status}");
@@ -262,7 +262,7 @@ fn sigterm_mid_send_lets_in_flight_sends_finish_and_a_restart_sends_the_rest() {
 
     let service = site.serve(&[("TIDINGS_SECRET", SECRET)]);
     assert!(
-        wait_until(60, || smtp.raw().len() >= 60),
+        wait_until(60, || smtp.count() >= 60),
         "the restart did not finish the edition:\n{}",
         service.log()
     );

@@ -2,15 +2,16 @@
 //! store, the same after a restart, so links in sent emails keep working.
 
 use chrono::Utc;
-use tidings::config::StorageUrl;
 use tidings::store::Store;
 use tidings::tokens::{Purpose, Signer, Unverified};
 
+use crate::helpers::TestStore;
+
 #[tokio::test]
 async fn the_signing_key_is_generated_once_and_survives_a_restart() {
-    let dir = tempfile::tempdir().unwrap();
-    let url = StorageUrl::Sqlite(dir.path().join("tidings.db"));
-    let store = Store::open(&url).await.unwrap();
+    let db = TestStore::new();
+    let url = db.url();
+    let store = Store::open(url).await.unwrap();
     let key = store.signing_key().await.unwrap();
     assert_eq!(key.len(), 32);
     assert_eq!(
@@ -22,7 +23,7 @@ async fn the_signing_key_is_generated_once_and_survives_a_restart() {
     let token = Signer::new(&key).sign(Purpose::Unsubscribe, 3, "ann@example.org", now);
     store.close().await;
 
-    let reopened = Store::open(&url).await.unwrap();
+    let reopened = Store::open(url).await.unwrap();
     let again = reopened.signing_key().await.unwrap();
     assert_eq!(again, key);
     let parsed = Unverified::parse(&token).unwrap();
@@ -33,9 +34,8 @@ async fn the_signing_key_is_generated_once_and_survives_a_restart() {
     );
     reopened.close().await;
 
-    let other = Store::open(&StorageUrl::Sqlite(dir.path().join("other.db")))
-        .await
-        .unwrap();
+    let other_db = TestStore::new();
+    let other = Store::open(other_db.url()).await.unwrap();
     assert_ne!(
         other.signing_key().await.unwrap(),
         key,

@@ -3,7 +3,6 @@
 use std::collections::{BTreeMap, HashSet};
 
 use reqwest::StatusCode;
-use tidings::config::StorageUrl;
 use tidings::store::Store;
 
 use crate::digest::ok;
@@ -184,9 +183,7 @@ async fn metrics_say_what_the_store_holds() {
     let text = r.text().await.unwrap();
     let samples = parse_exposition(&text);
 
-    let store = Store::open(&StorageUrl::Sqlite(site.path("tidings.db")))
-        .await
-        .unwrap();
+    let store = Store::open(&site.storage_url()).await.unwrap();
     let (published, withdrawn) = store.story_counts().await.unwrap();
     assert!(published > 0);
     let v = |name: &str, labels: &[(&str, &str)]| value(&samples, name, labels);
@@ -378,9 +375,7 @@ async fn the_ingest_hook_needs_the_token() {
     assert_eq!(figures["skipped"], 0);
     assert!(figures["unchanged"].as_u64().unwrap() > 0);
     assert!(figures["feeds_written"].as_u64().unwrap() >= 3, "{figures}");
-    let store = Store::open(&StorageUrl::Sqlite(site.path("tidings.db")))
-        .await
-        .unwrap();
+    let store = Store::open(&site.storage_url()).await.unwrap();
     assert_eq!(
         figures["published"].as_i64().unwrap(),
         store.story_counts().await.unwrap().0

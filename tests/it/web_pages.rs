@@ -8,7 +8,6 @@ use std::time::{Duration, Instant};
 
 use reqwest::header::HeaderMap;
 use reqwest::{Client, StatusCode};
-use tidings::config::StorageUrl;
 use tidings::store::Store;
 use tidings::subscribers::{Status, Subscriber};
 
@@ -141,9 +140,7 @@ pub async fn get(client: &Client, url: &str) -> Page {
 
 /// The site's store, opened beside the running service.
 pub async fn store(site: &Site) -> Store {
-    Store::open(&StorageUrl::Sqlite(site.path("tidings.db")))
-        .await
-        .unwrap()
+    Store::open(&site.storage_url()).await.unwrap()
 }
 
 pub async fn subscriber(site: &Site, email: &str) -> Option<Subscriber> {
@@ -160,13 +157,7 @@ pub async fn status(site: &Site, email: &str) -> Option<Status> {
 /// Runs SQL statements on the site's store (to set up states the CLI
 /// cannot make).
 pub async fn sql(site: &Site, statements: &[&str]) {
-    use sqlx::Connection;
-    let url = format!("sqlite://{}", site.path("tidings.db").display());
-    let mut conn = sqlx::SqliteConnection::connect(&url).await.unwrap();
-    for s in statements {
-        sqlx::query(s).execute(&mut conn).await.unwrap();
-    }
-    conn.close().await.unwrap();
+    crate::helpers::exec_sql(&site.storage_url(), statements).await;
 }
 
 /// Polls `check` until it holds (at most 15 s): sign-ups are stored and

@@ -15,7 +15,7 @@ macro_rules! edition_columns {
 }
 
 pub async fn freeze_edition(pool: &Pool<DB>, digest: &str, key: &str, skip_if_empty: bool, now: DateTime<Utc>) -> Result<Frozen> {
-    let mut tx = pool.begin().await?;
+    let mut tx = super::begin_write(pool).await?;
     if let Some(edition) = edition_by_key(&mut tx, digest, key).await? {
         tx.commit().await?;
         return Ok(Frozen {
@@ -32,6 +32,9 @@ pub async fn freeze_edition(pool: &Pool<DB>, digest: &str, key: &str, skip_if_em
     .fetch_optional(&mut *tx)
     .await?;
     let first = previous.is_none();
+    // A tick caught up after a later edition (sent by hand meanwhile) must
+    // not end before that one: its period starts where the last one ended.
+    let now = now.max(previous.unwrap_or(now));
     let period_start = previous.unwrap_or(now - FIRST_EDITION_LOOKBACK);
     let id: i64 = sqlx::query_scalar(
         "INSERT INTO editions (digest, key, period_start, period_end, created_at)
@@ -167,7 +170,7 @@ pub async fn pending_stories(pool: &Pool<DB>, digest: &str, now: DateTime<Utc>) 
 }
 
 pub async fn claim_deliveries(pool: &Pool<DB>, edition_id: i64, limit: i64, now: DateTime<Utc>, lease: Duration) -> Result<Vec<Claimed>> {
-    let mut tx = pool.begin().await?;
+    let mut tx = super::begin_write(pool).await?;
     // On PostgreSQL several instances claim at once: rows another one is
     // claiming are skipped, not waited for. SQLite has one writer at a time.
     let lock = if PG { "FOR UPDATE SKIP LOCKED" } else { "" };

@@ -100,3 +100,43 @@ pub async fn jobs(pool: &Pool<DB>) -> Result<Vec<JobState>> {
         })
         .collect())
 }
+
+pub async fn claim_tick(
+    pool: &Pool<DB>,
+    name: &str,
+    tick: DateTime<Utc>,
+    now: DateTime<Utc>,
+    until: DateTime<Utc>,
+) -> Result<Option<DateTime<Utc>>> {
+    let mut tx = super::begin_write(pool).await?;
+    sqlx::query("INSERT INTO jobs (name) VALUES ($1) ON CONFLICT (name) DO NOTHING")
+        .bind(name)
+        .execute(&mut *tx)
+        .await
+        .context("cannot claim the job's tick")?;
+    let claimed = sqlx::query(
+        "UPDATE jobs SET claimed_tick = $2, claimed_until = $4
+         WHERE name = $1
+           AND (last_tick IS NULL OR last_tick < $2)
+           AND (claimed_tick IS NULL OR claimed_tick <> $2 OR claimed_until < $3)",
+    )
+    .bind(name)
+    .bind(tick)
+    .bind(now)
+    .bind(until)
+    .execute(&mut *tx)
+    .await
+    .context("cannot claim the job's tick")?
+    .rows_affected();
+    let held_until = if claimed == 1 {
+        None
+    } else {
+        sqlx::query_scalar("SELECT claimed_until FROM jobs WHERE name = $1")
+            .bind(name)
+            .fetch_one(&mut *tx)
+            .await
+            .context("cannot read the job's claim")?
+    };
+    tx.commit().await?;
+    Ok(held_until.or(if claimed == 1 { None } else { Some(now) }))
+}

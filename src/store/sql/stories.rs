@@ -35,7 +35,7 @@ pub async fn story_refs(pool: &Pool<DB>) -> Result<Vec<StoredRef>> {
 
 /// Applies one ingest run's changes in a single transaction.
 pub async fn apply(pool: &Pool<DB>, changes: &[Change], now: DateTime<Utc>) -> Result<()> {
-    let mut tx = pool.begin().await?;
+    let mut tx = super::begin_write(pool).await?;
     let inserts: Vec<&Change> = changes
         .iter()
         .filter(|c| matches!(c, Change::Insert { .. }))
@@ -259,6 +259,9 @@ async fn insert_stories(
                 .push_bind(now);
         },
     );
+    // Another instance ingesting the same new story at the same moment
+    // stored it first: it is stored once.
+    q.push(" ON CONFLICT DO NOTHING");
     q.build().execute(&mut **tx).await.with_context(|| {
         let first = rows
             .first()
@@ -295,6 +298,7 @@ async fn insert_themes(
                 .push_bind(theme.as_str())
                 .push_bind(*position);
         });
+        q.push(" ON CONFLICT DO NOTHING");
         q.build().execute(&mut **tx).await?;
     }
     Ok(())

@@ -17,7 +17,7 @@ macro_rules! columns {
 }
 
 pub async fn add_subscribers(pool: &Pool<DB>, people: &[NewSubscriber], now: DateTime<Utc>) -> Result<Added> {
-    let mut tx = pool.begin().await?;
+    let mut tx = super::begin_write(pool).await?;
     let mut added = 0;
     for chunk in people.chunks(BATCH) {
         let mut rows = Vec::with_capacity(chunk.len());
@@ -110,7 +110,7 @@ pub async fn subscriber_by_id(pool: &Pool<DB>, id: i64) -> Result<Option<Subscri
 }
 
 pub async fn signup(pool: &Pool<DB>, person: &NewSubscriber, now: DateTime<Utc>) -> Result<Signup> {
-    let mut tx = pool.begin().await?;
+    let mut tx = super::begin_write(pool).await?;
     let themes = serde_json::to_string(&person.themes)?;
     // Insert first: the write lock is taken at once, so two sign-ups of
     // the same new address cannot both find it missing.

@@ -1,0 +1,408 @@
+//! `tidings db copy`: a SQLite site with stories, subscribers in every
+//! state, a sent edition and job state moves into a fresh PostgreSQL
+//! database; afterwards the site reads the same through the CLI, its feeds
+//! are byte-identical, links mailed before the move still work, new rows
+//! get new ids, and a second copy into the filled database is refused.
+//!
+//! PostgreSQL comes from `TIDINGS_TEST_POSTGRES_URL` (default the local
+//! server of DESIGN.md); each test makes its own database and drops it.
+
+use std::path::Path;
+use std::process::Command;
+
+use chrono::{DateTime, Duration, SubsecRound as _, Utc};
+use reqwest::StatusCode;
+use sqlx::Connection as _;
+use tidings::config::StorageUrl;
+use tidings::store::Store;
+
+use crate::digest::{digest_site, ok, outbox, recent, subscribe};
+use crate::helpers::{self, Backend, Run, Site};
+use crate::web_pages::{Page, client, get};
+
+const DEFAULT_ADMIN_URL: &str = "postgres://postgres@127.0.0.1:5432/test";
+
+/// A database of its own on the test server, dropped (even on panic)
+/// when this is.
+struct TestDatabase {
+    admin_url: String,
+    name: String,
+    /// The URL of the new database.
+    url: String,
+}
+
+impl TestDatabase {
+    /// `None` (after saying so) when no server answers and this is not CI.
+    async fn create() -> Option<TestDatabase> {
+        let from_env = std::env::var("TIDINGS_TEST_POSTGRES_URL").ok();
+        let admin_url = from_env.clone().unwrap_or_else(|| DEFAULT_ADMIN_URL.into());
+        let mut admin = match sqlx::PgConnection::connect(&admin_url).await {
+            Ok(c) => c,
+            Err(e) if std::env::var("CI").as_deref() == Ok("true") => {
+                panic!("PostgreSQL is required under CI=true ({admin_url}): {e}")
+            }
+            Err(e) => {
+                eprintln!(
+                    "SKIPPED: no PostgreSQL at {admin_url} ({e}); set TIDINGS_TEST_POSTGRES_URL or start the server (see DESIGN.md)"
+                );
+                return None;
+            }
+        };
+        let nanos = Utc::now().timestamp_subsec_nanos();
+        let name = format!("tidings_copy_{}_{nanos}", std::process::id());
+        sqlx::query(&format!("CREATE DATABASE {name}"))
+            .execute(&mut admin)
+            .await
+            .expect("create the test database");
+        admin.close().await.ok();
+        let mut url = url::Url::parse(&admin_url).expect("a PostgreSQL URL");
+        url.set_path(&name);
+        // The local server trusts every password: one in the URL shows that
+        // none is ever printed. A server from the environment gets its own.
+        if from_env.is_none() {
+            url.set_password(Some(PASSWORD)).unwrap();
+        }
+        Some(TestDatabase {
+            admin_url,
+            name,
+            url: url.into(),
+        })
+    }
+}
+
+const PASSWORD: &str = "pw-never-printed";
+
+impl Drop for TestDatabase {
+    fn drop(&mut self) {
+        let (admin_url, name) = (self.admin_url.clone(), self.name.clone());
+        // Drop runs inside the test's runtime: use a thread with its own.
+        std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            rt.block_on(async {
+                if let Ok(mut admin) = sqlx::PgConnection::connect(&admin_url).await {
+                    let drop = format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)");
+                    if let Err(e) = sqlx::query(&drop).execute(&mut admin).await {
+                        eprintln!("could not drop the test database {name}: {e}");
+                    }
+                }
+            });
+        })
+        .join()
+        .ok();
+    }
+}
+
+/// Runs `tidings --config <site>/<config> ARGS` from the site folder.
+fn tidings_with(site: &Site, config: &str, args: &[&str]) -> Run {
+    let output = Command::new(env!("CARGO_BIN_EXE_tidings"))
+        .arg("--config")
+        .arg(site.path(config))
+        .args(args)
+        .current_dir(site.root())
+        .env_remove("TIDINGS_CONFIG")
+        .env_remove("TIDINGS_SECRET")
+        .env_remove("PGPASSWORD")
+        .output()
+        .expect("run tidings");
+    Run::from(output)
+}
+
+/// The site before the move: published and withdrawn stories, subscribers
+/// pending, active, unsubscribed and bounced, one digest edition sent,
+/// and the scheduler's state.
+async fn sqlite_site() -> Site {
+    let site = helpers::on_backend(Backend::Sqlite, || digest_site("file:outbox"));
+    recent(&site, "a1", "Alpha one", 2, &["alpha"]);
+    recent(&site, "b1", "Beta <one> & co", 1, &["beta"]);
+    recent(&site, "ag", "Alpha and gamma", 3, &["alpha", "gamma"]);
+    recent(&site, "gone", "Soon withdrawn", 4, &["gamma"]);
+    site.build();
+    site.remove_story("gone");
+    site.build();
+    subscribe(&site, "ann@example.org", "alpha");
+    subscribe(&site, "Bo.Berg@Example.org", "beta,gamma");
+    subscribe(&site, "cy@example.org", "alpha");
+    subscribe(&site, "di@example.org", "gamma");
+    ok(site.tidings(&["subscribers", "add", "eve@example.org", "--themes", "beta"]));
+    let store = sqlite_store(&site).await;
+    let now = Utc::now();
+    let cy = store.subscriber("cy@example.org").await.unwrap().unwrap();
+    store.mark_bounced(cy.id, now).await.unwrap();
+    let di = store.subscriber("di@example.org").await.unwrap().unwrap();
+    store.unsubscribe(di.id, now).await.unwrap();
+    store
+        .record_job("ingest", now - Duration::minutes(5), now, "ok", None)
+        .await
+        .unwrap();
+    store
+        .record_job(
+            "digest:monthly",
+            now,
+            now,
+            "failed",
+            Some("the relay said 421"),
+        )
+        .await
+        .unwrap();
+    store.close().await;
+    ok(site.tidings(&["digest", "send"]));
+    site
+}
+
+async fn sqlite_store(site: &Site) -> Store {
+    Store::open(&StorageUrl::Sqlite(site.path("tidings.db")))
+        .await
+        .unwrap()
+}
+
+/// What an operator reads of the site: the same store must read the same.
+fn views(site: &Site, config: &str) -> Vec<(String, String)> {
+    [
+        vec!["status"],
+        vec!["subscribers", "export"],
+        vec!["subscribers", "export", "--format", "json"],
+        vec!["subscribers", "list"],
+        vec!["digest", "status"],
+    ]
+    .into_iter()
+    .map(|args| {
+        let run = ok(tidings_with(site, config, &args));
+        (args.join(" "), normalize(&run.stdout))
+    })
+    .collect()
+}
+
+/// PostgreSQL keeps times to the microsecond, SQLite as sqlx wrote them
+/// (to the nanosecond): RFC 3339 times are compared to the microsecond.
+/// The next run of each schedule depends on the clock, not the store.
+fn normalize(text: &str) -> String {
+    let mut out = String::new();
+    for line in text.lines() {
+        let line = match line.find(": next run ") {
+            Some(at) => &line[..at],
+            None => line,
+        };
+        let mut rest = line;
+        while let Some(at) = rest.find(|c: char| c.is_ascii_digit()) {
+            out.push_str(&rest[..at]);
+            rest = &rest[at..];
+            let end = rest
+                .find(|c: char| !(c.is_ascii_alphanumeric() || matches!(c, '-' | ':' | '.' | '+')))
+                .unwrap_or(rest.len());
+            let (word, tail) = rest.split_at(end);
+            match DateTime::parse_from_rfc3339(word) {
+                Ok(t) => out.push_str(&t.trunc_subsecs(6).to_rfc3339()),
+                Err(_) => out.push_str(word),
+            }
+            rest = tail;
+        }
+        out.push_str(rest);
+        out.push('\n');
+    }
+    out
+}
+
+/// The service-relative path of the first link in `text` under `prefix`.
+fn link_path(text: &str, prefix: &str) -> String {
+    let at = text
+        .find(prefix)
+        .unwrap_or_else(|| panic!("no {prefix} link in {text}"));
+    let token: String = text[at + prefix.len()..]
+        .chars()
+        .take_while(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+        .collect();
+    let kind = prefix.trim_end_matches('/').rsplit('/').next().unwrap();
+    format!("/{kind}/{token}")
+}
+
+fn assert_no_password(run: &Run) {
+    assert!(
+        !run.stdout.contains(PASSWORD) && !run.stderr.contains(PASSWORD),
+        "the password was printed:\n{run}"
+    );
+}
+
+#[tokio::test]
+async fn a_sqlite_site_moves_to_postgresql_with_nothing_lost() {
+    let Some(db) = TestDatabase::create().await else {
+        return;
+    };
+    let site = sqlite_site().await;
+    let before = views(&site, "config.toml");
+    let sqlite_key = {
+        let store = sqlite_store(&site).await;
+        let key = store.signing_key().await.unwrap();
+        store.close().await;
+        key
+    };
+
+    let copy = ok(site.tidings(&["db", "copy", "--to", &db.url]));
+    assert_no_password(&copy);
+    for line in [
+        "stories: 4 copied",
+        "story_themes: 5 copied",
+        "subscribers: 5 copied",
+        "settings: 1 copied",
+        "editions: 1 copied",
+        "edition_stories: 3 copied",
+        "deliveries: 2 copied",
+        "jobs: 2 copied",
+    ] {
+        assert!(copy.stdout.contains(line), "no `{line}` in\n{copy}");
+    }
+    assert!(
+        copy.stdout.contains("point [storage] url at") && copy.stdout.contains("config.toml"),
+        "says what to change, and where: {copy}"
+    );
+
+    // The operator's next step: config.toml points at PostgreSQL.
+    let sqlite_config = std::fs::read_to_string(site.config_path()).unwrap();
+    let pg_config = sqlite_config.replace(
+        "url = \"sqlite://tidings.db\"",
+        &format!("url = \"{}\"", db.url),
+    );
+    assert_ne!(pg_config, sqlite_config);
+    std::fs::write(site.path("config-sqlite.toml"), sqlite_config).unwrap();
+    std::fs::write(site.config_path(), pg_config).unwrap();
+
+    // The same site, read from PostgreSQL.
+    let after = views(&site, "config.toml");
+    for ((what, sqlite), (_, postgres)) in before.iter().zip(&after) {
+        assert_eq!(sqlite, postgres, "`tidings {what}` differs after the move");
+    }
+    // Nothing to ingest again, and every feed byte-identical.
+    let build = site.build();
+    assert!(
+        build
+            .stdout
+            .contains("0 new, 0 updated, 0 withdrawn, 3 unchanged"),
+        "{build}"
+    );
+    assert!(build.stdout.contains("feeds: 0 written"), "{build}");
+
+    // The signing key moved: links mailed before the move still work.
+    let pg_url = StorageUrl::Postgres(db.url.clone());
+    let pg = Store::open(&pg_url).await.unwrap();
+    assert_eq!(pg.signing_key().await.unwrap(), sqlite_key);
+    pg.close().await;
+    let sent = outbox(&site);
+    let ann = &sent["ann@example.org"][0];
+    let unsubscribe = link_path(&ann.text, "https://example.org/news/unsubscribe/");
+    let preferences = link_path(&ann.text, "https://example.org/news/preferences/");
+    let service = site.serve(&[]);
+    let c = client();
+    let page = get(&c, &service.url(&preferences)).await;
+    assert_eq!(page.status, StatusCode::OK, "{}", page.body);
+    let page = get(&c, &service.url(&unsubscribe)).await;
+    assert_eq!(page.status, StatusCode::OK, "{}", page.body);
+    assert!(page.has_id("unsubscribe"));
+    let page = Page::from(
+        c.post(service.url(&unsubscribe))
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body("List-Unsubscribe=One-Click")
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert!(page.has_id("unsubscribed"), "{}", page.body);
+    let (code, log) = service.stop();
+    assert_eq!(code, 0, "{log}");
+
+    // New rows get ids after the copied ones.
+    subscribe(&site, "new@example.org", "alpha");
+    let pg = Store::open(&pg_url).await.unwrap();
+    let ann = pg.subscriber("ann@example.org").await.unwrap().unwrap();
+    assert_eq!(ann.status, tidings::subscribers::Status::Unsubscribed);
+    let new = pg.subscriber("new@example.org").await.unwrap().unwrap();
+    assert_eq!(new.id, 6, "after the 5 copied subscribers");
+    pg.close().await;
+    recent(&site, "c1", "After the move", 0, &["alpha"]);
+    site.build();
+    let send = ok(site.tidings(&["digest", "send"]));
+    assert!(send.stdout.contains("froze edition 2 of monthly"), "{send}");
+    assert!(send.stdout.contains("1 sent"), "to new@ only: {send}");
+
+    // A second copy finds the database in use and changes nothing.
+    let held = views(&site, "config.toml");
+    let again = tidings_with(
+        &site,
+        "config-sqlite.toml",
+        &["db", "copy", "--to", &db.url],
+    );
+    assert_eq!(again.code, 1, "{again}");
+    assert_no_password(&again);
+    assert!(again.stderr.contains("is not empty"), "{again}");
+    assert!(again.stderr.contains("subscribers (6 rows)"), "{again}");
+    assert!(again.stderr.contains("wrote nothing"), "{again}");
+    assert_eq!(again.stdout, "", "{again}");
+    assert_eq!(views(&site, "config.toml"), held);
+}
+
+#[tokio::test]
+async fn copy_refuses_what_it_cannot_copy() {
+    let site = helpers::on_backend(Backend::Sqlite, || digest_site("file:outbox"));
+    // No store yet: nothing is created, nothing copied.
+    let run = site.tidings(&["db", "copy", "--to", DEFAULT_ADMIN_URL]);
+    assert_eq!(run.code, 1, "{run}");
+    assert!(run.stderr.contains("no SQLite store at"), "{run}");
+    assert!(!Path::new(&site.path("tidings.db")).exists());
+    site.build();
+    let run = site.tidings(&["db", "copy", "--to", "sqlite://other.db"]);
+    assert_eq!(run.code, 1, "{run}");
+    assert!(run.stderr.contains("PostgreSQL only"), "{run}");
+    let run = site.tidings(&["db", "copy"]);
+    assert_eq!(run.code, 2, "a usage error: {run}");
+    // A site already on PostgreSQL: refused before connecting anywhere.
+    let config = std::fs::read_to_string(site.config_path()).unwrap();
+    let config = config.replace(
+        "url = \"sqlite://tidings.db\"",
+        "url = \"postgres://postgres:pw-never-printed@127.0.0.1:1/site\"",
+    );
+    std::fs::write(site.config_path(), config).unwrap();
+    let run = site.tidings(&["db", "copy", "--to", DEFAULT_ADMIN_URL]);
+    assert_eq!(run.code, 1, "{run}");
+    assert!(run.stderr.contains("already PostgreSQL"), "{run}");
+    assert_no_password(&run);
+}
+
+#[tokio::test]
+async fn a_copy_that_fails_half_way_leaves_the_target_empty() {
+    let Some(db) = TestDatabase::create().await else {
+        return;
+    };
+    let site = helpers::on_backend(Backend::Sqlite, || digest_site("file:outbox"));
+    recent(&site, "a1", "Alpha one", 2, &["alpha"]);
+    site.build();
+    subscribe(&site, "ann@example.org", "alpha");
+    subscribe(&site, "bo@example.org", "alpha");
+    // A time no program of ours writes: the copy stops at it.
+    crate::web_pages::sql(
+        &site,
+        &["UPDATE subscribers SET consent_at = 'last spring' WHERE email = 'bo@example.org'"],
+    )
+    .await;
+    let run = site.tidings(&["db", "copy", "--to", &db.url]);
+    assert_eq!(run.code, 1, "{run}");
+    assert_no_password(&run);
+    assert!(
+        run.stderr.contains("cannot copy the table subscribers")
+            && run
+                .stderr
+                .contains("subscribers.consent_at of the row id = 2"),
+        "names the table, column and row: {run}"
+    );
+    // The stories copied before it were rolled back: the target is still
+    // empty, so a copy after the fix goes through.
+    crate::web_pages::sql(
+        &site,
+        &["UPDATE subscribers SET consent_at = created_at WHERE email = 'bo@example.org'"],
+    )
+    .await;
+    let run = ok(site.tidings(&["db", "copy", "--to", &db.url]));
+    assert!(run.stdout.contains("stories: 1 copied"), "{run}");
+    assert!(run.stdout.contains("subscribers: 2 copied"), "{run}");
+}
