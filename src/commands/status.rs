@@ -8,7 +8,7 @@ use chrono::Utc;
 
 use tidings::config::Config;
 use tidings::delivery;
-use tidings::service::INGEST_JOB;
+use tidings::service::Job;
 use tidings::store::Store;
 
 pub async fn run(config: &Config) -> Result<ExitCode> {
@@ -33,11 +33,11 @@ async fn report(config: &Config, store: &Store) -> Result<ExitCode> {
     println!("subscribers: {}", counts.join(", "));
     let now = Utc::now();
     println!("jobs (times in {tz}):");
-    let schedules = std::iter::once((INGEST_JOB.to_owned(), &config.schedule.ingest)).chain(
+    let schedules = std::iter::once((Job::Ingest.name(), &config.schedule.ingest)).chain(
         config
             .digests
             .iter()
-            .map(|d| (format!("digest:{}", d.id), &d.schedule)),
+            .map(|d| (Job::Digest(d.id.clone()).name(), &d.schedule)),
     );
     for (name, schedule) in schedules {
         let next = schedule

@@ -33,7 +33,7 @@ impl Store {
         result: &str,
         error: Option<&str>,
     ) -> Result<()> {
-        crate::store::dispatch!(self, jobs::record_job(name, tick, now, result, error))
+        crate::store::dispatch!(self, jobs::record(name, Some(tick), now, result, error))
     }
 
     /// Records a run outside the schedule (the CMS hook, the start of the
@@ -45,7 +45,7 @@ impl Store {
         result: &str,
         error: Option<&str>,
     ) -> Result<()> {
-        crate::store::dispatch!(self, jobs::record_run(name, now, result, error))
+        crate::store::dispatch!(self, jobs::record(name, None, now, result, error))
     }
 
     /// Records `tick` as handled without a run (a job's first start).

@@ -110,15 +110,19 @@ fn invalid(shared: &AppState, pl: PageLang) -> Response {
     )
 }
 
-/// A token's subscriber, or the answer to give instead.
+/// A token's subscriber and the page language for them (theirs unless
+/// the page asked for one), or the answer to give instead.
 async fn lookup(
     shared: &AppState,
     pl: PageLang,
     token: &str,
     purpose: Purpose,
-) -> Result<Subscriber, Response> {
+) -> Result<(Subscriber, PageLang), Response> {
     match holder(shared, token, purpose).await {
-        Ok(Some(person)) => Ok(person),
+        Ok(Some(person)) => {
+            let pl = pl.or_subscriber(person.language.as_str());
+            Ok((person, pl))
+        }
         Ok(None) => Err(invalid(shared, pl)),
         Err(e) => Err(internal_error(shared, pl, &e)),
     }
@@ -157,11 +161,10 @@ async fn confirm_page(
     Path(token): Path<String>,
     pl: PageLang,
 ) -> Response {
-    let person = match lookup(&shared, pl, &token, Purpose::Confirm).await {
-        Ok(p) => p,
+    let (person, pl) = match lookup(&shared, pl, &token, Purpose::Confirm).await {
+        Ok(found) => found,
         Err(answer) => return answer,
     };
-    let pl = pl.or_subscriber(person.language.as_str());
     // Someone who left since, or bounced, needs a new sign-up.
     if matches!(person.status, Status::Unsubscribed | Status::Bounced) {
         return invalid(&shared, pl);
@@ -193,11 +196,10 @@ async fn confirm(
     if let Err(rejection) = body {
         return body_refused(&shared, pl, &rejection);
     }
-    let person = match lookup(&shared, pl, &token, Purpose::Confirm).await {
-        Ok(p) => p,
+    let (person, pl) = match lookup(&shared, pl, &token, Purpose::Confirm).await {
+        Ok(found) => found,
         Err(answer) => return answer,
     };
-    let pl = pl.or_subscriber(person.language.as_str());
     match shared.store.confirm_subscriber(person.id, Utc::now()).await {
         Ok(Some(Status::Active)) => {}
         Ok(_) => return invalid(&shared, pl),
@@ -299,11 +301,10 @@ async fn preferences_page(
     Path(token): Path<String>,
     pl: PageLang,
 ) -> Response {
-    let person = match lookup(&shared, pl, &token, Purpose::Preferences).await {
-        Ok(p) => p,
+    let (person, pl) = match lookup(&shared, pl, &token, Purpose::Preferences).await {
+        Ok(found) => found,
         Err(answer) => return answer,
     };
-    let pl = pl.or_subscriber(person.language.as_str());
     let shown = Shown {
         themes: person.themes.iter().map(|t| t.as_str()).collect(),
         language: person.language.as_str(),
@@ -340,11 +341,10 @@ async fn save_preferences(
         Ok(b) => b,
         Err(rejection) => return body_refused(&shared, pl, &rejection),
     };
-    let person = match lookup(&shared, pl, &token, Purpose::Preferences).await {
-        Ok(p) => p,
+    let (person, pl) = match lookup(&shared, pl, &token, Purpose::Preferences).await {
+        Ok(found) => found,
         Err(answer) => return answer,
     };
-    let pl = pl.or_subscriber(person.language.as_str());
     if !is_form(&headers) {
         return bad_request(&shared, pl, StatusCode::UNSUPPORTED_MEDIA_TYPE);
     }
@@ -389,11 +389,10 @@ async fn unsubscribe_page(
     Path(token): Path<String>,
     pl: PageLang,
 ) -> Response {
-    let person = match lookup(&shared, pl, &token, Purpose::Unsubscribe).await {
-        Ok(p) => p,
+    let (person, pl) = match lookup(&shared, pl, &token, Purpose::Unsubscribe).await {
+        Ok(found) => found,
         Err(answer) => return answer,
     };
-    let pl = pl.or_subscriber(person.language.as_str());
     let vars = UnsubscribeVars {
         done: false,
         email: person.email,
@@ -421,11 +420,10 @@ async fn unsubscribe(
     if let Err(rejection) = body {
         return body_refused(&shared, pl, &rejection);
     }
-    let person = match lookup(&shared, pl, &token, Purpose::Unsubscribe).await {
-        Ok(p) => p,
+    let (person, pl) = match lookup(&shared, pl, &token, Purpose::Unsubscribe).await {
+        Ok(found) => found,
         Err(answer) => return answer,
     };
-    let pl = pl.or_subscriber(person.language.as_str());
     if let Err(e) = shared.store.unsubscribe(person.id, Utc::now()).await {
         return internal_error(&shared, pl, &e);
     }

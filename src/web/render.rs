@@ -27,6 +27,10 @@ const TEMPLATES: &[(&str, &str)] = &[
         include_str!("../../templates/web/choices.html"),
     ),
     (
+        "errors.html",
+        include_str!("../../templates/web/errors.html"),
+    ),
+    (
         "signup_form.html",
         include_str!("../../templates/web/signup_form.html"),
     ),

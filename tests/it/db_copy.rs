@@ -12,88 +12,40 @@ use std::process::Command;
 
 use chrono::{DateTime, Duration, SubsecRound as _, Utc};
 use reqwest::StatusCode;
-use sqlx::Connection as _;
 use tidings::config::StorageUrl;
 use tidings::store::Store;
 
 use crate::digest::{digest_site, ok, outbox, recent, subscribe};
-use crate::helpers::{self, Backend, Run, Site};
+use crate::helpers::{self, Backend, PgDatabase, Run, Site};
 use crate::web_pages::{Page, client, get};
 
-const DEFAULT_ADMIN_URL: &str = "postgres://postgres@127.0.0.1:5432/test";
-
-/// A database of its own on the test server, dropped (even on panic)
-/// when this is.
+/// A database of its own on the test server (dropped when this is), and
+/// its URL with a password in it where the server is the local one (it
+/// trusts any): the URL shows that no password is ever printed.
 struct TestDatabase {
-    admin_url: String,
-    name: String,
-    /// The URL of the new database.
+    _db: PgDatabase,
     url: String,
 }
 
 impl TestDatabase {
     /// `None` (after saying so) when no server answers and this is not CI.
     async fn create() -> Option<TestDatabase> {
-        let from_env = std::env::var("TIDINGS_TEST_POSTGRES_URL").ok();
-        let admin_url = from_env.clone().unwrap_or_else(|| DEFAULT_ADMIN_URL.into());
-        let mut admin = match sqlx::PgConnection::connect(&admin_url).await {
-            Ok(c) => c,
-            Err(e) if std::env::var("CI").as_deref() == Ok("true") => {
-                panic!("PostgreSQL is required under CI=true ({admin_url}): {e}")
-            }
-            Err(e) => {
-                eprintln!(
-                    "SKIPPED: no PostgreSQL at {admin_url} ({e}); set TIDINGS_TEST_POSTGRES_URL or start the server (see DESIGN.md)"
-                );
-                return None;
-            }
-        };
-        let nanos = Utc::now().timestamp_subsec_nanos();
-        let name = format!("tidings_copy_{}_{nanos}", std::process::id());
-        sqlx::query(&format!("CREATE DATABASE {name}"))
-            .execute(&mut admin)
-            .await
-            .expect("create the test database");
-        admin.close().await.ok();
-        let mut url = url::Url::parse(&admin_url).expect("a PostgreSQL URL");
-        url.set_path(&name);
-        // The local server trusts every password: one in the URL shows that
-        // none is ever printed. A server from the environment gets its own.
-        if from_env.is_none() {
+        if !helpers::postgres_available() {
+            return None;
+        }
+        let db = PgDatabase::create();
+        let mut url = url::Url::parse(db.url()).expect("a PostgreSQL URL");
+        if std::env::var("TIDINGS_TEST_POSTGRES_URL").is_err() {
             url.set_password(Some(PASSWORD)).unwrap();
         }
         Some(TestDatabase {
-            admin_url,
-            name,
             url: url.into(),
+            _db: db,
         })
     }
 }
 
 const PASSWORD: &str = "pw-never-printed";
-
-impl Drop for TestDatabase {
-    fn drop(&mut self) {
-        let (admin_url, name) = (self.admin_url.clone(), self.name.clone());
-        // Drop runs inside the test's runtime: use a thread with its own.
-        std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .unwrap();
-            rt.block_on(async {
-                if let Ok(mut admin) = sqlx::PgConnection::connect(&admin_url).await {
-                    let drop = format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)");
-                    if let Err(e) = sqlx::query(&drop).execute(&mut admin).await {
-                        eprintln!("could not drop the test database {name}: {e}");
-                    }
-                }
-            });
-        })
-        .join()
-        .ok();
-    }
-}
 
 /// Runs `tidings --config <site>/<config> ARGS` from the site folder.
 fn tidings_with(site: &Site, config: &str, args: &[&str]) -> Run {
@@ -346,7 +298,7 @@ async fn a_sqlite_site_moves_to_postgresql_with_nothing_lost() {
 async fn copy_refuses_what_it_cannot_copy() {
     let site = helpers::on_backend(Backend::Sqlite, || digest_site("file:outbox"));
     // No store yet: nothing is created, nothing copied.
-    let run = site.tidings(&["db", "copy", "--to", DEFAULT_ADMIN_URL]);
+    let run = site.tidings(&["db", "copy", "--to", &helpers::postgres_admin_url()]);
     assert_eq!(run.code, 1, "{run}");
     assert!(run.stderr.contains("no SQLite store at"), "{run}");
     assert!(!Path::new(&site.path("tidings.db")).exists());
@@ -363,7 +315,7 @@ async fn copy_refuses_what_it_cannot_copy() {
         "url = \"postgres://postgres:pw-never-printed@127.0.0.1:1/site\"",
     );
     std::fs::write(site.config_path(), config).unwrap();
-    let run = site.tidings(&["db", "copy", "--to", DEFAULT_ADMIN_URL]);
+    let run = site.tidings(&["db", "copy", "--to", &helpers::postgres_admin_url()]);
     assert_eq!(run.code, 1, "{run}");
     assert!(run.stderr.contains("already PostgreSQL"), "{run}");
     assert_no_password(&run);

@@ -28,6 +28,21 @@ subject = {{ sv = \"Nytt {{{{ period }}}}\", en = \"News {{{{ period }}}}\" }}
     Site::with_config(&config)
 }
 
+/// `digest_site` with the digest on `schedule` (cron, 6 fields allowed)
+/// and `extra_mail` lines added to `[mail]`.
+pub fn scheduled_site(transport: &str, schedule: &str, extra_mail: &str) -> Site {
+    let site = digest_site(transport);
+    let config = std::fs::read_to_string(site.config_path()).unwrap();
+    let config = config
+        .replace(
+            "id = \"monthly\"\n",
+            &format!("id = \"monthly\"\nschedule = \"{schedule}\"\n"),
+        )
+        .replace("rate_limit = 0", &format!("rate_limit = 0\n{extra_mail}"));
+    site.write_config(&config);
+    site
+}
+
 /// Adds a confirmed subscriber through the CLI.
 pub fn subscribe(site: &Site, email: &str, themes: &str) {
     ok(site.tidings(&[

@@ -389,14 +389,7 @@ impl Service {
 
     /// Waits until `what` appears in the log (at most `secs` seconds).
     pub fn wait_for_log(&self, what: &str, secs: u64) -> bool {
-        let end = std::time::Instant::now() + std::time::Duration::from_secs(secs);
-        while std::time::Instant::now() < end {
-            if self.log().contains(what) {
-                return true;
-            }
-            std::thread::sleep(std::time::Duration::from_millis(50));
-        }
-        false
+        wait_until(secs, || self.log().contains(what))
     }
 
     /// Sends SIGTERM and waits (at most 60 s) for the exit code.
@@ -427,6 +420,19 @@ impl Drop for Service {
             let _ = self.child.wait();
         }
     }
+}
+
+/// Polls `done` (every 50 ms) until it holds or `secs` seconds passed;
+/// whether it held.
+pub fn wait_until(secs: u64, mut done: impl FnMut() -> bool) -> bool {
+    let end = std::time::Instant::now() + std::time::Duration::from_secs(secs);
+    while std::time::Instant::now() < end {
+        if done() {
+            return true;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    false
 }
 
 /// A loopback port free at the moment of asking (for configs that must
@@ -560,16 +566,22 @@ fn shown_url(url: &str) -> String {
 /// The prefix of every database the tests make: `tidings_t_<pid>_<n>_<random>`.
 const DB_PREFIX: &str = "tidings_t_";
 
-/// A database of its own for one test, dropped (`WITH (FORCE)`, so that a
+/// A database of its own for one test (made by [`Site`] on the PostgreSQL
+/// backend, or directly), dropped (`WITH (FORCE)`, so that a
 /// service still connected does not keep it) when this is dropped.
-struct PgDatabase {
+pub struct PgDatabase {
     admin: String,
     name: String,
     url: String,
 }
 
 impl PgDatabase {
-    fn create() -> PgDatabase {
+    /// The new database's URL.
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    pub fn create() -> PgDatabase {
         static COUNTER: AtomicU64 = AtomicU64::new(0);
         let random = {
             use std::hash::{BuildHasher, Hasher};

@@ -5,12 +5,12 @@
 //! (`TIDINGS_TEST_BACKEND=postgres`, where rows are claimed with `FOR
 //! UPDATE SKIP LOCKED`); the small one on both backends.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use chrono::{Duration as ChronoDuration, Timelike, Utc};
 
-use crate::digest::{digest_site, ok, recent};
-use crate::helpers::{Backend, Service, Site, backend};
+use crate::digest::{ok, recent, scheduled_site};
+use crate::helpers::{Backend, Service, Site, backend, wait_until};
 use crate::smtp::SmtpServer;
 
 const SECRET: &str = "a-secret-shared-by-every-instance-0123456789";
@@ -31,17 +31,6 @@ fn once_in(secs: i64) -> String {
     )
 }
 
-fn with_schedule(site: &Site, schedule: &str, extra_mail: &str) {
-    let config = std::fs::read_to_string(site.config_path()).unwrap();
-    let config = config
-        .replace(
-            "id = \"monthly\"\n",
-            &format!("id = \"monthly\"\nschedule = \"{schedule}\"\n"),
-        )
-        .replace("rate_limit = 0", &format!("rate_limit = 0\n{extra_mail}"));
-    std::fs::write(site.config_path(), config).unwrap();
-}
-
 /// Records that the digest job last ran an hour ago, so the instances
 /// owe the coming tick even if they start after it (a first start owes
 /// nothing).
@@ -58,17 +47,6 @@ fn import(site: &Site, n: usize) {
         .collect();
     std::fs::write(site.path("people.csv"), csv).unwrap();
     ok(site.tidings(&["subscribers", "import", "people.csv", "--confirmed"]));
-}
-
-fn wait_until(secs: u64, mut done: impl FnMut() -> bool) -> bool {
-    let end = Instant::now() + Duration::from_secs(secs);
-    while Instant::now() < end {
-        if done() {
-            return true;
-        }
-        std::thread::sleep(Duration::from_millis(200));
-    }
-    false
 }
 
 /// Rows an instance claimed, from its `claimed deliveries` log lines.
@@ -92,12 +70,11 @@ fn two_instances_with_one_schedule_make_one_edition() {
     let Some(smtp) = SmtpServer::start() else {
         return;
     };
-    let site = digest_site(&smtp.transport());
+    let site = scheduled_site(&smtp.transport(), &once_in(6), "");
     recent(&site, "a", "Vatten i Kisumu", 2, &["alpha"]);
     site.build();
     import(&site, 20);
     ran_an_hour_ago(&site);
-    with_schedule(&site, &once_in(6), "");
     let env = [("TIDINGS_SECRET", SECRET)];
     let (one, two) = (site.serve(&env), site.serve(&env));
     assert!(
@@ -137,12 +114,15 @@ fn three_instances_share_an_edition_and_survive_one_killed_mid_send() {
     };
     const PEOPLE: usize = 20_000;
     const CONCURRENCY: usize = 4;
-    let site = digest_site(&smtp.transport());
+    let site = scheduled_site(
+        &smtp.transport(),
+        &once_in(8),
+        &format!("concurrency = {CONCURRENCY}"),
+    );
     recent(&site, "a", "Vatten i Kisumu", 2, &["alpha"]);
     site.build();
     import(&site, PEOPLE);
     ran_an_hour_ago(&site);
-    with_schedule(&site, &once_in(8), &format!("concurrency = {CONCURRENCY}"));
     // A short lease, so that the killed instance's rows are taken over soon.
     let env = [("TIDINGS_SECRET", SECRET), ("TIDINGS_LEASE_SECONDS", "3")];
     let instances: Vec<Service> = (0..3).map(|_| site.serve(&env)).collect();

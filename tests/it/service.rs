@@ -5,36 +5,13 @@
 
 use std::time::{Duration, Instant};
 
-use crate::digest::{digest_site, ok, recent, subscribe};
-use crate::helpers::Site;
+use crate::digest::{ok, recent, scheduled_site, subscribe};
+use crate::helpers::{Site, wait_until};
 use crate::ingest::sql;
 use crate::smtp::SmtpServer;
 
 const SECRET: &str = "a-secret-for-the-service-tests-0123456789";
 const API_TOKEN: &str = "api-token-for-the-service-tests";
-
-/// `digest_site` with the digest on `schedule` (cron, 6 fields allowed).
-fn scheduled_site(transport: &str, schedule: &str) -> Site {
-    let site = digest_site(transport);
-    let config = std::fs::read_to_string(site.config_path()).unwrap();
-    let config = config.replace(
-        "id = \"monthly\"\n",
-        &format!("id = \"monthly\"\nschedule = \"{schedule}\"\n"),
-    );
-    std::fs::write(site.config_path(), config).unwrap();
-    site
-}
-
-fn wait_until(secs: u64, mut done: impl FnMut() -> bool) -> bool {
-    let end = Instant::now() + Duration::from_secs(secs);
-    while Instant::now() < end {
-        if done() {
-            return true;
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    false
-}
 
 #[test]
 fn run_sends_each_digest_on_its_schedule_once_and_stops_on_sigterm() {
@@ -43,7 +20,7 @@ fn run_sends_each_digest_on_its_schedule_once_and_stops_on_sigterm() {
     };
     // Every two seconds: the first tick after start sends the edition, the
     // later ones find nothing new and send nothing.
-    let site = scheduled_site(&smtp.transport(), "*/2 * * * * *");
+    let site = scheduled_site(&smtp.transport(), "*/2 * * * * *", "");
     recent(&site, "a", "Vatten i Kisumu", 2, &["alpha"]);
     recent(&site, "b", "Skolor i Hoi An", 3, &["beta"]);
     site.build();
@@ -98,7 +75,7 @@ fn run_resumes_an_edition_left_unfinished_and_sends_no_one_twice() {
     let Some(smtp) = SmtpServer::start() else {
         return;
     };
-    let site = scheduled_site(&smtp.transport(), "0 8 1 1 *");
+    let site = scheduled_site(&smtp.transport(), "0 8 1 1 *", "");
     recent(&site, "a", "Vatten i Kisumu", 2, &["alpha"]);
     site.build();
     for who in ["ada", "bo", "cy", "di"] {
@@ -222,13 +199,7 @@ fn sigterm_mid_send_lets_in_flight_sends_finish_and_a_restart_sends_the_rest() {
     let Some(smtp) = SmtpServer::start() else {
         return;
     };
-    let site = scheduled_site(&smtp.transport(), "* * * * * *");
-    let config = std::fs::read_to_string(site.config_path()).unwrap();
-    std::fs::write(
-        site.config_path(),
-        config.replace("rate_limit = 0", "rate_limit = 0\nconcurrency = 2"),
-    )
-    .unwrap();
+    let site = scheduled_site(&smtp.transport(), "* * * * * *", "concurrency = 2");
     recent(&site, "a", "Vatten i Kisumu", 2, &["alpha"]);
     site.build();
     // Each DATA reply waits 0.2 s: 60 people, two at a time, take ~6 s.

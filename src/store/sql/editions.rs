@@ -196,7 +196,7 @@ pub async fn claim_deliveries(pool: &Pool<DB>, edition_id: i64, limit: i64, now:
     let mut claimed = Vec::with_capacity(rows.len());
     for r in &rows {
         let subscriber_id: i64 = r.get("subscriber_id");
-        let subscriber = super::subscribers::by_id(&mut tx, subscriber_id).await?;
+        let subscriber = super::subscribers::by_id(&mut *tx, subscriber_id).await?;
         if let Some(subscriber) = subscriber {
             claimed.push(Claimed {
                 delivery_id: r.get("id"),

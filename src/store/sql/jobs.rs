@@ -6,31 +6,51 @@ use sqlx::{Pool, Row};
 
 use crate::store::jobs::JobState;
 
-pub async fn job(pool: &Pool<DB>, name: &str) -> Result<Option<JobState>> {
-    let row = sqlx::query(
-        "SELECT name, last_tick, last_run_at, last_result, last_error, last_success_at
-         FROM jobs WHERE name = $1",
-    )
-    .bind(name)
-    .fetch_optional(pool)
-    .await
-    .context("cannot read the job state")?;
-    Ok(row.map(|r| JobState {
+const COLUMNS: &str = "name, last_tick, last_run_at, last_result, last_error, last_success_at";
+
+fn job_state(r: &<DB as sqlx::Database>::Row) -> JobState {
+    JobState {
         name: r.get("name"),
         last_tick: r.get("last_tick"),
         last_run_at: r.get("last_run_at"),
         last_result: r.get("last_result"),
         last_error: r.get("last_error"),
         last_success_at: r.get("last_success_at"),
-    }))
+    }
 }
 
-pub async fn record_job(pool: &Pool<DB>, name: &str, tick: DateTime<Utc>, now: DateTime<Utc>, result: &str, error: Option<&str>) -> Result<()> {
+pub async fn job(pool: &Pool<DB>, name: &str) -> Result<Option<JobState>> {
+    let row = sqlx::query(&format!("SELECT {COLUMNS} FROM jobs WHERE name = $1"))
+        .bind(name)
+        .fetch_optional(pool)
+        .await
+        .context("cannot read the job state")?;
+    Ok(row.as_ref().map(job_state))
+}
+
+pub async fn jobs(pool: &Pool<DB>) -> Result<Vec<JobState>> {
+    let rows = sqlx::query(&format!("SELECT {COLUMNS} FROM jobs ORDER BY name"))
+        .fetch_all(pool)
+        .await
+        .context("cannot read the job state")?;
+    Ok(rows.iter().map(job_state).collect())
+}
+
+/// A run at `now` with its result; the tick it handled, if it was a
+/// scheduled one (else the last tick stays as it was).
+pub async fn record(
+    pool: &Pool<DB>,
+    name: &str,
+    tick: Option<DateTime<Utc>>,
+    now: DateTime<Utc>,
+    result: &str,
+    error: Option<&str>,
+) -> Result<()> {
     sqlx::query(
         "INSERT INTO jobs (name, last_tick, last_run_at, last_result, last_error, last_success_at)
          VALUES ($1, $2, $3, $4, $5, CASE WHEN $4 = 'ok' THEN $3 END)
          ON CONFLICT (name) DO UPDATE SET
-             last_tick = excluded.last_tick,
+             last_tick = COALESCE(excluded.last_tick, jobs.last_tick),
              last_run_at = excluded.last_run_at,
              last_result = excluded.last_result,
              last_error = excluded.last_error,
@@ -38,26 +58,6 @@ pub async fn record_job(pool: &Pool<DB>, name: &str, tick: DateTime<Utc>, now: D
     )
     .bind(name)
     .bind(tick)
-    .bind(now)
-    .bind(result)
-    .bind(error)
-    .execute(pool)
-    .await
-    .context("cannot record the job state")?;
-    Ok(())
-}
-
-pub async fn record_run(pool: &Pool<DB>, name: &str, now: DateTime<Utc>, result: &str, error: Option<&str>) -> Result<()> {
-    sqlx::query(
-        "INSERT INTO jobs (name, last_tick, last_run_at, last_result, last_error, last_success_at)
-         VALUES ($1, NULL, $2, $3, $4, CASE WHEN $3 = 'ok' THEN $2 END)
-         ON CONFLICT (name) DO UPDATE SET
-             last_run_at = excluded.last_run_at,
-             last_result = excluded.last_result,
-             last_error = excluded.last_error,
-             last_success_at = COALESCE(excluded.last_success_at, jobs.last_success_at)",
-    )
-    .bind(name)
     .bind(now)
     .bind(result)
     .bind(error)
@@ -78,27 +78,6 @@ pub async fn record_pass(pool: &Pool<DB>, name: &str, tick: DateTime<Utc>) -> Re
     .await
     .context("cannot record the job state")?;
     Ok(())
-}
-
-pub async fn jobs(pool: &Pool<DB>) -> Result<Vec<JobState>> {
-    let rows = sqlx::query(
-        "SELECT name, last_tick, last_run_at, last_result, last_error, last_success_at
-         FROM jobs ORDER BY name",
-    )
-    .fetch_all(pool)
-    .await
-    .context("cannot read the job state")?;
-    Ok(rows
-        .iter()
-        .map(|r| JobState {
-            name: r.get("name"),
-            last_tick: r.get("last_tick"),
-            last_run_at: r.get("last_run_at"),
-            last_result: r.get("last_result"),
-            last_error: r.get("last_error"),
-            last_success_at: r.get("last_success_at"),
-        })
-        .collect())
 }
 
 pub async fn claim_tick(
@@ -127,16 +106,20 @@ pub async fn claim_tick(
     .execute(&mut *tx)
     .await
     .context("cannot claim the job's tick")?
-    .rows_affected();
-    let held_until = if claimed == 1 {
+    .rows_affected()
+        == 1;
+    let held = if claimed {
         None
     } else {
-        sqlx::query_scalar("SELECT claimed_until FROM jobs WHERE name = $1")
-            .bind(name)
-            .fetch_one(&mut *tx)
-            .await
-            .context("cannot read the job's claim")?
+        // Held by another instance until then, or already handled (no claim).
+        let until: Option<DateTime<Utc>> =
+            sqlx::query_scalar("SELECT claimed_until FROM jobs WHERE name = $1")
+                .bind(name)
+                .fetch_one(&mut *tx)
+                .await
+                .context("cannot read the job's claim")?;
+        Some(until.unwrap_or(now))
     };
     tx.commit().await?;
-    Ok(held_until.or(if claimed == 1 { None } else { Some(now) }))
+    Ok(held)
 }

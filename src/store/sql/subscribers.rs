@@ -103,10 +103,7 @@ pub async fn subscriber_counts(pool: &Pool<DB>) -> Result<Vec<(Status, i64)>> {
 }
 
 pub async fn subscriber_by_id(pool: &Pool<DB>, id: i64) -> Result<Option<Subscriber>> {
-    let mut tx = pool.begin().await?;
-    let found = by_id(&mut tx, id).await?;
-    tx.commit().await?;
-    Ok(found)
+    by_id(pool, id).await
 }
 
 pub async fn signup(pool: &Pool<DB>, person: &NewSubscriber, now: DateTime<Utc>) -> Result<Signup> {
@@ -243,9 +240,9 @@ async fn status_of(pool: &Pool<DB>, id: i64) -> Result<Option<Status>> {
         .transpose()
 }
 
-/// The subscriber with this id, within a transaction.
-pub(crate) async fn by_id(
-    tx: &mut sqlx::Transaction<'_, DB>,
+/// The subscriber with this id, on the pool or within a transaction.
+pub(crate) async fn by_id<'e>(
+    executor: impl sqlx::Executor<'e, Database = DB>,
     id: i64,
 ) -> Result<Option<Subscriber>> {
     let row = sqlx::query(concat!(
@@ -254,7 +251,7 @@ pub(crate) async fn by_id(
         " FROM subscribers WHERE id = $1"
     ))
     .bind(id)
-    .fetch_optional(&mut **tx)
+    .fetch_optional(executor)
     .await?;
     row.as_ref().map(subscriber_row).transpose()
 }
