@@ -14,6 +14,7 @@ use tidings::delivery::{self, Options, Worker};
 use tidings::digest::{compose, render};
 use tidings::mail::message::DkimSigner;
 use tidings::mail::transport::Sender;
+use tidings::service::Mailer;
 use tidings::store::Store;
 use tidings::subscribers::SubscriberEmail;
 use tidings::tokens;
@@ -166,10 +167,8 @@ async fn send(config: &Config, store: &Store, id: Option<&str>, dry_run: bool) -
         return Ok(ExitCode::SUCCESS);
     }
     // Everything that can fail before sending fails before freezing.
-    let sender = Sender::new(mail)?;
-    let templates = render::Templates::load(config)?;
+    let mailer = Mailer::new(config)?.expect("[mail] checked above");
     let signer = tokens::signer(store).await?;
-    let dkim = mail.dkim.as_ref().map(DkimSigner::load).transpose()?;
     let edition = match unfinished {
         Some(e) => {
             println!("resuming {}", delivery::describe(&e));
@@ -213,9 +212,9 @@ async fn send(config: &Config, store: &Store, id: Option<&str>, dry_run: bool) -
         digest,
         store,
         signer: &signer,
-        templates: &templates,
-        sender: &sender,
-        dkim: dkim.as_ref(),
+        templates: &mailer.templates,
+        sender: &mailer.sender,
+        dkim: mailer.dkim.as_ref(),
         options: Options::from_env(),
         stop: stop.clone(),
     };
