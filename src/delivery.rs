@@ -139,18 +139,28 @@ impl Worker<'_> {
         pace: &Pacer,
         claimed: Claimed,
     ) -> Result<()> {
-        let store = self.store;
+        let id = claimed.delivery_id;
+        let outcome = self.outcome(edition, stories, pace, &claimed).await;
+        self.record(id, claimed.subscriber.id, &outcome).await
+    }
+
+    /// Sends the row's message (unless it is to be skipped) and says what
+    /// became of it.
+    async fn outcome(
+        &self,
+        edition: &Edition,
+        stories: &[StoredStory],
+        pace: &Pacer,
+        claimed: &Claimed,
+    ) -> Outcome {
         let id = claimed.delivery_id;
         let person = &claimed.subscriber;
         if person.status != Status::Active {
-            let reason = format!("{} before sending", person.status);
-            return store.mark_final(id, "skipped", &reason, Utc::now()).await;
+            return Outcome::Final("skipped", format!("{} before sending", person.status));
         }
         let sections = compose::sections(self.config, self.digest, &person.themes, stories);
         if compose::story_count(&sections) == 0 && self.digest.skip_if_empty {
-            return store
-                .mark_final(id, "skipped", "nothing new in their themes", Utc::now())
-                .await;
+            return Outcome::Final("skipped", "nothing new in their themes".into());
         }
         // A message that cannot be made (a broken template, an address the
         // builder refuses) will not be made on a later attempt either.
@@ -159,29 +169,76 @@ impl Worker<'_> {
             Err(e) => {
                 let reason = format!("cannot build the message: {e:#}");
                 tracing::error!(delivery = id, error = %reason, "delivery failed");
-                return store.mark_final(id, "failed", &reason, Utc::now()).await;
+                return Outcome::Final("failed", reason);
             }
         };
         pace.wait().await;
         match self.sender.send(&message_id, &message).await {
-            Ok(reply) => store.mark_sent(id, &message_id, &reply, Utc::now()).await,
+            Ok(reply) => Outcome::Sent { message_id, reply },
             Err(SendError::Transient(e)) if (claimed.attempt as u32) < self.mail.max_attempts => {
                 let next = Utc::now() + backoff(self.options.backoff, claimed.attempt);
                 tracing::warn!(delivery = id, attempt = claimed.attempt, error = %e, "will retry");
-                store.mark_retry(id, &e, next).await
+                Outcome::Retry { error: e, next }
             }
-            Err(SendError::Transient(e)) => {
-                let reason = format!("gave up after {} attempts: {e}", claimed.attempt);
-                store.mark_final(id, "failed", &reason, Utc::now()).await
-            }
+            Err(SendError::Transient(e)) => Outcome::Final(
+                "failed",
+                format!("gave up after {} attempts: {e}", claimed.attempt),
+            ),
             Err(SendError::Permanent {
                 message,
                 address_rejected,
-            }) => {
-                if address_rejected {
-                    store.mark_bounced(person.id, Utc::now()).await?;
+            }) => Outcome::Rejected {
+                message,
+                bounced: address_rejected,
+            },
+        }
+    }
+
+    /// Writes the row's outcome. A message already sent must be marked so,
+    /// or it goes out again once the lease lapses: while the store is
+    /// unreachable (a database restart, a network cut) the write is tried
+    /// again, with growing pauses, for as long as the row's lease lasts.
+    async fn record(&self, id: i64, subscriber: i64, outcome: &Outcome) -> Result<()> {
+        let give_up = std::time::Instant::now()
+            + self
+                .options
+                .lease
+                .to_std()
+                .unwrap_or(StdDuration::from_secs(60));
+        let mut pause = StdDuration::from_millis(250);
+        loop {
+            let written = self.write_outcome(id, subscriber, outcome).await;
+            match written {
+                Ok(()) => return Ok(()),
+                Err(e) if std::time::Instant::now() + pause < give_up => {
+                    tracing::warn!(
+                        delivery = id,
+                        error = %format!("{e:#}"),
+                        "cannot record the delivery yet; trying again"
+                    );
+                    tokio::time::sleep(pause).await;
+                    pause = (pause * 2).min(StdDuration::from_secs(5));
                 }
-                store.mark_final(id, "failed", &message, Utc::now()).await
+                Err(e) => return Err(e.context(format!("recording delivery {id}"))),
+            }
+        }
+    }
+
+    async fn write_outcome(&self, id: i64, subscriber: i64, outcome: &Outcome) -> Result<()> {
+        let store = self.store;
+        match outcome {
+            Outcome::Sent { message_id, reply } => {
+                store.mark_sent(id, message_id, reply, Utc::now()).await
+            }
+            Outcome::Retry { error, next } => store.mark_retry(id, error, *next).await,
+            Outcome::Final(status, reason) => {
+                store.mark_final(id, status, reason, Utc::now()).await
+            }
+            Outcome::Rejected { message, bounced } => {
+                if *bounced {
+                    store.mark_bounced(subscriber, Utc::now()).await?;
+                }
+                store.mark_final(id, "failed", message, Utc::now()).await
             }
         }
     }
@@ -239,6 +296,27 @@ impl Worker<'_> {
         let msg = message::build_signed(&envelope, &rendered, self.dkim)?;
         Ok((message_id, msg))
     }
+}
+
+/// What became of one row.
+enum Outcome {
+    Sent {
+        message_id: String,
+        reply: String,
+    },
+    /// A temporary failure: try again at `next`.
+    Retry {
+        error: String,
+        next: DateTime<Utc>,
+    },
+    /// `skipped` or `failed`, with the reason.
+    Final(&'static str, String),
+    /// The server refused the message for good; `bounced` when it refused
+    /// the address itself.
+    Rejected {
+        message: String,
+        bounced: bool,
+    },
 }
 
 /// The links of a digest email: signed preferences and unsubscribe links

@@ -18,7 +18,7 @@ const SECRET: &str = "a-secret-shared-by-every-instance-0123456789";
 /// A 6-field cron expression for the one second `secs` from now, in the
 /// fixture's time zone (Europe/Stockholm): a tick that fires once while
 /// the instances run.
-fn once_in(secs: i64) -> String {
+pub fn once_in(secs: i64) -> String {
     let at = (Utc::now() + ChronoDuration::seconds(secs))
         .with_timezone(&"Europe/Stockholm".parse::<chrono_tz::Tz>().unwrap());
     format!(
@@ -34,14 +34,14 @@ fn once_in(secs: i64) -> String {
 /// Records that the digest job last ran an hour ago, so the instances
 /// owe the coming tick even if they start after it (a first start owes
 /// nothing).
-fn ran_an_hour_ago(site: &Site) {
+pub fn ran_an_hour_ago(site: &Site) {
     let hour_ago = (Utc::now() - ChronoDuration::hours(1)).to_rfc3339();
     site.sql(&[&format!(
         "INSERT INTO jobs (name, last_tick) VALUES ('digest:monthly', '{hour_ago}')"
     )]);
 }
 
-fn import(site: &Site, n: usize) {
+pub fn import(site: &Site, n: usize) {
     let csv: String = std::iter::once("email,themes,language\n".to_owned())
         .chain((0..n).map(|i| format!("p{i:05}@example.org,alpha,sv\n")))
         .collect();

@@ -14,6 +14,8 @@ mod feeds;
 mod ingest;
 mod instances;
 mod jobs;
+mod outage;
+mod proxy;
 mod sanitize;
 mod scheduler;
 mod service;
