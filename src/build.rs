@@ -22,9 +22,9 @@ pub struct BuildReport {
     pub problems: Vec<anyhow::Error>,
 }
 
-/// Ingests every source into the store, then writes the feeds.
-pub async fn build(config: &Config, store: &Store) -> Result<BuildReport> {
-    let ingest = ingest::ingest(config, store, Utc::now()).await?;
+/// Ingests the chosen sources into the store, then writes the feeds.
+pub async fn build(config: &Config, store: &Store, which: &ingest::Which) -> Result<BuildReport> {
+    let ingest = ingest::ingest(config, store, which, Utc::now()).await?;
     let started = Instant::now();
     let index = store.published_index().await?;
     let published = index.len();

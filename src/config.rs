@@ -28,9 +28,12 @@ pub use mail::{Digest, Dkim, Mail, Tls, Transport};
 
 mod mail;
 mod service;
+mod sources;
 use crate::story::{Language, ThemeSlug};
 use service::{HTTP_KEYS, RawHttp, RawSchedule, SCHEDULE_KEYS};
 pub use service::{Http, Schedule};
+use sources::{FEED_KEYS, RawRemoteSource, Remotes, WORDPRESS_KEYS};
+pub use sources::{FeedSource, Remote, WordPressSource};
 
 /// The validated configuration.
 #[derive(Debug, Clone)]
@@ -83,6 +86,8 @@ pub struct Theme {
 #[derive(Debug, Clone)]
 pub enum Source {
     Directory(DirectorySource),
+    WordPress(WordPressSource),
+    Feed(FeedSource),
 }
 
 /// `kind = "directory"`: Markdown files with TOML front matter.
@@ -102,6 +107,23 @@ impl Source {
     pub fn key(&self) -> String {
         match self {
             Source::Directory(d) => format!("directory:{}", d.path_as_written),
+            Source::WordPress(w) => format!("wordpress:{}", w.base_url),
+            Source::Feed(f) => format!("feed:{}", f.url),
+        }
+    }
+
+    /// Polled over HTTP (wordpress, feed).
+    pub fn is_remote(&self) -> bool {
+        !matches!(self, Source::Directory(_))
+    }
+
+    /// The source's own schedule, when it has one (else it is polled on
+    /// `[schedule] ingest`).
+    pub fn schedule(&self) -> Option<&crate::schedule::CronSchedule> {
+        match self {
+            Source::Directory(_) => None,
+            Source::WordPress(w) => w.remote.schedule.as_ref(),
+            Source::Feed(f) => f.remote.schedule.as_ref(),
         }
     }
 }
@@ -265,7 +287,13 @@ struct RawDirectorySource {
     url: String,
 }
 const DIRECTORY_KEYS: &[&str] = &["kind", "path", "url"];
-const SOURCE_KINDS: &[&str] = &["directory"];
+const SOURCE_KINDS: &[&str] = &["directory", "wordpress", "feed"];
+
+/// One `[[sources]]` table as read, before validation.
+enum RawSource {
+    Directory(RawDirectorySource),
+    Remote(RawRemoteSource),
+}
 
 fn default_story_url() -> String {
     "/{slug}/".into()
@@ -408,7 +436,7 @@ struct RawConfig<'i> {
     root: Option<&'i DeTable<'i>>,
     site: Option<(RawSite, Spanned<DeValue<'i>>)>,
     themes: Vec<(usize, RawTheme, Spanned<DeValue<'i>>)>,
-    sources: Vec<(usize, RawDirectorySource, Spanned<DeValue<'i>>)>,
+    sources: Vec<(usize, RawSource, Spanned<DeValue<'i>>)>,
     feeds: Option<(RawFeeds, Option<Spanned<DeValue<'i>>>)>,
     storage: Option<(RawStorage, Option<Spanned<DeValue<'i>>>)>,
     mail: Option<(RawMail, Spanned<DeValue<'i>>)>,
@@ -556,16 +584,18 @@ impl<'a> Context<'a> {
         }
     }
 
-    fn source<'i>(
-        &mut self,
-        key: &str,
-        value: &'i Spanned<DeValue<'i>>,
-    ) -> Option<RawDirectorySource> {
+    fn source<'i>(&mut self, key: &str, value: &'i Spanned<DeValue<'i>>) -> Option<RawSource> {
         let kind = value.get_ref().get("kind");
         match kind.map(|k| (k.get_ref().as_str(), k.span())) {
-            Some((Some("directory"), _)) => {
-                self.section::<RawDirectorySource>(key, value, DIRECTORY_KEYS)
-            }
+            Some((Some("directory"), _)) => self
+                .section::<RawDirectorySource>(key, value, DIRECTORY_KEYS)
+                .map(RawSource::Directory),
+            Some((Some("wordpress"), _)) => self
+                .section::<RawRemoteSource>(key, value, WORDPRESS_KEYS)
+                .map(RawSource::Remote),
+            Some((Some("feed"), _)) => self
+                .section::<RawRemoteSource>(key, value, FEED_KEYS)
+                .map(RawSource::Remote),
             Some((Some(other), span)) => {
                 self.problem(
                     &format!("{key}.kind"),
@@ -877,8 +907,35 @@ impl<'i> RawConfig<'i> {
         }
 
         let mut sources = Vec::new();
+        let theme_slugs: Vec<ThemeSlug> = themes.iter().map(|t| t.slug.clone()).collect();
+        let mut remote_keys: HashMap<String, usize> = HashMap::new();
         for (i, raw, value) in self.sources {
             let key = format!("sources[{i}]");
+            let raw = match raw {
+                RawSource::Directory(raw) => raw,
+                RawSource::Remote(raw) => {
+                    let source = match sources::validate_remote(cx, &key, raw, &value, &theme_slugs)
+                    {
+                        Some(Remotes::WordPress(w)) => Source::WordPress(w),
+                        Some(Remotes::Feed(f)) => Source::Feed(f),
+                        None => continue,
+                    };
+                    if let Some(first) = remote_keys.get(&source.key()) {
+                        cx.problem(
+                            &key,
+                            Some(value.span()),
+                            format!(
+                                "the same source as sources[{first}] ({}); each source once",
+                                source.key()
+                            ),
+                        );
+                        continue;
+                    }
+                    remote_keys.insert(source.key(), i);
+                    sources.push(source);
+                    continue;
+                }
+            };
             let path = root_dir.join(&raw.path);
             if !path.is_dir() {
                 cx.problem(

@@ -100,6 +100,23 @@ pub fn clean_line(s: &str) -> String {
         .join(" ")
 }
 
+/// The text of an HTML fragment (a CMS's title or excerpt): tags dropped,
+/// entities decoded, whitespace folded. ammonia parses it as a browser
+/// would; with no tag allowed its output is text in which html5ever escaped
+/// only `&`, `<`, `>` and no-break spaces, undone here.
+pub fn html_to_text(html: &str) -> String {
+    let text = Builder::empty()
+        .clean_content_tags(["script", "style", "template"].into_iter().collect())
+        .clean(html)
+        .to_string();
+    let text = text
+        .replace("&lt;", "<")
+        .replace("&gt;", ">")
+        .replace("&nbsp;", "\u{a0}")
+        .replace("&amp;", "&");
+    clean_line(&text)
+}
+
 /// A summary from the Markdown body when the editor gave none: the text of
 /// the first paragraph, cut at a word boundary near `max` characters.
 pub fn summary_from_markdown(markdown: &str, max: usize) -> String {

@@ -13,9 +13,9 @@ use anyhow::Result;
 use chrono::{DateTime, Utc};
 use rayon::prelude::*;
 
-use crate::config::Config;
+use crate::config::{Config, Source};
 use crate::diagnostic::Problem;
-use crate::sources::{self, ItemRef};
+use crate::sources::{self, ItemRef, SourceState, http};
 use crate::store::{Change, Store, StoredRef};
 use crate::story::{Story, StoryId};
 
@@ -38,44 +38,138 @@ impl Report {
     }
 }
 
-/// Reads all sources and returns the stories they hold and the problems
-/// they had, without touching the store (used by `check`).
-pub fn scan_all(
-    config: &Config,
-    known: &HashMap<String, String>,
-) -> (Vec<(String, sources::Scan)>, Vec<Problem>, HashSet<String>) {
-    let mut scans = Vec::new();
-    let mut problems = Vec::new();
-    let mut failed_sources = HashSet::new();
-    for source in &config.sources {
-        match sources::scan(config, source, known) {
-            Ok(scan) => scans.push((source.key(), scan)),
-            Err(p) => {
-                problems.push(p);
-                failed_sources.insert(source.key());
-            }
-        }
-    }
-    (scans, problems, failed_sources)
+/// Which sources a run reads.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Which {
+    /// Every source (`tidings build`, the CMS hook, the service's start).
+    All,
+    /// The sources polled on `[schedule] ingest`: those without a
+    /// `schedule` of their own.
+    Unscheduled,
+    /// One source, by key (its own schedule fired).
+    Only(String),
+    /// The sources read from disk (`tidings check`, which probes the
+    /// remote ones instead of reading them whole).
+    Local,
 }
 
-/// Runs one ingest against the store.
-pub async fn ingest(config: &Config, store: &Store, now: DateTime<Utc>) -> Result<Report> {
-    let started = std::time::Instant::now();
-    let stored = store.story_refs().await?;
-    // Published stories whose files can be skipped when their stamp holds.
+impl Which {
+    pub fn includes(&self, source: &Source) -> bool {
+        match self {
+            Which::All => true,
+            Which::Unscheduled => source.schedule().is_none(),
+            Which::Only(key) => source.key() == *key,
+            Which::Local => !source.is_remote(),
+        }
+    }
+}
+
+/// What reading the sources gave.
+#[derive(Debug, Default)]
+pub struct Scanned {
+    /// Per source read: its key and what it holds.
+    pub scans: Vec<(String, sources::Scan)>,
+    /// Sources that could not be read at all.
+    pub problems: Vec<Problem>,
+    /// Sources whose stories not listed in this run stay as they are:
+    /// those that failed, those read only in part, those not read now.
+    pub keep: HashSet<String>,
+    /// New state to store, per remote source.
+    pub states: Vec<(String, SourceState)>,
+}
+
+/// Reads the chosen sources, the remote ones concurrently, without
+/// touching the store (also used by `check`, with nothing stored).
+pub async fn scan_all(
+    config: &Config,
+    client: &http::Client,
+    stored: &[StoredRef],
+    states: &HashMap<String, SourceState>,
+    which: &Which,
+    now: DateTime<Utc>,
+) -> Scanned {
+    // Published stories whose items can be skipped when their stamp holds.
     let known: HashMap<String, String> = stored
         .iter()
         .filter(|s| !s.withdrawn)
         .filter_map(|s| Some((s.origin.clone(), s.stamp.clone()?)))
         .collect();
-    let config_for_scan = config.clone();
-    let (scans, mut source_problems, failed_sources) =
-        tokio::task::spawn_blocking(move || scan_all(&config_for_scan, &known)).await?;
+    let mut published: HashMap<&str, usize> = HashMap::new();
+    for s in stored.iter().filter(|s| !s.withdrawn) {
+        *published.entry(s.source.as_str()).or_default() += 1;
+    }
+    let mut out = Scanned::default();
+    let mut reads = Vec::new();
+    for source in &config.sources {
+        let key = source.key();
+        if !which.includes(source) {
+            out.keep.insert(key);
+            continue;
+        }
+        let cx = sources::Context {
+            config,
+            client,
+            known: &known,
+            published: published.get(key.as_str()).copied().unwrap_or(0),
+            state: states.get(&key).cloned().unwrap_or_default(),
+            now,
+        };
+        reads.push(async move { (key, sources::scan(cx, source).await) });
+    }
+    for (key, result) in futures_util::future::join_all(reads).await {
+        match result {
+            Ok(mut scan) => {
+                if scan.partial {
+                    out.keep.insert(key.clone());
+                }
+                if let Some(state) = scan.state.take() {
+                    out.states.push((key.clone(), state));
+                }
+                out.scans.push((key, scan));
+            }
+            Err(p) => {
+                tracing::warn!(source = %key, problem = %p, "source skipped");
+                out.problems.push(p);
+                out.keep.insert(key);
+            }
+        }
+    }
+    out
+}
+
+/// Runs one ingest of the chosen sources against the store.
+pub async fn ingest(
+    config: &Config,
+    store: &Store,
+    which: &Which,
+    now: DateTime<Utc>,
+) -> Result<Report> {
+    let started = std::time::Instant::now();
+    let stored = store.story_refs().await?;
+    let states = if config
+        .sources
+        .iter()
+        .any(|s| which.includes(s) && s.is_remote())
+    {
+        store.source_states().await?
+    } else {
+        HashMap::new()
+    };
+    let client = http::Client::new(config)?;
+    let Scanned {
+        scans,
+        problems: mut source_problems,
+        keep,
+        states: new_states,
+    } = scan_all(config, &client, &stored, &states, which, now).await;
     let scanned = started.elapsed();
-    let plan = plan(config, scans, &stored, &failed_sources);
+    let plan = plan(config, scans, &stored, &keep);
     let planned = started.elapsed();
     store.apply(&plan.changes, now).await?;
+    // After the stories: a crash in between reads the same items again.
+    for (key, state) in &new_states {
+        store.save_source_state(key, state, now).await?;
+    }
     tracing::info!(
         scan_ms = scanned.as_millis() as u64,
         match_ms = (planned - scanned).as_millis() as u64,
@@ -106,7 +200,7 @@ pub fn plan(
     config: &Config,
     scans: Vec<(String, sources::Scan)>,
     stored: &[StoredRef],
-    failed_sources: &HashSet<String>,
+    keep: &HashSet<String>,
 ) -> Plan {
     let by_id: HashMap<&str, &StoredRef> = stored.iter().map(|s| (s.id.as_str(), s)).collect();
     let by_slug: HashMap<&str, &StoredRef> = stored.iter().map(|s| (s.slug.as_str(), s)).collect();
@@ -240,7 +334,7 @@ pub fn plan(
         let gone = !s.withdrawn
             && !matched.contains(&s.id)
             && !protected.contains(&s.id)
-            && !failed_sources.contains(&s.source);
+            && !keep.contains(&s.source);
         if gone {
             changes.push(Change::Withdraw { id: s.id.clone() });
             report.withdrawn += 1;

@@ -146,13 +146,37 @@ fn plural(n: usize, word: &str) -> String {
 }
 
 fn check(config: &Config) -> Result<ExitCode> {
-    let (scans, mut problems, failed) = ingest::scan_all(config, &Default::default());
+    let runtime = runtime()?;
+    let client = tidings::sources::http::Client::new(config)?;
+    let scanned = runtime.block_on(ingest::scan_all(
+        config,
+        &client,
+        &[],
+        &Default::default(),
+        &ingest::Which::Local,
+        chrono::Utc::now(),
+    ));
+    let scans = scanned.scans;
+    let mut problems = scanned.problems;
     let stories: usize = scans.iter().map(|(_, s)| s.stories.len()).sum();
     let drafts: usize = scans.iter().map(|(_, s)| s.drafts.len()).sum();
     // Matching against an empty store finds duplicate slugs and ids.
     let plan = ingest::plan(config, scans, &[], &HashSet::new());
     problems.extend(plan.report.skipped);
-    let _ = failed;
+    // Remote sources: whether each answers, all at once.
+    let probes = runtime.block_on(futures_util::future::join_all(
+        config
+            .sources
+            .iter()
+            .map(|s| tidings::sources::probe(config, &client, s)),
+    ));
+    for (source, probe) in config.sources.iter().zip(probes) {
+        match probe {
+            Some(Ok(says)) => println!("{}: {says}", source.key()),
+            Some(Err(p)) => problems.push(p),
+            None => {}
+        }
+    }
     let template = tidings::feeds::index::load(config)
         .err()
         .or_else(|| tidings::web::render::Templates::load(config).err());
@@ -180,7 +204,7 @@ fn check(config: &Config) -> Result<ExitCode> {
 
 async fn build_command(config: &Config, strict: bool) -> Result<ExitCode> {
     let store = Store::open(&config.storage.url).await?;
-    let report = build::build(config, &store).await;
+    let report = build::build(config, &store, &tidings::ingest::Which::All).await;
     store.close().await;
     let report = report?;
     let skipped = Problems(report.ingest.skipped.clone()).sorted();

@@ -21,6 +21,7 @@ use crate::build::{self, BuildReport};
 use crate::config::{Config, Digest, Mail};
 use crate::delivery::{self, Options, Worker};
 use crate::digest::render;
+use crate::ingest::Which;
 use crate::mail::message::DkimSigner;
 use crate::mail::transport::Sender;
 use crate::schedule::CronSchedule;
@@ -72,10 +73,10 @@ impl Ingester {
         }
     }
 
-    /// One ingest of every source, then the feeds; logs its figures.
-    pub async fn run(&self, why: &str) -> Result<BuildReport> {
+    /// One ingest of the chosen sources, then the feeds; logs its figures.
+    pub async fn run(&self, why: &str, which: &Which) -> Result<BuildReport> {
         let _one_at_a_time = self.lock.lock().await;
-        let report = build::build(&self.config, &self.store).await?;
+        let report = build::build(&self.config, &self.store, which).await?;
         let i = &report.ingest;
         tracing::info!(
             why,
@@ -105,7 +106,7 @@ impl Ingester {
     /// service): runs it and records the run without touching the job's
     /// last tick.
     pub async fn run_now(&self, why: &str) -> Result<BuildReport> {
-        let result = self.run(why).await;
+        let result = self.run(why, &Which::All).await;
         let error = result.as_ref().err().map(|e| format!("{e:#}"));
         let outcome = if error.is_some() { "failed" } else { "ok" };
         if let Some(e) = &error {
@@ -121,7 +122,10 @@ impl Ingester {
 /// A scheduled job.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Job {
+    /// The sources without a schedule of their own, then the feeds.
     Ingest,
+    /// One source with its own `schedule`, by key, then the feeds.
+    Source(String),
     Digest(String),
 }
 
@@ -130,6 +134,7 @@ impl Job {
     pub fn name(&self) -> String {
         match self {
             Job::Ingest => INGEST_JOB.to_owned(),
+            Job::Source(key) => format!("{INGEST_JOB}:{key}"),
             Job::Digest(id) => format!("digest:{id}"),
         }
     }
@@ -175,6 +180,13 @@ impl Scheduler {
         std::iter::once(Job::Ingest)
             .chain(
                 self.config
+                    .sources
+                    .iter()
+                    .filter(|s| s.schedule().is_some())
+                    .map(|s| Job::Source(s.key())),
+            )
+            .chain(
+                self.config
                     .digests
                     .iter()
                     .map(|d| Job::Digest(d.id.clone())),
@@ -185,6 +197,13 @@ impl Scheduler {
     fn schedule(&self, job: &Job) -> Result<&CronSchedule> {
         match job {
             Job::Ingest => Ok(&self.config.schedule.ingest),
+            Job::Source(key) => self
+                .config
+                .sources
+                .iter()
+                .find(|s| s.key() == *key)
+                .and_then(|s| s.schedule())
+                .ok_or_else(|| anyhow!("no source `{key}` with a schedule in config.toml")),
             Job::Digest(id) => Ok(&self.digest(id)?.schedule),
         }
     }
@@ -254,8 +273,12 @@ impl Scheduler {
 
     async fn run_job(&self, job: &Job, tick: DateTime<Utc>) -> Result<String> {
         match job {
-            Job::Ingest => {
-                let r = self.ingester.run("schedule").await?;
+            Job::Ingest | Job::Source(_) => {
+                let which = match job {
+                    Job::Source(key) => Which::Only(key.clone()),
+                    _ => Which::Unscheduled,
+                };
+                let r = self.ingester.run("schedule", &which).await?;
                 Ok(format!(
                     "{} new, {} updated, {} withdrawn; {} feed files written",
                     r.ingest.new,
@@ -408,7 +431,7 @@ impl Scheduler {
             // have jumped (suspend, NTP) while we slept; digest jobs every
             // few seconds, to help with editions being sent.
             let most = match job {
-                Job::Ingest => StdDuration::from_secs(60),
+                Job::Ingest | Job::Source(_) => StdDuration::from_secs(60),
                 Job::Digest(_) => HELP_INTERVAL,
             };
             let nap = (until - Utc::now())

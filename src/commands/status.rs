@@ -33,12 +33,17 @@ async fn report(config: &Config, store: &Store) -> Result<ExitCode> {
     println!("subscribers: {}", counts.join(", "));
     let now = Utc::now();
     println!("jobs (times in {tz}):");
-    let schedules = std::iter::once((Job::Ingest.name(), &config.schedule.ingest)).chain(
-        config
-            .digests
-            .iter()
-            .map(|d| (Job::Digest(d.id.clone()).name(), &d.schedule)),
-    );
+    let schedules = std::iter::once((Job::Ingest.name(), &config.schedule.ingest))
+        .chain(config.sources.iter().filter_map(|s| {
+            s.schedule()
+                .map(|schedule| (Job::Source(s.key()).name(), schedule))
+        }))
+        .chain(
+            config
+                .digests
+                .iter()
+                .map(|d| (Job::Digest(d.id.clone()).name(), &d.schedule)),
+        );
     for (name, schedule) in schedules {
         let next = schedule
             .next_after(now, tz)
@@ -47,6 +52,31 @@ async fn report(config: &Config, store: &Store) -> Result<ExitCode> {
         match store.job(&name).await? {
             Some(job) => print_job(&job, &local),
             None => println!("    last run: never"),
+        }
+    }
+    if config.sources.iter().any(|s| s.is_remote()) {
+        let states = store.source_states().await?;
+        println!("remote sources:");
+        for source in config.sources.iter().filter(|s| s.is_remote()) {
+            let key = source.key();
+            let state = states.get(&key).cloned().unwrap_or_default();
+            let mut notes = Vec::new();
+            if let Some(at) = state.gone_at {
+                notes.push(format!("GONE (410) since {}; not polled", local(at)));
+            }
+            if let Some(to) = &state.moved_to {
+                notes.push(format!("moved permanently to {to}"));
+            }
+            if let Some(at) = state.full_at {
+                notes.push(format!("last full read {}", local(at)));
+            }
+            if state.etag.is_some() || state.last_modified.is_some() {
+                notes.push("conditional requests".to_owned());
+            }
+            if notes.is_empty() {
+                notes.push("not read yet".to_owned());
+            }
+            println!("  {key}: {}", notes.join("; "));
         }
     }
     let queue = store.delivery_totals().await?;

@@ -1,10 +1,25 @@
 //! Sources read stories from where editors publish them. Each kind turns
 //! its input into [`Story`] values and reports, without stopping, every
 //! item it could not read.
+//!
+//! - `directory`: Markdown files ([`directory`]);
+//! - `wordpress`: a WordPress site's REST API ([`wordpress`]);
+//! - `feed`: an upstream RSS, Atom or JSON Feed ([`feed`]).
+//!
+//! The remote kinds keep a little state between runs in the store
+//! ([`SourceState`]): validators for conditional requests, the address a
+//! permanent redirect moved them to, how far an incremental read got, and
+//! whether the source answered `410 Gone`.
 
 pub mod directory;
+pub mod feed;
+pub mod http;
+pub mod wordpress;
 
 use std::collections::HashMap;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
 
 use crate::config::{Config, Source};
 use crate::diagnostic::Problem;
@@ -22,6 +37,12 @@ pub struct Scan {
     /// Items that exist but could not be read; their stories keep whatever
     /// version the store already has.
     pub failed: Vec<(Problem, ItemRef)>,
+    /// The scan saw only part of the source (what changed since the last
+    /// read, or a feed's latest entries): stories it did not list stay as
+    /// they are instead of being withdrawn.
+    pub partial: bool,
+    /// The source's state to keep for the next run, when it changed.
+    pub state: Option<SourceState>,
 }
 
 /// Enough of an item to match it to a stored story without a full parse.
@@ -32,15 +53,104 @@ pub struct ItemRef {
     pub origin: String,
 }
 
-/// Reads one configured source. `known` maps the origin of each published
-/// story to its stored stamp; an item whose stamp still matches is listed
-/// as unchanged without being read.
-pub fn scan(
-    config: &Config,
-    source: &Source,
-    known: &HashMap<String, String>,
-) -> Result<Scan, Problem> {
+/// What a remote source remembers between runs (stored as JSON, per
+/// source key).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SourceState {
+    /// `ETag` of the last full answer, sent back as `If-None-Match`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub etag: Option<String>,
+    /// `Last-Modified` of the last full answer, sent as `If-Modified-Since`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_modified: Option<String>,
+    /// Where a permanent redirect moved the source.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub moved_to: Option<String>,
+    /// When the source answered `410 Gone`; it is not polled after that.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gone_at: Option<DateTime<Utc>>,
+    /// WordPress: the latest `modified` time read, where the next
+    /// incremental read starts.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cursor: Option<String>,
+    /// WordPress: when every post was last read (absent posts are then
+    /// withdrawn); a full read is made once a day.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub full_at: Option<DateTime<Utc>>,
+}
+
+/// What a scan of one source gets to work with.
+pub struct Context<'a> {
+    pub config: &'a Config,
+    pub client: &'a http::Client,
+    /// The origin of each published story mapped to its stored stamp; an
+    /// item whose stamp still matches is listed as unchanged unread.
+    pub known: &'a HashMap<String, String>,
+    /// How many stories of this source are published now.
+    pub published: usize,
+    pub state: SourceState,
+    pub now: DateTime<Utc>,
+}
+
+/// Reads one configured source.
+pub async fn scan(cx: Context<'_>, source: &Source) -> Result<Scan, Problem> {
     match source {
-        Source::Directory(dir) => directory::scan(config, dir, known),
+        Source::Directory(dir) => {
+            let (config, dir, known) = (cx.config.clone(), dir.clone(), cx.known.clone());
+            tokio::task::spawn_blocking(move || directory::scan(&config, &dir, &known))
+                .await
+                .map_err(|e| Problem::new(&cx.config.path, format!("scan failed: {e}")))?
+        }
+        Source::WordPress(wp) => wordpress::scan(cx, wp).await,
+        Source::Feed(f) => feed::scan(cx, f).await,
     }
+}
+
+/// For `tidings check`: whether a remote source answers, and what it
+/// holds (`None` for a directory, which the scan itself checks).
+pub async fn probe(
+    config: &Config,
+    client: &http::Client,
+    source: &Source,
+) -> Option<Result<String, Problem>> {
+    match source {
+        Source::Directory(_) => None,
+        Source::WordPress(wp) => Some(wordpress::probe(config, client, wp).await),
+        Source::Feed(f) => Some(feed::probe(config, client, f).await),
+    }
+}
+
+/// A source that answered `410 Gone` is not polled again; this says so
+/// each run (at debug level: the warning was logged when it happened).
+fn gone(cx: &Context<'_>, key: &str) -> Option<Scan> {
+    let at = cx.state.gone_at?;
+    tracing::debug!(source = key, gone_at = %at, "source answered 410 Gone earlier; not polled");
+    Some(Scan {
+        partial: true,
+        ..Scan::default()
+    })
+}
+
+/// The problem for a source-wide failure, named by its address.
+fn problem(url: &url::Url, message: impl Into<String>) -> Problem {
+    Problem::new(url.as_str(), message)
+}
+
+/// A story id of the form `<prefix>-<hex>` from an upstream identifier of
+/// any shape (a feed's guid, an Atom id): the first 80 bits of its SHA-256.
+fn hashed_id(prefix: &str, upstream: &str) -> StoryId {
+    use sha2::{Digest, Sha256};
+    let hash = hex::encode(&Sha256::digest(upstream.as_bytes())[..10]);
+    StoryId::parse(&format!("{prefix}-{hash}")).expect("hex ids are valid")
+}
+
+/// A slug from a title: transliterated to ASCII, at most 80 characters,
+/// never empty.
+fn title_slug(title: &str, fallback: &str) -> String {
+    let mut s = slug::slugify(title);
+    if s.len() > 80 {
+        s.truncate(80);
+        s = s.trim_end_matches('-').to_owned();
+    }
+    if s.is_empty() { fallback.to_owned() } else { s }
 }

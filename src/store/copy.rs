@@ -200,6 +200,13 @@ const TABLES: &[Table] = {
             max_rows: 1000,
             identity: false,
         },
+        Table {
+            name: "source_state",
+            columns: &[("source", Text), ("state", Text), ("updated_at", Time)],
+            order: "source",
+            max_rows: 1000,
+            identity: false,
+        },
     ]
 };
 

@@ -71,4 +71,33 @@ impl Store {
     ) -> Result<Option<DateTime<Utc>>> {
         crate::store::dispatch!(self, jobs::claim_tick(name, tick, now, until))
     }
+
+    /// What each remote source remembered from its last run, by source
+    /// key. A state that no longer reads (written by a newer version) is
+    /// left out: the source then starts afresh.
+    pub async fn source_states(
+        &self,
+    ) -> Result<std::collections::HashMap<String, crate::sources::SourceState>> {
+        let rows = crate::store::dispatch!(self, jobs::source_states())?;
+        Ok(rows
+            .into_iter()
+            .filter_map(|(source, json)| match serde_json::from_str(&json) {
+                Ok(state) => Some((source, state)),
+                Err(e) => {
+                    tracing::warn!(source, error = %e, "unreadable source state; starting afresh");
+                    None
+                }
+            })
+            .collect())
+    }
+
+    pub async fn save_source_state(
+        &self,
+        source: &str,
+        state: &crate::sources::SourceState,
+        now: DateTime<Utc>,
+    ) -> Result<()> {
+        let json = serde_json::to_string(state)?;
+        crate::store::dispatch!(self, jobs::save_source_state(source, &json, now))
+    }
 }

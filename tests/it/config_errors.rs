@@ -300,7 +300,7 @@ fn unknown_source_kind() {
     assert_at(p, pos(&text, "\"wordpress-xml\""));
     assert_eq!(
         p.message,
-        "unknown source kind `wordpress-xml`; expected one of: directory"
+        "unknown source kind `wordpress-xml`; expected one of: directory, wordpress, feed"
     );
 }
 

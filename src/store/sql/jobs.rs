@@ -123,3 +123,34 @@ pub async fn claim_tick(
     tx.commit().await?;
     Ok(held)
 }
+
+/// Every remote source's state, by source key (JSON text as stored).
+pub async fn source_states(pool: &Pool<DB>) -> Result<Vec<(String, String)>> {
+    let rows = sqlx::query("SELECT source, state FROM source_state")
+        .fetch_all(pool)
+        .await
+        .context("cannot read the sources' state")?;
+    Ok(rows
+        .iter()
+        .map(|r| (r.get("source"), r.get("state")))
+        .collect())
+}
+
+pub async fn save_source_state(
+    pool: &Pool<DB>,
+    source: &str,
+    state: &str,
+    now: DateTime<Utc>,
+) -> Result<()> {
+    sqlx::query(
+        "INSERT INTO source_state (source, state, updated_at) VALUES ($1, $2, $3)
+         ON CONFLICT (source) DO UPDATE SET state = excluded.state, updated_at = excluded.updated_at",
+    )
+    .bind(source)
+    .bind(state)
+    .bind(now)
+    .execute(pool)
+    .await
+    .context("cannot save a source's state")?;
+    Ok(())
+}
