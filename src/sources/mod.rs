@@ -69,7 +69,7 @@ pub struct SourceState {
     /// When the source answered `410 Gone`; it is not polled after that.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub gone_at: Option<DateTime<Utc>>,
-    /// WordPress: the latest `modified` time read, where the next
+    /// WordPress: the latest `modified_gmt` read, where the next
     /// incremental read starts.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cursor: Option<String>,

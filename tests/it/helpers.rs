@@ -197,12 +197,18 @@ impl Site {
 
     /// Runs `tidings --config <site>/config.toml ARGS` from the site folder.
     pub fn tidings(&self, args: &[&str]) -> Run {
+        self.tidings_env(args, &[])
+    }
+
+    /// [`Site::tidings`] with `env` set.
+    pub fn tidings_env(&self, args: &[&str], env: &[(&str, &str)]) -> Run {
         let output = Command::new(env!("CARGO_BIN_EXE_tidings"))
             .arg("--config")
             .arg(self.config_path())
             .args(args)
             .current_dir(self.root())
             .env_remove("TIDINGS_CONFIG")
+            .envs(env.iter().copied())
             .output()
             .expect("run tidings");
         Run::from(output)

@@ -31,7 +31,6 @@ pub async fn freeze_edition(pool: &Pool<DB>, digest: &str, key: &str, skip_if_em
     .bind(digest)
     .fetch_optional(&mut *tx)
     .await?;
-    let first = previous.is_none();
     // A tick caught up after a later edition (sent by hand meanwhile) must
     // not end before that one: its period starts where the last one ended.
     let now = now.max(previous.unwrap_or(now));
@@ -48,8 +47,8 @@ pub async fn freeze_edition(pool: &Pool<DB>, digest: &str, key: &str, skip_if_em
     .fetch_one(&mut *tx)
     .await
     .context("cannot create the edition")?;
-    // A first edition sends only what is recent by the stories' own
-    // dates; every story still lands in exactly one edition.
+    // Only what is recent by the stories' own dates is sent (see
+    // `oldest_news`); every story still lands in exactly one edition.
     sqlx::query(
         "INSERT INTO edition_stories (edition_id, digest, story_id, included)
          SELECT $1, $2, s.id, CASE WHEN $3 AND s.published_at < $4 THEN FALSE ELSE TRUE END
@@ -60,8 +59,8 @@ pub async fn freeze_edition(pool: &Pool<DB>, digest: &str, key: &str, skip_if_em
     )
     .bind(id)
     .bind(digest)
-    .bind(first)
-    .bind(period_start)
+    .bind(true)
+    .bind(oldest_news(previous, now))
     .bind(now)
     .bind(digest)
     .execute(&mut *tx)
@@ -149,11 +148,12 @@ pub async fn edition_stories(pool: &Pool<DB>, edition_id: i64) -> Result<Vec<Sto
 }
 
 pub async fn pending_stories(pool: &Pool<DB>, digest: &str, now: DateTime<Utc>) -> Result<Vec<StoredStory>> {
-    let first: bool =
-        sqlx::query_scalar("SELECT NOT EXISTS (SELECT 1 FROM editions WHERE digest = $1)")
-            .bind(digest)
-            .fetch_one(pool)
-            .await?;
+    let previous: Option<DateTime<Utc>> = sqlx::query_scalar(
+        "SELECT period_end FROM editions WHERE digest = $1 ORDER BY id DESC LIMIT 1",
+    )
+    .bind(digest)
+    .fetch_optional(pool)
+    .await?;
     let ids: Vec<String> = sqlx::query_scalar(
         "SELECT s.id FROM stories s
          WHERE s.withdrawn_at IS NULL AND s.first_seen_at <= $1
@@ -161,8 +161,8 @@ pub async fn pending_stories(pool: &Pool<DB>, digest: &str, now: DateTime<Utc>) 
            AND NOT EXISTS (SELECT 1 FROM edition_stories e WHERE e.digest = $4 AND e.story_id = s.id)",
     )
     .bind(now)
-    .bind(first)
-    .bind(now - FIRST_EDITION_LOOKBACK)
+    .bind(true)
+    .bind(oldest_news(previous, now))
     .bind(digest)
     .fetch_all(pool)
     .await?;
@@ -346,4 +346,17 @@ async fn published_by_id_texts(pool: &Pool<DB>, ids: &[String]) -> Result<Vec<St
         .collect::<Result<_>>()?;
     let refs: Vec<&StoryId> = ids.iter().collect();
     super::stories::published_by_ids(pool, &refs).await
+}
+
+/// The oldest publication date an edition sends: for a first edition
+/// `FIRST_EDITION_LOOKBACK` before it; after that the previous period's
+/// end less one more period (at least `FIRST_EDITION_LOOKBACK`), so a
+/// story published late in the last period and seen only now still goes
+/// out, while a source added with years of old posts (a WordPress site,
+/// a partner feed) does not flood the next digest with them.
+fn oldest_news(previous: Option<DateTime<Utc>>, now: DateTime<Utc>) -> DateTime<Utc> {
+    match previous {
+        None => now - FIRST_EDITION_LOOKBACK,
+        Some(end) => end - (now - end).max(FIRST_EDITION_LOOKBACK),
+    }
 }
