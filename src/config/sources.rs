@@ -62,9 +62,7 @@ impl Remote {
         let mut out = self.themes.clone();
         let lookup = |map: &BTreeMap<String, ThemeSlug>, term: &str| {
             map.iter()
-                .find(|(k, _)| {
-                    k.eq_ignore_ascii_case(term) || k.to_lowercase() == term.to_lowercase()
-                })
+                .find(|(k, _)| k.to_lowercase() == term.to_lowercase())
                 .map(|(_, v)| v.clone())
         };
         let mapped = categories

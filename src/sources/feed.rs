@@ -35,12 +35,9 @@ pub async fn scan(cx: Context<'_>, source: &FeedSource) -> Result<Scan, Problem>
     let answer = cx
         .client
         .get(&Get {
-            url: &url,
-            accept: ACCEPT,
-            timeout: source.remote.timeout,
-            max_bytes: source.remote.max_bytes,
             etag: state.etag.as_deref(),
             last_modified: state.last_modified.as_deref(),
+            ..Get::new(&url, ACCEPT, &source.remote)
         })
         .await
         .map_err(|e| problem(&url, format!("cannot read the feed: {e}")))?;
@@ -294,14 +291,7 @@ pub async fn probe(
     let _ = config;
     let url = &source.url;
     let answer = client
-        .get(&Get {
-            url,
-            accept: ACCEPT,
-            timeout: source.remote.timeout,
-            max_bytes: source.remote.max_bytes,
-            etag: None,
-            last_modified: None,
-        })
+        .get(&Get::new(url, ACCEPT, &source.remote))
         .await
         .map_err(|e| problem(url, format!("cannot be reached: {e}")))?;
     let body = match answer {

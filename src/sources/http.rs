@@ -63,6 +63,20 @@ pub struct Get<'a> {
     pub last_modified: Option<&'a str>,
 }
 
+impl<'a> Get<'a> {
+    /// A plain GET with the source's timeout and size limit.
+    pub fn new(url: &'a Url, accept: &'static str, remote: &crate::config::Remote) -> Get<'a> {
+        Get {
+            url,
+            accept,
+            timeout: remote.timeout,
+            max_bytes: remote.max_bytes,
+            etag: None,
+            last_modified: None,
+        }
+    }
+}
+
 /// What a GET brought back.
 #[derive(Debug)]
 pub enum Answer {

@@ -119,14 +119,7 @@ pub async fn scan(cx: Context<'_>, source: &WordPressSource) -> Result<Scan, Pro
         }
         let answer = cx
             .client
-            .get(&Get {
-                url: &url,
-                accept: ACCEPT,
-                timeout: source.remote.timeout,
-                max_bytes: source.remote.max_bytes,
-                etag: None,
-                last_modified: None,
-            })
+            .get(&Get::new(&url, ACCEPT, &source.remote))
             .await
             .map_err(|e| problem(&url, format!("cannot read posts: {e}")))?;
         let body = match answer {
@@ -464,14 +457,7 @@ pub async fn probe(
         .append_pair("per_page", "1")
         .append_pair("_fields", "id");
     let answer = client
-        .get(&Get {
-            url: &url,
-            accept: ACCEPT,
-            timeout: source.remote.timeout,
-            max_bytes: source.remote.max_bytes,
-            etag: None,
-            last_modified: None,
-        })
+        .get(&Get::new(&url, ACCEPT, &source.remote))
         .await
         .map_err(|e| problem(&url, format!("cannot be reached: {e}")))?;
     let body = match answer {
