@@ -271,9 +271,29 @@ pub fn plan(
                 ));
                 continue;
             }
-            seen_slugs.insert(story.slug.clone(), story.origin.clone());
             let existing =
                 find(story.id.as_ref(), Some(&story.slug)).filter(|s| !matched.contains(&s.id));
+            // A slug held in the store by another story (one not read in
+            // this run: a source on its own schedule, one read in part, a
+            // withdrawn story) is not taken over; that story keeps its own.
+            if let Some(holder) = by_slug.get(story.slug.as_str())
+                && existing.is_none_or(|e| e.id != holder.id)
+            {
+                report.skipped.push(Problem::new(
+                    &story.origin,
+                    format!(
+                        "the slug `{}` is already used by {}{}; give this story its own `slug`",
+                        story.slug,
+                        holder.origin,
+                        if holder.withdrawn { " (withdrawn)" } else { "" }
+                    ),
+                ));
+                if let Some(e) = existing {
+                    protected.insert(e.id.clone());
+                }
+                continue;
+            }
+            seen_slugs.insert(story.slug.clone(), story.origin.clone());
             match existing {
                 Some(s) => {
                     matched.insert(s.id.clone());

@@ -661,3 +661,40 @@ fn the_service_polls_a_source_on_its_own_schedule() {
     let status = ok(site.tidings(&["status"]));
     assert!(status.stdout.contains("ingest:feed:"), "{status}");
 }
+
+#[test]
+fn an_entry_whose_slug_is_taken_is_skipped_and_the_rest_go_on() {
+    let up = Upstream::start();
+    up.set("/partner.rss", Reply::status(404));
+    // The feed comes first in config.toml; the story's file gives it the
+    // slug the feed's first entry gets from its title.
+    let config = FIXTURE_CONFIG.replace(
+        "[[sources]]\nkind = \"directory\"",
+        &format!(
+            "{}\n[[sources]]\nkind = \"directory\"",
+            feed_source(&up, "/partner.rss", "")
+        ),
+    );
+    let site = Site::with_config(&config);
+    site.story(
+        "kisumu-and-borlange-map-every-water-kiosk-in-the-city",
+        "Our own kiosk story",
+        "2026-11-01",
+        &["alpha"],
+    );
+    let first = ok(build(&site));
+    assert!(first.stdout.contains("1 new"), "{first}");
+    up.set("/partner.rss", rss("feeds/partner.rss"));
+    let run = ok(build(&site));
+    let titles = titles(&site, "atom.xml");
+    assert!(
+        titles.iter().any(|t| t == "Our own kiosk story"),
+        "{titles:?}"
+    );
+    assert!(
+        !titles.iter().any(|t| t.contains("water kiosk")),
+        "{titles:?}"
+    );
+    assert_eq!(titles.len(), 5, "the other four entries and the story");
+    assert!(run.stderr.contains("is already used by"), "{run}");
+}
