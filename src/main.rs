@@ -168,7 +168,7 @@ fn check(config: &Config) -> Result<ExitCode> {
         config
             .sources
             .iter()
-            .map(|s| tidings::sources::probe(config, &client, s)),
+            .map(|s| tidings::sources::probe(&client, s)),
     ));
     for (source, probe) in config.sources.iter().zip(probes) {
         match probe {

@@ -10,7 +10,7 @@ use url::Url;
 
 use super::http::{Answer, Body, Client, Get};
 use super::{Context, ItemRef, Scan, gone, hashed_id, problem, title_slug};
-use crate::config::{Config, FeedSource};
+use crate::config::FeedSource;
 use crate::content::{self, Bases};
 use crate::diagnostic::Problem;
 use crate::story::{Language, Story};
@@ -87,7 +87,7 @@ pub async fn scan(cx: Context<'_>, source: &FeedSource) -> Result<Scan, Problem>
     for entry in &feed.entries {
         let id = hashed_id("feed", &entry.id);
         let origin = format!("{}#{}", source.url, entry.id);
-        match story(cx.config, source, &body.url, entry, feed_language.as_ref()) {
+        match story(source, &body.url, entry, feed_language.as_ref()) {
             Ok(mut s) => {
                 s.id = Some(id);
                 s.origin = origin;
@@ -167,13 +167,11 @@ fn entry_link(entry: &feed_rs::model::Entry, feed_url: &Url) -> Option<Url> {
 }
 
 fn story(
-    config: &Config,
     source: &FeedSource,
     feed_url: &Url,
     entry: &feed_rs::model::Entry,
     feed_language: Option<&Language>,
 ) -> Result<Story, String> {
-    let _ = config;
     let link = entry_link(entry, feed_url).ok_or("the entry has no link that is an http(s) URL")?;
     let text = |t: &feed_rs::model::Text| {
         if is_html(t) {
@@ -283,12 +281,7 @@ fn html_paragraphs(text: &str) -> String {
 }
 
 /// For `tidings check`: fetches and parses the feed.
-pub async fn probe(
-    config: &Config,
-    client: &Client,
-    source: &FeedSource,
-) -> Result<String, Problem> {
-    let _ = config;
+pub async fn probe(client: &Client, source: &FeedSource) -> Result<String, Problem> {
     let url = &source.url;
     let answer = client
         .get(&Get::new(url, ACCEPT, &source.remote))

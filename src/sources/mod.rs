@@ -108,15 +108,11 @@ pub async fn scan(cx: Context<'_>, source: &Source) -> Result<Scan, Problem> {
 
 /// For `tidings check`: whether a remote source answers, and what it
 /// holds (`None` for a directory, which the scan itself checks).
-pub async fn probe(
-    config: &Config,
-    client: &http::Client,
-    source: &Source,
-) -> Option<Result<String, Problem>> {
+pub async fn probe(client: &http::Client, source: &Source) -> Option<Result<String, Problem>> {
     match source {
         Source::Directory(_) => None,
-        Source::WordPress(wp) => Some(wordpress::probe(config, client, wp).await),
-        Source::Feed(f) => Some(feed::probe(config, client, f).await),
+        Source::WordPress(wp) => Some(wordpress::probe(client, wp).await),
+        Source::Feed(f) => Some(feed::probe(client, f).await),
     }
 }
 

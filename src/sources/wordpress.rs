@@ -446,12 +446,7 @@ fn percent_decode(s: &str) -> String {
 }
 
 /// For `tidings check`: one post's worth of the API, and the total.
-pub async fn probe(
-    config: &Config,
-    client: &Client,
-    source: &WordPressSource,
-) -> Result<String, Problem> {
-    let _ = config;
+pub async fn probe(client: &Client, source: &WordPressSource) -> Result<String, Problem> {
     let mut url = endpoint(&source.base_url);
     url.query_pairs_mut()
         .append_pair("per_page", "1")
