@@ -10,6 +10,7 @@ use crate::config::Config;
 use crate::feeds::{self, WriteReport};
 use crate::ingest::{self, Report};
 use crate::store::Store;
+use crate::story::StoryId;
 
 /// What a build did.
 #[derive(Debug)]
@@ -28,17 +29,42 @@ pub async fn build(config: &Config, store: &Store, which: &ingest::Which) -> Res
     let started = Instant::now();
     let index = store.published_index().await?;
     let published = index.len();
-    let stories = store
-        .published_by_ids(&feeds::prepare::select(config, &index))
-        .await?;
+    let chosen = feeds::prepare::select(config, &index);
+    let key = feeds::build_key(config, &chosen);
+    let note_name = feeds::note_name(config);
+    let note = store.setting(&note_name).await?;
+    if let Some(feeds) = feeds::unchanged_since(config, &key, note.as_deref())? {
+        tracing::info!(
+            load_ms = started.elapsed().as_millis() as u64,
+            unchanged = feeds.unchanged,
+            "feeds: nothing they show has changed since the last build"
+        );
+        return Ok(BuildReport {
+            ingest,
+            feeds,
+            published,
+            problems: Vec::new(),
+        });
+    }
+    let ids: Vec<&StoryId> = chosen.iter().map(|s| &s.id).collect();
+    let stories = store.published_by_ids(&ids).await?;
     let loaded = started.elapsed();
     let config = config.clone();
-    let (feeds, problems, rendered) = tokio::task::spawn_blocking(move || {
+    let (feeds, problems, rendered, note) = tokio::task::spawn_blocking(move || {
         let out = feeds::render_all(&config, &stories);
         let rendered = started.elapsed();
-        feeds::write_all(&config, &out.files).map(|r| (r, out.problems, rendered))
+        let report = feeds::write_all(&config, &out.files)?;
+        let note = out
+            .problems
+            .is_empty()
+            .then(|| feeds::build_note(&config, &key, &out.files))
+            .flatten();
+        anyhow::Ok((report, out.problems, rendered, note))
     })
     .await??;
+    if let Some(note) = note {
+        store.set_setting(&note_name, note.as_bytes()).await?;
+    }
     tracing::info!(
         load_ms = loaded.as_millis() as u64,
         render_ms = (rendered - loaded).as_millis() as u64,

@@ -17,6 +17,7 @@ use chrono::{DateTime, Duration, Utc};
 use futures_util::StreamExt;
 
 use crate::config::{Config, Digest, Mail};
+use crate::digest::segments::Segments;
 use crate::digest::{compose, render, words};
 use crate::mail::message::{self, Envelope};
 use crate::mail::transport::{SendError, Sender};
@@ -76,106 +77,262 @@ pub struct Worker<'a> {
     pub options: Options,
     /// Set to stop claiming new rows (SIGINT/SIGTERM); in-flight sends finish.
     pub stop: Arc<AtomicBool>,
+    /// Each audience's rendering, made once per edition.
+    pub segments: Segments,
 }
 
 impl Worker<'_> {
     /// Delivers the edition until every row is done (or `stop` is set).
-    /// `progress` is called after each batch with the counts so far.
+    /// `progress` is called a few times a second with the counts so far.
+    ///
+    /// Two stages run side by side: this task claims a batch of rows and
+    /// makes their messages on every core (templates, CSS, MIME: the CPU's
+    /// work) while a sending task sends the previous batch over
+    /// `concurrency` connections and marks each row. A batch is claimed
+    /// only once the sending task has taken the one before, so a claimed
+    /// row waits at most one batch before it is sent, as when one stage
+    /// ran after the other: its lease must not lapse while it waits.
     pub async fn deliver(
         &self,
         edition: &Edition,
         mut progress: impl FnMut(&Counts),
     ) -> Result<Counts> {
         let stories = self.store.edition_stories(edition.id).await?;
-        let pace = Pacer::new(self.mail.rate_limit);
-        loop {
-            if self.stop.load(Ordering::SeqCst) {
-                break;
+        let batch = self.mail.concurrency * 4;
+        let (queue, queued) = tokio::sync::mpsc::channel(1);
+        let sending = tokio::spawn(
+            Sending {
+                sender: self.sender.clone(),
+                store: self.store.clone(),
+                options: self.options.clone(),
+                max_attempts: self.mail.max_attempts,
+                pace: Pacer::new(self.mail.rate_limit),
             }
-            let now = Utc::now();
-            let batch = (self.mail.concurrency * 4) as i64;
-            let claimed = self
-                .store
-                .claim_deliveries(edition.id, batch, now, self.options.lease)
-                .await?;
-            if !claimed.is_empty() {
-                tracing::debug!(
-                    edition = edition.id,
-                    claimed = claimed.len(),
-                    "claimed deliveries"
-                );
-            }
-            if claimed.is_empty() {
-                let counts = self.store.delivery_counts(edition.id).await?;
-                progress(&counts);
-                if counts.done() {
-                    break;
-                }
-                // Rows wait for a retry or for another worker's lease.
-                tokio::time::sleep(StdDuration::from_millis(250)).await;
-                continue;
-            }
-            futures_util::stream::iter(claimed)
-                .for_each_concurrent(self.mail.concurrency, |c| {
-                    let stories = &stories;
-                    let pace = &pace;
-                    async move {
-                        if let Err(e) = self.deliver_one(edition, stories, pace, c).await {
-                            tracing::error!(error = %format!("{e:#}"), "delivery failed");
-                        }
-                    }
-                })
-                .await;
-            progress(&self.store.delivery_counts(edition.id).await?);
-        }
+            .run(queued, self.mail.concurrency),
+        );
+        let claimed = self
+            .claim_and_prepare(edition, &stories, batch, queue, &mut progress)
+            .await;
+        // The queue is closed: what is in it is sent, then the task ends.
+        sending
+            .await
+            .map_err(|e| anyhow::anyhow!("the sending task failed: {e}"))?;
+        claimed?;
         self.store.complete_if_done(edition.id, Utc::now()).await?;
         self.store.delivery_counts(edition.id).await
     }
 
-    async fn deliver_one(
+    async fn claim_and_prepare(
         &self,
         edition: &Edition,
         stories: &[StoredStory],
-        pace: &Pacer,
-        claimed: Claimed,
+        batch: usize,
+        queue: tokio::sync::mpsc::Sender<Vec<Prepared>>,
+        progress: &mut impl FnMut(&Counts),
     ) -> Result<()> {
-        let id = claimed.delivery_id;
-        let outcome = self.outcome(edition, stories, pace, &claimed).await;
-        self.record(id, claimed.subscriber.id, &outcome).await
+        // Counting the rows by state reads the whole edition: a few times
+        // a second is enough for a progress bar.
+        let mut reported = std::time::Instant::now();
+        loop {
+            // Room for a batch: the sending task took the previous one.
+            let Ok(room) = queue.reserve().await else {
+                anyhow::bail!("the sending task stopped");
+            };
+            if self.stop.load(Ordering::SeqCst) {
+                return Ok(());
+            }
+            let claimed = self
+                .store
+                .claim_deliveries(edition.id, batch as i64, Utc::now(), self.options.lease)
+                .await?;
+            if claimed.is_empty() {
+                let counts = self.store.delivery_counts(edition.id).await?;
+                progress(&counts);
+                if counts.done() {
+                    return Ok(());
+                }
+                // Rows being sent, waiting for a retry or for another
+                // worker's lease.
+                tokio::time::sleep(StdDuration::from_millis(250)).await;
+                continue;
+            }
+            tracing::debug!(
+                edition = edition.id,
+                claimed = claimed.len(),
+                "claimed deliveries"
+            );
+            let prepared = on_all_cores(|| {
+                use rayon::prelude::*;
+                claimed
+                    .into_par_iter()
+                    .map(|c| {
+                        let message = self.prepare(edition, stories, &c);
+                        (c, message)
+                    })
+                    .collect::<Vec<_>>()
+            });
+            room.send(prepared);
+            if reported.elapsed() >= StdDuration::from_millis(250) {
+                progress(&self.store.delivery_counts(edition.id).await?);
+                reported = std::time::Instant::now();
+            }
+        }
     }
 
-    /// Sends the row's message (unless it is to be skipped) and says what
-    /// became of it.
-    async fn outcome(
+    /// The row's message, or what became of the row without one.
+    fn prepare(
         &self,
         edition: &Edition,
         stories: &[StoredStory],
-        pace: &Pacer,
         claimed: &Claimed,
-    ) -> Outcome {
+    ) -> Result<(String, lettre::Message), Outcome> {
         let id = claimed.delivery_id;
         let person = &claimed.subscriber;
         if person.status != Status::Active {
-            return Outcome::Final("skipped", format!("{} before sending", person.status));
+            return Err(Outcome::Final(
+                "skipped",
+                format!("{} before sending", person.status),
+            ));
         }
         let sections = compose::sections(self.config, self.digest, &person.themes, stories);
         if compose::story_count(&sections) == 0 && self.digest.skip_if_empty {
-            return Outcome::Final("skipped", "nothing new in their themes".into());
+            return Err(Outcome::Final(
+                "skipped",
+                "nothing new in their themes".into(),
+            ));
         }
         // A message that cannot be made (a broken template, an address the
         // builder refuses) will not be made on a later attempt either.
-        let (message_id, message) = match self.message(edition, person, sections) {
-            Ok(m) => m,
-            Err(e) => {
-                let reason = format!("cannot build the message: {e:#}");
-                tracing::error!(delivery = id, error = %reason, "delivery failed");
-                return Outcome::Final("failed", reason);
-            }
+        self.message(edition, person, sections).map_err(|e| {
+            let reason = format!("cannot build the message: {e:#}");
+            tracing::error!(delivery = id, error = %reason, "delivery failed");
+            Outcome::Final("failed", reason)
+        })
+    }
+
+    /// The message for one subscriber, with its Message-ID.
+    fn message(
+        &self,
+        edition: &Edition,
+        person: &crate::subscribers::Subscriber,
+        sections: Vec<render::Section<'_>>,
+    ) -> Result<(String, lettre::Message)> {
+        let config = self.config;
+        let base = &config.site.base_url;
+        let host = base.host_str().unwrap_or("localhost");
+        let email_key = person.email.to_lowercase();
+        let links = links(
+            config,
+            self.signer,
+            self.digest,
+            Some(edition.id),
+            (person.id, &email_key),
+            edition.created_at,
+        );
+        let language = person.language.as_str();
+        let period = period_label(config, language, edition.period_end);
+        let rendered = self.segments.render(
+            self.templates,
+            edition.id,
+            &render::DigestEmail {
+                config,
+                digest: self.digest,
+                language,
+                period: &period,
+                sections,
+                links: links.clone(),
+                recipient: &person.email,
+            },
+            &person.themes,
+        )?;
+        // Derived from edition and subscriber: a duplicate after a crash
+        // carries the same Message-ID, so clients and tests can tell.
+        let message_id = format!("e{}.s{}.{}@{host}", edition.id, person.id, self.digest.id);
+        let envelope = Envelope {
+            from: &self.mail.from,
+            reply_to: self.mail.reply_to.as_ref(),
+            to: &person.email,
+            message_id: message_id.clone(),
+            list_id: format!(
+                "{} <{}.{host}>",
+                self.digest.title.get(language),
+                self.digest.id
+            ),
+            unsubscribe_mailto: unsubscribe_mailto(self.mail, &links.unsubscribe),
+            unsubscribe_url: links.unsubscribe,
+            date: Utc::now(),
         };
-        pace.wait().await;
+        let msg = message::build_signed(&envelope, &rendered, self.dkim)?;
+        Ok((message_id, msg))
+    }
+}
+
+/// A claimed row with its message, or with what became of it already.
+type Prepared = (Claimed, Result<(String, lettre::Message), Outcome>);
+
+/// The sending stage: what it needs, owned, so that it runs as a task of
+/// its own.
+struct Sending {
+    sender: Sender,
+    store: Store,
+    options: Options,
+    max_attempts: u32,
+    pace: Pacer,
+}
+
+impl Sending {
+    async fn run(self, mut queued: tokio::sync::mpsc::Receiver<Vec<Prepared>>, concurrency: usize) {
+        let this = &self;
+        while let Some(batch) = queued.recv().await {
+            // The batch waited while the one before was sent: its lease
+            // starts now, and rows another worker took meanwhile (their
+            // lease lapsed) are left to it.
+            let rows: Vec<(i64, i64)> = batch
+                .iter()
+                .map(|(c, _)| (c.delivery_id, c.attempt))
+                .collect();
+            let ours = match this
+                .store
+                .renew_leases(&rows, Utc::now() + this.options.lease)
+                .await
+            {
+                Ok(ids) => ids.into_iter().collect::<std::collections::HashSet<i64>>(),
+                Err(e) => {
+                    // The store is away: these rows' leases lapse and they
+                    // are claimed again later; send nothing of them now.
+                    tracing::warn!(error = %format!("{e:#}"), "cannot renew leases; the batch waits");
+                    continue;
+                }
+            };
+            let batch = batch
+                .into_iter()
+                .filter(|(c, _)| ours.contains(&c.delivery_id));
+            futures_util::stream::iter(batch)
+                .for_each_concurrent(concurrency, |(c, prepared)| async move {
+                    let outcome = this.outcome(&c, prepared).await;
+                    if let Err(e) = this.record(c.delivery_id, c.subscriber.id, &outcome).await {
+                        tracing::error!(error = %format!("{e:#}"), "delivery failed");
+                    }
+                })
+                .await;
+        }
+    }
+
+    /// Sends the prepared message and says what became of the row.
+    async fn outcome(
+        &self,
+        claimed: &Claimed,
+        prepared: Result<(String, lettre::Message), Outcome>,
+    ) -> Outcome {
+        let id = claimed.delivery_id;
+        let (message_id, message) = match prepared {
+            Ok(m) => m,
+            Err(outcome) => return outcome,
+        };
+        self.pace.wait().await;
         match self.sender.send(&message_id, &message).await {
             Ok(reply) => Outcome::Sent { message_id, reply },
-            Err(SendError::Transient(e)) if (claimed.attempt as u32) < self.mail.max_attempts => {
+            Err(SendError::Transient(e)) if (claimed.attempt as u32) < self.max_attempts => {
                 let next = Utc::now() + backoff(self.options.backoff, claimed.attempt);
                 tracing::warn!(delivery = id, attempt = claimed.attempt, error = %e, "will retry");
                 Outcome::Retry { error: e, next }
@@ -225,7 +382,7 @@ impl Worker<'_> {
     }
 
     async fn write_outcome(&self, id: i64, subscriber: i64, outcome: &Outcome) -> Result<()> {
-        let store = self.store;
+        let store = &self.store;
         match outcome {
             Outcome::Sent { message_id, reply } => {
                 store.mark_sent(id, message_id, reply, Utc::now()).await
@@ -241,60 +398,6 @@ impl Worker<'_> {
                 store.mark_final(id, "failed", message, Utc::now()).await
             }
         }
-    }
-
-    /// The message for one subscriber, with its Message-ID.
-    fn message(
-        &self,
-        edition: &Edition,
-        person: &crate::subscribers::Subscriber,
-        sections: Vec<render::Section<'_>>,
-    ) -> Result<(String, lettre::Message)> {
-        let config = self.config;
-        let base = &config.site.base_url;
-        let host = base.host_str().unwrap_or("localhost");
-        let email_key = person.email.to_lowercase();
-        let links = links(
-            config,
-            self.signer,
-            self.digest,
-            Some(edition.id),
-            (person.id, &email_key),
-            edition.created_at,
-        );
-        let language = person.language.as_str();
-        let period = period_label(config, language, edition.period_end);
-        let rendered = render::render(
-            self.templates,
-            &render::DigestEmail {
-                config,
-                digest: self.digest,
-                language,
-                period: &period,
-                sections,
-                links: links.clone(),
-                recipient: &person.email,
-            },
-        )?;
-        // Derived from edition and subscriber: a duplicate after a crash
-        // carries the same Message-ID, so clients and tests can tell.
-        let message_id = format!("e{}.s{}.{}@{host}", edition.id, person.id, self.digest.id);
-        let envelope = Envelope {
-            from: &self.mail.from,
-            reply_to: self.mail.reply_to.as_ref(),
-            to: &person.email,
-            message_id: message_id.clone(),
-            list_id: format!(
-                "{} <{}.{host}>",
-                self.digest.title.get(language),
-                self.digest.id
-            ),
-            unsubscribe_mailto: unsubscribe_mailto(self.mail, &links.unsubscribe),
-            unsubscribe_url: links.unsubscribe,
-            date: Utc::now(),
-        };
-        let msg = message::build_signed(&envelope, &rendered, self.dkim)?;
-        Ok((message_id, msg))
     }
 }
 
@@ -361,6 +464,16 @@ fn backoff(base: Duration, attempt: i64) -> Duration {
     let mut byte = [0u8; 1];
     let _ = getrandom::fill(&mut byte);
     exp + exp * i32::from(byte[0]) / (4 * 255)
+}
+
+/// Runs CPU-bound `work` here, telling a multi-threaded runtime first so
+/// that its other tasks move to another thread meanwhile.
+fn on_all_cores<T>(work: impl FnOnce() -> T) -> T {
+    use tokio::runtime::{Handle, RuntimeFlavor};
+    match Handle::try_current().map(|h| h.runtime_flavor()) {
+        Ok(RuntimeFlavor::MultiThread) => tokio::task::block_in_place(work),
+        _ => work(),
+    }
 }
 
 /// Spaces sends to at most `rate` per second (0 = unlimited).

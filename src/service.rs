@@ -366,6 +366,7 @@ impl Scheduler {
             dkim: mailer.dkim.as_ref(),
             options: self.options.clone(),
             stop: self.stop.clone(),
+            segments: Default::default(),
         };
         let edition_id = edition.id;
         let mut last_logged = None;

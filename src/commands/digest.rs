@@ -217,6 +217,7 @@ async fn send(config: &Config, store: &Store, id: Option<&str>, dry_run: bool) -
         dkim: mailer.dkim.as_ref(),
         options: Options::from_env(),
         stop: stop.clone(),
+        segments: Default::default(),
     };
     let counts = worker
         .deliver(&edition, |c| {

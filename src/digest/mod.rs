@@ -4,4 +4,5 @@
 
 pub mod compose;
 pub mod render;
+pub mod segments;
 pub mod words;

@@ -92,6 +92,7 @@ pub(crate) fn add(tera: &mut tera::Tera, path: PathBuf, builtin: &str) -> Result
 
 /// One theme of the subscriber's, with its new stories (possibly none: the
 /// theme is then only named in the footer).
+#[derive(Clone)]
 pub struct Section<'a> {
     pub theme: &'a Theme,
     pub stories: Vec<&'a StoredStory>,

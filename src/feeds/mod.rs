@@ -19,7 +19,7 @@ use anyhow::{Context as _, Result};
 use rayon::prelude::*;
 
 use crate::config::Config;
-use crate::store::StoredStory;
+use crate::store::{Indexed, StoredStory};
 use crate::story::Story;
 pub use prepare::{Feed, Format};
 
@@ -127,6 +127,96 @@ pub fn write_if_changed(path: &Path, bytes: &[u8]) -> std::io::Result<bool> {
     }
     tmp.persist(path).map_err(|e| e.error)?;
     Ok(true)
+}
+
+/// The store's setting under which a build notes what it wrote: the key
+/// of what the feeds show, then each file with its size, modification time
+/// and inode. Named after the feeds folder, since several sites or
+/// instances can share one store, each with its own folder.
+pub fn note_name(config: &Config) -> String {
+    let dir = std::path::absolute(&config.feeds.dir).unwrap_or_else(|_| config.feeds.dir.clone());
+    format!("feeds-build:{}", dir.display())
+}
+
+/// What every feed file is made from: this program, the config, the index
+/// page's template, and the chosen stories with their themes and content
+/// hashes, in order. Equal keys give equal files.
+pub fn build_key(config: &Config, chosen: &[&Indexed]) -> String {
+    use sha2::{Digest as _, Sha256};
+    let mut h = Sha256::new();
+    h.update(GENERATOR);
+    h.update([0]);
+    h.update(format!("{config:?}"));
+    h.update([0]);
+    if let Ok(template) = std::fs::read(index::template_path(config)) {
+        h.update(&template);
+    }
+    h.update([0]);
+    for s in chosen {
+        h.update(s.id.as_str());
+        h.update([0]);
+        h.update(&s.content_hash);
+        for theme in &s.themes {
+            h.update([1]);
+            h.update(theme.as_str());
+        }
+        h.update([0]);
+    }
+    hex::encode(h.finalize())
+}
+
+/// When the last build (its `note`) wrote its files from `key` and every
+/// one of them is still as it left it, the report of a build that changes
+/// nothing (stale theme folders are still removed); otherwise `None`.
+pub fn unchanged_since(
+    config: &Config,
+    key: &str,
+    note: Option<&[u8]>,
+) -> Result<Option<WriteReport>> {
+    let dir = &config.feeds.dir;
+    let Some(note) = note.and_then(|n| std::str::from_utf8(n).ok()) else {
+        return Ok(None);
+    };
+    let mut lines = note.lines();
+    if lines.next() != Some(key) {
+        return Ok(None);
+    }
+    let mut files = 0;
+    for line in lines {
+        let Some((rel, stamp)) = line.split_once('\t') else {
+            return Ok(None);
+        };
+        if file_stamp(&dir.join(rel)).as_deref() != Some(stamp) {
+            return Ok(None);
+        }
+        files += 1;
+    }
+    Ok(Some(WriteReport {
+        written: Vec::new(),
+        unchanged: files,
+        removed: remove_stale_themes(config)?,
+    }))
+}
+
+/// The note of a build that wrote `files` from `key` (see
+/// [`unchanged_since`]), or `None` when a file cannot be read back.
+pub fn build_note(config: &Config, key: &str, files: &[(String, Vec<u8>)]) -> Option<String> {
+    let dir = &config.feeds.dir;
+    let mut note = format!("{key}\n");
+    for (rel, _) in files {
+        let stamp = file_stamp(&dir.join(rel))?;
+        note.push_str(&format!("{rel}\t{stamp}\n"));
+    }
+    Some(note)
+}
+
+/// Size, modification time and inode of a file: what changes when anyone
+/// replaces or edits it.
+fn file_stamp(path: &Path) -> Option<String> {
+    use std::os::unix::fs::MetadataExt as _;
+    let m = std::fs::symlink_metadata(path).ok()?;
+    m.is_file()
+        .then(|| format!("{}-{}-{}-{}", m.len(), m.mtime(), m.mtime_nsec(), m.ino()))
 }
 
 fn remove_stale_themes(config: &Config) -> Result<Vec<String>> {

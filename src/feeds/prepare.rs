@@ -6,8 +6,7 @@ use chrono::{DateTime, Utc};
 use url::Url;
 
 use crate::config::{Config, Theme};
-use crate::store::StoredStory;
-use crate::story::{StoryId, ThemeSlug};
+use crate::store::{Indexed, StoredStory};
 
 /// The three formats every feed is written in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -119,7 +118,7 @@ pub fn prepare<'a>(config: &'a Config, stories: &'a [StoredStory]) -> Vec<Feed<'
 /// (newest first, ties by id): the site's newest `items` and each theme's.
 /// Loading only these keeps a build of a large site from reading every
 /// body; [`prepare`] on them gives the same feeds as on all stories.
-pub fn select<'a>(config: &Config, index: &'a [(StoryId, Vec<ThemeSlug>)]) -> Vec<&'a StoryId> {
+pub fn select<'a>(config: &Config, index: &'a [Indexed]) -> Vec<&'a Indexed> {
     let limit = config.feeds.items;
     let mut wanted = vec![false; index.len()];
     for w in wanted.iter_mut().take(limit) {
@@ -129,14 +128,14 @@ pub fn select<'a>(config: &Config, index: &'a [(StoryId, Vec<ThemeSlug>)]) -> Ve
         index
             .iter()
             .enumerate()
-            .filter(|(_, (_, themes))| themes.contains(&theme.slug))
+            .filter(|(_, s)| s.themes.contains(&theme.slug))
             .take(limit)
             .for_each(|(i, _)| wanted[i] = true);
     }
     index
         .iter()
         .zip(wanted)
-        .filter_map(|((id, _), w)| w.then_some(id))
+        .filter_map(|(s, w)| w.then_some(s))
         .collect()
 }
 

@@ -2,10 +2,15 @@
 //! needs no mail server) or an SMTP relay.
 
 use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use anyhow::{Result, anyhow};
 use lettre::transport::smtp::PoolConfig;
-use lettre::transport::smtp::authentication::Credentials;
+use lettre::transport::smtp::authentication::{Credentials, DEFAULT_MECHANISMS};
+use lettre::transport::smtp::client::{AsyncSmtpConnection, TlsParameters};
+use lettre::transport::smtp::extension::ClientId;
+use lettre::transport::smtp::response::Response;
 use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
 
 use crate::config::{Mail, Tls, Transport};
@@ -30,14 +35,98 @@ pub enum SendError {
 pub enum Sender {
     /// Writes `<message-id>.eml` files into the folder.
     File(PathBuf),
-    /// A pooled SMTP client (lettre's async transport on tokio).
+    /// SMTP in the clear or with STARTTLS: lettre's SMTP client on
+    /// connections of our own, kept open for the next message.
+    Relay(Arc<Relay>),
+    /// SMTP over implicit TLS: lettre's pooled transport.
     Smtp(AsyncSmtpTransport<Tokio1Executor>),
+}
+
+/// Connections to one relay, each opened with `TCP_NODELAY`. lettre 0.11
+/// writes a message's body and its closing `.` in two writes; with
+/// Nagle's algorithm on, the second waits for the acknowledgement of the
+/// first, which the server delays by 40 ms: every message would cost 40 ms
+/// of nothing (fixed upstream in lettre#1159, not yet released). lettre's
+/// own pool opens its sockets itself, so this keeps the connections.
+pub struct Relay {
+    host: String,
+    port: u16,
+    starttls: bool,
+    credentials: Option<Credentials>,
+    hello: ClientId,
+    /// Open connections not in use, with when each was last used.
+    idle: Mutex<Vec<(AsyncSmtpConnection, Instant)>>,
+    max_idle: usize,
+}
+
+/// A connection idle longer than this is checked with `NOOP` before use:
+/// servers close idle sessions, and a message should not pay for that.
+const CHECK_AFTER: Duration = Duration::from_secs(5);
+
+impl Relay {
+    async fn connect(&self) -> Result<AsyncSmtpConnection, SendError> {
+        let refused = |e: std::io::Error| {
+            SendError::Transient(format!(
+                "cannot connect to {}:{}: {e}",
+                self.host, self.port
+            ))
+        };
+        let stream = tokio::net::TcpStream::connect((self.host.as_str(), self.port))
+            .await
+            .map_err(refused)?;
+        stream.set_nodelay(true).map_err(refused)?;
+        let smtp = |e: lettre::transport::smtp::Error| classify(&e);
+        let mut conn = AsyncSmtpConnection::connect_with_transport(Box::new(stream), &self.hello)
+            .await
+            .map_err(smtp)?;
+        if self.starttls {
+            let tls = TlsParameters::new(self.host.clone()).map_err(smtp)?;
+            conn.starttls(tls, &self.hello).await.map_err(smtp)?;
+        }
+        if let Some(credentials) = &self.credentials {
+            conn.auth(DEFAULT_MECHANISMS, credentials)
+                .await
+                .map_err(smtp)?;
+        }
+        Ok(conn)
+    }
+
+    async fn send(&self, message: &Message) -> Result<Response, SendError> {
+        let reused = loop {
+            let Some((mut conn, since)) = self.idle.lock().expect("not poisoned").pop() else {
+                break None;
+            };
+            if conn.has_broken() {
+                continue;
+            }
+            if since.elapsed() < CHECK_AFTER || conn.test_connected().await {
+                break Some(conn);
+            }
+        };
+        let mut conn = match reused {
+            Some(conn) => conn,
+            None => self.connect().await?,
+        };
+        let reply = conn
+            .send(message.envelope(), &message.formatted())
+            .await
+            .map_err(|e| classify(&e));
+        // lettre closes the connection after a failed transaction.
+        if !conn.has_broken() {
+            let mut idle = self.idle.lock().expect("not poisoned");
+            if idle.len() < self.max_idle {
+                idle.push((conn, Instant::now()));
+            }
+        }
+        reply
+    }
 }
 
 impl std::fmt::Debug for Sender {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Sender::File(dir) => write!(f, "Sender::File({})", dir.display()),
+            Sender::Relay(relay) => write!(f, "Sender::Relay({}:{})", relay.host, relay.port),
             Sender::Smtp(_) => f.write_str("Sender::Smtp(..)"),
         }
     }
@@ -60,6 +149,29 @@ impl Sender {
                 user,
                 tls,
             } => {
+                let credentials = match user {
+                    Some(user) => {
+                        let password = std::env::var("TIDINGS_SMTP_PASSWORD").map_err(|_| {
+                            anyhow!(
+                                "[mail] transport names the user `{user}`: set its password in the \
+                                 environment variable TIDINGS_SMTP_PASSWORD"
+                            )
+                        })?;
+                        Some(Credentials::new(user.clone(), password))
+                    }
+                    None => None,
+                };
+                if matches!(tls, Tls::None | Tls::Starttls) {
+                    return Ok(Sender::Relay(Arc::new(Relay {
+                        host: host.clone(),
+                        port: *port,
+                        starttls: matches!(tls, Tls::Starttls),
+                        credentials,
+                        hello: ClientId::default(),
+                        idle: Mutex::new(Vec::new()),
+                        max_idle: mail.concurrency,
+                    })));
+                }
                 let builder = match tls {
                     Tls::Tls => AsyncSmtpTransport::<Tokio1Executor>::relay(host)?,
                     Tls::Starttls => AsyncSmtpTransport::<Tokio1Executor>::starttls_relay(host)?,
@@ -69,14 +181,8 @@ impl Sender {
                     .port(*port)
                     .timeout(Some(SMTP_TIMEOUT))
                     .pool_config(PoolConfig::new().max_size(mail.concurrency as u32));
-                if let Some(user) = user {
-                    let password = std::env::var("TIDINGS_SMTP_PASSWORD").map_err(|_| {
-                        anyhow!(
-                            "[mail] transport names the user `{user}`: set its password in the \
-                             environment variable TIDINGS_SMTP_PASSWORD"
-                        )
-                    })?;
-                    builder = builder.credentials(Credentials::new(user.clone(), password));
+                if let Some(credentials) = credentials {
+                    builder = builder.credentials(credentials);
                 }
                 Ok(Sender::Smtp(builder.build()))
             }
@@ -105,16 +211,32 @@ impl Sender {
                 })?;
                 Ok(format!("written to {}", path.display()))
             }
+            Sender::Relay(relay) => {
+                match tokio::time::timeout(SMTP_TIMEOUT, relay.send(message)).await {
+                    Ok(Ok(reply)) => Ok(describe(&reply)),
+                    Ok(Err(e)) => Err(e),
+                    Err(_) => Err(SendError::Transient(format!(
+                        "no answer from {}:{} within {} s",
+                        relay.host,
+                        relay.port,
+                        SMTP_TIMEOUT.as_secs()
+                    ))),
+                }
+            }
             Sender::Smtp(smtp) => match smtp.send(message.clone()).await {
-                Ok(reply) => Ok(format!(
-                    "{} {}",
-                    reply.code(),
-                    reply.message().collect::<Vec<_>>().join(" ")
-                )),
+                Ok(reply) => Ok(describe(&reply)),
                 Err(e) => Err(classify(&e)),
             },
         }
     }
+}
+
+fn describe(reply: &Response) -> String {
+    format!(
+        "{} {}",
+        reply.code(),
+        reply.message().collect::<Vec<_>>().join(" ")
+    )
 }
 
 /// Sorts an SMTP error into what the retry loop needs: a 5xx reply is

@@ -139,6 +139,18 @@ impl Store {
         )
     }
 
+    /// Extends the lease of claimed rows (id, attempt) that are still this
+    /// claim's (`sending`, same attempt) until `until`; returns their ids.
+    /// A row whose lease lapsed and that another worker claimed since is
+    /// not among them.
+    pub async fn renew_leases(
+        &self,
+        rows: &[(i64, i64)],
+        until: DateTime<Utc>,
+    ) -> Result<Vec<i64>> {
+        crate::store::dispatch!(self, editions::renew_leases(rows, until))
+    }
+
     /// Marks a claimed delivery sent, with the server's reply.
     pub async fn mark_sent(
         &self,

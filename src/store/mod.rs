@@ -61,6 +61,15 @@ macro_rules! dispatch {
 pub(crate) use dispatch;
 
 /// What ingest needs to know of each stored story to match it again.
+/// A published story as the feeds choose it: without its body.
+#[derive(Debug, Clone)]
+pub struct Indexed {
+    pub id: StoryId,
+    pub themes: Vec<ThemeSlug>,
+    /// Changes whenever anything a feed shows of the story changes.
+    pub content_hash: String,
+}
+
 #[derive(Debug, Clone)]
 pub struct StoredRef {
     pub id: StoryId,
@@ -160,7 +169,7 @@ impl Store {
 
     /// The id and themes of every published story, newest first (ties by
     /// id): enough to choose what goes in each feed without reading bodies.
-    pub async fn published_index(&self) -> Result<Vec<(StoryId, Vec<ThemeSlug>)>> {
+    pub async fn published_index(&self) -> Result<Vec<Indexed>> {
         dispatch!(self, stories::published_index())
     }
 
@@ -174,6 +183,15 @@ impl Store {
     /// and every restart signs alike. Never written to config or logs.
     pub async fn signing_key(&self) -> Result<Vec<u8>> {
         dispatch!(self, stories::signing_key())
+    }
+
+    /// A value the program keeps for itself (see [`Store::set_setting`]).
+    pub async fn setting(&self, name: &str) -> Result<Option<Vec<u8>>> {
+        dispatch!(self, stories::setting(name))
+    }
+
+    pub async fn set_setting(&self, name: &str, value: &[u8]) -> Result<()> {
+        dispatch!(self, stories::set_setting(name, value))
     }
 
     /// Closes the pool (flushing SQLite's WAL).

@@ -227,9 +227,9 @@ async fn latest(
     let index = shared.store.published_index().await?;
     let ids: Vec<_> = index
         .iter()
-        .filter(|(_, themes)| theme.is_none_or(|t| themes.contains(t)))
+        .filter(|s| theme.is_none_or(|t| s.themes.contains(t)))
         .take(limit)
-        .map(|(id, _)| id)
+        .map(|s| &s.id)
         .collect();
     shared.store.published_by_ids(&ids).await
 }

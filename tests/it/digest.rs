@@ -547,6 +547,78 @@ fn a_confirmation_email_carries_a_signed_link_and_echoes_only_the_address() {
     );
 }
 
+/// Subscribers with the same language and themes share one rendering of
+/// the email (the dear part of sending), with their own address and links
+/// put in. A template that changes those values (here `upper`, and a
+/// slice of the link) must still give each subscriber their own.
+#[test]
+fn subscribers_who_share_themes_each_get_their_own_address_and_links() {
+    let site = digest_site("file:outbox");
+    recent(&site, "a1", "Alpha one", 1, &["alpha"]);
+    site.build();
+    let people = ["ann@example.org", "bo@example.org", "cy@example.org"];
+    for email in people {
+        subscribe(&site, email, "alpha");
+    }
+    // First with the built-in templates, which use the values as they are.
+    ok(site.tidings(&["digest", "send"]));
+    let first = outbox(&site);
+    let mut links = Vec::new();
+    for email in people {
+        let m = &first[email][0];
+        let unsubscribe = m
+            .headers
+            .get("list-unsubscribe")
+            .and_then(|h| h.split(['<', '>']).find(|p| p.starts_with("http")))
+            .unwrap_or_else(|| panic!("List-Unsubscribe in {:?}", m.headers))
+            .to_owned();
+        assert!(
+            m.text.contains(&unsubscribe),
+            "{email}'s own link in {}",
+            m.text
+        );
+        assert!(
+            m.html.contains(&unsubscribe),
+            "{email}'s own link in {}",
+            m.html
+        );
+        links.push(unsubscribe);
+    }
+    links.dedup();
+    assert_eq!(links.len(), 3, "three different links: {links:?}");
+
+    // Then with templates that transform the values.
+    std::fs::create_dir_all(site.path("templates")).unwrap();
+    std::fs::write(
+        site.path("templates/digest.txt"),
+        "For {{ recipient | upper }} ({{ links.unsubscribe | truncate(length=30) }})\n\
+         {% for section in sections %}{% for story in section.stories %}{{ story.title }}\n{% endfor %}{% endfor %}\
+         {{ links.unsubscribe }}\n",
+    )
+    .unwrap();
+    std::fs::remove_dir_all(site.path("outbox")).unwrap();
+    recent(&site, "a2", "Alpha two", 0, &["alpha"]);
+    site.build();
+    ok(site.tidings(&["digest", "send"]));
+    let second = outbox(&site);
+    for email in people {
+        let m = &second[email][0];
+        assert!(
+            m.text.contains(&format!("For {}", email.to_uppercase())),
+            "{email} in {}",
+            m.text
+        );
+        for other in people.iter().filter(|o| **o != email) {
+            assert!(
+                !m.text.contains(&other.to_uppercase()),
+                "{other} in {email}'s {}",
+                m.text
+            );
+        }
+        assert!(m.text.contains("Alpha two"), "{}", m.text);
+    }
+}
+
 #[test]
 fn a_template_that_cannot_render_fails_each_delivery_once_with_the_reason() {
     let site = digest_site("file:outbox");

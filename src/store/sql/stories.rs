@@ -5,32 +5,44 @@ use anyhow::{Context as _, Result};
 use chrono::{DateTime, Utc};
 use sqlx::{Pool, QueryBuilder, Row};
 
-use crate::store::{Change, STORY_COLUMNS, StoredRef, StoredStory};
+use crate::store::{Change, Indexed, STORY_COLUMNS, StoredRef, StoredStory};
 use crate::story::{Language, Story, StoryId, ThemeSlug};
 
 /// Every stored story, withdrawn ones included, for matching.
 pub async fn story_refs(pool: &Pool<DB>) -> Result<Vec<StoredRef>> {
-    let rows = sqlx::query(
-        "SELECT id, source, slug, origin, origin_stamp, content_hash,
-                withdrawn_at IS NOT NULL AS withdrawn
-         FROM stories ORDER BY id",
-    )
-    .fetch_all(pool)
-    .await
-    .context("cannot read stored stories")?;
-    rows.iter()
-        .map(|r| {
+    // One row holding every story as JSON: the driver's cost is per row,
+    // and a site has tens of thousands of stories to match at each ingest.
+    let sql = if PG {
+        "SELECT COALESCE(json_agg(json_build_array(id, source, slug, origin, origin_stamp,
+                    content_hash, (withdrawn_at IS NOT NULL)::int)), '[]')::text AS refs
+         FROM stories"
+    } else {
+        "SELECT json_group_array(json_array(id, source, slug, origin, origin_stamp,
+                    content_hash, withdrawn_at IS NOT NULL)) AS refs
+         FROM stories"
+    };
+    let json: String = sqlx::query_scalar(sql)
+        .fetch_one(pool)
+        .await
+        .context("cannot read stored stories")?;
+    type Row = (String, String, String, String, Option<String>, String, i64);
+    let rows: Vec<Row> = serde_json::from_str(&json).context("cannot read stored stories")?;
+    let mut refs = rows
+        .into_iter()
+        .map(|(id, source, slug, origin, stamp, content_hash, withdrawn)| {
             Ok(StoredRef {
-                id: StoryId::parse(r.get("id")).map_err(anyhow::Error::msg)?,
-                source: r.get("source"),
-                slug: r.get("slug"),
-                origin: r.get("origin"),
-                content_hash: r.get("content_hash"),
-                stamp: r.get("origin_stamp"),
-                withdrawn: r.get("withdrawn"),
+                id: StoryId::parse(&id).map_err(anyhow::Error::msg)?,
+                source,
+                slug,
+                origin,
+                content_hash,
+                stamp,
+                withdrawn: withdrawn != 0,
             })
         })
-        .collect()
+        .collect::<Result<Vec<_>>>()?;
+    refs.sort_unstable_by(|a, b| a.id.cmp(&b.id));
+    Ok(refs)
 }
 
 /// Applies one ingest run's changes in a single transaction.
@@ -137,24 +149,30 @@ pub async fn story_counts(pool: &Pool<DB>) -> Result<(i64, i64)> {
 
 /// The id and themes of every published story, newest first (ties by
 /// id): enough to choose what goes in each feed without reading bodies.
-pub async fn published_index(pool: &Pool<DB>) -> Result<Vec<(StoryId, Vec<ThemeSlug>)>> {
-    let rows = sqlx::query(
-        "SELECT id, themes FROM stories WHERE withdrawn_at IS NULL
-         ORDER BY published_at DESC, id ASC",
-    )
-    .fetch_all(pool)
-    .await
-    .context("cannot read published stories")?;
-    rows.iter()
-        .map(|r| {
-            let id = StoryId::parse(r.get("id")).map_err(anyhow::Error::msg)?;
-            let themes: String = r.get("themes");
-            Ok((
-                id,
-                serde_json::from_str(&themes).context("bad themes column")?,
-            ))
+pub async fn published_index(pool: &Pool<DB>) -> Result<Vec<Indexed>> {
+    // As JSON in one row, as in `story_refs`; sorted here.
+    let sql = if PG {
+        "SELECT COALESCE(json_agg(json_build_array(id, themes::json, published_at, content_hash)), '[]')::text
+         FROM stories WHERE withdrawn_at IS NULL"
+    } else {
+        "SELECT json_group_array(json_array(id, json(themes), published_at, content_hash))
+         FROM stories WHERE withdrawn_at IS NULL"
+    };
+    let json: String = sqlx::query_scalar(sql)
+        .fetch_one(pool)
+        .await
+        .context("cannot read published stories")?;
+    let rows: Vec<(String, Vec<ThemeSlug>, DateTime<Utc>, String)> =
+        serde_json::from_str(&json).context("cannot read published stories")?;
+    let mut index = rows
+        .into_iter()
+        .map(|(id, themes, published, content_hash)| {
+            let id = StoryId::parse(&id).map_err(anyhow::Error::msg)?;
+            Ok((published, Indexed { id, themes, content_hash }))
         })
-        .collect()
+        .collect::<Result<Vec<_>>>()?;
+    index.sort_unstable_by(|a, b| b.0.cmp(&a.0).then_with(|| a.1.id.cmp(&b.1.id)));
+    Ok(index.into_iter().map(|(_, indexed)| indexed).collect())
 }
 
 /// The published stories with these ids, newest first (ties by id).
@@ -204,6 +222,28 @@ pub async fn signing_key(pool: &Pool<DB>) -> Result<Vec<u8>> {
             .await
             .context("cannot read the signing key")?;
     Ok(key)
+}
+
+/// A value the program keeps for itself, by name.
+pub async fn setting(pool: &Pool<DB>, name: &str) -> Result<Option<Vec<u8>>> {
+    sqlx::query_scalar("SELECT value FROM settings WHERE name = $1")
+        .bind(name)
+        .fetch_optional(pool)
+        .await
+        .with_context(|| format!("cannot read the setting {name}"))
+}
+
+pub async fn set_setting(pool: &Pool<DB>, name: &str, value: &[u8]) -> Result<()> {
+    sqlx::query(
+        "INSERT INTO settings (name, value) VALUES ($1, $2)
+         ON CONFLICT (name) DO UPDATE SET value = excluded.value",
+    )
+    .bind(name)
+    .bind(value)
+    .execute(pool)
+    .await
+    .with_context(|| format!("cannot store the setting {name}"))?;
+    Ok(())
 }
 
 /// Rows per multi-row INSERT: 19 columns x 500 stays far below SQLite's
