@@ -30,7 +30,9 @@ pub async fn build(config: &Config, store: &Store, which: &ingest::Which) -> Res
     let index = store.published_index().await?;
     let published = index.len();
     let chosen = feeds::prepare::select(config, &index);
-    let key = feeds::build_key(config, &chosen);
+    let ids: Vec<&StoryId> = chosen.iter().map(|s| &s.id).collect();
+    let hashes = store.content_hashes(&ids).await?;
+    let key = feeds::build_key(config, &chosen, &hashes);
     let note_name = feeds::note_name(config);
     let note = store.setting(&note_name).await?;
     if let Some(feeds) = feeds::unchanged_since(config, &key, note.as_deref())? {
@@ -46,7 +48,6 @@ pub async fn build(config: &Config, store: &Store, which: &ingest::Which) -> Res
             problems: Vec::new(),
         });
     }
-    let ids: Vec<&StoryId> = chosen.iter().map(|s| &s.id).collect();
     let stories = store.published_by_ids(&ids).await?;
     let loaded = started.elapsed();
     let config = config.clone();

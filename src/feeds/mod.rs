@@ -141,7 +141,11 @@ pub fn note_name(config: &Config) -> String {
 /// What every feed file is made from: this program, the config, the index
 /// page's template, and the chosen stories with their themes and content
 /// hashes, in order. Equal keys give equal files.
-pub fn build_key(config: &Config, chosen: &[&Indexed]) -> String {
+pub fn build_key(
+    config: &Config,
+    chosen: &[&Indexed],
+    hashes: &std::collections::HashMap<String, String>,
+) -> String {
     use sha2::{Digest as _, Sha256};
     let mut h = Sha256::new();
     h.update(GENERATOR);
@@ -155,7 +159,7 @@ pub fn build_key(config: &Config, chosen: &[&Indexed]) -> String {
     for s in chosen {
         h.update(s.id.as_str());
         h.update([0]);
-        h.update(&s.content_hash);
+        h.update(hashes.get(s.id.as_str()).map_or("", String::as_str));
         for theme in &s.themes {
             h.update([1]);
             h.update(theme.as_str());

@@ -66,8 +66,6 @@ pub(crate) use dispatch;
 pub struct Indexed {
     pub id: StoryId,
     pub themes: Vec<ThemeSlug>,
-    /// Changes whenever anything a feed shows of the story changes.
-    pub content_hash: String,
 }
 
 #[derive(Debug, Clone)]
@@ -171,6 +169,15 @@ impl Store {
     /// id): enough to choose what goes in each feed without reading bodies.
     pub async fn published_index(&self) -> Result<Vec<Indexed>> {
         dispatch!(self, stories::published_index())
+    }
+
+    /// The content hash of each of these stories, by id: it changes
+    /// whenever anything a feed shows of the story changes.
+    pub async fn content_hashes(
+        &self,
+        ids: &[&StoryId],
+    ) -> Result<std::collections::HashMap<String, String>> {
+        dispatch!(self, stories::content_hashes(ids))
     }
 
     /// The published stories with these ids, newest first (ties by id).

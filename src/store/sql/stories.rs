@@ -150,29 +150,53 @@ pub async fn story_counts(pool: &Pool<DB>) -> Result<(i64, i64)> {
 /// The id and themes of every published story, newest first (ties by
 /// id): enough to choose what goes in each feed without reading bodies.
 pub async fn published_index(pool: &Pool<DB>) -> Result<Vec<Indexed>> {
-    // As JSON in one row, as in `story_refs`; sorted here.
+    // As JSON in one row, as in `story_refs`, from the columns of the
+    // `stories_published` index alone (another column would read every
+    // row of the table); sorted here.
     let sql = if PG {
-        "SELECT COALESCE(json_agg(json_build_array(id, themes::json, published_at, content_hash)), '[]')::text
+        "SELECT COALESCE(json_agg(json_build_array(id, themes::json, published_at)), '[]')::text
          FROM stories WHERE withdrawn_at IS NULL"
     } else {
-        "SELECT json_group_array(json_array(id, json(themes), published_at, content_hash))
+        "SELECT json_group_array(json_array(id, json(themes), published_at))
          FROM stories WHERE withdrawn_at IS NULL"
     };
     let json: String = sqlx::query_scalar(sql)
         .fetch_one(pool)
         .await
         .context("cannot read published stories")?;
-    let rows: Vec<(String, Vec<ThemeSlug>, DateTime<Utc>, String)> =
+    let rows: Vec<(String, Vec<ThemeSlug>, DateTime<Utc>)> =
         serde_json::from_str(&json).context("cannot read published stories")?;
     let mut index = rows
         .into_iter()
-        .map(|(id, themes, published, content_hash)| {
+        .map(|(id, themes, published)| {
             let id = StoryId::parse(&id).map_err(anyhow::Error::msg)?;
-            Ok((published, Indexed { id, themes, content_hash }))
+            Ok((published, Indexed { id, themes }))
         })
         .collect::<Result<Vec<_>>>()?;
     index.sort_unstable_by(|a, b| b.0.cmp(&a.0).then_with(|| a.1.id.cmp(&b.1.id)));
     Ok(index.into_iter().map(|(_, indexed)| indexed).collect())
+}
+
+pub async fn content_hashes(
+    pool: &Pool<DB>,
+    ids: &[&StoryId],
+) -> Result<std::collections::HashMap<String, String>> {
+    let mut out = std::collections::HashMap::with_capacity(ids.len());
+    for chunk in ids.chunks(INSERT_BATCH) {
+        let mut q = QueryBuilder::<DB>::new("SELECT id, content_hash FROM stories WHERE id IN (");
+        let mut list = q.separated(", ");
+        for id in chunk {
+            list.push_bind(id.as_str());
+        }
+        q.push(")");
+        let rows: Vec<(String, String)> = q
+            .build_query_as()
+            .fetch_all(pool)
+            .await
+            .context("cannot read content hashes")?;
+        out.extend(rows);
+    }
+    Ok(out)
 }
 
 /// The published stories with these ids, newest first (ties by id).
