@@ -43,6 +43,13 @@ impl<'a> ammonia::UrlRelativeEvaluate<'a> for Bases {
     }
 }
 
+/// The Markdown stories are written in: CommonMark with tables, footnotes,
+/// strikethrough and smart punctuation.
+const MARKDOWN: Options = Options::ENABLE_TABLES
+    .union(Options::ENABLE_FOOTNOTES)
+    .union(Options::ENABLE_STRIKETHROUGH)
+    .union(Options::ENABLE_SMART_PUNCTUATION);
+
 /// Renders Markdown to sanitized HTML whose links and images are absolute.
 ///
 /// Markdown with no raw HTML, and whose every link and image points
@@ -54,11 +61,7 @@ impl<'a> ammonia::UrlRelativeEvaluate<'a> for Bases {
 /// drop) goes through ammonia as a whole.
 pub fn markdown_to_html(markdown: &str, base: &Bases) -> String {
     let markdown = strip_illegal_chars(markdown);
-    let options = Options::ENABLE_TABLES
-        | Options::ENABLE_FOOTNOTES
-        | Options::ENABLE_STRIKETHROUGH
-        | Options::ENABLE_SMART_PUNCTUATION;
-    let events: Vec<Event> = Parser::new_ext(&markdown, options).collect();
+    let events: Vec<Event> = Parser::new_ext(&markdown, MARKDOWN).collect();
     let mut html = String::with_capacity(markdown.len() * 3 / 2);
     match plain_markdown(&events, base) {
         Some(safe) => {
@@ -321,13 +324,9 @@ mod tests {
             "[ref][r]\n\n[r]: /ref-target/ \"Ref\"",
             "[bad](http://[::1) [space](<a b.html>)",
         ];
-        let options = Options::ENABLE_TABLES
-            | Options::ENABLE_FOOTNOTES
-            | Options::ENABLE_STRIKETHROUGH
-            | Options::ENABLE_SMART_PUNCTUATION;
         let mut fast = 0;
         for md in docs {
-            let events: Vec<Event> = Parser::new_ext(md, options).collect();
+            let events: Vec<Event> = Parser::new_ext(md, MARKDOWN).collect();
             let mut raw = String::new();
             html::push_html(&mut raw, events.clone().into_iter());
             let ours = markdown_to_html(md, &base());

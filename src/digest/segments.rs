@@ -43,15 +43,6 @@ pub struct Segments {
 }
 
 impl Segments {
-    /// How many audiences were rendered (for logs and tests).
-    pub fn len(&self) -> usize {
-        self.cache.lock().expect("not poisoned").len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-
     /// `email` rendered, from the audience's rendering when it has one.
     /// `themes` are the subscriber's, which decided `email.sections` from
     /// the stories of `edition`.
