@@ -31,16 +31,21 @@ pub async fn build(config: &Config, store: &Store, which: &ingest::Which) -> Res
     let published = index.len();
     let chosen = feeds::prepare::select(config, &index);
     let ids: Vec<&StoryId> = chosen.iter().map(|s| &s.id).collect();
-    let hashes = store.content_hashes(&ids).await?;
-    let key = feeds::build_key(config, &chosen, &hashes);
+    let facts = store.feed_facts(&ids).await?;
     let note_name = feeds::note_name(config);
     let note = store.setting(&note_name).await?;
-    if let Some(feeds) = feeds::unchanged_since(config, &key, note.as_deref())? {
+    let plan = feeds::plan(config, &index, &facts, note.as_deref());
+    if plan.is_current() {
         tracing::info!(
             load_ms = started.elapsed().as_millis() as u64,
-            unchanged = feeds.unchanged,
+            unchanged = plan.files.len(),
             "feeds: nothing they show has changed since the last build"
         );
+        let feeds = WriteReport {
+            written: Vec::new(),
+            unchanged: plan.files.len(),
+            removed: feeds::remove_stale_themes(config)?,
+        };
         return Ok(BuildReport {
             ingest,
             feeds,
@@ -48,24 +53,18 @@ pub async fn build(config: &Config, store: &Store, which: &ingest::Which) -> Res
             problems: Vec::new(),
         });
     }
-    let stories = store.published_by_ids(&ids).await?;
+    // Only the stories of the feeds to render again are read.
+    let stories = store.published_by_ids(&plan.wanted()).await?;
     let loaded = started.elapsed();
-    let config = config.clone();
-    let (feeds, problems, rendered, note) = tokio::task::spawn_blocking(move || {
-        let out = feeds::render_all(&config, &stories);
+    let (mut feeds, problems, rendered, note) = crate::on_all_cores(|| {
+        let out = plan.render(config, &stories);
         let rendered = started.elapsed();
-        let report = feeds::write_all(&config, &out.files)?;
-        let note = out
-            .problems
-            .is_empty()
-            .then(|| feeds::build_note(&config, &key, &out.files))
-            .flatten();
+        let report = feeds::write_all(config, &out.files)?;
+        let note = plan.note(config, &out.files);
         anyhow::Ok((report, out.problems, rendered, note))
-    })
-    .await??;
-    if let Some(note) = note {
-        store.set_setting(&note_name, note.as_bytes()).await?;
-    }
+    })?;
+    feeds.unchanged += plan.current();
+    store.set_setting(&note_name, note.as_bytes()).await?;
     tracing::info!(
         load_ms = loaded.as_millis() as u64,
         render_ms = (rendered - loaded).as_millis() as u64,

@@ -161,7 +161,7 @@ impl Worker<'_> {
                 claimed = claimed.len(),
                 "claimed deliveries"
             );
-            let prepared = on_all_cores(|| {
+            let prepared = crate::on_all_cores(|| {
                 use rayon::prelude::*;
                 claimed
                     .into_par_iter()
@@ -231,7 +231,7 @@ impl Worker<'_> {
         );
         let language = person.language.as_str();
         let period = period_label(config, language, edition.period_end);
-        let rendered = self.segments.render(
+        let encoded = self.segments.render(
             self.templates,
             edition.id,
             &render::DigestEmail {
@@ -262,7 +262,7 @@ impl Worker<'_> {
             unsubscribe_url: links.unsubscribe,
             date: Utc::now(),
         };
-        let msg = message::build_signed(&envelope, &rendered, self.dkim)?;
+        let msg = message::build_encoded(&envelope, encoded, self.dkim)?;
         Ok((message_id, msg))
     }
 }
@@ -464,16 +464,6 @@ fn backoff(base: Duration, attempt: i64) -> Duration {
     let mut byte = [0u8; 1];
     let _ = getrandom::fill(&mut byte);
     exp + exp * i32::from(byte[0]) / (4 * 255)
-}
-
-/// Runs CPU-bound `work` here, telling a multi-threaded runtime first so
-/// that its other tasks move to another thread meanwhile.
-fn on_all_cores<T>(work: impl FnOnce() -> T) -> T {
-    use tokio::runtime::{Handle, RuntimeFlavor};
-    match Handle::try_current().map(|h| h.runtime_flavor()) {
-        Ok(RuntimeFlavor::MultiThread) => tokio::task::block_in_place(work),
-        _ => work(),
-    }
 }
 
 /// Spaces sends to at most `rate` per second (0 = unlimited).

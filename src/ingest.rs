@@ -7,13 +7,15 @@
 //! that exist but cannot be read keep their stored version: a typo in front
 //! matter must not withdraw a published story.
 
+use std::borrow::Cow;
 use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
 
 use anyhow::Result;
 use chrono::{DateTime, Utc};
 use rayon::prelude::*;
 
-use crate::config::{Config, Source};
+use crate::config::{Config, DirectorySource, Source};
 use crate::diagnostic::Problem;
 use crate::sources::{self, ItemRef, SourceState, http};
 use crate::store::{Change, Store, StoredRef};
@@ -87,13 +89,16 @@ pub async fn scan_all(
     states: &HashMap<String, SourceState>,
     which: &Which,
     now: DateTime<Utc>,
+    mut listings: HashMap<String, sources::directory::Listing>,
 ) -> Scanned {
     // Published stories whose items can be skipped when their stamp holds.
-    let known: HashMap<String, String> = stored
-        .iter()
-        .filter(|s| !s.withdrawn)
-        .filter_map(|s| Some((s.origin.clone(), s.stamp.clone()?)))
-        .collect();
+    let known: Arc<HashMap<String, String>> = Arc::new(
+        stored
+            .iter()
+            .filter(|s| !s.withdrawn)
+            .filter_map(|s| Some((s.origin.clone(), s.stamp.clone()?)))
+            .collect(),
+    );
     let mut published: HashMap<&str, usize> = HashMap::new();
     for s in stored.iter().filter(|s| !s.withdrawn) {
         *published.entry(s.source.as_str()).or_default() += 1;
@@ -109,7 +114,8 @@ pub async fn scan_all(
         let cx = sources::Context {
             config,
             client,
-            known: &known,
+            known: known.clone(),
+            listing: listings.remove(&key),
             published: published.get(key.as_str()).copied().unwrap_or(0),
             state: states.get(&key).cloned().unwrap_or_default(),
             now,
@@ -145,7 +151,28 @@ pub async fn ingest(
     now: DateTime<Utc>,
 ) -> Result<Report> {
     let started = std::time::Instant::now();
+    // The story folders are listed (a `stat` per file) while the store
+    // reads what it holds: on a large site these are the two longest waits
+    // of a build with little new.
+    let folders: Vec<(String, DirectorySource)> = config
+        .sources
+        .iter()
+        .filter(|s| which.includes(s))
+        .filter_map(|s| match s {
+            Source::Directory(d) => Some((s.key(), d.clone())),
+            _ => None,
+        })
+        .collect();
+    let listing = tokio::task::spawn_blocking(move || {
+        folders
+            .into_iter()
+            .filter_map(|(key, d)| Some((key, sources::directory::list(&d).ok()?)))
+            .collect::<HashMap<_, _>>()
+    });
     let stored = store.story_refs().await?;
+    // A folder that could not be listed is listed again by its scan, which
+    // reports why.
+    let listings = listing.await.unwrap_or_default();
     let states = if config
         .sources
         .iter()
@@ -161,7 +188,7 @@ pub async fn ingest(
         problems: mut source_problems,
         keep,
         states: new_states,
-    } = scan_all(config, &client, &stored, &states, which, now).await;
+    } = scan_all(config, &client, &stored, &states, which, now, listings).await;
     let scanned = started.elapsed();
     let plan = plan(config, scans, &stored, &keep);
     let planned = started.elapsed();
@@ -206,10 +233,13 @@ pub fn plan(
     let by_slug: HashMap<&str, &StoredRef> = stored.iter().map(|s| (s.slug.as_str(), s)).collect();
     let by_origin: HashMap<&str, &StoredRef> =
         stored.iter().map(|s| (s.origin.as_str(), s)).collect();
-    let mut taken_ids: HashSet<String> = stored.iter().map(|s| s.id.to_string()).collect();
-    let mut matched: HashSet<StoryId> = HashSet::new();
-    let mut protected: HashSet<StoryId> = HashSet::new();
-    let mut seen_slugs: HashMap<String, String> = HashMap::new();
+    // Borrowed from `stored` where they can be: a large site has tens of
+    // thousands of unchanged stories on every run.
+    let mut taken_ids: HashSet<Cow<str>> = stored.iter().map(|s| s.id.as_str().into()).collect();
+    // Stored stories seen in this run (a new id is never a stored one).
+    let mut matched: HashSet<&str> = HashSet::with_capacity(stored.len());
+    let mut protected: HashSet<&str> = HashSet::new();
+    let mut seen_slugs: HashMap<Cow<str>, Cow<str>> = HashMap::with_capacity(stored.len());
     let mut changes = Vec::new();
     let mut report = Report::default();
 
@@ -229,13 +259,13 @@ pub fn plan(
                 .into_iter()
                 .chain(find(item.id.as_ref(), item.slug.as_deref()))
             {
-                protected.insert(s.id.clone());
+                protected.insert(s.id.as_str());
             }
             report.skipped.push(problem);
         }
         for ItemRef { id, slug, .. } in &scan.drafts {
             if let Some(s) = find(id.as_ref(), slug.as_deref()) {
-                matched.insert(s.id.clone());
+                matched.insert(s.id.as_str());
                 if !s.withdrawn {
                     changes.push(Change::Withdraw { id: s.id.clone() });
                     report.withdrawn += 1;
@@ -245,8 +275,8 @@ pub fn plan(
         for item in &scan.unchanged {
             // Not read again: the source vouches it did not change.
             if let Some(s) = by_origin.get(item.origin.as_str()) {
-                matched.insert(s.id.clone());
-                seen_slugs.insert(s.slug.clone(), s.origin.clone());
+                matched.insert(s.id.as_str());
+                seen_slugs.insert(s.slug.as_str().into(), s.origin.as_str().into());
                 report.unchanged += 1;
                 report.unread += 1;
             }
@@ -261,7 +291,7 @@ pub fn plan(
             })
             .collect();
         for (story, hash) in hashed {
-            if let Some(first) = seen_slugs.get(&story.slug) {
+            if let Some(first) = seen_slugs.get(story.slug.as_str()) {
                 report.skipped.push(Problem::new(
                     &story.origin,
                     format!(
@@ -271,8 +301,8 @@ pub fn plan(
                 ));
                 continue;
             }
-            let existing =
-                find(story.id.as_ref(), Some(&story.slug)).filter(|s| !matched.contains(&s.id));
+            let existing = find(story.id.as_ref(), Some(&story.slug))
+                .filter(|s| !matched.contains(s.id.as_str()));
             // A slug held in the store by another story (one not read in
             // this run: a source on its own schedule, one read in part, a
             // withdrawn story) is not taken over; that story keeps its own.
@@ -289,14 +319,14 @@ pub fn plan(
                     ),
                 ));
                 if let Some(e) = existing {
-                    protected.insert(e.id.clone());
+                    protected.insert(e.id.as_str());
                 }
                 continue;
             }
-            seen_slugs.insert(story.slug.clone(), story.origin.clone());
+            seen_slugs.insert(story.slug.clone().into(), story.origin.clone().into());
             match existing {
                 Some(s) => {
-                    matched.insert(s.id.clone());
+                    matched.insert(s.id.as_str());
                     let content_changed = hash != s.content_hash;
                     if content_changed || s.withdrawn {
                         // Back from withdrawal counts as updated: the same
@@ -334,8 +364,7 @@ pub fn plan(
                         Some(id) => id.clone(),
                         None => fresh_id(&story.slug, &taken_ids),
                     };
-                    taken_ids.insert(id.to_string());
-                    matched.insert(id.clone());
+                    taken_ids.insert(id.to_string().into());
                     let guid = guid_for(config, &id, &story);
                     changes.push(Change::Insert {
                         id,
@@ -352,8 +381,8 @@ pub fn plan(
 
     for s in stored {
         let gone = !s.withdrawn
-            && !matched.contains(&s.id)
-            && !protected.contains(&s.id)
+            && !matched.contains(s.id.as_str())
+            && !protected.contains(s.id.as_str())
             && !keep.contains(&s.source);
         if gone {
             changes.push(Change::Withdraw { id: s.id.clone() });
@@ -365,10 +394,10 @@ pub fn plan(
 
 /// The slug as an id, or the slug with `-2`, `-3`… when another story
 /// already has that id.
-fn fresh_id(slug: &str, taken: &HashSet<String>) -> StoryId {
+fn fresh_id(slug: &str, taken: &HashSet<Cow<str>>) -> StoryId {
     let mut candidate = slug.to_owned();
     let mut n = 2;
-    while taken.contains(&candidate) {
+    while taken.contains(candidate.as_str()) {
         candidate = format!("{slug}-{n}");
         n += 1;
     }

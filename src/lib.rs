@@ -26,3 +26,14 @@ pub mod story;
 pub mod subscribers;
 pub mod tokens;
 pub mod web;
+
+/// Runs CPU-bound `work` here (it may use rayon's threads), telling a
+/// multi-threaded tokio runtime first so that its other tasks move to
+/// another thread meanwhile.
+pub(crate) fn on_all_cores<T>(work: impl FnOnce() -> T) -> T {
+    use tokio::runtime::{Handle, RuntimeFlavor};
+    match Handle::try_current().map(|h| h.runtime_flavor()) {
+        Ok(RuntimeFlavor::MultiThread) => tokio::task::block_in_place(work),
+        _ => work(),
+    }
+}

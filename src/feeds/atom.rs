@@ -11,7 +11,8 @@ use super::prepare::{Feed, Format, theme_url};
 use crate::config::Config;
 use crate::store::StoredStory;
 
-pub fn render(config: &Config, feed: &Feed) -> Vec<u8> {
+/// `stories` are the feed's, loaded.
+pub fn render(config: &Config, feed: &Feed, stories: &[&StoredStory]) -> Vec<u8> {
     let lang = config.site.language.as_str();
     let authors = if config.site.author.is_empty() {
         vec![person(&config.site.title)]
@@ -53,11 +54,11 @@ pub fn render(config: &Config, feed: &Feed) -> Vec<u8> {
         }),
         links,
         subtitle: Some(Text::plain(feed.description.clone())),
-        entries: feed.stories.iter().map(|s| entry(config, s)).collect(),
+        entries: stories.iter().map(|s| entry(config, s)).collect(),
         lang: Some(lang.to_owned()),
         ..AtomFeed::default()
     };
-    let mut out = Vec::with_capacity(4096 + feed.stories.len() * 2048);
+    let mut out = Vec::with_capacity(4096 + stories.len() * 2048);
     atom.write_with_config(
         &mut out,
         atom_syndication::WriteConfig {

@@ -49,7 +49,8 @@ struct JsonItem<'a> {
     language: Option<&'a str>,
 }
 
-pub fn render(config: &Config, feed: &Feed) -> Vec<u8> {
+/// `stories` are the feed's, loaded.
+pub fn render(config: &Config, feed: &Feed, stories: &[&StoredStory]) -> Vec<u8> {
     let authors = if config.site.author.is_empty() {
         Vec::new()
     } else {
@@ -65,7 +66,7 @@ pub fn render(config: &Config, feed: &Feed) -> Vec<u8> {
         description: &feed.description,
         language: config.site.language.as_str(),
         authors,
-        items: feed.stories.iter().map(|s| item(config, s)).collect(),
+        items: stories.iter().map(|s| item(config, s)).collect(),
     };
     let mut out = serde_json::to_vec_pretty(&json).expect("a feed always serializes");
     out.push(b'\n');

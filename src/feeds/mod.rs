@@ -12,6 +12,7 @@ pub mod opml;
 pub mod prepare;
 pub mod rss;
 
+use std::collections::HashMap;
 use std::io::Write as _;
 use std::path::Path;
 
@@ -19,8 +20,8 @@ use anyhow::{Context as _, Result};
 use rayon::prelude::*;
 
 use crate::config::Config;
-use crate::store::{Indexed, StoredStory};
-use crate::story::Story;
+use crate::store::{FeedFacts, Indexed, StoredStory};
+use crate::story::{Story, StoryId};
 pub use prepare::{Feed, Format};
 
 /// Named in every feed's generator element.
@@ -39,7 +40,7 @@ pub struct WriteReport {
     pub removed: Vec<String>,
 }
 
-/// Every file of the feeds dir, rendered in memory.
+/// The files of the feeds dir that a build rendered, in memory.
 #[derive(Debug, Default)]
 pub struct Rendered {
     /// Path relative to the feeds dir, and bytes.
@@ -49,31 +50,219 @@ pub struct Rendered {
     pub problems: Vec<anyhow::Error>,
 }
 
-/// Renders every feed, the OPML list and the index page.
-pub fn render_all(config: &Config, stories: &[StoredStory]) -> Rendered {
-    let feeds = prepare::prepare(config, stories);
-    let jobs: Vec<(&Feed, Format)> = feeds
-        .iter()
-        .flat_map(|f| Format::ALL.into_iter().map(move |fmt| (f, fmt)))
-        .collect();
-    let mut files: Vec<(String, Vec<u8>)> = jobs
-        .par_iter()
-        .map(|(feed, format)| {
-            let bytes = match format {
-                Format::Rss => rss::render(config, feed),
-                Format::Atom => atom::render(config, feed),
-                Format::Json => json::render(config, feed),
-            };
-            (feed.path(*format), bytes)
+/// Which file of the feeds dir.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Part {
+    /// The feed at this position of [`Plan::feeds`], in one format.
+    Feed(usize, Format),
+    Opml,
+    Index,
+}
+
+/// One file of the feeds dir and what its bytes are made from.
+#[derive(Debug)]
+pub struct Planned {
+    /// Path relative to the feeds dir.
+    pub rel: String,
+    /// A hash of everything the file's bytes depend on.
+    pub key: String,
+    part: Part,
+    /// The stamp the last build noted, when it wrote the file from this
+    /// same key and the file is still as it left it: nothing to render.
+    current: Option<String>,
+}
+
+/// What a build writes: every feed, and every file with whether it must
+/// be rendered again. A story added touches the site's feed and its
+/// themes' feeds, the OPML list and the index page; the other feeds'
+/// files are left alone without reading their stories.
+#[derive(Debug)]
+pub struct Plan<'a> {
+    pub feeds: Vec<Feed<'a>>,
+    pub files: Vec<Planned>,
+}
+
+/// Plans a build: the feeds from the index of published stories and the
+/// facts of those [`prepare::select`] chose, and each file's key, checked
+/// against the `note` the last build left (see [`Plan::note`]).
+pub fn plan<'a>(
+    config: &'a Config,
+    index: &'a [Indexed],
+    facts: &HashMap<String, FeedFacts>,
+    note: Option<&[u8]>,
+) -> Plan<'a> {
+    use sha2::{Digest as _, Sha256};
+    let feeds = prepare::prepare(config, index, facts);
+    // What every file depends on: this program and the config.
+    let mut base = Sha256::new();
+    base.update(GENERATOR);
+    base.update([0]);
+    base.update(format!("{config:?}"));
+    base.update([0]);
+    let stamp = |h: &mut Sha256, f: &Feed| {
+        h.update(f.dir.as_bytes());
+        h.update([0]);
+        h.update(f.updated.to_rfc3339().as_bytes());
+        h.update((f.stories.len() as u64).to_le_bytes());
+    };
+    let mut files = Vec::with_capacity(feeds.len() * 3 + 2);
+    for (i, feed) in feeds.iter().enumerate() {
+        let mut h = base.clone();
+        stamp(&mut h, feed);
+        for s in &feed.stories {
+            h.update(s.id.as_str());
+            h.update([0]);
+            h.update(facts.get(s.id.as_str()).map_or("", |f| f.hash.as_str()));
+            for theme in &s.themes {
+                h.update([1]);
+                h.update(theme.as_str());
+            }
+            h.update([0]);
+        }
+        let key = hex::encode(h.finalize());
+        for format in Format::ALL {
+            files.push((feed.path(format), key.clone(), Part::Feed(i, format)));
+        }
+    }
+    // The list and the page show each feed's title, size and time.
+    let mut h = base.clone();
+    h.update("opml");
+    feeds.iter().for_each(|f| stamp(&mut h, f));
+    files.push((OPML_FILE.to_owned(), hex::encode(h.finalize()), Part::Opml));
+    let mut h = base;
+    h.update("index");
+    if let Ok(template) = std::fs::read(index::template_path(config)) {
+        h.update(&template);
+    }
+    feeds.iter().for_each(|f| stamp(&mut h, f));
+    files.push((
+        index::FILE.to_owned(),
+        hex::encode(h.finalize()),
+        Part::Index,
+    ));
+
+    let noted: HashMap<&str, (&str, &str)> = note
+        .and_then(|n| std::str::from_utf8(n).ok())
+        .into_iter()
+        .flat_map(str::lines)
+        .filter_map(|line| {
+            let mut fields = line.split('\t');
+            let (rel, key, stamp) = (fields.next()?, fields.next()?, fields.next()?);
+            Some((rel, (key, stamp)))
         })
         .collect();
-    files.push((OPML_FILE.to_owned(), opml::render(config, &feeds)));
-    let mut problems = Vec::new();
-    match index::load(config).and_then(|tera| index::render(&tera, config, &feeds)) {
-        Ok(page) => files.push((index::FILE.to_owned(), page)),
-        Err(e) => problems.push(e),
+    let dir = &config.feeds.dir;
+    let files = files
+        .into_par_iter()
+        .map(|(rel, key, part)| {
+            let current =
+                noted
+                    .get(rel.as_str())
+                    .filter(|(k, _)| *k == key)
+                    .and_then(|(_, stamp)| {
+                        let now = file_stamp(&dir.join(&rel))?;
+                        (now == *stamp).then_some(now)
+                    });
+            Planned {
+                rel,
+                key,
+                part,
+                current,
+            }
+        })
+        .collect();
+    Plan { feeds, files }
+}
+
+impl Plan<'_> {
+    /// Whether every file is as the last build wrote it from the same key.
+    pub fn is_current(&self) -> bool {
+        self.files.iter().all(|f| f.current.is_some())
     }
-    Rendered { files, problems }
+
+    /// The stories of the feeds that have a file to render.
+    pub fn wanted(&self) -> Vec<&StoryId> {
+        let mut seen = std::collections::HashSet::new();
+        let mut ids = Vec::new();
+        for f in self.files.iter().filter(|f| f.current.is_none()) {
+            if let Part::Feed(i, _) = f.part {
+                for s in &self.feeds[i].stories {
+                    if seen.insert(s.id.as_str()) {
+                        ids.push(&s.id);
+                    }
+                }
+            }
+        }
+        ids
+    }
+
+    /// Renders the files that are not current; `stories` are (at least)
+    /// the [`Plan::wanted`] ones.
+    pub fn render(&self, config: &Config, stories: &[StoredStory]) -> Rendered {
+        let by_id: HashMap<&str, &StoredStory> =
+            stories.iter().map(|s| (s.id.as_str(), s)).collect();
+        let results: Vec<Result<(String, Vec<u8>)>> = self
+            .files
+            .par_iter()
+            .filter(|f| f.current.is_none())
+            .map(|f| {
+                let bytes = match f.part {
+                    Part::Feed(i, format) => {
+                        let feed = &self.feeds[i];
+                        let listed: Vec<&StoredStory> = feed
+                            .stories
+                            .iter()
+                            .filter_map(|s| by_id.get(s.id.as_str()).copied())
+                            .collect();
+                        match format {
+                            Format::Rss => rss::render(config, feed, &listed),
+                            Format::Atom => atom::render(config, feed, &listed),
+                            Format::Json => json::render(config, feed, &listed),
+                        }
+                    }
+                    Part::Opml => opml::render(config, &self.feeds),
+                    Part::Index => index::load(config)
+                        .and_then(|tera| index::render(&tera, config, &self.feeds))?,
+                };
+                Ok((f.rel.clone(), bytes))
+            })
+            .collect();
+        let mut out = Rendered::default();
+        for r in results {
+            match r {
+                Ok(file) => out.files.push(file),
+                Err(e) => out.problems.push(e),
+            }
+        }
+        out
+    }
+
+    /// What the next build checks its plan against: each file with its key
+    /// and its size, modification time and inode as now on disk. Files
+    /// neither current nor `written` (they could not be rendered) are left
+    /// out, so the next build tries them again.
+    pub fn note(&self, config: &Config, written: &[(String, Vec<u8>)]) -> String {
+        let dir = &config.feeds.dir;
+        let written: std::collections::HashSet<&str> =
+            written.iter().map(|(rel, _)| rel.as_str()).collect();
+        let mut note = String::new();
+        for f in &self.files {
+            let stamp = match &f.current {
+                Some(stamp) => Some(stamp.clone()),
+                None if written.contains(f.rel.as_str()) => file_stamp(&dir.join(&f.rel)),
+                None => None,
+            };
+            if let Some(stamp) = stamp {
+                note.push_str(&format!("{}\t{}\t{stamp}\n", f.rel, f.key));
+            }
+        }
+        note
+    }
+
+    /// How many files needed no rendering.
+    pub fn current(&self) -> usize {
+        self.files.iter().filter(|f| f.current.is_some()).count()
+    }
 }
 
 /// Writes `files` under the feeds dir, each only if its bytes changed, and
@@ -129,89 +318,12 @@ pub fn write_if_changed(path: &Path, bytes: &[u8]) -> std::io::Result<bool> {
     Ok(true)
 }
 
-/// The store's setting under which a build notes what it wrote: the key
-/// of what the feeds show, then each file with its size, modification time
-/// and inode. Named after the feeds folder, since several sites or
+/// The store's setting under which a build notes what it wrote: each file
+/// with its key, size, modification time and inode ([`Plan::note`]). Named after the feeds folder, since several sites or
 /// instances can share one store, each with its own folder.
 pub fn note_name(config: &Config) -> String {
     let dir = std::path::absolute(&config.feeds.dir).unwrap_or_else(|_| config.feeds.dir.clone());
     format!("feeds-build:{}", dir.display())
-}
-
-/// What every feed file is made from: this program, the config, the index
-/// page's template, and the chosen stories with their themes and content
-/// hashes, in order. Equal keys give equal files.
-pub fn build_key(
-    config: &Config,
-    chosen: &[&Indexed],
-    hashes: &std::collections::HashMap<String, String>,
-) -> String {
-    use sha2::{Digest as _, Sha256};
-    let mut h = Sha256::new();
-    h.update(GENERATOR);
-    h.update([0]);
-    h.update(format!("{config:?}"));
-    h.update([0]);
-    if let Ok(template) = std::fs::read(index::template_path(config)) {
-        h.update(&template);
-    }
-    h.update([0]);
-    for s in chosen {
-        h.update(s.id.as_str());
-        h.update([0]);
-        h.update(hashes.get(s.id.as_str()).map_or("", String::as_str));
-        for theme in &s.themes {
-            h.update([1]);
-            h.update(theme.as_str());
-        }
-        h.update([0]);
-    }
-    hex::encode(h.finalize())
-}
-
-/// When the last build (its `note`) wrote its files from `key` and every
-/// one of them is still as it left it, the report of a build that changes
-/// nothing (stale theme folders are still removed); otherwise `None`.
-pub fn unchanged_since(
-    config: &Config,
-    key: &str,
-    note: Option<&[u8]>,
-) -> Result<Option<WriteReport>> {
-    let dir = &config.feeds.dir;
-    let Some(note) = note.and_then(|n| std::str::from_utf8(n).ok()) else {
-        return Ok(None);
-    };
-    let mut lines = note.lines();
-    if lines.next() != Some(key) {
-        return Ok(None);
-    }
-    let mut files = 0;
-    for line in lines {
-        let Some((rel, stamp)) = line.split_once('\t') else {
-            return Ok(None);
-        };
-        if file_stamp(&dir.join(rel)).as_deref() != Some(stamp) {
-            return Ok(None);
-        }
-        files += 1;
-    }
-    Ok(Some(WriteReport {
-        written: Vec::new(),
-        unchanged: files,
-        removed: remove_stale_themes(config)?,
-    }))
-}
-
-/// The note of a build that wrote `files` from `key` (see
-/// [`unchanged_since`]), or `None` when a file cannot be read back.
-pub fn build_note(config: &Config, key: &str, files: &[(String, Vec<u8>)]) -> Option<String> {
-    let dir = &config.feeds.dir;
-    let mut note = format!("{key}\n");
-    for (rel, _) in files {
-        let stamp = file_stamp(&dir.join(rel))?;
-        note.push_str(&format!("{rel}\t{stamp}\n"));
-    }
-    Some(note)
 }
 
 /// Size, modification time and inode of a file: what changes when anyone
@@ -223,7 +335,8 @@ fn file_stamp(path: &Path) -> Option<String> {
         .then(|| format!("{}-{}-{}-{}", m.len(), m.mtime(), m.mtime_nsec(), m.ino()))
 }
 
-fn remove_stale_themes(config: &Config) -> Result<Vec<String>> {
+/// Removes the feeds of themes no longer configured; returns their paths.
+pub fn remove_stale_themes(config: &Config) -> Result<Vec<String>> {
     let themes_dir = config.feeds.dir.join("themes");
     let mut removed = Vec::new();
     let Ok(entries) = std::fs::read_dir(&themes_dir) else {

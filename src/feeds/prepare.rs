@@ -2,11 +2,13 @@
 //! stories (newest `items`, newest first, ties broken by id), the feed's
 //! title, URLs and updated time. Renderers only format what this decides.
 
+use std::collections::HashMap;
+
 use chrono::{DateTime, Utc};
 use url::Url;
 
 use crate::config::{Config, Theme};
-use crate::store::{Indexed, StoredStory};
+use crate::store::{FeedFacts, Indexed};
 
 /// The three formats every feed is written in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -36,7 +38,9 @@ impl Format {
     }
 }
 
-/// One feed (the site's, or one theme's), ready to render in any format.
+/// One feed (the site's, or one theme's): what it lists and says of
+/// itself, decided from the index of published stories without reading a
+/// body. Rendering it in a format takes the listed stories themselves.
 #[derive(Debug)]
 pub struct Feed<'a> {
     /// Folder under the feeds dir: "" for the site, "themes/<slug>/".
@@ -47,7 +51,8 @@ pub struct Feed<'a> {
     pub home_url: Url,
     /// The theme, for a theme's feed.
     pub theme: Option<&'a Theme>,
-    pub stories: Vec<&'a StoredStory>,
+    /// What it lists, newest first.
+    pub stories: Vec<&'a Indexed>,
     /// The newest `updated` of its stories; never the time of the build.
     pub updated: DateTime<Utc>,
 }
@@ -75,16 +80,47 @@ pub fn feeds_base(config: &Config) -> Url {
         .expect("a constant relative path joins")
 }
 
-/// The site's feed followed by one per theme, in config order. `stories`
-/// must be sorted newest first with ties broken by id, as the store
-/// returns them.
-pub fn prepare<'a>(config: &'a Config, stories: &'a [StoredStory]) -> Vec<Feed<'a>> {
+/// The site's feed followed by one per theme, in config order, from the
+/// index of published stories (newest first, ties by id) and the facts of
+/// those [`select`] chose. A story without facts (withdrawn since the index
+/// was read) is left out.
+pub fn prepare<'a>(
+    config: &'a Config,
+    index: &'a [Indexed],
+    facts: &HashMap<String, FeedFacts>,
+) -> Vec<Feed<'a>> {
     let limit = config.feeds.items;
     let lang = config.site.language.as_str();
+    let column: HashMap<&str, usize> = config
+        .themes
+        .iter()
+        .enumerate()
+        .map(|(i, t)| (t.slug.as_str(), i))
+        .collect();
+    let mut site: Vec<&Indexed> = Vec::with_capacity(limit);
+    let mut picked: Vec<Vec<&Indexed>> = vec![Vec::new(); config.themes.len()];
+    // One pass, newest first: each feed takes its first `limit`.
+    for s in index.iter().filter(|s| facts.contains_key(s.id.as_str())) {
+        if site.len() < limit {
+            site.push(s);
+        }
+        for theme in &s.themes {
+            if let Some(list) = column.get(theme.as_str()).map(|&i| &mut picked[i])
+                && list.len() < limit
+                && list.last().is_none_or(|last| last.id != s.id)
+            {
+                list.push(s);
+            }
+        }
+    }
+    let newest = |list: &[&Indexed]| {
+        list.iter()
+            .filter_map(|s| facts.get(s.id.as_str()).map(|f| f.updated))
+            .max()
+    };
     let mut feeds = Vec::with_capacity(config.themes.len() + 1);
-    let site_stories: Vec<&StoredStory> = stories.iter().take(limit).collect();
     // A theme with no stories yet takes the site's time.
-    let site_updated = newest_update(site_stories.iter().copied()).unwrap_or(DateTime::UNIX_EPOCH);
+    let site_updated = newest(&site).unwrap_or(DateTime::UNIX_EPOCH);
     feeds.push(Feed {
         dir: String::new(),
         title: config.site.title.clone(),
@@ -92,14 +128,9 @@ pub fn prepare<'a>(config: &'a Config, stories: &'a [StoredStory]) -> Vec<Feed<'
         home_url: config.site.base_url.clone(),
         theme: None,
         updated: site_updated,
-        stories: site_stories,
+        stories: site,
     });
-    for theme in &config.themes {
-        let picked: Vec<&StoredStory> = stories
-            .iter()
-            .filter(|s| s.story.themes.contains(&theme.slug))
-            .take(limit)
-            .collect();
+    for (theme, stories) in config.themes.iter().zip(picked) {
         let theme_title = theme.title.get(lang);
         feeds.push(Feed {
             dir: format!("themes/{}/", theme.slug),
@@ -107,8 +138,8 @@ pub fn prepare<'a>(config: &'a Config, stories: &'a [StoredStory]) -> Vec<Feed<'
             description: non_empty(theme.description.get(lang), theme_title),
             home_url: theme_url(config, theme),
             theme: Some(theme),
-            updated: newest_update(picked.iter().copied()).unwrap_or(site_updated),
-            stories: picked,
+            updated: newest(&stories).unwrap_or(site_updated),
+            stories,
         });
     }
     feeds
@@ -146,10 +177,6 @@ pub fn theme_url(config: &Config, theme: &Theme) -> Url {
         .base_url
         .join(&format!("themes/{}/", theme.slug))
         .expect("theme slugs are valid URL paths")
-}
-
-fn newest_update<'a>(stories: impl Iterator<Item = &'a StoredStory>) -> Option<DateTime<Utc>> {
-    stories.map(StoredStory::updated).max()
 }
 
 fn non_empty(s: &str, fallback: &str) -> String {

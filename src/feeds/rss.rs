@@ -15,7 +15,8 @@ use crate::store::StoredStory;
 
 const MEDIA_NS: &str = "http://search.yahoo.com/mrss/";
 
-pub fn render(config: &Config, feed: &Feed) -> Vec<u8> {
+/// `stories` are the feed's, loaded.
+pub fn render(config: &Config, feed: &Feed, stories: &[&StoredStory]) -> Vec<u8> {
     let tz = config.site.timezone;
     let mut namespaces = BTreeMap::new();
     namespaces.insert(
@@ -47,11 +48,11 @@ pub fn render(config: &Config, feed: &Feed) -> Vec<u8> {
                 ..Link::default()
             }],
         }),
-        items: feed.stories.iter().map(|s| item(config, s)).collect(),
+        items: stories.iter().map(|s| item(config, s)).collect(),
         namespaces,
         ..Channel::default()
     };
-    let mut out = Vec::with_capacity(4096 + feed.stories.len() * 2048);
+    let mut out = Vec::with_capacity(4096 + stories.len() * 2048);
     channel
         .pretty_write_to(&mut out, b' ', 2)
         .expect("writing XML to memory cannot fail");

@@ -8,6 +8,7 @@
 //! lettre has no types for the `List-*` headers; [`ListId`],
 //! [`ListUnsubscribe`] and [`ListUnsubscribePost`] are ours.
 
+use std::borrow::Cow;
 use std::time::SystemTime;
 
 use anyhow::{Context as _, Result, anyhow, bail, ensure};
@@ -17,8 +18,10 @@ use lettre::message::dkim::{
     DkimCanonicalization, DkimCanonicalizationType, DkimConfig, DkimSigningAlgorithm,
     DkimSigningKey,
 };
-use lettre::message::header::{Header, HeaderName, HeaderValue};
-use lettre::message::{Mailbox, MultiPart, SinglePart};
+use lettre::message::header::{
+    ContentTransferEncoding, ContentType, Header, HeaderName, HeaderValue,
+};
+use lettre::message::{Body, Mailbox, MultiPart, SinglePart};
 
 use crate::config::Dkim;
 use crate::digest::render::Rendered;
@@ -57,6 +60,15 @@ pub fn build_signed(
     rendered: &Rendered,
     signer: Option<&DkimSigner>,
 ) -> Result<Message> {
+    build_encoded(envelope, Encoded::encode(rendered), signer)
+}
+
+/// [`build_signed`] with the parts already encoded.
+pub fn build_encoded(
+    envelope: &Envelope,
+    encoded: Encoded,
+    signer: Option<&DkimSigner>,
+) -> Result<Message> {
     let list_id = ListId::new(&envelope.list_id)?;
     let unsubscribe = ListUnsubscribe::new(
         &envelope.unsubscribe_url,
@@ -69,11 +81,11 @@ pub fn build_signed(
         message_id: envelope.message_id.clone(),
         date: envelope.date,
     };
-    let builder = headers(&notice, rendered)?
+    let builder = headers(&notice, &encoded.subject)?
         .header(list_id)
         .header(unsubscribe)
         .header(ListUnsubscribePost);
-    finish(&notice, builder, rendered, signer)
+    finish(&notice, builder, encoded, signer)
 }
 
 /// A message to one person that is not part of a list (a confirmation
@@ -93,12 +105,12 @@ pub fn build_notice(
     rendered: &Rendered,
     signer: Option<&DkimSigner>,
 ) -> Result<Message> {
-    let builder = headers(notice, rendered)?;
-    finish(notice, builder, rendered, signer)
+    let builder = headers(notice, &rendered.subject)?;
+    finish(notice, builder, Encoded::encode(rendered), signer)
 }
 
 /// The headers every message has, each checked for line breaks.
-fn headers(n: &Notice, rendered: &Rendered) -> Result<lettre::message::MessageBuilder> {
+fn headers(n: &Notice, subject: &str) -> Result<lettre::message::MessageBuilder> {
     for mailbox in [Some(n.from), n.reply_to].into_iter().flatten() {
         if let Some(name) = &mailbox.name {
             one_line("From or Reply-To", name)?;
@@ -107,7 +119,7 @@ fn headers(n: &Notice, rendered: &Rendered) -> Result<lettre::message::MessageBu
     let to: Mailbox = one_line("To", n.to)?
         .parse()
         .map_err(|e| anyhow!("`{}` is not an email address: {e}", n.to))?;
-    let subject = one_line("Subject", &rendered.subject)?;
+    let subject = one_line("Subject", subject)?;
     let message_id = message_id(&n.message_id)?;
     let mut builder = Message::builder().from(n.from.clone()).to(to);
     if let Some(reply_to) = n.reply_to {
@@ -123,13 +135,21 @@ fn headers(n: &Notice, rendered: &Rendered) -> Result<lettre::message::MessageBu
 fn finish(
     n: &Notice,
     builder: lettre::message::MessageBuilder,
-    rendered: &Rendered,
+    encoded: Encoded,
     signer: Option<&DkimSigner>,
 ) -> Result<Message> {
+    let part = |kind: ContentType, body: Vec<u8>| {
+        SinglePart::builder()
+            .header(kind)
+            .body(Body::dangerous_pre_encoded(
+                body,
+                ContentTransferEncoding::QuotedPrintable,
+            ))
+    };
     let body = MultiPart::alternative()
-        .boundary(boundary(&n.message_id, rendered))
-        .singlepart(SinglePart::plain(rendered.text.clone()))
-        .singlepart(SinglePart::html(rendered.html.clone()));
+        .boundary(boundary(&n.message_id, &encoded.fingerprint))
+        .singlepart(part(ContentType::TEXT_PLAIN, encoded.text))
+        .singlepart(part(ContentType::TEXT_HTML, encoded.html));
     let mut message = builder
         .multipart(body)
         .with_context(|| format!("cannot build the message to {}", n.to))?;
@@ -155,17 +175,78 @@ fn one_line<'v>(header: &str, value: &'v str) -> Result<&'v str> {
     Ok(value)
 }
 
-/// A boundary derived from the content rather than random, so that the same
-/// message is the same bytes; being a hash of both parts, it cannot occur
-/// in either of them.
-fn boundary(message_id: &str, rendered: &Rendered) -> String {
+/// A boundary derived from the Message-ID and the content rather than
+/// random, so that the same message is the same bytes. It starts with
+/// `=_`, which quoted-printable text never holds, so it cannot occur in
+/// either part.
+fn boundary(message_id: &str, fingerprint: &[u8; 32]) -> String {
     use sha2::{Digest, Sha256};
     let mut h = Sha256::new();
-    for part in [message_id, &rendered.text, &rendered.html] {
-        h.update((part.len() as u64).to_le_bytes());
-        h.update(part.as_bytes());
-    }
+    h.update((message_id.len() as u64).to_le_bytes());
+    h.update(message_id.as_bytes());
+    h.update(fingerprint);
     format!("=_tidings_{}", hex::encode(&h.finalize()[..16]))
+}
+
+/// A message's text and HTML parts, quoted-printable encoded (RFC 2045,
+/// section 6.7) with CRLF line ends, as they go into the MIME body.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Encoded {
+    /// One line: no CR, LF or other control characters.
+    pub subject: String,
+    pub text: Vec<u8>,
+    pub html: Vec<u8>,
+    /// A digest of the content; with the Message-ID it makes the boundary.
+    pub fingerprint: [u8; 32],
+}
+
+impl Encoded {
+    /// Encodes both parts of `rendered`.
+    pub fn encode(rendered: &Rendered) -> Encoded {
+        let text = quoted_printable::encode(crlf(&rendered.text).as_bytes());
+        let html = quoted_printable::encode(crlf(&rendered.html).as_bytes());
+        Encoded {
+            subject: rendered.subject.clone(),
+            fingerprint: fingerprint(&[&text, &html]),
+            text,
+            html,
+        }
+    }
+}
+
+/// A SHA-256 of `parts`, each with its length.
+pub fn fingerprint(parts: &[&[u8]]) -> [u8; 32] {
+    use sha2::{Digest, Sha256};
+    let mut h = Sha256::new();
+    for part in parts {
+        h.update((part.len() as u64).to_le_bytes());
+        h.update(part);
+    }
+    h.finalize().into()
+}
+
+/// `s` with every line ending in CRLF, as MIME text wants it.
+pub fn crlf(s: &str) -> Cow<'_, str> {
+    let bare = s
+        .match_indices('\n')
+        .any(|(at, _)| at == 0 || s.as_bytes()[at - 1] != b'\r');
+    if !bare {
+        return Cow::Borrowed(s);
+    }
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(s.len() + s.len() / 32);
+    let mut from = 0;
+    for (at, _) in s.match_indices('\n') {
+        if at == 0 || bytes[at - 1] != b'\r' {
+            out.extend_from_slice(&bytes[from..at]);
+            out.push(b'\r');
+            from = at;
+        }
+    }
+    out.extend_from_slice(&bytes[from..]);
+    // Only ASCII CRs were added, each before an LF.
+    let out = String::from_utf8(out).expect("still UTF-8");
+    Cow::Owned(out)
 }
 
 /// Characters RFC 5322 allows in a dot-atom, besides letters and digits.

@@ -57,23 +57,47 @@ const KEYS: &[&str] = &[
     "id",
 ];
 
-/// Reads every story file under the source's folder, skipping those whose
-/// stamp matches `known`.
+/// A story folder's files, in path order, each with what the file system
+/// says of it (`None` when it would not say): see [`list`].
+pub struct Listing(Vec<(PathBuf, Option<std::fs::Metadata>)>);
+
+/// Lists the story files under the source's folder with their metadata,
+/// which is all a build needs of the files that did not change. Ingest
+/// does this while the store reads what it holds.
+pub fn list(source: &DirectorySource) -> std::io::Result<Listing> {
+    let mut files = Vec::new();
+    collect_files(&source.path, &mut files)?;
+    Ok(Listing(
+        files
+            .into_par_iter()
+            .map(|found| {
+                let meta = found.metadata();
+                (found.path, meta)
+            })
+            .collect(),
+    ))
+}
+
+/// Reads every story file under the source's folder (as `listing` found
+/// them, or as listed now), skipping those whose stamp matches `known`.
 pub fn scan(
     config: &Config,
     source: &DirectorySource,
     known: &HashMap<String, String>,
+    listing: Option<Listing>,
 ) -> Result<Scan, Problem> {
-    let mut files = Vec::new();
-    collect_files(&source.path, &mut files)
-        .map_err(|e| Problem::new(&source.path, format!("cannot read the stories folder: {e}")))?;
-    files.sort();
+    let Listing(files) = match listing {
+        Some(listing) => listing,
+        None => list(source).map_err(|e| {
+            Problem::new(&source.path, format!("cannot read the stories folder: {e}"))
+        })?,
+    };
     let fingerprint = fingerprint(config, source);
     let results: Vec<(PathBuf, Result<Parsed, Problem>)> = files
         .into_par_iter()
-        .map(|path| {
+        .map(|(path, meta)| {
+            let stamp = meta.and_then(|m| stamp(&m, &fingerprint));
             let origin = shown(config, &path);
-            let stamp = stamp(&path, &fingerprint);
             let result = match (&stamp, known.get(&origin)) {
                 (Some(now), Some(before)) if now == before => Ok(Parsed::Unchanged(origin)),
                 _ => read_story(config, source, &path).map(|mut parsed| {
@@ -140,8 +164,7 @@ fn fingerprint(config: &Config, source: &DirectorySource) -> String {
 /// changed so recently that a second write within the file system's clock
 /// tick could go unseen (the "racy git" problem): such a file is read
 /// again next time.
-fn stamp(path: &Path, fingerprint: &str) -> Option<String> {
-    let meta = std::fs::metadata(path).ok()?;
+fn stamp(meta: &std::fs::Metadata, fingerprint: &str) -> Option<String> {
     let modified = meta.modified().ok()?;
     let age = std::time::SystemTime::now().duration_since(modified).ok()?;
     if age < RACY_WINDOW {
@@ -157,10 +180,33 @@ fn stamp(path: &Path, fingerprint: &str) -> Option<String> {
 /// Files modified more recently than this are never skipped.
 const RACY_WINDOW: std::time::Duration = std::time::Duration::from_secs(2);
 
-fn collect_files(dir: &Path, out: &mut Vec<PathBuf>) -> std::io::Result<()> {
-    for entry in fs_err::read_dir(dir)? {
-        let entry = entry?;
-        let name = entry.file_name();
+/// A story file found: its path, and its folder's entry for it (a
+/// symbolic link has none: it is looked up by path, and so followed).
+struct Found {
+    path: PathBuf,
+    entry: Option<fs_err::DirEntry>,
+}
+
+impl Found {
+    /// What the file system says of the file. Through the folder's handle
+    /// (`fstatat`) rather than the whole path again: a site of 20,000
+    /// stories is 20,000 lookups on every build.
+    fn metadata(&self) -> Option<std::fs::Metadata> {
+        match &self.entry {
+            Some(entry) => entry.metadata().ok(),
+            None => std::fs::metadata(&self.path).ok(),
+        }
+    }
+}
+
+/// Every story file under `dir`, in path order: each folder's entries
+/// sorted by name, folders walked as they come.
+fn collect_files(dir: &Path, out: &mut Vec<Found>) -> std::io::Result<()> {
+    let mut entries = fs_err::read_dir(dir)?
+        .map(|e| e.map(|e| (e.file_name(), e)))
+        .collect::<std::io::Result<Vec<_>>>()?;
+    entries.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+    for (name, entry) in entries {
         let name = name.to_string_lossy();
         if name.starts_with('.') || name.starts_with('_') {
             continue;
@@ -170,7 +216,8 @@ fn collect_files(dir: &Path, out: &mut Vec<PathBuf>) -> std::io::Result<()> {
         if kind.is_dir() {
             collect_files(&path, out)?;
         } else if name.ends_with(".md") {
-            out.push(path);
+            let entry = (!kind.is_symlink()).then_some(entry);
+            out.push(Found { path, entry });
         }
     }
     Ok(())

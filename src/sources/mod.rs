@@ -17,6 +17,7 @@ pub mod http;
 pub mod wordpress;
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -85,7 +86,9 @@ pub struct Context<'a> {
     pub client: &'a http::Client,
     /// The origin of each published story mapped to its stored stamp; an
     /// item whose stamp still matches is listed as unchanged unread.
-    pub known: &'a HashMap<String, String>,
+    pub known: Arc<HashMap<String, String>>,
+    /// A directory source's files, when listed ahead ([`directory::list`]).
+    pub listing: Option<directory::Listing>,
     /// How many stories of this source are published now.
     pub published: usize,
     pub state: SourceState,
@@ -96,8 +99,9 @@ pub struct Context<'a> {
 pub async fn scan(cx: Context<'_>, source: &Source) -> Result<Scan, Problem> {
     match source {
         Source::Directory(dir) => {
-            let (config, dir, known) = (cx.config.clone(), dir.clone(), cx.known.clone());
-            tokio::task::spawn_blocking(move || directory::scan(&config, &dir, &known))
+            let (config, dir, known) = (cx.config.clone(), dir.clone(), cx.known);
+            let listing = cx.listing;
+            tokio::task::spawn_blocking(move || directory::scan(&config, &dir, &known, listing))
                 .await
                 .map_err(|e| Problem::new(&cx.config.path, format!("scan failed: {e}")))?
         }

@@ -68,6 +68,16 @@ pub struct Indexed {
     pub themes: Vec<ThemeSlug>,
 }
 
+/// Of a published story, what decides whether a feed listing it must be
+/// written again, read without its body.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FeedFacts {
+    /// Changes whenever anything a feed shows of the story changes.
+    pub hash: String,
+    /// As [`StoredStory::updated`].
+    pub updated: DateTime<Utc>,
+}
+
 #[derive(Debug, Clone)]
 pub struct StoredRef {
     pub id: StoryId,
@@ -94,11 +104,18 @@ impl StoredStory {
     /// `updated` if given, else the last time ingest saw it change, never
     /// earlier than its date.
     pub fn updated(&self) -> DateTime<Utc> {
-        let s = &self.story;
-        s.updated
-            .or(self.changed)
-            .map_or(s.published, |u| u.max(s.published))
+        updated(self.story.published, self.story.updated, self.changed)
     }
+}
+
+/// The editor's `updated` if given, else when ingest last saw the story
+/// change, never earlier than its date.
+pub(crate) fn updated(
+    published: DateTime<Utc>,
+    updated: Option<DateTime<Utc>>,
+    changed: Option<DateTime<Utc>>,
+) -> DateTime<Utc> {
+    updated.or(changed).map_or(published, |u| u.max(published))
 }
 
 /// One write of an ingest run.
@@ -171,13 +188,13 @@ impl Store {
         dispatch!(self, stories::published_index())
     }
 
-    /// The content hash of each of these stories, by id: it changes
-    /// whenever anything a feed shows of the story changes.
-    pub async fn content_hashes(
+    /// What a feed shows of each of these stories that the index does not
+    /// say, by id: its content hash and when it was last updated.
+    pub async fn feed_facts(
         &self,
         ids: &[&StoryId],
-    ) -> Result<std::collections::HashMap<String, String>> {
-        dispatch!(self, stories::content_hashes(ids))
+    ) -> Result<std::collections::HashMap<String, FeedFacts>> {
+        dispatch!(self, stories::feed_facts(ids))
     }
 
     /// The published stories with these ids, newest first (ties by id).

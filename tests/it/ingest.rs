@@ -223,6 +223,61 @@ fn building_twice_leaves_every_file_byte_identical_and_untouched() {
 }
 
 #[test]
+fn a_new_story_rewrites_only_the_feeds_that_list_it_and_the_same_bytes_as_a_full_build() {
+    let site = Site::sample();
+    site.build();
+    let past = FileTime::from_system_time(SystemTime::now() - Duration::from_secs(86_400));
+    for path in snapshot_files(&site).keys() {
+        filetime::set_file_mtime(site.path(path), past).unwrap();
+    }
+    let before = snapshot_files(&site);
+    // Newer than every sample story, in one theme.
+    site.story(
+        "ny-vattenplan",
+        "Ny vattenplan",
+        "2030-01-01",
+        &["miljo-och-klimat"],
+    );
+    let run = site.build();
+    assert!(run.stdout.contains("1 new"), "{run}");
+    let after = snapshot_files(&site);
+    let touched: Vec<&String> = after.keys().filter(|path| after[*path].1 != past).collect();
+    let mut expected: Vec<String> = ["rss.xml", "atom.xml", "feed.json"]
+        .iter()
+        .flat_map(|f| {
+            [
+                format!("feeds/{f}"),
+                format!("feeds/themes/miljo-och-klimat/{f}"),
+            ]
+        })
+        .chain(["feeds/feeds.opml".into(), "feeds/index.html".into()])
+        .collect();
+    expected.sort();
+    assert_eq!(touched, expected.iter().collect::<Vec<_>>());
+    for path in before.keys().filter(|p| !expected.contains(p)) {
+        assert!(after[path].0 == before[path].0, "{path} changed");
+    }
+    for rel in [
+        "atom.xml",
+        "themes/miljo-och-klimat/rss.xml",
+        "themes/miljo-och-klimat/feed.json",
+    ] {
+        let feed = site.feed(rel);
+        let title = feed.entries[0].title.as_ref().map(|t| t.content.as_str());
+        assert_eq!(title, Some("Ny vattenplan"), "{rel}");
+    }
+    // What was rendered in part is what a build from scratch renders.
+    std::fs::remove_dir_all(site.path("feeds")).unwrap();
+    site.reset_store();
+    site.build();
+    let fresh = snapshot_files(&site);
+    assert_eq!(fresh.len(), after.len());
+    for (path, (bytes, _)) in &after {
+        assert!(fresh[path].0 == *bytes, "{path} differs from a full build");
+    }
+}
+
+#[test]
 fn the_same_stories_give_the_same_bytes_from_a_fresh_store() {
     let site = Site::sample();
     site.build();
