@@ -3,7 +3,10 @@
 //!
 //! Files are written atomically (temporary file in the same folder, then
 //! rename) and only when their bytes change, so a build with nothing new
-//! leaves every file, and its modification time, as it was.
+//! leaves every file, and its modification time, as it was. A build
+//! [`plan`]s first: each file gets a key of what it is made from, and only
+//! files whose key changed since the last build's note (or that someone
+//! touched) are rendered.
 
 pub mod atom;
 pub mod index;

@@ -147,8 +147,8 @@ pub fn prepare<'a>(
 
 /// The stories any feed will list, from the index of published stories
 /// (newest first, ties by id): the site's newest `items` and each theme's.
-/// Loading only these keeps a build of a large site from reading every
-/// body; [`prepare`] on them gives the same feeds as on all stories.
+/// Their facts ([`crate::store::Store::feed_facts`]) are all [`prepare`]
+/// needs; a build reads the bodies of only those whose feeds it renders.
 pub fn select<'a>(config: &Config, index: &'a [Indexed]) -> Vec<&'a Indexed> {
     let limit = config.feeds.items;
     let mut wanted = vec![false; index.len()];

@@ -197,16 +197,21 @@ fn snapshot_files(site: &Site) -> BTreeMap<String, (Vec<u8>, FileTime)> {
     out
 }
 
+/// Dates every feed file a day back, so that any rewrite shows; returns
+/// that time and the files.
+fn age_feed_files(site: &Site) -> (FileTime, BTreeMap<String, (Vec<u8>, FileTime)>) {
+    let past = FileTime::from_system_time(SystemTime::now() - Duration::from_secs(86_400));
+    for path in snapshot_files(site).keys() {
+        filetime::set_file_mtime(site.path(path), past).unwrap();
+    }
+    (past, snapshot_files(site))
+}
+
 #[test]
 fn building_twice_leaves_every_file_byte_identical_and_untouched() {
     let site = Site::sample();
     site.build();
-    // Date every file in the past, so that any rewrite would show.
-    let past = FileTime::from_system_time(SystemTime::now() - Duration::from_secs(86_400));
-    for path in snapshot_files(&site).keys() {
-        filetime::set_file_mtime(site.path(path), past).unwrap();
-    }
-    let before = snapshot_files(&site);
+    let (past, before) = age_feed_files(&site);
     assert!(before.len() >= 34, "10 themes x 3 + 3 + OPML");
     let run = site.build();
     assert!(run.stdout.contains("0 written"), "{run}");
@@ -226,11 +231,7 @@ fn building_twice_leaves_every_file_byte_identical_and_untouched() {
 fn a_new_story_rewrites_only_the_feeds_that_list_it_and_the_same_bytes_as_a_full_build() {
     let site = Site::sample();
     site.build();
-    let past = FileTime::from_system_time(SystemTime::now() - Duration::from_secs(86_400));
-    for path in snapshot_files(&site).keys() {
-        filetime::set_file_mtime(site.path(path), past).unwrap();
-    }
-    let before = snapshot_files(&site);
+    let (past, before) = age_feed_files(&site);
     // Newer than every sample story, in one theme.
     site.story(
         "ny-vattenplan",
