@@ -2,7 +2,7 @@
 //! stories (newest `items`, newest first, ties broken by id), the feed's
 //! title, URLs and updated time. Renderers only format what this decides.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use chrono::{DateTime, Utc};
 use url::Url;
@@ -89,30 +89,8 @@ pub fn prepare<'a>(
     index: &'a [Indexed],
     facts: &HashMap<String, FeedFacts>,
 ) -> Vec<Feed<'a>> {
-    let limit = config.feeds.items;
     let lang = config.site.language.as_str();
-    let column: HashMap<&str, usize> = config
-        .themes
-        .iter()
-        .enumerate()
-        .map(|(i, t)| (t.slug.as_str(), i))
-        .collect();
-    let mut site: Vec<&Indexed> = Vec::with_capacity(limit);
-    let mut picked: Vec<Vec<&Indexed>> = vec![Vec::new(); config.themes.len()];
-    // One pass, newest first: each feed takes its first `limit`.
-    for s in index.iter().filter(|s| facts.contains_key(s.id.as_str())) {
-        if site.len() < limit {
-            site.push(s);
-        }
-        for theme in &s.themes {
-            if let Some(list) = column.get(theme.as_str()).map(|&i| &mut picked[i])
-                && list.len() < limit
-                && list.last().is_none_or(|last| last.id != s.id)
-            {
-                list.push(s);
-            }
-        }
-    }
+    let (site, picked) = pick(config, index, |s| facts.contains_key(s.id.as_str()));
     let newest = |list: &[&Indexed]| {
         list.iter()
             .filter_map(|s| facts.get(s.id.as_str()).map(|f| f.updated))
@@ -150,24 +128,49 @@ pub fn prepare<'a>(
 /// Their facts ([`crate::store::Store::feed_facts`]) are all [`prepare`]
 /// needs; a build reads the bodies of only those whose feeds it renders.
 pub fn select<'a>(config: &Config, index: &'a [Indexed]) -> Vec<&'a Indexed> {
-    let limit = config.feeds.items;
-    let mut wanted = vec![false; index.len()];
-    for w in wanted.iter_mut().take(limit) {
-        *w = true;
-    }
-    for theme in &config.themes {
-        index
-            .iter()
-            .enumerate()
-            .filter(|(_, s)| s.themes.contains(&theme.slug))
-            .take(limit)
-            .for_each(|(i, _)| wanted[i] = true);
-    }
+    let (site, themes) = pick(config, index, |_| true);
+    let wanted: HashSet<&str> = site
+        .iter()
+        .chain(themes.iter().flatten())
+        .map(|s| s.id.as_str())
+        .collect();
     index
         .iter()
-        .zip(wanted)
-        .filter_map(|(s, w)| w.then_some(s))
+        .filter(|s| wanted.contains(s.id.as_str()))
         .collect()
+}
+
+/// What each feed lists, in one pass over the index (newest first): the
+/// site's first `items` stories and each theme's, in config order, of
+/// those `listed` accepts.
+fn pick<'a>(
+    config: &Config,
+    index: &'a [Indexed],
+    listed: impl Fn(&Indexed) -> bool,
+) -> (Vec<&'a Indexed>, Vec<Vec<&'a Indexed>>) {
+    let limit = config.feeds.items;
+    let column: HashMap<&str, usize> = config
+        .themes
+        .iter()
+        .enumerate()
+        .map(|(i, t)| (t.slug.as_str(), i))
+        .collect();
+    let mut site: Vec<&Indexed> = Vec::with_capacity(limit);
+    let mut themes: Vec<Vec<&Indexed>> = vec![Vec::new(); config.themes.len()];
+    for s in index.iter().filter(|s| listed(s)) {
+        if site.len() < limit {
+            site.push(s);
+        }
+        for theme in &s.themes {
+            if let Some(list) = column.get(theme.as_str()).map(|&i| &mut themes[i])
+                && list.len() < limit
+                && list.last().is_none_or(|last| last.id != s.id)
+            {
+                list.push(s);
+            }
+        }
+    }
+    (site, themes)
 }
 
 /// The theme's page on the site.
