@@ -58,7 +58,10 @@ impl Mailer {
 pub struct Ingester {
     config: Arc<Config>,
     store: Store,
-    lock: Mutex<()>,
+    lock: Arc<Mutex<()>>,
+    /// The runtime it was made on: a build runs there, on all its threads,
+    /// even when asked from a request on one of the HTTP threads.
+    runtime: Option<tokio::runtime::Handle>,
 }
 
 /// The name of the ingest job in the store.
@@ -69,14 +72,33 @@ impl Ingester {
         Ingester {
             config,
             store,
-            lock: Mutex::new(()),
+            lock: Arc::new(Mutex::new(())),
+            runtime: tokio::runtime::Handle::try_current().ok(),
         }
     }
 
     /// One ingest of the chosen sources, then the feeds; logs its figures.
     pub async fn run(&self, why: &str, which: &Which) -> Result<BuildReport> {
-        let _one_at_a_time = self.lock.lock().await;
-        let report = build::build(&self.config, &self.store, which).await?;
+        // Held by the build itself: one whose caller went away (a client
+        // that hung up) runs to its end before the next starts.
+        let one_at_a_time = self.lock.clone().lock_owned().await;
+        let report = match &self.runtime {
+            Some(runtime) => {
+                let (config, store, which) =
+                    (self.config.clone(), self.store.clone(), which.clone());
+                runtime
+                    .spawn(async move {
+                        let _one_at_a_time = one_at_a_time;
+                        build::build(&config, &store, &which).await
+                    })
+                    .await
+                    .map_err(|e| anyhow!("the build stopped: {e}"))??
+            }
+            None => {
+                let _one_at_a_time = one_at_a_time;
+                build::build(&self.config, &self.store, which).await?
+            }
+        };
         let i = &report.ingest;
         tracing::info!(
             why,

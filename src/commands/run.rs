@@ -4,7 +4,6 @@
 //! most `TIDINGS_SHUTDOWN_SECONDS`, default 30) and exits 0.
 
 use std::io::Write as _;
-use std::net::SocketAddr;
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -72,17 +71,8 @@ pub async fn run(config: Config) -> Result<ExitCode> {
     for job in scheduler.jobs() {
         jobs.spawn(scheduler.clone().job_loop(job, stop_rx.clone()));
     }
-    let mut http_stop = stop_rx.clone();
-    let server = tokio::spawn(async move {
-        axum::serve(
-            listener,
-            app.into_make_service_with_connect_info::<SocketAddr>(),
-        )
-        .with_graceful_shutdown(async move {
-            let _ = http_stop.wait_for(|s| *s).await;
-        })
-        .await
-    });
+    let mut server = web::server::start(listener, app, web::server::threads(), stop_rx.clone())
+        .context("cannot start the HTTP threads")?;
 
     stop_signal.await;
     tracing::info!("stopping: no new work; waiting for what is in flight");
@@ -94,7 +84,7 @@ pub async fn run(config: Config) -> Result<ExitCode> {
         .unwrap_or(30);
     let finished = tokio::time::timeout(Duration::from_secs(grace), async {
         while jobs.join_next().await.is_some() {}
-        let _ = server.await;
+        server.stopped().await;
         // Confirmation emails of sign-ups just answered.
         background.close();
         background.wait().await;
@@ -107,6 +97,7 @@ pub async fn run(config: Config) -> Result<ExitCode> {
         );
     }
     store.close().await;
+    server.release().await;
     tracing::info!("stopped");
     Ok(ExitCode::SUCCESS)
 }

@@ -23,6 +23,7 @@ pub mod manage;
 pub mod ops;
 pub mod pages;
 pub mod render;
+pub mod server;
 pub mod signup;
 pub mod words;
 
