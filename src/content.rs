@@ -66,14 +66,39 @@ pub fn markdown_to_html(markdown: &str, base: &Bases) -> String {
     match plain_markdown(&events, base) {
         Some(safe) => {
             html::push_html(&mut html, safe.into_iter());
-            let html = html.replace("<a href=\"", "<a rel=\"noopener\" href=\"");
-            strip_illegal_chars(&html).into_owned()
+            let html = add_noopener(html);
+            // Entities (`&#1;`) can still decode to what XML forbids.
+            match strip_illegal_chars(&html) {
+                Cow::Borrowed(_) => html,
+                Cow::Owned(clean) => clean,
+            }
         }
         None => {
             html::push_html(&mut html, events.into_iter());
             sanitize_html(&html, base)
         }
     }
+}
+
+/// `rel="noopener"` on every link pulldown-cmark wrote (`<a href="`),
+/// as ammonia's `link_rel` would add it. Every `<` of text and attribute
+/// values is escaped, so the pattern only ever matches a tag.
+fn add_noopener(html: String) -> String {
+    const TAG: &str = "<a href=\"";
+    let finder = memchr::memmem::Finder::new(TAG);
+    let mut found = finder.find_iter(html.as_bytes()).peekable();
+    if found.peek().is_none() {
+        return html;
+    }
+    let mut out = String::with_capacity(html.len() + 256);
+    let mut from = 0;
+    for at in found {
+        out.push_str(&html[from..at]);
+        out.push_str("<a rel=\"noopener\" href=\"");
+        from = at + TAG.len();
+    }
+    out.push_str(&html[from..]);
+    out
 }
 
 /// The events with every URL made absolute and what ammonia would strip
@@ -183,11 +208,25 @@ pub fn strip_illegal_chars(s: &str) -> std::borrow::Cow<'_, str> {
     // decoding characters: the C0 controls and DEL are single bytes, the
     // C1 controls are C2 80..C2 9F, and U+FFFE, U+FFFF are EF BF BE/BF.
     let b = s.as_bytes();
-    let any = b.iter().enumerate().any(|(i, &c)| match c {
-        0..=8 | 0x0B | 0x0C | 0x0E..=0x1F | 0x7F => true,
-        0xC2 => matches!(b.get(i + 1), Some(0x80..=0x9F)),
-        0xEF => b.get(i + 1) == Some(&0xBF) && matches!(b.get(i + 2), Some(0xBE | 0xBF)),
-        _ => false,
+    let exact = |from: usize, to: usize| {
+        (from..to).any(|i| match b[i] {
+            0..=8 | 0x0B | 0x0C | 0x0E..=0x1F | 0x7F => true,
+            0xC2 => matches!(b.get(i + 1), Some(0x80..=0x9F)),
+            0xEF => b.get(i + 1) == Some(&0xBF) && matches!(b.get(i + 2), Some(0xBE | 0xBF)),
+            _ => false,
+        })
+    };
+    // First a coarse test, 64 bytes at a time and without branches (the
+    // compiler makes it SIMD): any byte that may start something illegal.
+    // Only a block that has one is looked at closely; most text has none.
+    let suspect = |c: u8| {
+        (c < 0x20 && c != b'\t' && c != b'\n' && c != b'\r')
+            | (c == 0x7F)
+            | (c == 0xC2)
+            | (c == 0xEF)
+    };
+    let any = b.chunks(64).enumerate().any(|(n, block)| {
+        block.iter().fold(false, |acc, &c| acc | suspect(c)) && exact(n * 64, n * 64 + block.len())
     });
     if any {
         std::borrow::Cow::Owned(s.chars().filter(|&c| !illegal(c)).collect())
@@ -302,6 +341,49 @@ mod tests {
     fn c1_controls_and_non_characters_are_dropped() {
         let s = "a\u{80}b\u{9F}c\u{A0}d\u{FFFE}e\u{FFFF}f\u{FEFF}g\u{7F}";
         assert_eq!(strip_illegal_chars(s), "abc\u{A0}def\u{FEFF}g");
+    }
+
+    #[test]
+    fn what_is_illegal_is_found_anywhere_in_a_long_text() {
+        // Every position relative to the 64-byte blocks of the coarse
+        // test, a two- and three-byte character straddling two blocks.
+        for bad in ["\u{1}", "\u{85}", "\u{FFFF}"] {
+            for at in 0..130 {
+                let s = format!(
+                    "{}{bad}{}",
+                    "å".repeat(at / 2) + &"a".repeat(at % 2),
+                    "b".repeat(70)
+                );
+                let clean = strip_illegal_chars(&s);
+                assert!(matches!(clean, Cow::Owned(_)), "{bad:?} at {at}");
+                assert!(!clean.contains(bad), "{bad:?} at {at}");
+                assert_eq!(clean.len(), s.len() - bad.len());
+            }
+        }
+        let legal = format!(
+            "{}\t\r\n\u{A0}\u{FEFF}\u{2028}{}",
+            "ö".repeat(40),
+            "x".repeat(100)
+        );
+        assert!(matches!(strip_illegal_chars(&legal), Cow::Borrowed(_)));
+    }
+
+    #[test]
+    fn links_get_noopener_and_nothing_else_changes() {
+        let base = Bases {
+            site: Url::parse("https://example.org/").unwrap(),
+            page: Url::parse("https://example.org/stories/x/").unwrap(),
+        };
+        let html = markdown_to_html(
+            "[one](https://a.example/) and [two](/b/), `<a href=\"`",
+            &base,
+        );
+        assert_eq!(
+            html,
+            "<p><a rel=\"noopener\" href=\"https://a.example/\">one</a> and \
+             <a rel=\"noopener\" href=\"https://example.org/b/\">two</a>, \
+             <code>&lt;a href=\"</code></p>\n"
+        );
     }
 
     /// What the fast path gives must be what ammonia gives: running

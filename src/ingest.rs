@@ -13,7 +13,6 @@ use std::sync::Arc;
 
 use anyhow::Result;
 use chrono::{DateTime, Utc};
-use rayon::prelude::*;
 
 use crate::config::{Config, DirectorySource, Source};
 use crate::diagnostic::Problem;
@@ -80,8 +79,21 @@ pub struct Scanned {
     pub states: Vec<(String, SourceState)>,
 }
 
-/// Reads the chosen sources, the remote ones concurrently, without
-/// touching the store (also used by `check`, with nothing stored).
+/// Published stories whose items can be skipped when their stamp holds:
+/// stamp by origin.
+fn known(stored: &[StoredRef]) -> Arc<HashMap<String, String>> {
+    Arc::new(
+        stored
+            .iter()
+            .filter(|s| !s.withdrawn)
+            .filter_map(|s| Some((s.origin.clone(), s.stamp.clone()?)))
+            .collect(),
+    )
+}
+
+/// Reads the chosen sources for which `here` holds (the others are
+/// neither read nor kept), the remote ones concurrently, without touching
+/// the store (also used by `check`, with nothing stored).
 pub async fn scan_all(
     config: &Config,
     client: &http::Client,
@@ -89,16 +101,9 @@ pub async fn scan_all(
     states: &HashMap<String, SourceState>,
     which: &Which,
     now: DateTime<Utc>,
-    mut listings: HashMap<String, sources::directory::Listing>,
+    here: impl Fn(&Source) -> bool,
 ) -> Scanned {
-    // Published stories whose items can be skipped when their stamp holds.
-    let known: Arc<HashMap<String, String>> = Arc::new(
-        stored
-            .iter()
-            .filter(|s| !s.withdrawn)
-            .filter_map(|s| Some((s.origin.clone(), s.stamp.clone()?)))
-            .collect(),
-    );
+    let known = known(stored);
     let mut published: HashMap<&str, usize> = HashMap::new();
     for s in stored.iter().filter(|s| !s.withdrawn) {
         *published.entry(s.source.as_str()).or_default() += 1;
@@ -111,11 +116,13 @@ pub async fn scan_all(
             out.keep.insert(key);
             continue;
         }
+        if !here(source) {
+            continue;
+        }
         let cx = sources::Context {
             config,
             client,
             known: known.clone(),
-            listing: listings.remove(&key),
             published: published.get(key.as_str()).copied().unwrap_or(0),
             state: states.get(&key).cloned().unwrap_or_default(),
             now,
@@ -183,33 +190,87 @@ pub async fn ingest(
         HashMap::new()
     };
     let client = http::Client::new(config)?;
+    // Remote sources first, all at once, and before the store's write
+    // lock is taken: they may take seconds to answer.
+    let mut listings = listings;
     let Scanned {
         scans,
         problems: mut source_problems,
-        keep,
+        mut keep,
         states: new_states,
-    } = scan_all(config, &client, &stored, &states, which, now, listings).await;
+    } = scan_all(config, &client, &stored, &states, which, now, |s| {
+        !matches!(s, Source::Directory(_))
+    })
+    .await;
+    let mut remote: HashMap<String, sources::Scan> = scans.into_iter().collect();
     let scanned = started.elapsed();
-    let plan = plan(config, scans, &stored, &keep);
-    let planned = started.elapsed();
-    store.apply(&plan.changes, now).await?;
+
+    // Then, in the order of the config, each source's changes go to the
+    // store as they are found: a story folder is read a part at a time
+    // while the part before is written, so that a first build of a large
+    // site neither holds every story at once nor waits for the parsing
+    // to end before writing.
+    let mut planner = Planner::new(config, &stored);
+    let mut writes = store.begin_writes(now).await?;
+    let known = known(&stored);
+    for source in &config.sources {
+        let key = source.key();
+        if let Some(scan) = remote.remove(&key) {
+            writes.apply(&planner.add(&key, scan)).await?;
+            continue;
+        }
+        let Source::Directory(dir) = source else {
+            continue;
+        };
+        if !which.includes(source) {
+            continue;
+        }
+        let (parts_tx, mut parts) = tokio::sync::mpsc::channel(1);
+        let reading = {
+            let (config, dir, known) = (config.clone(), dir.clone(), known.clone());
+            let listing = listings.remove(&key);
+            tokio::task::spawn_blocking(move || {
+                sources::directory::scan_parts(
+                    &config,
+                    &dir,
+                    &known,
+                    listing,
+                    sources::directory::PART,
+                    |part| parts_tx.blocking_send(part).is_ok(),
+                )
+            })
+        };
+        while let Some(part) = parts.recv().await {
+            writes.apply(&planner.add(&key, part)).await?;
+        }
+        match reading.await {
+            Ok(Ok(())) => {}
+            Ok(Err(problem)) => {
+                tracing::warn!(source = %key, %problem, "source skipped");
+                source_problems.push(problem);
+                keep.insert(key);
+            }
+            Err(e) => anyhow::bail!("reading the source {key} failed: {e}"),
+        }
+    }
+    let (withdrawals, mut report) = planner.finish(&keep);
+    writes.apply(&withdrawals).await?;
+    writes.commit().await?;
     // After the stories: a crash in between reads the same items again.
     for (key, state) in &new_states {
         store.save_source_state(key, state, now).await?;
     }
     tracing::info!(
-        scan_ms = scanned.as_millis() as u64,
-        match_ms = (planned - scanned).as_millis() as u64,
-        store_ms = (started.elapsed() - planned).as_millis() as u64,
-        new = plan.report.new,
-        changed = plan.report.changed,
-        withdrawn = plan.report.withdrawn,
-        unchanged = plan.report.unchanged,
-        unread = plan.report.unread,
-        skipped = plan.report.skipped.len() + source_problems.len(),
+        remote_ms = scanned.as_millis() as u64,
+        total_ms = started.elapsed().as_millis() as u64,
+        new = report.new,
+        changed = report.changed,
+        withdrawn = report.withdrawn,
+        unchanged = report.unchanged,
+        unread = report.unread,
+        skipped = report.skipped.len() + source_problems.len(),
         "ingest"
     );
-    let mut report = plan.report;
     source_problems.append(&mut report.skipped);
     report.skipped = source_problems;
     Ok(report)
@@ -229,167 +290,221 @@ pub fn plan(
     stored: &[StoredRef],
     keep: &HashSet<String>,
 ) -> Plan {
-    let by_id: HashMap<&str, &StoredRef> = stored.iter().map(|s| (s.id.as_str(), s)).collect();
-    let by_slug: HashMap<&str, &StoredRef> = stored.iter().map(|s| (s.slug.as_str(), s)).collect();
-    let by_origin: HashMap<&str, &StoredRef> =
-        stored.iter().map(|s| (s.origin.as_str(), s)).collect();
+    let mut planner = Planner::new(config, stored);
+    let mut changes = Vec::new();
+    for (source, scan) in scans {
+        changes.extend(planner.add(&source, scan));
+    }
+    let (withdrawals, report) = planner.finish(keep);
+    changes.extend(withdrawals);
+    Plan { changes, report }
+}
+
+/// [`plan`] a part at a time: what each source's scan (or each part of
+/// it) changes, as it comes, then the stories no source listed.
+///
+/// Within a part, failed items come first, then drafts, then unchanged
+/// items, then stories; a folder read in parts gives its unchanged items
+/// in its first part. The one order that parts change: a draft that
+/// claims a stored story which a story in an earlier part already
+/// matched (two files with one slug, one a draft) withdraws it after that
+/// story's update instead of before; either way it ends withdrawn.
+pub struct Planner<'a> {
+    config: &'a Config,
+    stored: &'a [StoredRef],
+    by_id: HashMap<&'a str, &'a StoredRef>,
+    by_slug: HashMap<&'a str, &'a StoredRef>,
+    by_origin: HashMap<&'a str, &'a StoredRef>,
     // Borrowed from `stored` where they can be: a large site has tens of
     // thousands of unchanged stories on every run.
-    let mut taken_ids: HashSet<Cow<str>> = stored.iter().map(|s| s.id.as_str().into()).collect();
-    // Stored stories seen in this run (a new id is never a stored one).
-    let mut matched: HashSet<&str> = HashSet::with_capacity(stored.len());
-    let mut protected: HashSet<&str> = HashSet::new();
-    let mut seen_slugs: HashMap<Cow<str>, Cow<str>> = HashMap::with_capacity(stored.len());
-    let mut changes = Vec::new();
-    let mut report = Report::default();
+    taken_ids: HashSet<Cow<'a, str>>,
+    /// Stored stories seen in this run (a new id is never a stored one).
+    matched: HashSet<&'a str>,
+    protected: HashSet<&'a str>,
+    seen_slugs: HashMap<Cow<'a, str>, Cow<'a, str>>,
+    report: Report,
+}
 
-    let find = |item_id: Option<&StoryId>, slug: Option<&str>| -> Option<&StoredRef> {
-        match item_id {
-            Some(id) => by_id.get(id.as_str()).copied(),
-            None => slug.and_then(|s| by_slug.get(s).copied()),
+impl<'a> Planner<'a> {
+    pub fn new(config: &'a Config, stored: &'a [StoredRef]) -> Planner<'a> {
+        Planner {
+            config,
+            stored,
+            by_id: stored.iter().map(|s| (s.id.as_str(), s)).collect(),
+            by_slug: stored.iter().map(|s| (s.slug.as_str(), s)).collect(),
+            by_origin: stored.iter().map(|s| (s.origin.as_str(), s)).collect(),
+            taken_ids: stored.iter().map(|s| s.id.as_str().into()).collect(),
+            matched: HashSet::with_capacity(stored.len()),
+            protected: HashSet::new(),
+            seen_slugs: HashMap::with_capacity(stored.len()),
+            report: Report::default(),
         }
-    };
+    }
 
-    for (source, scan) in scans {
+    fn find(&self, item_id: Option<&StoryId>, slug: Option<&str>) -> Option<&'a StoredRef> {
+        match item_id {
+            Some(id) => self.by_id.get(id.as_str()).copied(),
+            None => slug.and_then(|s| self.by_slug.get(s).copied()),
+        }
+    }
+
+    /// The changes one scan (or part of one) of `source` makes.
+    pub fn add(&mut self, source: &str, scan: sources::Scan) -> Vec<Change> {
+        let mut changes = Vec::new();
         for (problem, item) in scan.failed {
             // The file it came from is the surest match: front matter that
             // no longer parses may hide the story's own slug or id.
-            let by_file = by_origin.get(item.origin.as_str()).copied();
+            let by_file = self.by_origin.get(item.origin.as_str()).copied();
             for s in by_file
                 .into_iter()
-                .chain(find(item.id.as_ref(), item.slug.as_deref()))
+                .chain(self.find(item.id.as_ref(), item.slug.as_deref()))
             {
-                protected.insert(s.id.as_str());
+                self.protected.insert(s.id.as_str());
             }
-            report.skipped.push(problem);
+            self.report.skipped.push(problem);
         }
         for ItemRef { id, slug, .. } in &scan.drafts {
-            if let Some(s) = find(id.as_ref(), slug.as_deref()) {
-                matched.insert(s.id.as_str());
+            if let Some(s) = self.find(id.as_ref(), slug.as_deref()) {
+                self.matched.insert(s.id.as_str());
                 if !s.withdrawn {
                     changes.push(Change::Withdraw { id: s.id.clone() });
-                    report.withdrawn += 1;
+                    self.report.withdrawn += 1;
                 }
             }
         }
         for item in &scan.unchanged {
             // Not read again: the source vouches it did not change.
-            if let Some(s) = by_origin.get(item.origin.as_str()) {
-                matched.insert(s.id.as_str());
-                seen_slugs.insert(s.slug.as_str().into(), s.origin.as_str().into());
-                report.unchanged += 1;
-                report.unread += 1;
+            if let Some(s) = self.by_origin.get(item.origin.as_str()).copied() {
+                self.matched.insert(s.id.as_str());
+                self.seen_slugs
+                    .insert(s.slug.as_str().into(), s.origin.as_str().into());
+                self.report.unchanged += 1;
+                self.report.unread += 1;
             }
         }
-        // Hashing reads every byte of every story: spread it over the cores.
-        let hashed: Vec<(Story, String)> = scan
-            .stories
-            .into_par_iter()
-            .map(|story| {
-                let hash = story.content_hash();
-                (story, hash)
-            })
-            .collect();
-        for (story, hash) in hashed {
-            if let Some(first) = seen_slugs.get(story.slug.as_str()) {
-                report.skipped.push(Problem::new(
-                    &story.origin,
-                    format!(
-                        "the slug `{}` is already used by {first}; give this story its own `slug`",
-                        story.slug
-                    ),
-                ));
-                continue;
+        // Here, not on rayon's threads: they are parsing the next part, and
+        // a thousand hashes take a few milliseconds.
+        for story in scan.stories {
+            let hash = story.content_hash();
+            if let Some(change) = self.story(source, story, hash) {
+                changes.push(change);
             }
-            let existing = find(story.id.as_ref(), Some(&story.slug))
-                .filter(|s| !matched.contains(s.id.as_str()));
-            // A slug held in the store by another story (one not read in
-            // this run: a source on its own schedule, one read in part, a
-            // withdrawn story) is not taken over; that story keeps its own.
-            if let Some(holder) = by_slug.get(story.slug.as_str())
-                && existing.is_none_or(|e| e.id != holder.id)
-            {
-                report.skipped.push(Problem::new(
-                    &story.origin,
-                    format!(
-                        "the slug `{}` is already used by {}{}; give this story its own `slug`",
-                        story.slug,
-                        holder.origin,
-                        if holder.withdrawn { " (withdrawn)" } else { "" }
-                    ),
-                ));
-                if let Some(e) = existing {
-                    protected.insert(e.id.as_str());
-                }
-                continue;
+        }
+        changes
+    }
+
+    /// What one story read in this run changes, if anything.
+    fn story(&mut self, source: &str, story: Story, hash: String) -> Option<Change> {
+        if let Some(first) = self.seen_slugs.get(story.slug.as_str()) {
+            self.report.skipped.push(Problem::new(
+                &story.origin,
+                format!(
+                    "the slug `{}` is already used by {first}; give this story its own `slug`",
+                    story.slug
+                ),
+            ));
+            return None;
+        }
+        let existing = self
+            .find(story.id.as_ref(), Some(&story.slug))
+            .filter(|s| !self.matched.contains(s.id.as_str()));
+        // A slug held in the store by another story (one not read in
+        // this run: a source on its own schedule, one read in part, a
+        // withdrawn story) is not taken over; that story keeps its own.
+        if let Some(holder) = self.by_slug.get(story.slug.as_str()).copied()
+            && existing.is_none_or(|e| e.id != holder.id)
+        {
+            self.report.skipped.push(Problem::new(
+                &story.origin,
+                format!(
+                    "the slug `{}` is already used by {}{}; give this story its own `slug`",
+                    story.slug,
+                    holder.origin,
+                    if holder.withdrawn { " (withdrawn)" } else { "" }
+                ),
+            ));
+            if let Some(e) = existing {
+                self.protected.insert(e.id.as_str());
             }
-            seen_slugs.insert(story.slug.clone().into(), story.origin.clone().into());
-            match existing {
-                Some(s) => {
-                    matched.insert(s.id.as_str());
-                    let content_changed = hash != s.content_hash;
-                    if content_changed || s.withdrawn {
-                        // Back from withdrawal counts as updated: the same
-                        // story, not a new one.
-                        report.changed += 1;
-                        changes.push(Change::Update {
-                            id: s.id.clone(),
-                            source: source.clone(),
-                            story: Box::new(story),
-                            hash,
-                            content_changed,
-                        });
-                    } else {
-                        report.unchanged += 1;
-                        if s.origin != story.origin || s.source != source || s.stamp != story.stamp
-                        {
-                            changes.push(Change::Seen {
-                                id: s.id.clone(),
-                                origin: story.origin.clone(),
-                                source: source.clone(),
-                                stamp: story.stamp.clone(),
-                            });
-                        }
-                    }
-                }
-                None => {
-                    let id = match &story.id {
-                        Some(id) if taken_ids.contains(id.as_str()) => {
-                            report.skipped.push(Problem::new(
-                                &story.origin,
-                                format!("the id `{id}` is already used by another story; ids must be unique"),
-                            ).key("id"));
-                            continue;
-                        }
-                        Some(id) => id.clone(),
-                        None => fresh_id(&story.slug, &taken_ids),
-                    };
-                    taken_ids.insert(id.to_string().into());
-                    let guid = guid_for(config, &id, &story);
-                    changes.push(Change::Insert {
-                        id,
-                        guid,
-                        source: source.clone(),
+            return None;
+        }
+        self.seen_slugs
+            .insert(story.slug.clone().into(), story.origin.clone().into());
+        match existing {
+            Some(s) => {
+                self.matched.insert(s.id.as_str());
+                let content_changed = hash != s.content_hash;
+                if content_changed || s.withdrawn {
+                    // Back from withdrawal counts as updated: the same
+                    // story, not a new one.
+                    self.report.changed += 1;
+                    Some(Change::Update {
+                        id: s.id.clone(),
+                        source: source.to_owned(),
                         story: Box::new(story),
                         hash,
-                    });
-                    report.new += 1;
+                        content_changed,
+                    })
+                } else {
+                    self.report.unchanged += 1;
+                    (s.origin != story.origin || s.source != source || s.stamp != story.stamp).then(
+                        || Change::Seen {
+                            id: s.id.clone(),
+                            origin: story.origin.clone(),
+                            source: source.to_owned(),
+                            stamp: story.stamp.clone(),
+                        },
+                    )
                 }
+            }
+            None => {
+                let id = match &story.id {
+                    Some(id) if self.taken_ids.contains(id.as_str()) => {
+                        self.report.skipped.push(
+                            Problem::new(
+                                &story.origin,
+                                format!(
+                                    "the id `{id}` is already used by another story; ids must be unique"
+                                ),
+                            )
+                            .key("id"),
+                        );
+                        return None;
+                    }
+                    Some(id) => id.clone(),
+                    None => fresh_id(&story.slug, &self.taken_ids),
+                };
+                self.taken_ids.insert(id.to_string().into());
+                let guid = guid_for(self.config, &id, &story);
+                self.report.new += 1;
+                Some(Change::Insert {
+                    id,
+                    guid,
+                    source: source.to_owned(),
+                    story: Box::new(story),
+                    hash,
+                })
             }
         }
     }
 
-    for s in stored {
-        let gone = !s.withdrawn
-            && !matched.contains(s.id.as_str())
-            && !protected.contains(s.id.as_str())
-            && !keep.contains(&s.source);
-        if gone {
-            changes.push(Change::Withdraw { id: s.id.clone() });
-            report.withdrawn += 1;
+    /// The withdrawals of stored stories no scan listed, except those of
+    /// sources in `keep`, and the run's report.
+    pub fn finish(self, keep: &HashSet<String>) -> (Vec<Change>, Report) {
+        let mut report = self.report;
+        let mut changes = Vec::new();
+        for s in self.stored {
+            let gone = !s.withdrawn
+                && !self.matched.contains(s.id.as_str())
+                && !self.protected.contains(s.id.as_str())
+                && !keep.contains(&s.source);
+            if gone {
+                changes.push(Change::Withdraw { id: s.id.clone() });
+                report.withdrawn += 1;
+            }
         }
+        (changes, report)
     }
-    Plan { changes, report }
 }
 
 /// The slug as an id, or the slug with `-2`, `-3`… when another story

@@ -162,7 +162,7 @@ fn check(config: &Config) -> Result<ExitCode> {
         &Default::default(),
         &ingest::Which::Local,
         chrono::Utc::now(),
-        Default::default(),
+        |_| true,
     ));
     let scans = scanned.scans;
     let mut problems = scanned.problems;

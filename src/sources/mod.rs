@@ -87,8 +87,6 @@ pub struct Context<'a> {
     /// The origin of each published story mapped to its stored stamp; an
     /// item whose stamp still matches is listed as unchanged unread.
     pub known: Arc<HashMap<String, String>>,
-    /// A directory source's files, when listed ahead ([`directory::list`]).
-    pub listing: Option<directory::Listing>,
     /// How many stories of this source are published now.
     pub published: usize,
     pub state: SourceState,
@@ -100,8 +98,7 @@ pub async fn scan(cx: Context<'_>, source: &Source) -> Result<Scan, Problem> {
     match source {
         Source::Directory(dir) => {
             let (config, dir, known) = (cx.config.clone(), dir.clone(), cx.known);
-            let listing = cx.listing;
-            tokio::task::spawn_blocking(move || directory::scan(&config, &dir, &known, listing))
+            tokio::task::spawn_blocking(move || directory::scan(&config, &dir, &known))
                 .await
                 .map_err(|e| Problem::new(&cx.config.path, format!("scan failed: {e}")))?
         }

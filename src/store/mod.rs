@@ -118,6 +118,41 @@ pub(crate) fn updated(
     updated.or(changed).map_or(published, |u| u.max(published))
 }
 
+/// An ingest run's open transaction; see [`Store::begin_writes`].
+pub struct Writes {
+    tx: WriteTx,
+    now: DateTime<Utc>,
+}
+
+enum WriteTx {
+    Sqlite(sqlx::Transaction<'static, sqlx::Sqlite>),
+    Postgres(sqlx::Transaction<'static, sqlx::Postgres>),
+}
+
+impl Writes {
+    /// Applies some of the run's changes.
+    pub async fn apply(&mut self, changes: &[Change]) -> Result<()> {
+        if changes.is_empty() {
+            return Ok(());
+        }
+        match &mut self.tx {
+            WriteTx::Sqlite(tx) => backend::sqlite::stories::apply_in(tx, changes, self.now).await,
+            WriteTx::Postgres(tx) => {
+                backend::postgres::stories::apply_in(tx, changes, self.now).await
+            }
+        }
+    }
+
+    /// Makes every change applied so far permanent, at once.
+    pub async fn commit(self) -> Result<()> {
+        match self.tx {
+            WriteTx::Sqlite(tx) => tx.commit().await,
+            WriteTx::Postgres(tx) => tx.commit().await,
+        }
+        .context("cannot commit the ingest")
+    }
+}
+
 /// One write of an ingest run.
 #[derive(Debug, Clone)]
 pub enum Change {
@@ -175,6 +210,22 @@ impl Store {
     /// Applies one ingest run's changes in a single transaction.
     pub async fn apply(&self, changes: &[Change], now: DateTime<Utc>) -> Result<()> {
         dispatch!(self, stories::apply(changes, now))
+    }
+
+    /// Starts an ingest run's writes: one transaction, to which the
+    /// changes are applied source by source, part by part, as they are
+    /// read, and which [`Writes::commit`] ends. Dropped uncommitted, it
+    /// rolls back: the store stays as it was.
+    ///
+    /// On SQLite this takes the write lock until the commit: other writers
+    /// (a sign-up) wait, within the busy timeout, while the stories that
+    /// changed are read and rendered.
+    pub async fn begin_writes(&self, now: DateTime<Utc>) -> Result<Writes> {
+        let tx = match &self.db {
+            Db::Sqlite(pool) => WriteTx::Sqlite(backend::sqlite::begin_write(pool).await?),
+            Db::Postgres(pool) => WriteTx::Postgres(backend::postgres::begin_write(pool).await?),
+        };
+        Ok(Writes { tx, now })
     }
 
     /// How many stories are published, and how many withdrawn.

@@ -376,6 +376,99 @@ fn an_ingest_that_fails_half_way_leaves_the_store_and_feeds_as_they_were() {
     );
 }
 
+/// The statements that make inserting the story with slug `slug` fail
+/// inside the database, and the one that undoes them.
+fn failing_insert(slug: &str) -> (Vec<String>, &'static str) {
+    match backend() {
+        Backend::Sqlite => (
+            vec![format!(
+                "CREATE TRIGGER fail_boom BEFORE INSERT ON stories WHEN NEW.slug = '{slug}'
+                 BEGIN SELECT RAISE(ABORT, 'injected failure'); END"
+            )],
+            "DROP TRIGGER fail_boom",
+        ),
+        Backend::Postgres => (
+            vec![
+                "CREATE FUNCTION fail_boom() RETURNS trigger LANGUAGE plpgsql
+                 AS $$ BEGIN RAISE EXCEPTION 'injected failure'; END $$"
+                    .to_owned(),
+                format!(
+                    "CREATE TRIGGER fail_boom BEFORE INSERT ON stories
+                     FOR EACH ROW WHEN (NEW.slug = '{slug}') EXECUTE FUNCTION fail_boom()"
+                ),
+            ],
+            "DROP TRIGGER fail_boom ON stories",
+        ),
+    }
+}
+
+/// A folder is read and written a part at a time (1,000 files), all in one
+/// transaction: a failure in a later part keeps nothing of the earlier
+/// ones, and a new file is matched against every unchanged one, whichever
+/// part it falls in.
+#[test]
+fn a_folder_larger_than_a_part_is_stored_whole_or_not_at_all() {
+    const STORIES: usize = 1_100;
+    let site = Site::new();
+    site.build(); // an empty store, and feeds with nothing in them
+    let feeds_before = snapshot_files(&site);
+    let first = chrono::NaiveDate::from_ymd_opt(2020, 1, 1).unwrap();
+    for i in 0..STORIES {
+        let date = first + chrono::Days::new(i as u64);
+        let theme = if i % 2 == 0 { "alpha" } else { "beta" };
+        site.story(
+            &format!("s{i:04}"),
+            &format!("Story {i}"),
+            &date.to_string(),
+            &[theme],
+        );
+    }
+    // `s1050` is in the second part of the folder (files are read in path
+    // order).
+    let (trigger, drop_trigger) = failing_insert("s1050");
+    let trigger: Vec<&str> = trigger.iter().map(String::as_str).collect();
+    assert_eq!(sql(&site, &trigger), []);
+    let run = site.tidings(&["build"]);
+    assert_eq!(run.code, 1, "{run}");
+    assert!(run.stderr.contains("injected failure"), "{run}");
+    assert_eq!(sql(&site, &[]), [], "nothing of the first part was kept");
+    assert!(snapshot_files(&site) == feeds_before, "feeds untouched");
+
+    sql(&site, &[drop_trigger]);
+    let run = site.build();
+    assert!(run.stdout.contains(&format!("{STORIES} new")), "{run}");
+    let stored = sql(&site, &[]);
+    assert_eq!(stored.len(), STORIES);
+    assert!(stored.iter().all(|(_, _, withdrawn)| withdrawn.is_none()));
+    // Entry ids are `tag:` URIs ending in the story's id.
+    let newest = entry_ids(&site, "rss.xml");
+    assert!(newest[0].ends_with(":s1099"), "{newest:?}");
+    let alpha = entry_ids(&site, "themes/alpha/atom.xml");
+    assert!(alpha[0].ends_with(":s1098"), "{alpha:?}");
+
+    // Unchanged files are not read again, yet a new file that takes the
+    // slug of one of them is refused.
+    age_stories(&site, 3);
+    site.write_story(
+        "zzz-copy",
+        "title = \"Copy\"\ndate = 2030-01-01\nthemes = [\"alpha\"]\nslug = \"s0001\"",
+        "A copy.\n",
+    );
+    let run = site.build();
+    assert!(
+        run.stdout.contains(&format!(
+            "0 new, 0 updated, 0 withdrawn, {STORIES} unchanged, 1 skipped"
+        )),
+        "{run}"
+    );
+    assert!(
+        run.stderr
+            .contains("the slug `s0001` is already used by content/stories/s0001.md"),
+        "{run}"
+    );
+    assert_eq!(sql(&site, &[]), stored, "the store did not change");
+}
+
 /// Dates every story file `days` in the past, out of the window in which a
 /// file is always read again.
 fn age_stories(site: &Site, days: u64) {

@@ -48,6 +48,18 @@ pub async fn story_refs(pool: &Pool<DB>) -> Result<Vec<StoredRef>> {
 /// Applies one ingest run's changes in a single transaction.
 pub async fn apply(pool: &Pool<DB>, changes: &[Change], now: DateTime<Utc>) -> Result<()> {
     let mut tx = super::begin_write(pool).await?;
+    apply_in(&mut tx, changes, now).await?;
+    tx.commit().await.context("cannot commit the ingest")?;
+    Ok(())
+}
+
+/// Applies changes within `tx`, which an ingest run commits once all its
+/// sources are read.
+pub async fn apply_in(
+    tx: &mut sqlx::Transaction<'static, DB>,
+    changes: &[Change],
+    now: DateTime<Utc>,
+) -> Result<()> {
     let inserts: Vec<&Change> = changes
         .iter()
         .filter(|c| matches!(c, Change::Insert { .. }))
@@ -55,7 +67,7 @@ pub async fn apply(pool: &Pool<DB>, changes: &[Change], now: DateTime<Utc>) -> R
     // Many rows per statement: a first build of a large site inserts
     // tens of thousands, and a statement costs far more than a row.
     for chunk in inserts.chunks(INSERT_BATCH) {
-        insert_stories(&mut tx, chunk, now).await?;
+        insert_stories(tx, chunk, now).await?;
     }
     for change in changes {
         match change {
@@ -94,14 +106,14 @@ pub async fn apply(pool: &Pool<DB>, changes: &[Change], now: DateTime<Utc>) -> R
                 .bind(content_changed)
                 .bind(now)
                 .bind(id.as_str())
-                .execute(&mut *tx)
+                .execute(&mut **tx)
                 .await
                 .with_context(|| format!("cannot update story {id} ({})", story.origin))?;
                 sqlx::query("DELETE FROM story_themes WHERE story_id = $1")
                     .bind(id.as_str())
-                    .execute(&mut *tx)
+                    .execute(&mut **tx)
                     .await?;
-                insert_themes(&mut tx, &[(id, &story.themes)]).await?;
+                insert_themes(tx, &[(id, &story.themes)]).await?;
             }
             Change::Seen {
                 id,
@@ -116,7 +128,7 @@ pub async fn apply(pool: &Pool<DB>, changes: &[Change], now: DateTime<Utc>) -> R
                 .bind(source)
                 .bind(stamp)
                 .bind(id.as_str())
-                .execute(&mut *tx)
+                .execute(&mut **tx)
                 .await?;
             }
             Change::Withdraw { id } => {
@@ -125,12 +137,11 @@ pub async fn apply(pool: &Pool<DB>, changes: &[Change], now: DateTime<Utc>) -> R
                 )
                 .bind(now)
                 .bind(id.as_str())
-                .execute(&mut *tx)
+                .execute(&mut **tx)
                 .await?;
             }
         }
     }
-    tx.commit().await.context("cannot commit the ingest")?;
     Ok(())
 }
 
