@@ -111,16 +111,17 @@ impl Server {
     }
 
     /// Ends the threads' runtimes; to be called once nothing they may have
-    /// opened is in use any more. Waits a moment for them to end.
+    /// opened is in use any more. Waits a moment for them to end, but
+    /// never blocks: a thread still serving a connection after the grace
+    /// period of a stop is left to end with the process.
     pub async fn release(self) {
         let _ = self.release.send(true);
-        let threads = self.threads;
-        let joined = tokio::task::spawn_blocking(move || {
-            for t in threads {
-                let _ = t.join();
-            }
-        });
-        let _ = tokio::time::timeout(Duration::from_secs(5), joined).await;
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+        while self.threads.iter().any(|t| !t.is_finished())
+            && tokio::time::Instant::now() < deadline
+        {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
     }
 }
 

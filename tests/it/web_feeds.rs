@@ -477,3 +477,46 @@ async fn a_replaced_file_is_served_fresh_with_a_new_tag() {
     let r = get(&client, &other_url, &[("if-none-match", &other_tag)]).await;
     assert_eq!(r.status(), StatusCode::NOT_MODIFIED);
 }
+
+/// Connections are served on several threads: clients that stall in the
+/// middle of a request hold up neither the others nor a stop, which ends
+/// the service once its grace period has passed.
+#[test]
+fn stalled_clients_hold_up_neither_other_requests_nor_a_stop() {
+    use std::io::Write as _;
+    use std::net::TcpStream;
+    use std::time::Instant;
+
+    let site = site();
+    site.build();
+    let service = site.serve(&[("TIDINGS_SHUTDOWN_SECONDS", "2")]);
+    let addr = service.base.strip_prefix("http://").unwrap().to_owned();
+    // More of them than there are threads: every thread has some.
+    let stalled: Vec<TcpStream> = (0..16)
+        .map(|_| {
+            let mut s = TcpStream::connect(&addr).unwrap();
+            s.write_all(b"GET /feeds/atom.xml HTTP/1.1\r\nHost: x\r\n")
+                .unwrap();
+            s
+        })
+        .collect();
+    for _ in 0..16 {
+        let mut s = TcpStream::connect(&addr).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        s.write_all(b"GET /feeds/atom.xml HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            .unwrap();
+        let mut answer = Vec::new();
+        s.read_to_end(&mut answer).unwrap();
+        assert!(answer.starts_with(b"HTTP/1.1 200 OK\r\n"));
+        assert!(answer.ends_with(b"</feed>\n"), "the whole feed");
+    }
+    let asked = Instant::now();
+    let (code, log) = service.stop();
+    assert_eq!(code, 0, "{log}");
+    assert!(
+        asked.elapsed() < Duration::from_secs(15),
+        "{:?} to stop:\n{log}",
+        asked.elapsed()
+    );
+    drop(stalled);
+}
