@@ -79,35 +79,52 @@ pub struct Scanned {
     pub states: Vec<(String, SourceState)>,
 }
 
-/// Published stories whose items can be skipped when their stamp holds:
-/// stamp by origin.
-fn known(stored: &[StoredRef]) -> Arc<HashMap<String, String>> {
-    Arc::new(
-        stored
+/// What the store holds that the sources need to read again: read once
+/// per ingest, shared by every source.
+#[derive(Debug, Default)]
+pub struct Known {
+    /// The stamp of each published story, by origin: an item whose stamp
+    /// still holds is skipped, unread.
+    stamps: Arc<HashMap<String, String>>,
+    /// How many stories each source has published, by its key.
+    published: HashMap<String, usize>,
+}
+
+impl Known {
+    pub fn of(stored: &[StoredRef]) -> Known {
+        let mut published: HashMap<String, usize> = HashMap::new();
+        for s in stored.iter().filter(|s| !s.withdrawn) {
+            match published.get_mut(s.source.as_str()) {
+                Some(n) => *n += 1,
+                None => {
+                    published.insert(s.source.clone(), 1);
+                }
+            }
+        }
+        let stamps = stored
             .iter()
             .filter(|s| !s.withdrawn)
             .filter_map(|s| Some((s.origin.clone(), s.stamp.clone()?)))
-            .collect(),
-    )
+            .collect();
+        Known {
+            stamps: Arc::new(stamps),
+            published,
+        }
+    }
 }
 
 /// Reads the chosen sources for which `here` holds (the others are
 /// neither read nor kept), the remote ones concurrently, without touching
-/// the store (also used by `check`, with nothing stored).
+/// the store (also used by `check`, with nothing known).
 pub async fn scan_all(
     config: &Config,
     client: &http::Client,
-    stored: &[StoredRef],
+    known: &Known,
     states: &HashMap<String, SourceState>,
     which: &Which,
     now: DateTime<Utc>,
     here: impl Fn(&Source) -> bool,
 ) -> Scanned {
-    let known = known(stored);
-    let mut published: HashMap<&str, usize> = HashMap::new();
-    for s in stored.iter().filter(|s| !s.withdrawn) {
-        *published.entry(s.source.as_str()).or_default() += 1;
-    }
     let mut out = Scanned::default();
     let mut reads = Vec::new();
     for source in &config.sources {
@@ -122,8 +139,8 @@ pub async fn scan_all(
         let cx = sources::Context {
             config,
             client,
-            known: known.clone(),
-            published: published.get(key.as_str()).copied().unwrap_or(0),
+            known: known.stamps.clone(),
+            published: known.published.get(key.as_str()).copied().unwrap_or(0),
             state: states.get(&key).cloned().unwrap_or_default(),
             now,
         };
@@ -190,6 +207,7 @@ pub async fn ingest(
         HashMap::new()
     };
     let client = http::Client::new(config)?;
+    let known = Known::of(&stored);
     // Remote sources first, all at once, and before the store's write
     // lock is taken: they may take seconds to answer.
     let mut listings = listings;
@@ -198,7 +216,7 @@ pub async fn ingest(
         problems: mut source_problems,
         mut keep,
         states: new_states,
-    } = scan_all(config, &client, &stored, &states, which, now, |s| {
+    } = scan_all(config, &client, &known, &states, which, now, |s| {
         !matches!(s, Source::Directory(_))
     })
     .await;
@@ -212,7 +230,6 @@ pub async fn ingest(
     // to end before writing.
     let mut planner = Planner::new(config, &stored);
     let mut writes = store.begin_writes(now).await?;
-    let known = known(&stored);
     for source in &config.sources {
         let key = source.key();
         if let Some(scan) = remote.remove(&key) {
@@ -227,7 +244,7 @@ pub async fn ingest(
         }
         let (parts_tx, mut parts) = tokio::sync::mpsc::channel(1);
         let reading = {
-            let (config, dir, known) = (config.clone(), dir.clone(), known.clone());
+            let (config, dir, known) = (config.clone(), dir.clone(), known.stamps.clone());
             let listing = listings.remove(&key);
             tokio::task::spawn_blocking(move || {
                 sources::directory::scan_parts(

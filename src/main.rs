@@ -158,7 +158,7 @@ fn check(config: &Config) -> Result<ExitCode> {
     let scanned = runtime.block_on(ingest::scan_all(
         config,
         &client,
-        &[],
+        &ingest::Known::default(),
         &Default::default(),
         &ingest::Which::Local,
         chrono::Utc::now(),

@@ -61,19 +61,20 @@ pub struct Ingester {
     lock: Arc<Mutex<()>>,
     /// The runtime it was made on: a build runs there, on all its threads,
     /// even when asked from a request on one of the HTTP threads.
-    runtime: Option<tokio::runtime::Handle>,
+    runtime: tokio::runtime::Handle,
 }
 
 /// The name of the ingest job in the store.
 pub const INGEST_JOB: &str = "ingest";
 
 impl Ingester {
+    /// Made within the tokio runtime its builds are to run on.
     pub fn new(config: Arc<Config>, store: Store) -> Ingester {
         Ingester {
             config,
             store,
             lock: Arc::new(Mutex::new(())),
-            runtime: tokio::runtime::Handle::try_current().ok(),
+            runtime: tokio::runtime::Handle::current(),
         }
     }
 
@@ -82,23 +83,15 @@ impl Ingester {
         // Held by the build itself: one whose caller went away (a client
         // that hung up) runs to its end before the next starts.
         let one_at_a_time = self.lock.clone().lock_owned().await;
-        let report = match &self.runtime {
-            Some(runtime) => {
-                let (config, store, which) =
-                    (self.config.clone(), self.store.clone(), which.clone());
-                runtime
-                    .spawn(async move {
-                        let _one_at_a_time = one_at_a_time;
-                        build::build(&config, &store, &which).await
-                    })
-                    .await
-                    .map_err(|e| anyhow!("the build stopped: {e}"))??
-            }
-            None => {
+        let (config, store, which) = (self.config.clone(), self.store.clone(), which.clone());
+        let report = self
+            .runtime
+            .spawn(async move {
                 let _one_at_a_time = one_at_a_time;
-                build::build(&self.config, &self.store, which).await?
-            }
-        };
+                build::build(&config, &store, &which).await
+            })
+            .await
+            .map_err(|e| anyhow!("the build stopped: {e}"))??;
         let i = &report.ingest;
         tracing::info!(
             why,

@@ -71,7 +71,7 @@ pub async fn run(config: Config) -> Result<ExitCode> {
     for job in scheduler.jobs() {
         jobs.spawn(scheduler.clone().job_loop(job, stop_rx.clone()));
     }
-    let mut server = web::server::start(listener, app, web::server::threads(), stop_rx.clone())
+    let mut server = web::server::start(listener, app, stop_rx.clone())
         .context("cannot start the HTTP threads")?;
 
     stop_signal.await;

@@ -7,8 +7,9 @@
 //! places where the dialects differ), and the methods of [`Store`] pick the
 //! pool's backend. The schema comes from `migrations/sqlite/` or
 //! `migrations/postgres/`, applied automatically when the store opens.
-//! Every write of an ingest run goes through [`Store::apply`] in one
-//! transaction, so a run that fails half-way leaves the store as it was.
+//! Every write of an ingest run goes through [`Store::begin_writes`] in
+//! one transaction, so a run that fails half-way leaves the store as it
+//! was.
 
 use std::str::FromStr;
 use std::time::Duration;
@@ -136,10 +137,8 @@ impl Writes {
             return Ok(());
         }
         match &mut self.tx {
-            WriteTx::Sqlite(tx) => backend::sqlite::stories::apply_in(tx, changes, self.now).await,
-            WriteTx::Postgres(tx) => {
-                backend::postgres::stories::apply_in(tx, changes, self.now).await
-            }
+            WriteTx::Sqlite(tx) => backend::sqlite::stories::apply(tx, changes, self.now).await,
+            WriteTx::Postgres(tx) => backend::postgres::stories::apply(tx, changes, self.now).await,
         }
     }
 
@@ -205,11 +204,6 @@ impl Store {
     /// Every stored story, withdrawn ones included, for matching.
     pub async fn story_refs(&self) -> Result<Vec<StoredRef>> {
         dispatch!(self, stories::story_refs())
-    }
-
-    /// Applies one ingest run's changes in a single transaction.
-    pub async fn apply(&self, changes: &[Change], now: DateTime<Utc>) -> Result<()> {
-        dispatch!(self, stories::apply(changes, now))
     }
 
     /// Starts an ingest run's writes: one transaction, to which the

@@ -34,26 +34,21 @@ pub struct Server {
     threads: Vec<std::thread::JoinHandle<()>>,
 }
 
-/// How many serving threads: one per core the process may use.
-pub fn threads() -> usize {
-    std::thread::available_parallelism().map_or(1, |n| n.get())
-}
-
-/// Starts serving `app` on `listener` with `threads` threads, until `stop`
-/// turns true; then takes no new connection and lets the open ones finish
-/// their requests (see [`Server::stopped`]).
+/// Starts serving `app` on `listener` with a thread per core the process
+/// may use, until `stop` turns true; then takes no new connection and lets
+/// the open ones finish their requests (see [`Server::stopped`]).
 pub fn start(
     listener: TcpListener,
     app: Router,
-    threads: usize,
     stop: watch::Receiver<bool>,
 ) -> io::Result<Server> {
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
     let local = listener.local_addr()?;
     let (release, released) = watch::channel(false);
     let mut senders = Vec::with_capacity(threads);
     let mut stopped = Vec::with_capacity(threads);
     let mut handles = Vec::with_capacity(threads);
-    for n in 0..threads.max(1) {
+    for n in 0..threads {
         let (tx, rx) = mpsc::unbounded_channel();
         let (done_tx, done_rx) = oneshot::channel();
         let runtime = tokio::runtime::Builder::new_current_thread()

@@ -45,17 +45,9 @@ pub async fn story_refs(pool: &Pool<DB>) -> Result<Vec<StoredRef>> {
     Ok(refs)
 }
 
-/// Applies one ingest run's changes in a single transaction.
-pub async fn apply(pool: &Pool<DB>, changes: &[Change], now: DateTime<Utc>) -> Result<()> {
-    let mut tx = super::begin_write(pool).await?;
-    apply_in(&mut tx, changes, now).await?;
-    tx.commit().await.context("cannot commit the ingest")?;
-    Ok(())
-}
-
 /// Applies changes within `tx`, which an ingest run commits once all its
 /// sources are read.
-pub async fn apply_in(
+pub async fn apply(
     tx: &mut sqlx::Transaction<'static, DB>,
     changes: &[Change],
     now: DateTime<Utc>,
