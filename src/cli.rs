@@ -73,6 +73,24 @@ pub enum Command {
         #[command(subcommand)]
         command: DbCommand,
     },
+    /// The keys that sign the links in emails (confirm, preferences,
+    /// unsubscribe): see which there are, or add a new one.
+    Key {
+        #[command(subcommand)]
+        command: KeyCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum KeyCommand {
+    /// Every key: its id, where it is kept, its fingerprint, when it was
+    /// added, which one signs new links, and whether this process holds it.
+    Status,
+    /// Add a key that signs every link from now on: the value of
+    /// TIDINGS_SECRET when set (only its fingerprint is stored), else a new
+    /// random key kept in the store. Older keys keep verifying, so links in
+    /// emails already sent keep working.
+    Rotate,
 }
 
 #[derive(Debug, Subcommand)]

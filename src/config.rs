@@ -26,6 +26,7 @@ use crate::diagnostic::{Problem, Problems};
 use mail::{DIGEST_KEYS, MAIL_KEYS, RawDigest, RawMail};
 pub use mail::{Digest, Dkim, Mail, Tls, Transport};
 
+pub mod env;
 mod mail;
 mod service;
 mod sources;

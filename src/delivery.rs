@@ -45,20 +45,14 @@ impl Default for Options {
 }
 
 impl Options {
-    /// The defaults, with the lease and backoff overridable through
-    /// `TIDINGS_LEASE_SECONDS` and `TIDINGS_BACKOFF_SECONDS` (for tests and
-    /// for operators who need faster crash recovery).
-    pub fn from_env() -> Options {
-        let secs = |name: &str| {
-            std::env::var(name)
-                .ok()
-                .and_then(|v| v.parse::<i64>().ok())
-                .map(Duration::seconds)
-        };
+    /// The lease and backoff of `TIDINGS_LEASE_SECONDS` and
+    /// `TIDINGS_BACKOFF_SECONDS` (for tests, and for operators who need
+    /// faster crash recovery), or their defaults.
+    pub fn new(env: &crate::config::env::Environment) -> Options {
         let d = Options::default();
         Options {
-            lease: secs("TIDINGS_LEASE_SECONDS").unwrap_or(d.lease),
-            backoff: secs("TIDINGS_BACKOFF_SECONDS").unwrap_or(d.backoff),
+            lease: Duration::from_std(env.lease).unwrap_or(d.lease),
+            backoff: Duration::from_std(env.backoff).unwrap_or(d.backoff),
         }
     }
 }

@@ -16,6 +16,7 @@ pub mod digest;
 pub mod feeds;
 pub mod ingest;
 pub mod init;
+pub mod keys;
 pub mod mail;
 pub mod schedule;
 pub mod scheduler;

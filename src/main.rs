@@ -12,6 +12,7 @@ use clap::Parser;
 
 use tidings::cli::{Cli, Command, LogFormat};
 use tidings::config::Config;
+use tidings::config::env::Environment;
 use tidings::diagnostic::Problems;
 use tidings::{build, ingest, init, store::Store};
 
@@ -59,6 +60,17 @@ fn init_logging(format: LogFormat, level: &str) {
 }
 
 fn run(cli: Cli) -> Result<ExitCode> {
+    // Read once, here; a variable that is set but unusable stops every
+    // command (even one that would not use it) so it is never ignored.
+    let env = match Environment::from_process() {
+        Ok(env) => env,
+        Err(problems) => {
+            for p in &problems {
+                eprintln!("error: {p}");
+            }
+            return Ok(ExitCode::from(1));
+        }
+    };
     match cli.command {
         Command::Init { dir } => {
             let files = init::init(&dir)?;
@@ -87,7 +99,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
             let Some(config) = load_config(&cli.config) else {
                 return Ok(ExitCode::from(1));
             };
-            runtime()?.block_on(commands::run::run(config))
+            runtime()?.block_on(commands::run::run(config, env))
         }
         Command::Status => {
             let Some(config) = load_config(&cli.config) else {
@@ -99,19 +111,25 @@ fn run(cli: Cli) -> Result<ExitCode> {
             let Some(config) = load_config(&cli.config) else {
                 return Ok(ExitCode::from(1));
             };
-            runtime()?.block_on(commands::digest::run(&config, command))
+            runtime()?.block_on(commands::digest::run(&config, &env, command))
         }
         Command::Subscribers { command } => {
             let Some(config) = load_config(&cli.config) else {
                 return Ok(ExitCode::from(1));
             };
-            runtime()?.block_on(commands::subscribers::run(&config, command))
+            runtime()?.block_on(commands::subscribers::run(&config, &env, command))
         }
         Command::Db { command } => {
             let Some(config) = load_config(&cli.config) else {
                 return Ok(ExitCode::from(1));
             };
             runtime()?.block_on(commands::db::run(&config, command))
+        }
+        Command::Key { command } => {
+            let Some(config) = load_config(&cli.config) else {
+                return Ok(ExitCode::from(1));
+            };
+            runtime()?.block_on(commands::key::run(&config, &env, command))
         }
     }
 }

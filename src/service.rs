@@ -22,13 +22,13 @@ use crate::config::{Config, Digest, Mail};
 use crate::delivery::{self, Options, Worker};
 use crate::digest::render;
 use crate::ingest::Which;
+use crate::keys::Keys;
 use crate::mail::message::DkimSigner;
 use crate::mail::transport::Sender;
 use crate::schedule::CronSchedule;
 use crate::scheduler::{self, Decision};
 use crate::store::Store;
 use crate::store::editions::Counts;
-use crate::tokens::Signer;
 
 /// The mail side, set up once: transport, digest templates, DKIM key.
 pub struct Mailer {
@@ -181,7 +181,8 @@ pub const HELP_INTERVAL: StdDuration = StdDuration::from_secs(5);
 pub struct Scheduler {
     pub config: Arc<Config>,
     pub store: Store,
-    pub signer: Signer,
+    /// The site's signing keys.
+    pub keys: Arc<Keys>,
     pub ingester: Arc<Ingester>,
     pub mailer: Option<Arc<Mailer>>,
     pub options: Options,
@@ -370,12 +371,13 @@ impl Scheduler {
         let mailer = self.mailer.as_ref().context(
             "digests need a [mail] section in config.toml (at least `from` and `transport`)",
         )?;
+        let signer = self.keys.signer();
         let worker = Worker {
             config: &self.config,
             mail: &mailer.mail,
             digest,
             store: &self.store,
-            signer: &self.signer,
+            signer: &signer,
             templates: &mailer.templates,
             sender: &mailer.sender,
             dkim: mailer.dkim.as_ref(),

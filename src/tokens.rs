@@ -1,26 +1,35 @@
 //! Signed links for subscribers: confirm, manage preferences, unsubscribe.
 //!
 //! A token is `PAYLOAD.MAC`, both base64url without padding. The payload
-//! holds a version, the purpose, the subscriber's id and the time it was
-//! issued; the MAC is HMAC-SHA256 over the payload *and the subscriber's
-//! address*, so a token dies with the person it was made for even if their
-//! id is later given to someone else. Verification compares in constant
-//! time; any changed byte makes the token invalid. Confirmation tokens
-//! expire after 7 days; the others never do (an unsubscribe link in a
-//! years-old email must still work).
+//! holds a version, the purpose, the id of the key that signed it, the
+//! subscriber's id and the time it was issued; the MAC is HMAC-SHA256 over
+//! the payload *and the subscriber's address*, so a token dies with the
+//! person it was made for even if their id is later given to someone else.
+//! Verification compares in constant time; any changed byte makes the
+//! token invalid. Confirmation tokens expire after 7 days; the others
+//! never do (an unsubscribe link in a years-old email must still work).
 //!
-//! The key is `TIDINGS_SECRET` when set; otherwise one is generated once
-//! and kept in the store (see [`crate::store::Store::signing_key`]), never
-//! in config.toml.
+//! A [`Signer`] holds every key of the site's key ring (see
+//! [`crate::keys`]): it signs with the active one and verifies with the
+//! one a token names, so links signed before `tidings key rotate` keep
+//! working. Tokens of the first format (version 1, before keys had ids)
+//! name no key; they are checked against every key of the ring.
 
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use chrono::{DateTime, Duration, Utc};
 use hmac::{Hmac, Mac};
-use sha2::Sha256;
+use sha2::{Digest as _, Sha256};
 
-const VERSION: u8 = 1;
-const PAYLOAD_LEN: usize = 1 + 1 + 8 + 8;
+/// The number of a key in the site's key ring.
+pub type KeyId = u32;
+
+/// The first format: version, purpose, subscriber, issued.
+const V1: u8 = 1;
+const V1_LEN: usize = 1 + 1 + 8 + 8;
+/// The current format: version, purpose, key id, subscriber, issued.
+const V2: u8 = 2;
+const V2_LEN: usize = 1 + 1 + 4 + 8 + 8;
 
 /// What a token allows.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -66,12 +75,15 @@ pub enum TokenError {
     WrongPurpose,
     #[error("the link has expired")]
     Expired,
+    #[error("the link was signed with a key this process does not hold")]
+    UnknownKey,
 }
 
 /// A token read but not yet checked: enough to look up whose it claims to be.
 #[derive(Debug, Clone)]
 pub struct Unverified {
-    payload: [u8; PAYLOAD_LEN],
+    /// The payload as signed: [`V1_LEN`] or [`V2_LEN`] bytes.
+    payload: Vec<u8>,
     mac: Vec<u8>,
 }
 
@@ -81,9 +93,9 @@ impl Unverified {
         let payload = URL_SAFE_NO_PAD
             .decode(payload)
             .map_err(|_| TokenError::Malformed)?;
-        let payload: [u8; PAYLOAD_LEN] = payload.try_into().map_err(|_| TokenError::Malformed)?;
-        if payload[0] != VERSION {
-            return Err(TokenError::Malformed);
+        match (payload.first(), payload.len()) {
+            (Some(&V1), V1_LEN) | (Some(&V2), V2_LEN) => {}
+            _ => return Err(TokenError::Malformed),
         }
         let mac = URL_SAFE_NO_PAD
             .decode(mac)
@@ -91,13 +103,28 @@ impl Unverified {
         Ok(Unverified { payload, mac })
     }
 
+    /// Where the subscriber id starts: after the key id in version 2.
+    fn body(&self) -> &[u8] {
+        if self.payload[0] == V1 {
+            &self.payload[2..]
+        } else {
+            &self.payload[6..]
+        }
+    }
+
+    /// The key the token names; `None` for the first format.
+    pub fn key_id(&self) -> Option<KeyId> {
+        (self.payload[0] == V2)
+            .then(|| KeyId::from_be_bytes(self.payload[2..6].try_into().expect("4 bytes")))
+    }
+
     /// The subscriber the token claims to be for (not yet proven).
     pub fn subscriber_id(&self) -> i64 {
-        i64::from_be_bytes(self.payload[2..10].try_into().expect("8 bytes"))
+        i64::from_be_bytes(self.body()[..8].try_into().expect("8 bytes"))
     }
 
     fn issued(&self) -> i64 {
-        i64::from_be_bytes(self.payload[10..18].try_into().expect("8 bytes"))
+        i64::from_be_bytes(self.body()[8..16].try_into().expect("8 bytes"))
     }
 }
 
@@ -109,33 +136,63 @@ pub struct Claims {
     pub issued: DateTime<Utc>,
 }
 
-/// Signs and verifies tokens with one key.
+/// Signs with the active key of a key ring and verifies with any of them.
 #[derive(Clone)]
 pub struct Signer {
-    key: Vec<u8>,
+    active: KeyId,
+    /// Every key this process holds, the active one included.
+    keys: Vec<(KeyId, Vec<u8>)>,
 }
 
 impl std::fmt::Debug for Signer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        // The key never reaches a log.
-        f.write_str("Signer(..)")
+        // The keys never reach a log.
+        write!(f, "Signer(active key {}, ..)", self.active)
     }
 }
 
+fn mac(key: &[u8], payload: &[u8], email_key: &str) -> Hmac<Sha256> {
+    let mut mac = Hmac::<Sha256>::new_from_slice(key).expect("HMAC takes any key length");
+    mac.update(payload);
+    mac.update(email_key.as_bytes());
+    mac
+}
+
 impl Signer {
+    /// A signer with one key, numbered 1 (a site's first key).
     pub fn new(key: &[u8]) -> Signer {
-        Signer { key: key.to_vec() }
+        Signer::with_keys(1, vec![(1, key.to_vec())])
     }
 
-    fn mac(&self, payload: &[u8], email_key: &str) -> Hmac<Sha256> {
-        let mut mac = Hmac::<Sha256>::new_from_slice(&self.key).expect("HMAC takes any key length");
-        mac.update(payload);
-        mac.update(email_key.as_bytes());
-        mac
+    /// A signer that signs with key `active` (which must be among `keys`)
+    /// and verifies with any of `keys`.
+    pub fn with_keys(active: KeyId, keys: Vec<(KeyId, Vec<u8>)>) -> Signer {
+        assert!(
+            keys.iter().any(|(id, _)| *id == active),
+            "the active key is one of the keys"
+        );
+        Signer { active, keys }
+    }
+
+    /// The key new tokens are signed with.
+    pub fn active_key(&self) -> KeyId {
+        self.active
+    }
+
+    /// Whether this signer holds key `id`.
+    pub fn holds(&self, id: KeyId) -> bool {
+        self.keys.iter().any(|(k, _)| *k == id)
+    }
+
+    fn key(&self, id: KeyId) -> Option<&[u8]> {
+        self.keys
+            .iter()
+            .find(|(k, _)| *k == id)
+            .map(|(_, key)| key.as_slice())
     }
 
     /// A token for `purpose`, for the subscriber with `id` and address key
-    /// `email_key` (the lower-cased address).
+    /// `email_key` (the lower-cased address), signed with the active key.
     pub fn sign(
         &self,
         purpose: Purpose,
@@ -143,12 +200,14 @@ impl Signer {
         email_key: &str,
         issued: DateTime<Utc>,
     ) -> String {
-        let mut payload = [0u8; PAYLOAD_LEN];
-        payload[0] = VERSION;
+        let mut payload = [0u8; V2_LEN];
+        payload[0] = V2;
         payload[1] = purpose.code();
-        payload[2..10].copy_from_slice(&id.to_be_bytes());
-        payload[10..18].copy_from_slice(&issued.timestamp().to_be_bytes());
-        let mac = self.mac(&payload, email_key).finalize().into_bytes();
+        payload[2..6].copy_from_slice(&self.active.to_be_bytes());
+        payload[6..14].copy_from_slice(&id.to_be_bytes());
+        payload[14..22].copy_from_slice(&issued.timestamp().to_be_bytes());
+        let key = self.key(self.active).expect("the active key is held");
+        let mac = mac(key, &payload, email_key).finalize().into_bytes();
         format!(
             "{}.{}",
             URL_SAFE_NO_PAD.encode(payload),
@@ -165,9 +224,25 @@ impl Signer {
         email_key: &str,
         now: DateTime<Utc>,
     ) -> Result<Claims, TokenError> {
-        self.mac(&token.payload, email_key)
-            .verify_slice(&token.mac)
-            .map_err(|_| TokenError::BadSignature)?;
+        let signed = |key: &[u8]| {
+            mac(key, &token.payload, email_key)
+                .verify_slice(&token.mac)
+                .is_ok()
+        };
+        match token.key_id() {
+            Some(id) => {
+                let key = self.key(id).ok_or(TokenError::UnknownKey)?;
+                if !signed(key) {
+                    return Err(TokenError::BadSignature);
+                }
+            }
+            // The first format names no key: any of the ring's will do.
+            None => {
+                if !self.keys.iter().any(|(_, key)| signed(key)) {
+                    return Err(TokenError::BadSignature);
+                }
+            }
+        }
         let actual = Purpose::from_code(token.payload[1]).ok_or(TokenError::Malformed)?;
         if actual != purpose {
             return Err(TokenError::WrongPurpose);
@@ -184,23 +259,37 @@ impl Signer {
             issued,
         })
     }
+
+    /// Keys for another use (such as form tokens), derived from each key
+    /// of the ring with `label`, the active key's first. No token reveals
+    /// them: tokens are MACs over payloads, these over a fixed prefix no
+    /// payload starts with.
+    pub fn derive(&self, label: &str) -> Vec<[u8; 32]> {
+        let one = |key: &[u8]| -> [u8; 32] {
+            let mut mac = Hmac::<Sha256>::new_from_slice(key).expect("HMAC takes any key length");
+            mac.update(b"\0tidings derived key\0");
+            mac.update(label.as_bytes());
+            mac.finalize().into_bytes().into()
+        };
+        let active = self.key(self.active).expect("the active key is held");
+        std::iter::once(one(active))
+            .chain(
+                self.keys
+                    .iter()
+                    .filter(|(id, _)| *id != self.active)
+                    .map(|(_, key)| one(key)),
+            )
+            .collect()
+    }
 }
 
-/// The signer for this site: from `TIDINGS_SECRET` when set, else from the
-/// key kept in the store.
-pub async fn signer(store: &crate::store::Store) -> anyhow::Result<Signer> {
-    match std::env::var("TIDINGS_SECRET") {
-        Ok(secret) if !secret.is_empty() => {
-            if secret.len() < 32 {
-                anyhow::bail!(
-                    "TIDINGS_SECRET is too short ({} characters): use at least 32 random characters",
-                    secret.len()
-                );
-            }
-            Ok(Signer::new(secret.as_bytes()))
-        }
-        _ => Ok(Signer::new(&store.signing_key().await?)),
-    }
+/// What the store keeps of a key to tell it again without holding it: the
+/// first 16 hex digits of a SHA-256 of the key under a fixed label.
+pub fn fingerprint(key: &[u8]) -> String {
+    let mut hash = Sha256::new();
+    hash.update(b"tidings signing key fingerprint\0");
+    hash.update(key);
+    hex::encode(&hash.finalize()[..8])
 }
 
 /// Generates a new random signing key.
@@ -297,6 +386,89 @@ mod tests {
                 .verify(&unsub, Purpose::Unsubscribe, "a@example.org", years)
                 .is_ok()
         );
+    }
+
+    /// A token of the first format (no key id), as earlier versions made.
+    fn first_format(key: &[u8], purpose: Purpose, id: i64, email_key: &str) -> String {
+        let mut payload = vec![V1, purpose.code()];
+        payload.extend_from_slice(&id.to_be_bytes());
+        payload.extend_from_slice(&0i64.to_be_bytes());
+        let mac = mac(key, &payload, email_key).finalize().into_bytes();
+        format!(
+            "{}.{}",
+            URL_SAFE_NO_PAD.encode(payload),
+            URL_SAFE_NO_PAD.encode(mac)
+        )
+    }
+
+    #[test]
+    fn a_ring_verifies_each_key_it_holds_and_signs_with_the_active_one() {
+        let now = at("2026-01-01T00:00:00Z");
+        let old = Signer::new(b"the first key");
+        let ring = Signer::with_keys(
+            2,
+            vec![
+                (1, b"the first key".to_vec()),
+                (2, b"the second key".to_vec()),
+            ],
+        );
+        let before = Unverified::parse(&old.sign(Purpose::Unsubscribe, 5, "a@b.org", now)).unwrap();
+        assert_eq!(before.key_id(), Some(1));
+        assert!(
+            ring.verify(&before, Purpose::Unsubscribe, "a@b.org", now)
+                .is_ok()
+        );
+        let after = Unverified::parse(&ring.sign(Purpose::Unsubscribe, 5, "a@b.org", now)).unwrap();
+        assert_eq!(after.key_id(), Some(2));
+        assert_eq!(
+            old.verify(&after, Purpose::Unsubscribe, "a@b.org", now),
+            Err(TokenError::UnknownKey),
+            "a process that does not hold key 2 says so"
+        );
+        // A token naming key 1 but signed with key 2 is refused.
+        let forged = Signer::with_keys(1, vec![(1, b"the second key".to_vec())]);
+        let forged =
+            Unverified::parse(&forged.sign(Purpose::Unsubscribe, 5, "a@b.org", now)).unwrap();
+        assert_eq!(
+            ring.verify(&forged, Purpose::Unsubscribe, "a@b.org", now),
+            Err(TokenError::BadSignature)
+        );
+    }
+
+    #[test]
+    fn first_format_tokens_verify_with_any_key_of_the_ring() {
+        let now = at("2026-01-01T00:00:00Z");
+        let ring = Signer::with_keys(2, vec![(1, b"stored".to_vec()), (2, b"given".to_vec())]);
+        for key in [&b"stored"[..], b"given"] {
+            let t =
+                Unverified::parse(&first_format(key, Purpose::Unsubscribe, 9, "a@b.org")).unwrap();
+            assert_eq!((t.key_id(), t.subscriber_id()), (None, 9));
+            let claims = ring
+                .verify(&t, Purpose::Unsubscribe, "a@b.org", now)
+                .unwrap();
+            assert_eq!(claims.issued, DateTime::UNIX_EPOCH);
+            assert_eq!(
+                ring.verify(&t, Purpose::Unsubscribe, "c@b.org", now),
+                Err(TokenError::BadSignature)
+            );
+        }
+        let stranger =
+            Unverified::parse(&first_format(b"other", Purpose::Unsubscribe, 9, "a@b.org")).unwrap();
+        assert_eq!(
+            ring.verify(&stranger, Purpose::Unsubscribe, "a@b.org", now),
+            Err(TokenError::BadSignature)
+        );
+    }
+
+    #[test]
+    fn derived_keys_start_with_the_active_one_and_differ_per_label() {
+        let ring = Signer::with_keys(2, vec![(1, b"one".to_vec()), (2, b"two".to_vec())]);
+        let csrf = ring.derive("csrf");
+        assert_eq!(csrf.len(), 2);
+        assert_eq!(csrf[0], Signer::new(b"two").derive("csrf")[0]);
+        assert_ne!(csrf[0], ring.derive("other")[0]);
+        assert_eq!(fingerprint(b"two").len(), 16);
+        assert_ne!(fingerprint(b"one"), fingerprint(b"two"));
     }
 
     #[test]

@@ -9,19 +9,20 @@ use anyhow::{Context as _, Result, anyhow};
 use chrono::Utc;
 
 use tidings::cli::DigestCommand;
+use tidings::config::env::Environment;
 use tidings::config::{Config, Digest};
 use tidings::delivery::{self, Options, Worker};
 use tidings::digest::{compose, render};
+use tidings::keys::Keys;
 use tidings::mail::message::DkimSigner;
 use tidings::mail::transport::Sender;
 use tidings::service::Mailer;
 use tidings::store::Store;
 use tidings::subscribers::SubscriberEmail;
-use tidings::tokens;
 
-pub async fn run(config: &Config, command: DigestCommand) -> Result<ExitCode> {
+pub async fn run(config: &Config, env: &Environment, command: DigestCommand) -> Result<ExitCode> {
     let store = Store::open(&config.storage.url).await?;
-    let result = dispatch(config, &store, command).await;
+    let result = dispatch(config, env, &store, command).await;
     store.close().await;
     result
 }
@@ -39,7 +40,12 @@ fn digest<'a>(config: &'a Config, id: Option<&str>) -> Result<&'a Digest> {
     })
 }
 
-async fn dispatch(config: &Config, store: &Store, command: DigestCommand) -> Result<ExitCode> {
+async fn dispatch(
+    config: &Config,
+    env: &Environment,
+    store: &Store,
+    command: DigestCommand,
+) -> Result<ExitCode> {
     match command {
         DigestCommand::Preview {
             email,
@@ -59,7 +65,7 @@ async fn dispatch(config: &Config, store: &Store, command: DigestCommand) -> Res
             let stories = store.pending_stories(&digest.id, now).await?;
             let sections = compose::sections(config, digest, &person.themes, &stories);
             let templates = render::Templates::load(config)?;
-            let signer = tokens::signer(store).await?;
+            let signer = Keys::load(store, env).await?.signer();
             let language = person.language.as_str();
             let period = delivery::period_label(config, language, now);
             let count = compose::story_count(&sections);
@@ -99,12 +105,12 @@ async fn dispatch(config: &Config, store: &Store, command: DigestCommand) -> Res
         DigestCommand::Send {
             digest: id,
             dry_run,
-        } => send(config, store, id.as_deref(), dry_run).await,
+        } => send(config, env, store, id.as_deref(), dry_run).await,
         DigestCommand::Test {
             to,
             digest: id,
             language,
-        } => test_send(config, store, &to, id.as_deref(), language.as_deref()).await,
+        } => test_send(config, env, store, &to, id.as_deref(), language.as_deref()).await,
         DigestCommand::Status { digest: id } => {
             let digests: Vec<&Digest> = match id.as_deref() {
                 Some(id) => vec![digest(config, Some(id))?],
@@ -136,7 +142,13 @@ async fn dispatch(config: &Config, store: &Store, command: DigestCommand) -> Res
     }
 }
 
-async fn send(config: &Config, store: &Store, id: Option<&str>, dry_run: bool) -> Result<ExitCode> {
+async fn send(
+    config: &Config,
+    env: &Environment,
+    store: &Store,
+    id: Option<&str>,
+    dry_run: bool,
+) -> Result<ExitCode> {
     let digest = digest(config, id)?;
     let mail = config
         .mail
@@ -168,7 +180,7 @@ async fn send(config: &Config, store: &Store, id: Option<&str>, dry_run: bool) -
     }
     // Everything that can fail before sending fails before freezing.
     let mailer = Mailer::new(config)?.expect("[mail] checked above");
-    let signer = tokens::signer(store).await?;
+    let signer = Keys::load(store, env).await?.signer();
     let edition = match unfinished {
         Some(e) => {
             println!("resuming {}", delivery::describe(&e));
@@ -215,7 +227,7 @@ async fn send(config: &Config, store: &Store, id: Option<&str>, dry_run: bool) -
         templates: &mailer.templates,
         sender: &mailer.sender,
         dkim: mailer.dkim.as_ref(),
-        options: Options::from_env(),
+        options: Options::new(env),
         stop: stop.clone(),
         segments: Default::default(),
     };
@@ -262,6 +274,7 @@ async fn send(config: &Config, store: &Store, id: Option<&str>, dry_run: bool) -
 /// Sends the preview of every theme to one address.
 async fn test_send(
     config: &Config,
+    env: &Environment,
     store: &Store,
     to: &str,
     id: Option<&str>,
@@ -281,7 +294,7 @@ async fn test_send(
     let sections = compose::sections(config, digest, &themes, &stories);
     let count = compose::story_count(&sections);
     let templates = render::Templates::load(config)?;
-    let signer = tokens::signer(store).await?;
+    let signer = Keys::load(store, env).await?.signer();
     let base = &config.site.base_url;
     // Links of a test message belong to no subscriber: id 0 matches nobody.
     let links = delivery::links(config, &signer, digest, None, (0, &to.key()), now);

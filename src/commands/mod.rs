@@ -2,6 +2,7 @@
 
 pub mod db;
 pub mod digest;
+pub mod key;
 pub mod run;
 pub mod status;
 pub mod subscribers;

@@ -1,7 +1,9 @@
 //! `tidings run`: the service. Opens the store, ingests once, then runs
 //! each scheduled job in its own task and serves the web until SIGTERM or
 //! Ctrl-C; then stops taking new work, lets in-flight sends finish (at
-//! most `TIDINGS_SHUTDOWN_SECONDS`, default 30) and exits 0.
+//! most `TIDINGS_SHUTDOWN_SECONDS`, default 30) and exits 0. A process
+//! whose `TIDINGS_SECRET` disagrees with the site's signing keys does not
+//! start (see [`tidings::keys`]).
 
 use std::io::Write as _;
 use std::process::ExitCode;
@@ -12,12 +14,14 @@ use std::time::Duration;
 use anyhow::{Context as _, Result, bail};
 
 use tidings::config::Config;
+use tidings::config::env::Environment;
 use tidings::delivery::Options;
+use tidings::keys::Keys;
 use tidings::service::{self, Ingester, Mailer, Scheduler};
 use tidings::store::Store;
-use tidings::{tokens, web};
+use tidings::web;
 
-pub async fn run(config: Config) -> Result<ExitCode> {
+pub async fn run(config: Config, env: Environment) -> Result<ExitCode> {
     if !config.digests.is_empty() && config.mail.is_none() {
         bail!(
             "config.toml has [[digests]] but no [mail]: add one with at least `from` and \
@@ -29,7 +33,7 @@ pub async fn run(config: Config) -> Result<ExitCode> {
     let Some(store) = open_store(&config, &mut stop_signal).await? else {
         return Ok(ExitCode::SUCCESS);
     };
-    let signer = tokens::signer(&store).await?;
+    let keys = Arc::new(Keys::load(&store, &env).await?);
     let mailer = Mailer::new(&config)?.map(Arc::new);
     let ingester = Arc::new(Ingester::new(config.clone(), store.clone()));
 
@@ -40,7 +44,7 @@ pub async fn run(config: Config) -> Result<ExitCode> {
     let shared = web::Shared::new(
         config.clone(),
         store.clone(),
-        signer.clone(),
+        keys.clone(),
         ingester.clone(),
         mailer.clone(),
     )?;
@@ -61,10 +65,10 @@ pub async fn run(config: Config) -> Result<ExitCode> {
     let scheduler = Arc::new(Scheduler {
         config: config.clone(),
         store: store.clone(),
-        signer,
+        keys,
         ingester,
         mailer,
-        options: Options::from_env(),
+        options: Options::new(&env),
         stop: stop.clone(),
     });
     let mut jobs = tokio::task::JoinSet::new();
@@ -78,11 +82,8 @@ pub async fn run(config: Config) -> Result<ExitCode> {
     tracing::info!("stopping: no new work; waiting for what is in flight");
     stop.store(true, Ordering::SeqCst);
     let _ = stop_tx.send(true);
-    let grace = std::env::var("TIDINGS_SHUTDOWN_SECONDS")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(30);
-    let finished = tokio::time::timeout(Duration::from_secs(grace), async {
+    let grace = env.shutdown;
+    let finished = tokio::time::timeout(grace, async {
         while jobs.join_next().await.is_some() {}
         server.stopped().await;
         // Confirmation emails of sign-ups just answered.
@@ -92,7 +93,7 @@ pub async fn run(config: Config) -> Result<ExitCode> {
     .await;
     if finished.is_err() {
         tracing::warn!(
-            seconds = grace,
+            seconds = grace.as_secs(),
             "gave up waiting; rows still sending are taken again after their lease"
         );
     }

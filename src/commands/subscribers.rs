@@ -9,18 +9,29 @@ use futures_util::TryStreamExt;
 
 use tidings::cli::{ExportFormat, StatusArg, SubscribersCommand};
 use tidings::config::Config;
+use tidings::config::env::Environment;
+use tidings::keys::Keys;
 use tidings::store::Store;
 use tidings::subscribers::io::{self, Format};
 use tidings::subscribers::{Choice, Status, SubscriberEmail};
 
-pub async fn run(config: &Config, command: SubscribersCommand) -> Result<ExitCode> {
+pub async fn run(
+    config: &Config,
+    env: &Environment,
+    command: SubscribersCommand,
+) -> Result<ExitCode> {
     let store = Store::open(&config.storage.url).await?;
-    let result = dispatch(config, &store, command).await;
+    let result = dispatch(config, env, &store, command).await;
     store.close().await;
     result
 }
 
-async fn dispatch(config: &Config, store: &Store, command: SubscribersCommand) -> Result<ExitCode> {
+async fn dispatch(
+    config: &Config,
+    env: &Environment,
+    store: &Store,
+    command: SubscribersCommand,
+) -> Result<ExitCode> {
     match command {
         SubscribersCommand::Add {
             email,
@@ -53,13 +64,19 @@ async fn dispatch(config: &Config, store: &Store, command: SubscribersCommand) -
                     return Ok(ExitCode::from(1));
                 }
             };
+            // Links this process signs must work in the service: refused
+            // before anything is added.
+            let keys = match send_confirmation {
+                true => Some(Keys::load(store, env).await?),
+                false => None,
+            };
             let added = store
                 .add_subscribers(std::slice::from_ref(&person), Utc::now())
                 .await?;
             if added.added == 1 {
                 println!("added {} ({status})", person.email);
-                if send_confirmation {
-                    send_confirmation_email(config, store, &person).await?;
+                if let Some(keys) = &keys {
+                    send_confirmation_email(config, store, &person, &keys.signer()).await?;
                 }
             } else {
                 let existing = store.subscriber(&person.email.key()).await?;
@@ -158,6 +175,7 @@ async fn send_confirmation_email(
     config: &Config,
     store: &Store,
     person: &tidings::subscribers::NewSubscriber,
+    signer: &tidings::tokens::Signer,
 ) -> Result<()> {
     use anyhow::Context as _;
     let mail = config
@@ -171,7 +189,6 @@ async fn send_confirmation_email(
         .subscriber(&person.email.key())
         .await?
         .context("the subscriber just added is gone")?;
-    let signer = tidings::tokens::signer(store).await?;
     let dkim = mail
         .dkim
         .as_ref()
@@ -183,7 +200,7 @@ async fn send_confirmation_email(
         digest,
         (stored.id, &person.email),
         person.language.as_str(),
-        &signer,
+        signer,
         dkim.as_ref(),
         Utc::now(),
     )?;

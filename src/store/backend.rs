@@ -44,6 +44,11 @@ macro_rules! backend {
                 use super::{DB, PG};
                 include!("sql/jobs.rs");
             }
+            pub mod keys {
+                #[allow(unused_imports)]
+                use super::{DB, PG};
+                include!("sql/keys.rs");
+            }
             pub mod archive {
                 #[allow(unused_imports)]
                 use super::{DB, PG};

@@ -139,6 +139,19 @@ const TABLES: &[Table] = {
             identity: false,
         },
         Table {
+            name: "signing_keys",
+            columns: &[
+                ("id", Int),
+                ("origin", Text),
+                ("secret", Bytes),
+                ("fingerprint", Text),
+                ("created_at", Time),
+            ],
+            order: "id",
+            max_rows: 100,
+            identity: false,
+        },
+        Table {
             name: "editions",
             columns: &[
                 ("id", Int),

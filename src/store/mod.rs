@@ -25,6 +25,7 @@ mod backend;
 pub mod copy;
 pub mod editions;
 pub mod jobs;
+pub mod keys;
 pub mod metrics;
 pub mod subscribers;
 
@@ -245,13 +246,6 @@ impl Store {
     /// The published stories with these ids, newest first (ties by id).
     pub async fn published_by_ids(&self, ids: &[&StoryId]) -> Result<Vec<StoredStory>> {
         dispatch!(self, stories::published_by_ids(ids))
-    }
-
-    /// The key that signs subscriber links when `TIDINGS_SECRET` is not
-    /// set: generated on first use and kept in the store, so every instance
-    /// and every restart signs alike. Never written to config or logs.
-    pub async fn signing_key(&self) -> Result<Vec<u8>> {
-        dispatch!(self, stories::signing_key())
     }
 
     /// A value the program keeps for itself (see [`Store::set_setting`]).

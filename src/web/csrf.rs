@@ -8,11 +8,11 @@
 //! nonce is the cookie's. Another site can neither read the token nor set
 //! the cookie, so it cannot forge the pair.
 //!
-//! The HMAC key is derived from the site's signing key (`TIDINGS_SECRET`
-//! or the key kept in the store), so a form served before a restart, or by
-//! another instance of the same site, still works. It is derived through
-//! the [`Signer`] with an input no subscriber link can have (subscriber
-//! id 0 and an "address" without `@`), so no link ever reveals it.
+//! The HMAC key is derived from the site's signing keys (see
+//! [`crate::keys`]), so a form served before a restart, or by another
+//! instance of the same site, still works: tokens are made with the key
+//! derived from the active key and accepted with any key of the ring.
+//! The derivation ([`Signer::derive`]) is one no subscriber link reveals.
 //!
 //! In addition, [`cross_site`] refuses a request that the browser marks
 //! as coming from another site (`Sec-Fetch-Site`), or whose `Origin` is
@@ -25,10 +25,10 @@ use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use chrono::{DateTime, Duration, Utc};
 use hmac::{Hmac, Mac};
-use sha2::{Digest as _, Sha256};
+use sha2::Sha256;
 
 use crate::config::Config;
-use crate::tokens::{Purpose, Signer};
+use crate::tokens::Signer;
 
 /// The cookie holding the nonce.
 pub const COOKIE: &str = "tidings_csrf";
@@ -54,24 +54,19 @@ pub enum CsrfError {
 
 /// Makes and checks form tokens with the site's derived key.
 pub struct Csrf {
-    key: [u8; 32],
+    /// The active key's first.
+    keys: Vec<[u8; 32]>,
 }
 
 impl Csrf {
     pub fn new(signer: &Signer) -> Csrf {
-        let derived = signer.sign(
-            Purpose::Preferences,
-            0,
-            "tidings:csrf-key",
-            DateTime::UNIX_EPOCH,
-        );
         Csrf {
-            key: Sha256::digest(derived.as_bytes()).into(),
+            keys: signer.derive("csrf"),
         }
     }
 
-    fn mac(&self, issued: i64, nonce: &str) -> Hmac<Sha256> {
-        let mut mac = Hmac::<Sha256>::new_from_slice(&self.key).expect("any key length");
+    fn mac(key: &[u8; 32], issued: i64, nonce: &str) -> Hmac<Sha256> {
+        let mut mac = Hmac::<Sha256>::new_from_slice(key).expect("any key length");
         mac.update(b"csrf\0");
         mac.update(issued.to_string().as_bytes());
         mac.update(b".");
@@ -82,7 +77,9 @@ impl Csrf {
     /// The hidden field's value for the cookie's `nonce`.
     pub fn token(&self, nonce: &str, now: DateTime<Utc>) -> String {
         let issued = now.timestamp();
-        let mac = self.mac(issued, nonce).finalize().into_bytes();
+        let mac = Csrf::mac(&self.keys[0], issued, nonce)
+            .finalize()
+            .into_bytes();
         format!("{issued}.{nonce}.{}", URL_SAFE_NO_PAD.encode(mac))
     }
 
@@ -105,9 +102,13 @@ impl Csrf {
         };
         let issued: i64 = issued.parse().map_err(|_| CsrfError::Forged)?;
         let mac = URL_SAFE_NO_PAD.decode(mac).map_err(|_| CsrfError::Forged)?;
-        self.mac(issued, nonce)
-            .verify_slice(&mac)
-            .map_err(|_| CsrfError::Forged)?;
+        if !self
+            .keys
+            .iter()
+            .any(|key| Csrf::mac(key, issued, nonce).verify_slice(&mac).is_ok())
+        {
+            return Err(CsrfError::Forged);
+        }
         let age = now.timestamp() - issued;
         // A little slack for a clock that stepped back.
         if age > MAX_AGE.num_seconds() || age < -300 {

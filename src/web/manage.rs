@@ -73,7 +73,7 @@ async fn holder(
         return Ok(None);
     };
     let key = person.email.to_lowercase();
-    match shared.signer.verify(&parsed, purpose, &key, Utc::now()) {
+    match shared.keys.verify(&parsed, purpose, &key, Utc::now()).await {
         Ok(_) => Ok(Some(person)),
         Err(e) => {
             tracing::info!(?purpose, subscriber = person.id, reason = %e, "link refused");
@@ -145,7 +145,8 @@ fn page(
 
 fn sign(shared: &AppState, purpose: Purpose, person: &Subscriber) -> String {
     shared
-        .signer
+        .keys
+        .signer()
         .sign(purpose, person.id, &person.email.to_lowercase(), Utc::now())
 }
 

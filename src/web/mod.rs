@@ -11,9 +11,9 @@ use std::sync::Arc;
 use axum::Router;
 
 use crate::config::Config;
+use crate::keys::Keys;
 use crate::service::{Ingester, Mailer};
 use crate::store::Store;
-use crate::tokens::Signer;
 
 pub mod csrf;
 pub mod feeds;
@@ -31,7 +31,8 @@ pub mod words;
 pub struct Shared {
     pub config: Arc<Config>,
     pub store: Store,
-    pub signer: Signer,
+    /// The site's signing keys: signs and verifies subscriber links.
+    pub keys: Arc<Keys>,
     /// Runs ingest + feeds, one at a time (also used by the scheduler).
     pub ingester: Arc<Ingester>,
     /// The mail side, when `[mail]` is configured (confirmation emails).
@@ -54,7 +55,7 @@ impl Shared {
     pub fn new(
         config: Arc<Config>,
         store: Store,
-        signer: Signer,
+        keys: Arc<Keys>,
         ingester: Arc<Ingester>,
         mailer: Option<Arc<Mailer>>,
     ) -> anyhow::Result<Shared> {
@@ -63,11 +64,11 @@ impl Shared {
             .filter(|t| !t.trim().is_empty());
         Ok(Shared {
             feeds: feeds::FeedCache::new(&config),
-            forms: forms::FormState::new(&config, &signer),
+            forms: forms::FormState::new(&config, &keys.signer()),
             pages: pages::Pages::load(&config)?,
             config,
             store,
-            signer,
+            keys,
             ingester,
             mailer,
             api_token,

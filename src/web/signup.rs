@@ -431,7 +431,7 @@ async fn store_and_confirm(shared: &AppState, person: &NewSubscriber) -> Result<
         digest,
         (outcome.id(), &person.email),
         person.language.as_str(),
-        &shared.signer,
+        &shared.keys.signer(),
         mailer.dkim.as_ref(),
         now,
     )?;

@@ -186,9 +186,9 @@ async fn a_sqlite_site_moves_to_postgresql_with_nothing_lost() {
     let before = views(&site, "config.toml");
     let sqlite_key = {
         let store = sqlite_store(&site).await;
-        let key = store.signing_key().await.unwrap();
+        let keys = signing_keys(&store).await;
         store.close().await;
-        key
+        keys
     };
 
     let copy = ok(site.tidings(&["db", "copy", "--to", &db.url]));
@@ -197,8 +197,9 @@ async fn a_sqlite_site_moves_to_postgresql_with_nothing_lost() {
         "stories: 4 copied",
         "story_themes: 5 copied",
         "subscribers: 5 copied",
-        // The signing key and the note of what the last build wrote.
-        "settings: 2 copied",
+        // The note of what the last build wrote, and the signing key.
+        "settings: 1 copied",
+        "signing_keys: 1 copied",
         "editions: 1 copied",
         "edition_stories: 3 copied",
         "deliveries: 2 copied",
@@ -239,7 +240,7 @@ async fn a_sqlite_site_moves_to_postgresql_with_nothing_lost() {
     // The signing key moved: links mailed before the move still work.
     let pg_url = StorageUrl::Postgres(db.url.clone());
     let pg = Store::open(&pg_url).await.unwrap();
-    assert_eq!(pg.signing_key().await.unwrap(), sqlite_key);
+    assert_eq!(signing_keys(&pg).await, sqlite_key);
     pg.close().await;
     let sent = outbox(&site);
     let ann = &sent["ann@example.org"][0];
@@ -358,4 +359,15 @@ async fn a_copy_that_fails_half_way_leaves_the_target_empty() {
     let run = ok(site.tidings(&["db", "copy", "--to", &db.url]));
     assert!(run.stdout.contains("stories: 1 copied"), "{run}");
     assert!(run.stdout.contains("subscribers: 2 copied"), "{run}");
+}
+
+/// The site's signing keys (made on first use), as (id, secret, fingerprint).
+async fn signing_keys(store: &Store) -> Vec<(i64, Option<Vec<u8>>, String)> {
+    let env = tidings::config::env::Environment::default();
+    tidings::keys::Keys::load(store, &env).await.unwrap();
+    let keys = store.signing_keys().await.unwrap();
+    assert!(!keys.is_empty());
+    keys.into_iter()
+        .map(|k| (k.id, k.secret, k.fingerprint))
+        .collect()
 }

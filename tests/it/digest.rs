@@ -151,14 +151,15 @@ pub fn outbox(site: &Site) -> BTreeMap<String, Vec<Mail>> {
     out
 }
 
-/// The site's link-signing key, read from its store as the service would.
-fn signing_key(site: &Site) -> Vec<u8> {
+/// The site's link signer, read from its store as the service would.
+fn site_signer(site: &Site) -> tidings::tokens::Signer {
     let url = site.storage_url();
     crate::helpers::block_on(|| async move {
         let store = tidings::store::Store::open(&url).await.unwrap();
-        let key = store.signing_key().await.unwrap();
+        let env = tidings::config::env::Environment::default();
+        let keys = tidings::keys::Keys::load(&store, &env).await.unwrap();
         store.close().await;
-        key
+        (*keys.signer()).clone()
     })
 }
 
@@ -418,7 +419,7 @@ fn preview_shows_what_would_be_sent_and_changes_nothing() {
 
 #[test]
 fn the_links_in_an_email_are_tokens_that_verify_for_that_subscriber_only() {
-    use tidings::tokens::{Purpose, Signer, Unverified};
+    use tidings::tokens::{Purpose, Unverified};
     let site = digest_site("file:outbox");
     recent(&site, "a1", "Alpha one", 1, &["alpha"]);
     site.build();
@@ -438,8 +439,7 @@ fn the_links_in_an_email_are_tokens_that_verify_for_that_subscriber_only() {
             .unwrap()
             .to_owned()
     };
-    let key = signing_key(&site);
-    let signer = Signer::new(&key);
+    let signer = site_signer(&site);
     let now = Utc::now();
     let ann = &mail["ann@example.org"][0];
     let unsub = Unverified::parse(&token_after(ann, "/unsubscribe/")).unwrap();
@@ -479,7 +479,7 @@ fn the_links_in_an_email_are_tokens_that_verify_for_that_subscriber_only() {
 
 #[test]
 fn a_confirmation_email_carries_a_signed_link_and_echoes_only_the_address() {
-    use tidings::tokens::{Purpose, Signer, TokenError, Unverified};
+    use tidings::tokens::{Purpose, TokenError, Unverified};
     let site = digest_site("file:outbox");
     let run = ok(site.tidings(&[
         "subscribers",
@@ -515,8 +515,7 @@ fn a_confirmation_email_carries_a_signed_link_and_echoes_only_the_address() {
     let start = m.text.find("/confirm/").expect("a confirm link") + "/confirm/".len();
     let token = m.text[start..].split_whitespace().next().unwrap();
     assert!(m.html.contains(token));
-    let key = signing_key(&site);
-    let signer = Signer::new(&key);
+    let signer = site_signer(&site);
     let parsed = Unverified::parse(token).unwrap();
     assert!(
         signer

@@ -14,6 +14,7 @@ mod feeds;
 mod ingest;
 mod instances;
 mod jobs;
+mod keys;
 mod outage;
 mod proxy;
 mod sanitize;
@@ -23,7 +24,7 @@ mod smtp;
 mod sources_remote;
 mod story_errors;
 mod subscribers;
-mod tokens;
+
 mod upstream;
 mod web_feeds;
 mod web_forms;

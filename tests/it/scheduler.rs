@@ -44,13 +44,14 @@ schedule = \"{digest_schedule}\"
 async fn scheduler(site: &Site) -> Arc<Scheduler> {
     let config = Arc::new(Config::load(&site.config_path()).expect("a valid config"));
     let store = Store::open(&config.storage.url).await.unwrap();
-    let signer = tidings::tokens::Signer::new(b"a key for the scheduler tests, 32+ bytes");
+    let env = tidings::config::env::Environment::default();
+    let keys = Arc::new(tidings::keys::Keys::load(&store, &env).await.unwrap());
     Arc::new(Scheduler {
         ingester: Arc::new(Ingester::new(config.clone(), store.clone())),
         mailer: Mailer::new(&config).unwrap().map(Arc::new),
         config,
         store,
-        signer,
+        keys,
         options: Options::default(),
         stop: Arc::new(AtomicBool::new(false)),
     })

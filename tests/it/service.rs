@@ -81,7 +81,7 @@ fn run_resumes_an_edition_left_unfinished_and_sends_no_one_twice() {
     for who in ["ada", "bo", "cy", "di"] {
         subscribe(&site, &format!("{who}@example.org"), "alpha");
     }
-    ok(site.tidings(&["digest", "send"]));
+    ok(site.tidings_env(&["digest", "send"], &[("TIDINGS_SECRET", SECRET)]));
     assert_eq!(smtp.count(), 4);
     // As if the process had died after sending to ada and bo: the other
     // two rows are still pending and the edition is not complete.

@@ -933,6 +933,7 @@ fn start_send(site: &Site) -> std::process::Child {
         .arg(site.config_path())
         .args(["digest", "send"])
         .env("TIDINGS_BACKOFF_SECONDS", "3600")
+        .env("TIDINGS_SECRET", SECRET)
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
         .spawn()
@@ -992,7 +993,7 @@ async fn unsubscribing_holds_for_an_edition_already_frozen() {
         &["UPDATE deliveries SET next_attempt_at = '2000-01-01T00:00:00Z'"],
     )
     .await;
-    let run = ok(site.tidings(&["digest", "send"]));
+    let run = ok(site.tidings_env(&["digest", "send"], &[("TIDINGS_SECRET", SECRET)]));
     assert!(run.stdout.contains("resuming edition 1"), "{run}");
     let mail = outbox(&site);
     assert_eq!(mail.keys().collect::<Vec<_>>(), ["bo@example.org"]);

@@ -424,7 +424,7 @@ async fn the_archive_lists_editions_and_shows_each_one() {
     assert!(page.body.contains("Inga utskick ännu."));
     drop(empty);
 
-    ok(site.tidings(&["digest", "send"]));
+    ok(site.tidings_env(&["digest", "send"], &[("TIDINGS_SECRET", SECRET)]));
     let mail = outbox(&site);
     let view = &mail["ann@example.org"][0];
     assert!(
@@ -537,6 +537,7 @@ async fn a_site_may_replace_any_page_template() {
         .arg("--config")
         .arg(site.config_path())
         .arg("run")
+        .env("TIDINGS_SECRET", SECRET)
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
         .spawn()

@@ -252,25 +252,6 @@ pub async fn published_by_ids(pool: &Pool<DB>, ids: &[&StoryId]) -> Result<Vec<S
     Ok(out)
 }
 
-/// The key that signs subscriber links when `TIDINGS_SECRET` is not
-/// set: generated on first use and kept in the store, so every instance
-/// and every restart signs alike. Never written to config or logs.
-pub async fn signing_key(pool: &Pool<DB>) -> Result<Vec<u8>> {
-    // Two instances starting at once: the first insert wins, and both
-    // read back the same key.
-    sqlx::query("INSERT INTO settings (name, value) VALUES ('signing_key', $1) ON CONFLICT (name) DO NOTHING")
-        .bind(crate::tokens::generate_key())
-        .execute(pool)
-        .await
-        .context("cannot store the signing key")?;
-    let key: Vec<u8> =
-        sqlx::query_scalar("SELECT value FROM settings WHERE name = 'signing_key'")
-            .fetch_one(pool)
-            .await
-            .context("cannot read the signing key")?;
-    Ok(key)
-}
-
 /// A value the program keeps for itself, by name.
 pub async fn setting(pool: &Pool<DB>, name: &str) -> Result<Option<Vec<u8>>> {
     sqlx::query_scalar("SELECT value FROM settings WHERE name = $1")
