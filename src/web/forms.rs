@@ -130,16 +130,8 @@ fn form_with(
     let config = &shared.config;
     let available = available(shared);
     let (csrf, cookie) = if available {
-        // The same nonce for every tab: one form does not void another.
-        let nonce = csrf::cookie_nonce(headers).unwrap_or_else(csrf::new_nonce);
-        let secure = config.http.behind_proxy
-            && headers
-                .get("x-forwarded-proto")
-                .is_some_and(|p| p.as_bytes().eq_ignore_ascii_case(b"https"));
-        (
-            shared.forms.csrf.token(&nonce, Utc::now()),
-            Some(csrf::set_cookie(&nonce, secure)),
-        )
+        let (token, cookie) = csrf_field(shared, headers);
+        (token, Some(cookie))
     } else {
         (String::new(), None)
     };
@@ -155,6 +147,47 @@ fn form_with(
         errors,
     };
     (form, cookie)
+}
+
+/// A form's hidden `csrf` value and the cookie to set with it.
+pub fn csrf_field(shared: &AppState, headers: &HeaderMap) -> (String, HeaderValue) {
+    // The same nonce for every tab: one form does not void another.
+    let nonce = csrf::cookie_nonce(headers).unwrap_or_else(csrf::new_nonce);
+    let secure = shared.config.http.behind_proxy
+        && headers
+            .get("x-forwarded-proto")
+            .is_some_and(|p| p.as_bytes().eq_ignore_ascii_case(b"https"));
+    (
+        shared.forms.csrf.token(&nonce, Utc::now()),
+        csrf::set_cookie(&nonce, secure),
+    )
+}
+
+/// Checks a posted form's origin and CSRF token; the answer to give when
+/// they fail.
+pub fn check_origin(
+    shared: &AppState,
+    pl: PageLang,
+    headers: &HeaderMap,
+    token: Option<&str>,
+) -> Result<(), Response> {
+    let checked = if csrf::cross_site(headers, &shared.config) {
+        Err(csrf::CsrfError::CrossSite)
+    } else {
+        shared.forms.csrf.verify(token, headers, Utc::now())
+    };
+    checked.map_err(|why| {
+        tracing::info!(reason = %why, "form refused: CSRF");
+        let w = pl.lang.words();
+        refusal(
+            shared,
+            pl,
+            StatusCode::FORBIDDEN,
+            "csrf",
+            w.csrf_heading,
+            vec![w.csrf_text.into()],
+        )
+    })
 }
 
 /// `web/signup.html`: the form on a page of its own (also how a form with
@@ -242,7 +275,7 @@ fn refusal(
     )
 }
 
-fn unavailable(shared: &AppState, pl: PageLang) -> Response {
+pub fn unavailable(shared: &AppState, pl: PageLang) -> Response {
     let w = pl.lang.words();
     shared.pages.message(
         &shared.config,
@@ -334,7 +367,7 @@ fn parse_form(body: &[u8]) -> FormBody {
 }
 
 /// Counts the sign-up against both limits.
-fn limit(
+pub fn limit(
     shared: &AppState,
     peer: SocketAddr,
     headers: &HeaderMap,
@@ -343,6 +376,24 @@ fn limit(
     let client = limits::client_address(peer, headers, shared.config.http.behind_proxy);
     shared.forms.limits.client(client)?;
     shared.forms.limits.address(email_key)
+}
+
+/// 429 with `Retry-After`, for a form.
+pub fn rate_limited(shared: &AppState, pl: PageLang, limited: Limited) -> Response {
+    let w = pl.lang.words();
+    let mut response = refusal(
+        shared,
+        pl,
+        StatusCode::TOO_MANY_REQUESTS,
+        "rate-limited",
+        w.rate_heading,
+        vec![
+            w.rate_text.into(),
+            format!("{} {} {}", w.retry_in, limited.minutes(), w.minutes),
+        ],
+    );
+    retry_after(&mut response, limited);
+    response
 }
 
 fn retry_after(response: &mut Response, limited: Limited) {
@@ -371,24 +422,8 @@ async fn subscribe(
     let FormBody { input, csrf, lang } = parse_form(&body);
     let pl = pl.or_field(lang.as_deref());
     let w = pl.lang.words();
-    let checked = if csrf::cross_site(&headers, &shared.config) {
-        Err(csrf::CsrfError::CrossSite)
-    } else {
-        shared
-            .forms
-            .csrf
-            .verify(csrf.as_deref(), &headers, Utc::now())
-    };
-    if let Err(why) = checked {
-        tracing::info!(reason = %why, "sign-up refused: CSRF");
-        return refusal(
-            &shared,
-            pl,
-            StatusCode::FORBIDDEN,
-            "csrf",
-            w.csrf_heading,
-            vec![w.csrf_text.into()],
-        );
+    if let Err(answer) = check_origin(&shared, pl, &headers, csrf.as_deref()) {
+        return answer;
     }
     if !input.website.trim().is_empty() {
         tracing::info!("sign-up with the honeypot filled: ignored");
@@ -409,19 +444,7 @@ async fn subscribe(
     };
     if let Err(limited) = limit(&shared, peer, &headers, &person.email.key()) {
         tracing::info!(retry_after = limited.seconds(), "sign-up rate-limited");
-        let mut response = refusal(
-            &shared,
-            pl,
-            StatusCode::TOO_MANY_REQUESTS,
-            "rate-limited",
-            w.rate_heading,
-            vec![
-                w.rate_text.into(),
-                format!("{} {} {}", w.retry_in, limited.minutes(), w.minutes),
-            ],
-        );
-        retry_after(&mut response, limited);
-        return response;
+        return rate_limited(&shared, pl, limited);
     }
     signup::start(shared.clone(), person);
     check_inbox(&shared, pl)

@@ -82,8 +82,14 @@ async fn holder(
     }
 }
 
-/// The one page for every link that does not work.
-fn invalid(shared: &AppState, pl: PageLang) -> Response {
+/// The page of a link that does not work: for a preferences or
+/// unsubscribe link, with the ways out ([`super::leave::invalid_link`]);
+/// for a confirmation link, a new sign-up. Always 400; only the log says
+/// why the link was refused.
+fn invalid(shared: &AppState, pl: PageLang, purpose: Purpose, headers: &HeaderMap) -> Response {
+    if purpose != Purpose::Confirm {
+        return super::leave::invalid_link(shared, pl, headers);
+    }
     let w = pl.lang.words();
     let link = if super::forms::available(shared) {
         Link {
@@ -117,13 +123,14 @@ async fn lookup(
     pl: PageLang,
     token: &str,
     purpose: Purpose,
+    headers: &HeaderMap,
 ) -> Result<(Subscriber, PageLang), Response> {
     match holder(shared, token, purpose).await {
         Ok(Some(person)) => {
             let pl = pl.or_subscriber(person.language.as_str());
             Ok((person, pl))
         }
-        Ok(None) => Err(invalid(shared, pl)),
+        Ok(None) => Err(invalid(shared, pl, purpose, headers)),
         Err(e) => Err(internal_error(shared, pl, &e)),
     }
 }
@@ -161,14 +168,15 @@ async fn confirm_page(
     State(shared): State<AppState>,
     Path(token): Path<String>,
     pl: PageLang,
+    headers: HeaderMap,
 ) -> Response {
-    let (person, pl) = match lookup(&shared, pl, &token, Purpose::Confirm).await {
+    let (person, pl) = match lookup(&shared, pl, &token, Purpose::Confirm, &headers).await {
         Ok(found) => found,
         Err(answer) => return answer,
     };
     // Someone who left since, or bounced, needs a new sign-up.
     if matches!(person.status, Status::Unsubscribed | Status::Bounced) {
-        return invalid(&shared, pl);
+        return invalid(&shared, pl, Purpose::Confirm, &headers);
     }
     let vars = ConfirmVars {
         done: false,
@@ -192,18 +200,19 @@ async fn confirm(
     State(shared): State<AppState>,
     Path(token): Path<String>,
     pl: PageLang,
+    headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
     if let Err(rejection) = body {
         return body_refused(&shared, pl, &rejection);
     }
-    let (person, pl) = match lookup(&shared, pl, &token, Purpose::Confirm).await {
+    let (person, pl) = match lookup(&shared, pl, &token, Purpose::Confirm, &headers).await {
         Ok(found) => found,
         Err(answer) => return answer,
     };
     match shared.store.confirm_subscriber(person.id, Utc::now()).await {
         Ok(Some(Status::Active)) => {}
-        Ok(_) => return invalid(&shared, pl),
+        Ok(_) => return invalid(&shared, pl, Purpose::Confirm, &headers),
         Err(e) => return internal_error(&shared, pl, &e),
     }
     tracing::info!(subscriber = person.id, "subscription confirmed");
@@ -301,8 +310,9 @@ async fn preferences_page(
     State(shared): State<AppState>,
     Path(token): Path<String>,
     pl: PageLang,
+    headers: HeaderMap,
 ) -> Response {
-    let (person, pl) = match lookup(&shared, pl, &token, Purpose::Preferences).await {
+    let (person, pl) = match lookup(&shared, pl, &token, Purpose::Preferences, &headers).await {
         Ok(found) => found,
         Err(answer) => return answer,
     };
@@ -342,7 +352,7 @@ async fn save_preferences(
         Ok(b) => b,
         Err(rejection) => return body_refused(&shared, pl, &rejection),
     };
-    let (person, pl) = match lookup(&shared, pl, &token, Purpose::Preferences).await {
+    let (person, pl) = match lookup(&shared, pl, &token, Purpose::Preferences, &headers).await {
         Ok(found) => found,
         Err(answer) => return answer,
     };
@@ -389,8 +399,9 @@ async fn unsubscribe_page(
     State(shared): State<AppState>,
     Path(token): Path<String>,
     pl: PageLang,
+    headers: HeaderMap,
 ) -> Response {
-    let (person, pl) = match lookup(&shared, pl, &token, Purpose::Unsubscribe).await {
+    let (person, pl) = match lookup(&shared, pl, &token, Purpose::Unsubscribe, &headers).await {
         Ok(found) => found,
         Err(answer) => return answer,
     };
@@ -415,13 +426,14 @@ async fn unsubscribe(
     State(shared): State<AppState>,
     Path(token): Path<String>,
     pl: PageLang,
+    headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
     // Whatever the body says (One-Click or a person's button), or none.
     if let Err(rejection) = body {
         return body_refused(&shared, pl, &rejection);
     }
-    let (person, pl) = match lookup(&shared, pl, &token, Purpose::Unsubscribe).await {
+    let (person, pl) = match lookup(&shared, pl, &token, Purpose::Unsubscribe, &headers).await {
         Ok(found) => found,
         Err(answer) => return answer,
     };

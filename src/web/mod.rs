@@ -18,6 +18,7 @@ use crate::store::Store;
 pub mod csrf;
 pub mod feeds;
 pub mod forms;
+pub mod leave;
 pub mod limits;
 pub mod manage;
 pub mod ops;
@@ -83,6 +84,7 @@ pub fn router(state: AppState) -> Router {
         .merge(feeds::routes())
         .merge(pages::routes())
         .merge(forms::routes())
+        .merge(leave::routes())
         .merge(ops::routes())
         .with_state(state)
 }

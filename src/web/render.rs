@@ -64,6 +64,7 @@ const TEMPLATES: &[(&str, &str)] = &[
         "unsubscribe.html",
         include_str!("../../templates/web/unsubscribe.html"),
     ),
+    ("leave.html", include_str!("../../templates/web/leave.html")),
     (
         "archive.html",
         include_str!("../../templates/web/archive.html"),

@@ -223,6 +223,13 @@ pub struct Words {
     pub invalid_text: &'static str,
     pub signup_again: &'static str,
 
+    pub leave_heading: &'static str,
+    pub leave_intro: &'static str,
+    pub leave_button: &'static str,
+    pub leave_write_to: &'static str,
+    pub leave_sent_heading: &'static str,
+    pub leave_sent_text: &'static str,
+
     pub preferences_heading: &'static str,
     pub preferences_for: &'static str,
     pub save: &'static str,
@@ -318,6 +325,13 @@ static SV: Words = Words {
     invalid_text: "Länken är ogiltig eller har gått ut. Länkar för att bekräfta en prenumeration gäller i 7 dagar.",
     signup_again: "Prenumerera på nytt",
 
+    leave_heading: "Avsluta prenumerationen med din e-postadress",
+    leave_intro: "Skriv adressen som nyhetsbrevet kommer till, så skickar vi en länk dit som avslutar prenumerationen.",
+    leave_button: "Skicka länken",
+    leave_write_to: "Du kan också skriva till",
+    leave_sent_heading: "Titta i din inkorg",
+    leave_sent_text: "Om adressen får vårt nyhetsbrev är ett mejl med en länk för att avsluta prenumerationen på väg dit.",
+
     preferences_heading: "Dina val",
     preferences_for: "Nyhetsbrevet går till",
     save: "Spara",
@@ -412,6 +426,13 @@ static EN: Words = Words {
     invalid_heading: "This link does not work",
     invalid_text: "The link is invalid or has expired. Links to confirm a subscription are valid for 7 days.",
     signup_again: "Subscribe again",
+
+    leave_heading: "Unsubscribe with your email address",
+    leave_intro: "Type the address the newsletter comes to, and we will send it a link that ends the subscription.",
+    leave_button: "Send me the link",
+    leave_write_to: "You can also write to",
+    leave_sent_heading: "Check your inbox",
+    leave_sent_text: "If the address gets our newsletter, an email with a link to unsubscribe is on its way to it.",
 
     preferences_heading: "Your choices",
     preferences_for: "The newsletter goes to",

@@ -15,6 +15,7 @@ mod ingest;
 mod instances;
 mod jobs;
 mod keys;
+mod leave;
 mod outage;
 mod proxy;
 mod sanitize;

@@ -290,19 +290,35 @@ async fn tampered_misused_and_expired_links_get_one_neutral_page() {
         Some(Status::Pending)
     );
 
-    // Other purposes on the other pages are refused the same way.
+    // Other purposes on the other pages are refused the same way, with a
+    // way out: the form that mails the address an unsubscribe link.
     let confirm_token = token(Purpose::Confirm, 2, "bo@example.org");
+    let mut leave_pages = Vec::new();
     for path in ["preferences", "unsubscribe"] {
-        for req in [
-            c.get(service.url(&format!("/{path}/{confirm_token}"))),
-            c.post(service.url(&format!("/{path}/{confirm_token}")))
-                .form(&[("themes", "gamma")]),
-        ] {
-            let page = Page::from(req.send().await.unwrap()).await;
-            page.assert_html(StatusCode::BAD_REQUEST, "sv");
-            assert_eq!(page.body, bodies[0]);
+        for t in [confirm_token.as_str(), "not-a-token", &bad[0]] {
+            for req in [
+                c.get(service.url(&format!("/{path}/{t}"))),
+                c.post(service.url(&format!("/{path}/{t}")))
+                    .form(&[("themes", "gamma")]),
+            ] {
+                let page = Page::from(req.send().await.unwrap()).await;
+                page.assert_html(StatusCode::BAD_REQUEST, "sv");
+                assert!(
+                    page.has_id("invalid-link") && page.has_id("leave"),
+                    "{path}/{t}"
+                );
+                assert!(page.body.contains("action=\"/unsubscribe\""));
+                // The form token differs from page to page; nothing else.
+                let csrf =
+                    crate::web_pages::attr_after(&page.body, "name=\"csrf\"", "value").unwrap();
+                leave_pages.push(page.body.replace(&csrf, "CSRF"));
+            }
         }
     }
+    assert!(
+        leave_pages.windows(2).all(|w| w[0] == w[1]),
+        "every refused preferences or unsubscribe link gets the same page"
+    );
     assert_eq!(status(&site, "bo@example.org").await, Some(Status::Active));
     let bo = subscriber(&site, "bo@example.org").await.unwrap();
     assert_eq!(bo.themes.len(), 1);

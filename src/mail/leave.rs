@@ -1,0 +1,137 @@
+//! The email that answers "unsubscribe me" typed on the site, for someone
+//! whose link did not work: it goes only to the address itself (so nobody
+//! can unsubscribe someone else) and holds one signed unsubscribe link.
+//! Like the confirmation, it echoes nothing typed but the address.
+
+use anyhow::{Result, anyhow};
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+
+use crate::config::{Config, Mail};
+use crate::digest::render::{self, Rendered, template_path};
+use crate::mail::message::{DkimSigner, Notice, build_notice};
+use crate::subscribers::SubscriberEmail;
+use crate::tokens::{Purpose, Signer};
+
+/// Names of the templates (a site's own copies go next to config.toml in
+/// `templates/`).
+pub const HTML_FILE: &str = "leave.html";
+pub const TEXT_FILE: &str = "leave.txt";
+const DEFAULT_HTML: &str = include_str!("../../templates/leave.html");
+const DEFAULT_TEXT: &str = include_str!("../../templates/leave.txt");
+
+/// The fixed words of the email in one language.
+#[derive(Debug, Serialize)]
+pub struct Words {
+    pub subject: &'static str,
+    pub heading: &'static str,
+    /// "Someone, hopefully you, asked to stop receiving the newsletters
+    /// of" {site} …
+    pub asked: &'static str,
+    /// … "at the address" {address}.
+    pub with_address: &'static str,
+    pub button: &'static str,
+    pub ignore: &'static str,
+    pub link_text: &'static str,
+}
+
+static SV: Words = Words {
+    subject: "Avsluta din prenumeration",
+    heading: "Avsluta din prenumeration",
+    asked: "Någon, förhoppningsvis du, har bett att sluta få nyhetsbrev från",
+    with_address: "till adressen",
+    button: "Avsluta prenumerationen",
+    ignore: "Om det inte var du kan du bortse från det här mejlet: ingenting ändras.",
+    link_text: "Fungerar inte knappen? Öppna den här länken:",
+};
+
+static EN: Words = Words {
+    subject: "Unsubscribe",
+    heading: "End your subscription",
+    asked: "Someone, hopefully you, asked to stop receiving the newsletters of",
+    with_address: "at the address",
+    button: "Unsubscribe",
+    ignore: "If it was not you, ignore this email: nothing changes.",
+    link_text: "Button not working? Open this link:",
+};
+
+/// The words in `language`: Swedish for `sv`, English otherwise.
+pub fn words(language: &str) -> &'static Words {
+    if language == "sv" || language.starts_with("sv-") {
+        &SV
+    } else {
+        &EN
+    }
+}
+
+#[derive(Serialize)]
+struct Vars<'a> {
+    language: &'a str,
+    subject: &'a str,
+    words: &'static Words,
+    site: &'a str,
+    recipient: &'a str,
+    unsubscribe_url: &'a str,
+    organization: &'a str,
+}
+
+/// Renders the email (templates read at each call: these are rare).
+pub fn render(
+    config: &Config,
+    language: &str,
+    recipient: &SubscriberEmail,
+    unsubscribe_url: &str,
+) -> Result<Rendered> {
+    let mut tera = render::new_tera();
+    let html_name = render::add(&mut tera, template_path(config, HTML_FILE), DEFAULT_HTML)?;
+    let text_name = render::add(&mut tera, template_path(config, TEXT_FILE), DEFAULT_TEXT)?;
+    let words = words(language);
+    let subject = render::one_line(&format!("{} – {}", words.subject, config.site.title));
+    let vars = Vars {
+        language,
+        subject: &subject,
+        words,
+        site: &config.site.title,
+        recipient: recipient.as_str(),
+        unsubscribe_url,
+        organization: config.mail.as_ref().map_or("", |m| m.organization.as_str()),
+    };
+    let context = tera::Context::from_serialize(&vars).map_err(|e| anyhow!("{e}"))?;
+    let html = tera
+        .render(&html_name, &context)
+        .map_err(|e| anyhow!("cannot render {html_name}: {e}"))?;
+    let text = tera
+        .render(&text_name, &context)
+        .map_err(|e| anyhow!("cannot render {text_name}: {e}"))?;
+    Ok(Rendered {
+        subject,
+        html: render::inline_css(&html)?,
+        text,
+    })
+}
+
+/// The whole message for the subscriber `id` at `email`, with its
+/// Message-ID.
+pub fn message(
+    config: &Config,
+    mail: &Mail,
+    (id, email): (i64, &SubscriberEmail),
+    language: &str,
+    signer: &Signer,
+    dkim: Option<&DkimSigner>,
+    now: DateTime<Utc>,
+) -> Result<(String, lettre::Message)> {
+    let token = signer.sign(Purpose::Unsubscribe, id, &email.key(), now);
+    let url = format!("{}unsubscribe/{token}", config.public_url());
+    let rendered = render(config, language, email, &url)?;
+    let host = config.site.base_url.host_str().unwrap_or("localhost");
+    let message_id = format!("leave.{}@{host}", crate::mail::unique_id());
+    let notice = Notice {
+        from: &mail.from,
+        reply_to: mail.reply_to.as_ref(),
+        to: email.as_str(),
+        message_id: message_id.clone(),
+        date: now,
+    };
+    Ok((message_id, build_notice(&notice, &rendered, dkim)?))
+}
