@@ -70,6 +70,11 @@ impl Table {
     }
 }
 
+/// Tables that are the store's own business, not the site's: each side
+/// has its own. `fixups` lists data changes still owed, made by each store
+/// when it is opened (so the source's are already made).
+const NOT_COPIED: &[&str] = &["fixups"];
+
 /// Every table, parents before children (the order foreign keys need).
 const TABLES: &[Table] = {
     use Kind::{Bool, Bytes, Int, Text, Time};
@@ -445,9 +450,10 @@ async fn sqlite_counts(conn: &mut SqliteConnection) -> anyhow::Result<Vec<(&'sta
 /// does not know: a later migration must not be dropped silently.
 async fn check_columns(src: &mut SqliteConnection, dst: &mut PgConnection) -> anyhow::Result<()> {
     let known = |table: &str, column: Option<&str>| {
-        TABLES.iter().any(|t| {
-            t.name == table && column.is_none_or(|c| t.columns.iter().any(|(n, _)| *n == c))
-        })
+        NOT_COPIED.contains(&table)
+            || TABLES.iter().any(|t| {
+                t.name == table && column.is_none_or(|c| t.columns.iter().any(|(n, _)| *n == c))
+            })
     };
     let sqlite: Vec<SqliteRow> = sqlx::query(
         "SELECT m.name AS t, p.name AS c FROM sqlite_master m, pragma_table_info(m.name) p

@@ -194,6 +194,24 @@ impl Store {
         }
     }
 
+    /// The migrations of data that SQL alone cannot make, after the
+    /// schema's: each runs once and reports what it changed in the log.
+    async fn migrated(self) -> Result<Store> {
+        let report = self.canonicalize_subscribers(Utc::now()).await?;
+        if !report.is_empty() {
+            tracing::warn!(
+                rewritten = ?report.rewritten,
+                merged_into = ?report.merged,
+                removed = ?report.removed,
+                bounced = ?report.bounced,
+                "subscriber addresses brought to one canonical form: subscribers sharing an \
+                 inbox merged (the earliest consent kept), addresses no relay delivers to \
+                 removed (pending) or bounced (active); by subscriber id"
+            );
+        }
+        Ok(self)
+    }
+
     /// Which backend this is: "sqlite" or "postgres".
     pub fn backend(&self) -> &'static str {
         match &self.db {
@@ -290,9 +308,11 @@ async fn open_sqlite(path: &std::path::Path) -> Result<Store> {
         .run(&pool)
         .await
         .with_context(|| format!("cannot migrate the SQLite store {}", path.display()))?;
-    Ok(Store {
+    Store {
         db: Db::Sqlite(pool),
-    })
+    }
+    .migrated()
+    .await
 }
 
 async fn open_postgres(url: &str) -> Result<Store> {
@@ -317,9 +337,11 @@ async fn open_postgres(url: &str) -> Result<Store> {
         .run(&pool)
         .await
         .with_context(|| format!("cannot migrate the PostgreSQL store {shown}"))?;
-    Ok(Store {
+    Store {
         db: Db::Postgres(pool),
-    })
+    }
+    .migrated()
+    .await
 }
 
 fn url_has_password(url: &str) -> bool {

@@ -103,7 +103,44 @@ impl Signup {
     }
 }
 
+/// The name in `fixups` of [`Store::canonicalize_subscribers`].
+pub(crate) const CANONICAL_FIXUP: &str = "canonical_emails";
+
+/// What [`Store::canonicalize_subscribers`] did, by subscriber id (never
+/// by address: it is logged).
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Canonicalized {
+    /// Addresses rewritten to their canonical form.
+    pub rewritten: Vec<i64>,
+    /// Subscribers kept, with those merged into them (the same inbox).
+    pub merged: Vec<(i64, Vec<i64>)>,
+    /// Pending subscribers whose address no relay delivers to: removed.
+    pub removed: Vec<i64>,
+    /// Active subscribers whose address no relay delivers to: bounced.
+    pub bounced: Vec<i64>,
+}
+
+impl Canonicalized {
+    pub fn is_empty(&self) -> bool {
+        *self == Canonicalized::default()
+    }
+}
+
 impl Store {
+    /// Once per store (a no-op afterwards, see `migrations/sqlite/0009_fixups.sql`): brings every stored address to
+    /// the canonical form of [`SubscriberEmail`](crate::subscribers::SubscriberEmail),
+    /// so that one inbox is one subscriber. Rows that turn out to share an
+    /// inbox are merged into the one with the earliest consent (its id,
+    /// consent and choices kept; its deliveries joined by the others'; an
+    /// unsubscribe of any of them wins, then a bounce, then a
+    /// confirmation). Pending rows whose address cannot receive mail are
+    /// removed, active ones marked bounced. One transaction.
+    pub async fn canonicalize_subscribers(&self, now: DateTime<Utc>) -> Result<Canonicalized> {
+        let canonical =
+            |email: &str| crate::subscribers::SubscriberEmail::parse(email).map(String::from);
+        crate::store::dispatch!(self, subscribers::canonicalize(canonical, now))
+    }
+
     /// The subscriber with this id, if any.
     pub async fn subscriber_by_id(&self, id: i64) -> Result<Option<Subscriber>> {
         crate::store::dispatch!(self, subscribers::subscriber_by_id(id))

@@ -14,37 +14,117 @@ use serde::Serialize;
 use crate::config::{Config, Digest};
 use crate::story::{Language, ThemeSlug};
 
-/// An email address, parsed once: trimmed, the domain lower-cased and in
-/// ASCII (IDN), checked by lettre's address rules. Two addresses that
-/// differ only in letter case are the same subscriber ([`key`](Self::key)).
+/// An email address in its one canonical form, so that one inbox is one
+/// subscriber: trimmed; a quoted local part that needs no quoting
+/// (`"ann"@…`, `"a\nn"@…`) unquoted; the domain lower-cased and in ASCII
+/// (IDN). Two addresses that differ only in letter case are the same
+/// subscriber ([`key`](Self::key)).
+///
+/// Refused, because no relay delivers to them as the sender means or they
+/// only serve to smuggle text: IP-literal domains (`a@[192.0.2.1]`),
+/// quoted local parts that need their quotes (spaces, `<`, `,`, `@` …),
+/// comments, and anything lettre cannot send to.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize)]
 #[serde(into = "String")]
 pub struct SubscriberEmail(String);
 
+/// Characters of an unquoted local part besides letters and digits
+/// (RFC 5322 `atext`).
+const ATEXT: &str = "!#$%&'*+-/=?^_`{|}~";
+
+/// Why an address is refused. Messages never repeat the address (they
+/// may reach a log); callers that echo it to its author add it (see
+/// [`Choice::parse`]).
+fn refuse(why: &str) -> String {
+    format!("not an email address: {why}")
+}
+
+/// `text` for a terminal: control characters (an escape sequence in a
+/// CSV file, say) shown as escapes instead of acting.
+fn printable(text: &str) -> String {
+    text.chars()
+        .map(|c| {
+            if c.is_control() {
+                c.escape_default().to_string()
+            } else {
+                c.to_string()
+            }
+        })
+        .collect()
+}
+
+/// The local part without quotes that change nothing, or why it cannot be.
+fn canonical_local(local: &str) -> Result<String, String> {
+    let unquoted = match local.strip_prefix('"').and_then(|l| l.strip_suffix('"')) {
+        Some(inner) => {
+            let mut out = String::with_capacity(inner.len());
+            let mut chars = inner.chars();
+            while let Some(c) = chars.next() {
+                match c {
+                    '\\' => match chars.next() {
+                        Some(escaped) => out.push(escaped),
+                        None => return Err(refuse("the quoted part before @ ends in \\")),
+                    },
+                    '"' => return Err(refuse("a quote inside the quoted part before @")),
+                    c => out.push(c),
+                }
+            }
+            out
+        }
+        None if local.contains(['"', '\\']) => {
+            return Err(refuse("quotes or backslashes in the part before @"));
+        }
+        None => local.to_owned(),
+    };
+    let dot_atom = !unquoted.is_empty()
+        && !unquoted.starts_with('.')
+        && !unquoted.ends_with('.')
+        && !unquoted.contains("..")
+        && unquoted
+            .chars()
+            .all(|c| c == '.' || c.is_alphanumeric() || ATEXT.contains(c) || !c.is_ascii());
+    if !dot_atom {
+        return Err(refuse(
+            "the part before @ holds characters that only work in quotes (spaces, <, >, \
+             commas, @ …); such addresses are not accepted",
+        ));
+    }
+    Ok(unquoted)
+}
+
 impl SubscriberEmail {
     pub fn parse(input: &str) -> Result<SubscriberEmail, String> {
         let s = input.trim();
-        let bad = |why: &str| format!("`{s}` is not an email address: {why}");
         if s.is_empty() {
             return Err("the email address is empty".into());
         }
         if s.len() > 254 {
-            return Err(bad("longer than 254 characters"));
+            return Err(refuse("longer than 254 characters"));
         }
         if s.chars().any(|c| c.is_whitespace() || c.is_control()) {
-            return Err(bad("it contains spaces or control characters"));
+            return Err(refuse("it contains spaces or control characters"));
         }
-        let (local, domain) = s.rsplit_once('@').ok_or_else(|| bad("no @"))?;
-        if local.is_empty() || local.len() > 64 {
-            return Err(bad("the part before @ must be 1 to 64 characters"));
+        let (local, domain) = s.rsplit_once('@').ok_or_else(|| refuse("no @"))?;
+        if domain.starts_with('[') {
+            return Err(refuse(
+                "the domain is an IP address in brackets; use a domain name",
+            ));
+        }
+        let local = canonical_local(local)?;
+        if local.len() > 64 {
+            return Err(refuse("the part before @ is longer than 64 characters"));
         }
         let domain = idna::domain_to_ascii(domain)
-            .map_err(|_| bad("the domain is not a valid (international) domain name"))?;
+            .map_err(|_| refuse("the domain is not a valid (international) domain name"))?;
         if !domain.contains('.') || domain.starts_with('.') || domain.ends_with('.') {
-            return Err(bad("the domain needs a dot, such as example.org"));
+            return Err(refuse("the domain needs a dot, such as example.org"));
         }
-        let address = lettre::Address::new(local, &domain).map_err(|e| bad(&e.to_string()))?;
-        Ok(SubscriberEmail(address.to_string()))
+        let address = lettre::Address::new(&local, &domain).map_err(|e| refuse(&e.to_string()))?;
+        let canonical = address.to_string();
+        if canonical.len() > 254 {
+            return Err(refuse("longer than 254 characters"));
+        }
+        Ok(SubscriberEmail(canonical))
     }
 
     pub fn as_str(&self) -> &str {
@@ -67,6 +147,27 @@ impl fmt::Display for SubscriberEmail {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.0)
     }
+}
+
+/// `text` (an error from a mail server, say) with every occurrence of
+/// `address` (in any letter case) replaced by `<address>`, for the log,
+/// which never holds a subscriber's address.
+pub fn redact(text: &str, address: &str) -> String {
+    if address.is_empty() {
+        return text.to_owned();
+    }
+    // ASCII lower-casing keeps byte offsets, so indices carry over.
+    let haystack = text.to_ascii_lowercase();
+    let needle = address.to_ascii_lowercase();
+    let mut out = String::with_capacity(text.len());
+    let mut from = 0;
+    while let Some(at) = haystack[from..].find(&needle) {
+        out.push_str(&text[from..from + at]);
+        out.push_str("<address>");
+        from += at + needle.len();
+    }
+    out.push_str(&text[from..]);
+    out
 }
 
 /// Where a subscriber stands.
@@ -182,7 +283,14 @@ impl Choice<'_> {
         consent_source: &str,
     ) -> Result<NewSubscriber, ChoiceError> {
         let err = |field, message: String| ChoiceError { field, message };
-        let email = SubscriberEmail::parse(self.email).map_err(|e| err("email", e))?;
+        let email = SubscriberEmail::parse(self.email).map_err(|e| {
+            let typed = self.email.trim();
+            if typed.is_empty() {
+                err("email", e)
+            } else {
+                err("email", format!("`{}` is {e}", printable(typed)))
+            }
+        })?;
         let digest = match self.digest.trim() {
             "" => config.digest(None),
             id => config.digest(Some(id)),
@@ -292,6 +400,70 @@ mod tests {
         ] {
             assert!(SubscriberEmail::parse(bad).is_err(), "{bad:?} accepted");
         }
+    }
+
+    #[test]
+    fn quotes_that_change_nothing_are_removed() {
+        for same in [
+            "victim@example.org",
+            "\"victim\"@example.org",
+            "\"v\\ictim\"@example.org",
+            "\"\\victim\"@example.org",
+            " \"victim\"@EXAMPLE.org ",
+        ] {
+            let e = SubscriberEmail::parse(same).unwrap_or_else(|e| panic!("{same}: {e}"));
+            assert_eq!(e.as_str(), "victim@example.org", "{same}");
+        }
+        assert_eq!(
+            SubscriberEmail::parse("\"Ann.Lind\"@example.org")
+                .unwrap()
+                .key(),
+            "ann.lind@example.org"
+        );
+        assert_eq!(
+            SubscriberEmail::parse("o'brien+news@example.org")
+                .unwrap()
+                .as_str(),
+            "o'brien+news@example.org"
+        );
+    }
+
+    #[test]
+    fn addresses_no_relay_delivers_as_meant_are_refused() {
+        for bad in [
+            "test@[127.0.0.1]",
+            "test@[IPv6:::1]",
+            "\"<attacker@evil.org>\"@example.org",
+            "\"a,b\"@example.org",
+            "\"a b\"@example.org",
+            "\"a\"b\"@example.org",
+            "\"ann\"\\@example.org",
+            "a\\b@example.org",
+            "(comment)ann@example.org",
+            "\".ann\"@example.org",
+            "\"ann..lind\"@example.org",
+            "\"\"@example.org",
+        ] {
+            let e = SubscriberEmail::parse(bad);
+            assert!(e.is_err(), "{bad:?} accepted as {e:?}");
+            let message = e.unwrap_err();
+            assert!(
+                !message.contains("attacker") && !message.contains("ann"),
+                "the message repeats the input: {message}"
+            );
+        }
+    }
+
+    #[test]
+    fn addresses_are_redacted_in_any_letter_case() {
+        assert_eq!(
+            redact(
+                "550 5.1.1 <Ann@Example.org>: unknown; ann@example.org",
+                "ann@example.org"
+            ),
+            "550 5.1.1 <<address>>: unknown; <address>"
+        );
+        assert_eq!(redact("nothing here", "ann@example.org"), "nothing here");
     }
 
     #[test]

@@ -239,7 +239,8 @@ async fn request(
     let task_shared = shared.clone();
     tasks.spawn(async move {
         if let Err(e) = mail_link(&task_shared, &email).await {
-            tracing::error!(error = %format!("{e:#}"), "unsubscribe request failed");
+            let error = crate::subscribers::redact(&format!("{e:#}"), email.as_str());
+            tracing::error!(%error, "unsubscribe request failed");
         }
     });
     answer(

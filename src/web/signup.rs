@@ -405,7 +405,8 @@ pub fn start(shared: AppState, person: NewSubscriber) {
     let tasks = shared.background.clone();
     tasks.spawn(async move {
         if let Err(e) = store_and_confirm(&shared, &person).await {
-            tracing::error!(error = %format!("{e:#}"), "sign-up failed");
+            let error = crate::subscribers::redact(&format!("{e:#}"), person.email.as_str());
+            tracing::error!(%error, "sign-up failed");
         }
     });
 }

@@ -4,6 +4,7 @@
 
 mod helpers;
 
+mod addresses;
 mod atomic;
 mod browser;
 mod cli;

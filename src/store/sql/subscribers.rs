@@ -5,7 +5,7 @@ use chrono::{DateTime, Utc};
 use futures_util::{Stream, StreamExt};
 use sqlx::{Pool, QueryBuilder, Row};
 
-use crate::store::subscribers::{Added, BATCH, Signup};
+use crate::store::subscribers::{Added, BATCH, CANONICAL_FIXUP, Canonicalized, Signup};
 use crate::story::{Language, ThemeSlug};
 use crate::subscribers::{NewSubscriber, Status, Subscriber};
 
@@ -273,4 +273,181 @@ pub(crate) fn subscriber_row(r: &<DB as sqlx::Database>::Row) -> Result<Subscrib
         confirmed_at: r.get("confirmed_at"),
         unsubscribed_at: r.get("unsubscribed_at"),
     })
+}
+
+/// One subscriber of a group that shares an inbox, as the merge needs it.
+struct Member {
+    id: i64,
+    status: Status,
+    consent_at: DateTime<Utc>,
+    confirmed_at: Option<DateTime<Utc>>,
+    unsubscribed_at: Option<DateTime<Utc>>,
+    bounced_at: Option<DateTime<Utc>>,
+}
+
+fn member(r: &<DB as sqlx::Database>::Row) -> Result<Member> {
+    let status: String = r.get("status");
+    Ok(Member {
+        id: r.get("id"),
+        status: status.parse().map_err(anyhow::Error::msg)?,
+        consent_at: r.get("consent_at"),
+        confirmed_at: r.get("confirmed_at"),
+        unsubscribed_at: r.get("unsubscribed_at"),
+        bounced_at: r.get("bounced_at"),
+    })
+}
+
+const MEMBER: &str = "id, status, consent_at, confirmed_at, unsubscribed_at, bounced_at";
+
+/// Once per store: rewrites every address to its canonical form
+/// (`canonical`), merging subscribers that turn out to share an inbox and
+/// removing those no relay can deliver to. See
+/// [`crate::store::Store::canonicalize_subscribers`].
+pub async fn canonicalize(
+    pool: &Pool<DB>,
+    canonical: fn(&str) -> Result<String, String>,
+    now: DateTime<Utc>,
+) -> Result<Canonicalized> {
+    let mut report = Canonicalized::default();
+    let owed = "SELECT COUNT(*) FROM fixups WHERE name = $1";
+    let due: i64 = sqlx::query_scalar(owed)
+        .bind(CANONICAL_FIXUP)
+        .fetch_one(pool)
+        .await
+        .context("cannot read the fixups")?;
+    if due == 0 {
+        return Ok(report);
+    }
+    let mut tx = super::begin_write(pool).await?;
+    // Another process may have made it meanwhile.
+    let due: i64 = sqlx::query_scalar(owed)
+        .bind(CANONICAL_FIXUP)
+        .fetch_one(&mut *tx)
+        .await
+        .context("cannot read the fixups")?;
+    if due == 0 {
+        return Ok(report);
+    }
+    // Only quotes, backslashes and brackets change under the canonical
+    // form: earlier versions already trimmed addresses and lower-cased
+    // their domains.
+    let suspects = if PG {
+        "SELECT id, email FROM subscribers
+         WHERE strpos(email, '\"') > 0 OR strpos(email, '\\') > 0 OR strpos(email, '[') > 0
+         ORDER BY id"
+    } else {
+        "SELECT id, email FROM subscribers
+         WHERE instr(email, '\"') > 0 OR instr(email, '\\') > 0 OR instr(email, '[') > 0
+         ORDER BY id"
+    };
+    let rows: Vec<(i64, String)> = sqlx::query_as(suspects)
+        .fetch_all(&mut *tx)
+        .await
+        .context("cannot read subscribers")?;
+    for (id, email) in rows {
+        let Ok(fixed) = canonical(&email) else {
+            let status: String = sqlx::query_scalar("SELECT status FROM subscribers WHERE id = $1")
+                .bind(id)
+                .fetch_one(&mut *tx)
+                .await
+                .context("cannot read a subscriber")?;
+            if status == Status::Pending.as_str() {
+                sqlx::query("DELETE FROM subscribers WHERE id = $1")
+                    .bind(id)
+                    .execute(&mut *tx)
+                    .await
+                    .context("cannot remove a subscriber")?;
+                report.removed.push(id);
+            } else if status == Status::Active.as_str() {
+                sqlx::query("UPDATE subscribers SET status = 'bounced', bounced_at = $2 WHERE id = $1")
+                    .bind(id)
+                    .bind(now)
+                    .execute(&mut *tx)
+                    .await
+                    .context("cannot update a subscriber")?;
+                report.bounced.push(id);
+            }
+            continue;
+        };
+        let key = fixed.to_lowercase();
+        let this = sqlx::query(&format!("SELECT {MEMBER} FROM subscribers WHERE id = $1"))
+            .bind(id)
+            .fetch_one(&mut *tx)
+            .await
+            .context("cannot read a subscriber")?;
+        let mut group = vec![member(&this)?];
+        for r in sqlx::query(&format!(
+            "SELECT {MEMBER} FROM subscribers WHERE email_key = $1 AND id <> $2"
+        ))
+        .bind(&key)
+        .bind(id)
+        .fetch_all(&mut *tx)
+        .await
+        .context("cannot read subscribers")?
+        {
+            group.push(member(&r)?);
+        }
+        if group.len() == 1 {
+            sqlx::query("UPDATE subscribers SET email = $2, email_key = $3 WHERE id = $1")
+                .bind(id)
+                .bind(&fixed)
+                .bind(&key)
+                .execute(&mut *tx)
+                .await
+                .context("cannot update a subscriber")?;
+            report.rewritten.push(id);
+            continue;
+        }
+        // One inbox, several rows: the earliest consent is kept; a stop
+        // from any of them wins, then a bounce, then a confirmation.
+        group.sort_by_key(|m| (m.consent_at, m.id));
+        let kept = group[0].id;
+        let any = |s: Status| group.iter().any(|m| m.status == s);
+        let first = |f: fn(&Member) -> Option<DateTime<Utc>>| group.iter().filter_map(f).min();
+        let status = [Status::Unsubscribed, Status::Bounced, Status::Active]
+            .into_iter()
+            .find(|s| any(*s))
+            .unwrap_or(Status::Pending);
+        let removed: Vec<i64> = group[1..].iter().map(|m| m.id).collect();
+        for dup in &removed {
+            sqlx::query(
+                "UPDATE deliveries SET subscriber_id = $1
+                 WHERE subscriber_id = $2
+                   AND edition_id NOT IN (SELECT edition_id FROM deliveries WHERE subscriber_id = $1)",
+            )
+            .bind(kept)
+            .bind(dup)
+            .execute(&mut *tx)
+            .await
+            .context("cannot move deliveries")?;
+            sqlx::query("DELETE FROM subscribers WHERE id = $1")
+                .bind(dup)
+                .execute(&mut *tx)
+                .await
+                .context("cannot remove a subscriber")?;
+        }
+        sqlx::query(
+            "UPDATE subscribers SET email = $2, email_key = $3, status = $4,
+                 confirmed_at = $5, unsubscribed_at = $6, bounced_at = $7
+             WHERE id = $1",
+        )
+        .bind(kept)
+        .bind(&fixed)
+        .bind(&key)
+        .bind(status.as_str())
+        .bind(first(|m| m.confirmed_at))
+        .bind((status == Status::Unsubscribed).then(|| first(|m| m.unsubscribed_at)).flatten())
+        .bind((status == Status::Bounced).then(|| first(|m| m.bounced_at)).flatten())
+        .execute(&mut *tx)
+        .await
+        .context("cannot update a subscriber")?;
+        report.merged.push((kept, removed));
+    }
+    sqlx::query("DELETE FROM fixups WHERE name = $1")
+        .bind(CANONICAL_FIXUP)
+        .execute(&mut *tx)
+        .await
+        .context("cannot record the fixup")?;
+    tx.commit().await.context("cannot store the canonical addresses")?;
+    Ok(report)
 }
