@@ -18,6 +18,7 @@ pub mod ingest;
 pub mod init;
 pub mod keys;
 pub mod mail;
+pub mod preflight;
 pub mod schedule;
 pub mod scheduler;
 pub mod service;
@@ -25,6 +26,7 @@ pub mod sources;
 pub mod store;
 pub mod story;
 pub mod subscribers;
+pub mod templates;
 pub mod tokens;
 pub mod web;
 

@@ -203,13 +203,9 @@ fn check(config: &Config) -> Result<ExitCode> {
             None => {}
         }
     }
-    let template = tidings::feeds::index::load(config)
-        .err()
-        .or_else(|| tidings::web::render::Templates::load(config).err());
-    if let Some(e) = &template {
-        eprintln!("error: {e:#}");
-    }
-    if problems.is_empty() && template.is_none() {
+    // Every template, rendered with sample data.
+    problems.extend(tidings::preflight::check_templates(config));
+    if problems.is_empty() {
         println!(
             "{}: ok — {}, {}; {} ready to publish, {}",
             config.path.display(),
@@ -222,8 +218,7 @@ fn check(config: &Config) -> Result<ExitCode> {
     } else {
         let problems = Problems(problems).sorted();
         print_problems(&problems);
-        let count = problems.len() + usize::from(template.is_some());
-        eprintln!("{}", plural(count, "problem"));
+        eprintln!("{}", plural(problems.len(), "problem"));
         Ok(ExitCode::from(1))
     }
 }

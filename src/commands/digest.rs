@@ -332,7 +332,7 @@ async fn test_send(
     let reply = Sender::new(mail)?
         .send(&message_id, &message)
         .await
-        .map_err(|e| anyhow!("{e}"))?;
+        .map_err(anyhow::Error::new)?;
     println!(
         "sent a test of {} ({count} stories) to {to}: {reply}",
         digest.id

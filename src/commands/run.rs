@@ -28,6 +28,18 @@ pub async fn run(config: Config, env: Environment) -> Result<ExitCode> {
              `transport` (such as transport = \"file:outbox\")"
         );
     }
+    // Nothing that cannot render goes live: a sign-up would answer "check
+    // your inbox" and send nothing, a digest would fail for everyone.
+    let problems = tidings::diagnostic::Problems(tidings::preflight::check_templates(&config));
+    if !problems.is_empty() {
+        for p in problems.sorted().iter() {
+            eprintln!("{p}");
+        }
+        bail!(
+            "a template cannot be rendered (above): fix it and start again; `tidings check` \
+             lists every problem"
+        );
+    }
     let mut stop_signal = Box::pin(service::shutdown_signal());
     let config = Arc::new(config);
     let Some(store) = open_store(&config, &mut stop_signal).await? else {

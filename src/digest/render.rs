@@ -10,7 +10,7 @@
 
 use std::path::PathBuf;
 
-use anyhow::{Context as _, Result, anyhow};
+use anyhow::{Context as _, Result};
 use serde::Serialize;
 
 use super::words::{self, Words};
@@ -85,7 +85,7 @@ pub(crate) fn add(tera: &mut tera::Tera, path: PathBuf, builtin: &str) -> Result
         (format!("templates/{file}"), builtin.to_owned())
     };
     tera.add_raw_template(&name, &source)
-        .map_err(|e| anyhow!("{e}"))
+        .map_err(anyhow::Error::new)
         .with_context(|| format!("the template {name} does not parse"))?;
     Ok(name)
 }
@@ -136,11 +136,11 @@ pub struct Rendered {
 pub fn render(templates: &Templates, email: &DigestEmail) -> Result<Rendered> {
     let subject = subject(templates, email)?;
     let vars = Vars::new(email, &subject);
-    let context = tera::Context::from_serialize(&vars).map_err(|e| anyhow!("{e}"))?;
+    let context = tera::Context::from_serialize(&vars).map_err(anyhow::Error::new)?;
     let html = templates
         .tera
         .render(&templates.html, &context)
-        .map_err(|e| anyhow!("{e}"))
+        .map_err(anyhow::Error::new)
         .with_context(|| format!("cannot render {}", templates.html))?;
     let html = inline_css(&html).with_context(|| {
         format!(
@@ -151,7 +151,7 @@ pub fn render(templates: &Templates, email: &DigestEmail) -> Result<Rendered> {
     let text = templates
         .tera
         .render(&templates.text, &context)
-        .map_err(|e| anyhow!("{e}"))
+        .map_err(anyhow::Error::new)
         .with_context(|| format!("cannot render {}", templates.text))?;
     Ok(Rendered {
         subject,
@@ -172,7 +172,7 @@ fn subject(templates: &Templates, email: &DigestEmail) -> Result<String> {
     let text = templates
         .tera
         .render_str(email.digest.subject.get(lang), &context, false)
-        .map_err(|e| anyhow!("{e}"))
+        .map_err(anyhow::Error::new)
         .with_context(|| {
             format!(
                 "the subject of digest `{}` in `{lang}` ([[digests]] subject) does not render",
@@ -230,7 +230,7 @@ pub(crate) fn inline_css(html: &str) -> Result<String> {
         .load_remote_stylesheets(false)
         .build()
         .inline(html)
-        .map_err(|e| anyhow!("{e}"))
+        .map_err(anyhow::Error::new)
 }
 
 /// The names the templates see.

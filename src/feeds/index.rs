@@ -5,7 +5,7 @@
 
 use std::path::PathBuf;
 
-use anyhow::{Context as _, Result, anyhow};
+use anyhow::{Context as _, Result};
 use serde::Serialize;
 
 use super::prepare::{Feed, Format, feeds_base};
@@ -38,7 +38,7 @@ pub fn load(config: &Config) -> Result<tera::Tera> {
     let mut tera = tera::Tera::new();
     // The name ends in .html so that tera escapes every value.
     tera.add_raw_template(&name, &source)
-        .map_err(|e| anyhow!("{e}"))
+        .map_err(anyhow::Error::new)
         .with_context(|| format!("the template {name} does not parse"))?;
     Ok(tera)
 }
@@ -142,7 +142,7 @@ pub fn render(tera: &tera::Tera, config: &Config, feeds: &[Feed]) -> Result<Vec<
             .unwrap_or_default(),
         words: Words::for_language(lang),
     };
-    let context = tera::Context::from_serialize(&page).map_err(|e| anyhow!("{e}"))?;
+    let context = tera::Context::from_serialize(&page).map_err(anyhow::Error::new)?;
     let name = tera
         .get_template_names()
         .next()
@@ -150,7 +150,7 @@ pub fn render(tera: &tera::Tera, config: &Config, feeds: &[Feed]) -> Result<Vec<
         .to_owned();
     let html = tera
         .render(&name, &context)
-        .map_err(|e| anyhow!("{e}"))
+        .map_err(anyhow::Error::new)
         .with_context(|| format!("cannot render {name}"))?;
     Ok(html.into_bytes())
 }

@@ -3,7 +3,7 @@
 //! nothing the visitor typed except their address, so a sign-up form
 //! cannot be used to send someone else a message of the visitor's words.
 
-use anyhow::{Result, anyhow};
+use anyhow::{Context as _, Result};
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
@@ -106,13 +106,15 @@ pub fn render(
         confirm_url,
         organization: config.mail.as_ref().map_or("", |m| m.organization.as_str()),
     };
-    let context = tera::Context::from_serialize(&vars).map_err(|e| anyhow!("{e}"))?;
+    let context = tera::Context::from_serialize(&vars).map_err(anyhow::Error::new)?;
     let html = tera
         .render(&html_name, &context)
-        .map_err(|e| anyhow!("cannot render {html_name}: {e}"))?;
+        .map_err(anyhow::Error::new)
+        .with_context(|| format!("cannot render {html_name}"))?;
     let text = tera
         .render(&text_name, &context)
-        .map_err(|e| anyhow!("cannot render {text_name}: {e}"))?;
+        .map_err(anyhow::Error::new)
+        .with_context(|| format!("cannot render {text_name}"))?;
     Ok(Rendered {
         subject,
         html: render::inline_css(&html)?,

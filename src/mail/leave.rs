@@ -3,7 +3,7 @@
 //! can unsubscribe someone else) and holds one signed unsubscribe link.
 //! Like the confirmation, it echoes nothing typed but the address.
 
-use anyhow::{Result, anyhow};
+use anyhow::{Context as _, Result};
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
@@ -96,13 +96,15 @@ pub fn render(
         unsubscribe_url,
         organization: config.mail.as_ref().map_or("", |m| m.organization.as_str()),
     };
-    let context = tera::Context::from_serialize(&vars).map_err(|e| anyhow!("{e}"))?;
+    let context = tera::Context::from_serialize(&vars).map_err(anyhow::Error::new)?;
     let html = tera
         .render(&html_name, &context)
-        .map_err(|e| anyhow!("cannot render {html_name}: {e}"))?;
+        .map_err(anyhow::Error::new)
+        .with_context(|| format!("cannot render {html_name}"))?;
     let text = tera
         .render(&text_name, &context)
-        .map_err(|e| anyhow!("cannot render {text_name}: {e}"))?;
+        .map_err(anyhow::Error::new)
+        .with_context(|| format!("cannot render {text_name}"))?;
     Ok(Rendered {
         subject,
         html: render::inline_css(&html)?,

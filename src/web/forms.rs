@@ -34,7 +34,7 @@ use super::limits::{self, Limited, Limits};
 use super::pages::{Link, Message};
 use super::render::{Cache, Layout};
 use super::signup::{self, Choices, FieldError, FieldMessages, Input};
-use super::words::PageLang;
+use super::words::{Lang, PageLang};
 use super::{AppState, manage};
 use crate::config::Config;
 use crate::tokens::Signer;
@@ -378,6 +378,13 @@ pub fn limit(
     shared.forms.limits.address(email_key)
 }
 
+/// For the operator: why a sign-up's confirmation cannot be built (a
+/// template changed since the start, say); never the address.
+fn log_unbuildable(error: &anyhow::Error, person: &crate::subscribers::NewSubscriber) {
+    let error = crate::subscribers::redact(&format!("{error:#}"), person.email.as_str());
+    tracing::error!(%error, "sign-up refused: its confirmation email cannot be built");
+}
+
 /// 429 with `Retry-After`, for a form.
 pub fn rate_limited(shared: &AppState, pl: PageLang, limited: Limited) -> Response {
     let w = pl.lang.words();
@@ -445,6 +452,10 @@ async fn subscribe(
     if let Err(limited) = limit(&shared, peer, &headers, &person.email.key()) {
         tracing::info!(retry_after = limited.seconds(), "sign-up rate-limited");
         return rate_limited(&shared, pl, limited);
+    }
+    if let Err(e) = signup::confirmation_builds(&shared, &person) {
+        log_unbuildable(&e, &person);
+        return unavailable(&shared, pl);
     }
     signup::start(shared.clone(), person);
     check_inbox(&shared, pl)
@@ -570,6 +581,63 @@ async fn subscribe_json(
         retry_after(&mut response, limited);
         return response;
     }
+    if let Err(e) = signup::confirmation_builds(&shared, &person) {
+        log_unbuildable(&e, &person);
+        return json_error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "unavailable",
+            "the confirmation email cannot be made right now; try again later",
+        );
+    }
     signup::start(shared.clone(), person);
     json_accepted()
+}
+
+/// The sign-up form with sample values, for pages rendered as samples.
+pub(super) fn sample_form(config: &Config, lang: Lang) -> SignupForm {
+    SignupForm {
+        form: FormVars {
+            available: true,
+            csrf: "sample".into(),
+            email: crate::templates::SAMPLE_RECIPIENT.into(),
+            heading_level: 2,
+        },
+        choices: Choices::new(config, lang, &[], "", ""),
+        errors: FieldMessages::default(),
+    }
+}
+
+/// This module's pages with sample values: the sign-up page (as first
+/// shown, and with every field refused) and "check your inbox".
+pub(super) fn samples(config: &Config, lang: Lang) -> Vec<super::render::Sample> {
+    use super::signup::{FieldError, Problem};
+    let w = lang.words();
+    let layout = |heading: &str| Layout::new(config, lang, false, "/subscribe", heading);
+    let refused: Vec<FieldError> = [
+        Problem::Email,
+        Problem::NoTheme,
+        Problem::Language,
+        Problem::Digest,
+    ]
+    .into_iter()
+    .map(|problem| FieldError {
+        problem,
+        detail: String::new(),
+    })
+    .collect();
+    let mut with_errors = sample_form(config, lang);
+    with_errors.errors = FieldMessages::new(&refused, w);
+    with_errors.form.heading_level = 1;
+    let mut unavailable = sample_form(config, lang);
+    unavailable.form.available = false;
+    vec![
+        super::render::Sample::new(
+            "signup.html",
+            layout(w.signup_heading),
+            &sample_form(config, lang),
+        ),
+        super::render::Sample::new("signup.html", layout(w.signup_heading), &with_errors),
+        super::render::Sample::new("signup.html", layout(w.signup_heading), &unavailable),
+        super::render::Sample::new("check_inbox.html", layout(w.check_inbox_heading), &()),
+    ]
 }

@@ -285,3 +285,47 @@ async fn mail_link(shared: &AppState, email: &SubscriberEmail) -> Result<()> {
     tracing::info!(subscriber = person.id, %reply, "unsubscribe link sent");
     Ok(())
 }
+
+/// This module's page with sample values: the form on its own, for a link
+/// that does not work, with a refused address, and the answer.
+pub(super) fn samples(
+    config: &crate::config::Config,
+    lang: super::words::Lang,
+) -> Vec<super::render::Sample> {
+    let w = lang.words();
+    let address = config
+        .mail
+        .as_ref()
+        .and_then(|m| m.unsubscribe_address.as_ref())
+        .map(|a| a.to_string())
+        .or_else(|| Some("leave@example.org".into()));
+    let form = |error| {
+        Some(Form {
+            csrf: "sample".into(),
+            email: crate::templates::SAMPLE_RECIPIENT.into(),
+            error,
+        })
+    };
+    [
+        (false, false, form(None)),
+        (true, false, form(None)),
+        (false, false, form(Some(w.err_email))),
+        (false, true, None),
+        (true, false, None),
+    ]
+    .into_iter()
+    .map(|(invalid, sent, form)| {
+        super::render::Sample::new(
+            "leave.html",
+            Layout::new(config, lang, false, "/unsubscribe", w.leave_heading).noindex(),
+            &Vars {
+                invalid,
+                sent,
+                form,
+                address: address.clone(),
+                signup: true,
+            },
+        )
+    })
+    .collect()
+}

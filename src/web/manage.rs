@@ -457,3 +457,73 @@ async fn unsubscribe(
         &vars,
     )
 }
+
+/// This module's pages with sample values: confirm (before and after),
+/// preferences (shown, saved, refused; for each status) and unsubscribe
+/// (before and after).
+pub(super) fn samples(
+    config: &crate::config::Config,
+    lang: super::words::Lang,
+) -> Vec<super::render::Sample> {
+    use super::render::Sample;
+    let w = lang.words();
+    let email = crate::templates::SAMPLE_RECIPIENT.to_owned();
+    let layout =
+        |path: &str, heading: &str| Layout::new(config, lang, false, path, heading).noindex();
+    let mut out = Vec::new();
+    for done in [false, true] {
+        out.push(Sample::new(
+            "confirm.html",
+            layout("/confirm/sample", w.confirm_heading),
+            &ConfirmVars {
+                done,
+                email: email.clone(),
+                preferences_href: "/preferences/sample".into(),
+            },
+        ));
+        out.push(Sample::new(
+            "unsubscribe.html",
+            layout("/unsubscribe/sample", w.unsubscribe_heading),
+            &UnsubscribeVars {
+                done,
+                email: email.clone(),
+            },
+        ));
+    }
+    let themes: Vec<&str> = config
+        .themes
+        .iter()
+        .take(1)
+        .map(|t| t.slug.as_str())
+        .collect();
+    for status in Status::ALL {
+        for (saved, errors) in [
+            (false, FieldMessages::default()),
+            (true, FieldMessages::default()),
+            (
+                false,
+                FieldMessages::new(
+                    &[super::signup::FieldError {
+                        problem: super::signup::Problem::NoTheme,
+                        detail: String::new(),
+                    }],
+                    w,
+                ),
+            ),
+        ] {
+            out.push(Sample::new(
+                "preferences.html",
+                layout("/preferences/sample", w.preferences_heading),
+                &PreferencesVars {
+                    email: email.clone(),
+                    status: status.as_str(),
+                    saved,
+                    unsubscribe_href: "/unsubscribe/sample".into(),
+                    choices: Choices::new(config, lang, &themes, "", ""),
+                    errors,
+                },
+            ));
+        }
+    }
+    out
+}

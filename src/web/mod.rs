@@ -78,6 +78,21 @@ impl Shared {
     }
 }
 
+/// Renders every page template with sample values in each language the
+/// pages speak: a problem (file, line, column) for each template that
+/// does not parse or render. `check` and the start of `run` call it, so a
+/// broken page never goes live.
+pub fn check_templates(config: &Config) -> Vec<crate::diagnostic::Problem> {
+    let mut samples = Vec::new();
+    for lang in [words::Lang::Sv, words::Lang::En] {
+        samples.extend(pages::samples(config, lang));
+        samples.extend(forms::samples(config, lang));
+        samples.extend(manage::samples(config, lang));
+        samples.extend(leave::samples(config, lang));
+    }
+    render::Templates::check(config, &samples)
+}
+
 /// Every route of the service.
 pub fn router(state: AppState) -> Router {
     Router::new()

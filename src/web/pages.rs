@@ -346,7 +346,7 @@ struct ArchivePage {
     single: bool,
 }
 
-#[derive(Serialize)]
+#[derive(Clone, Serialize)]
 struct DigestVars {
     id: String,
     title: String,
@@ -354,7 +354,7 @@ struct DigestVars {
     editions: Vec<EditionLink>,
 }
 
-#[derive(Serialize)]
+#[derive(Clone, Serialize)]
 struct EditionLink {
     href: String,
     label: String,
@@ -518,4 +518,115 @@ async fn edition(
     shared
         .pages
         .page(StatusCode::OK, "edition.html", &layout, &page, Cache::Short)
+}
+
+/// Every page of this module with sample values (see
+/// [`render::Templates::check`]): the front page, a theme's page, the
+/// archive (all digests, one), an edition, a message.
+pub(super) fn samples(config: &Config, lang: Lang) -> Vec<render::Sample> {
+    let stories = crate::templates::sample_stories(config);
+    let story_vars = || -> Vec<StoryVars> {
+        stories
+            .iter()
+            .map(|s| StoryVars::new(config, lang, s))
+            .collect()
+    };
+    let layout = |path: &str, heading: &str| Layout::new(config, lang, false, path, heading);
+    let mut out = vec![render::Sample::new(
+        "index.html",
+        layout("/", &config.site.title),
+        &IndexPage {
+            site_feeds: FeedLinks::new(None),
+            opml: "/feeds/feeds.opml",
+            themes: config
+                .themes
+                .iter()
+                .map(|t| ThemeVars::new(t, lang))
+                .collect(),
+            stories: story_vars(),
+            signup: forms::sample_form(config, lang),
+        },
+    )];
+    if let Some(theme) = config.themes.first() {
+        let vars = ThemeVars::new(theme, lang);
+        out.push(render::Sample::new(
+            "theme.html",
+            layout(&vars.href.clone(), &vars.title.clone()),
+            &ThemePage {
+                theme: vars,
+                site_feeds: FeedLinks::new(None),
+                stories: story_vars(),
+                signup: forms::sample_form(config, lang),
+            },
+        ));
+    }
+    let digests: Vec<DigestVars> = config
+        .digests
+        .iter()
+        .map(|d| DigestVars {
+            id: d.id.clone(),
+            title: d.title.get(lang.code()).to_owned(),
+            href: format!("/archive/{}/", d.id),
+            editions: vec![EditionLink {
+                href: format!("/archive/{}/1", d.id),
+                label: crate::delivery::period_label(config, lang.code(), chrono::Utc::now()),
+                date: crate::digest::words::date(lang.code(), chrono::Utc::now()),
+                date_iso: "2026-12-01".into(),
+                stories: stories.len() as i64,
+            }],
+        })
+        .collect();
+    // One digest's page exists only for a configured digest.
+    for single in [false, true]
+        .into_iter()
+        .filter(|s| !s || !digests.is_empty())
+    {
+        out.push(render::Sample::new(
+            "archive.html",
+            layout("/archive/", lang.words().archive_heading),
+            &ArchivePage {
+                digests: digests[..if single { 1 } else { digests.len() }.min(digests.len())]
+                    .to_vec(),
+                single,
+            },
+        ));
+    }
+    if let Some(d) = digests.first() {
+        out.push(render::Sample::new(
+            "edition.html",
+            layout(&format!("/archive/{}/1", d.id), &d.title),
+            &EditionPage {
+                digest: d.title.clone(),
+                period: d.editions[0].label.clone(),
+                date: d.editions[0].date.clone(),
+                date_iso: d.editions[0].date_iso.clone(),
+                archive_href: d.href.clone(),
+                sections: config
+                    .themes
+                    .iter()
+                    .map(|t| SectionVars {
+                        title: t.title.get(lang.code()).to_owned(),
+                        href: theme_path(t),
+                        stories: story_vars(),
+                    })
+                    .collect(),
+            },
+        ));
+    }
+    let w = lang.words();
+    out.push(render::Sample::new(
+        "message.html",
+        layout("/", w.not_found_heading),
+        &Message {
+            id: "not-found",
+            heading: w.not_found_heading.into(),
+            paragraphs: vec![w.not_found_text.into()],
+            link: Some(Link {
+                href: "/".into(),
+                text: w.home.into(),
+            }),
+            path: "/".into(),
+        },
+    ));
+    out
 }

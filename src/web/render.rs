@@ -16,6 +16,7 @@ use serde::Serialize;
 
 use super::words::{Lang, Words};
 use crate::config::{Config, Theme};
+use crate::diagnostic::Problem;
 use crate::feeds::prepare::Format;
 
 /// The templates, in the order they are added: a layout before the pages
@@ -83,17 +84,56 @@ pub fn template_path(config: &Config, file: &str) -> PathBuf {
 /// The page templates, parsed once at start.
 pub struct Templates {
     tera: tera::Tera,
+    /// Each template's logical name (`web/base.html`) and the file it came
+    /// from, for messages.
+    origins: Vec<(String, String)>,
+}
+
+/// A page to render with sample values, to find a template that cannot
+/// render before anyone asks for the page (see [`Templates::check`]).
+pub struct Sample {
+    pub file: &'static str,
+    pub layout: Layout,
+    pub page: serde_json::Value,
+}
+
+impl Sample {
+    pub fn new(file: &'static str, layout: Layout, page: &impl Serialize) -> Sample {
+        Sample {
+            file,
+            layout,
+            page: serde_json::to_value(page).expect("page values serialize"),
+        }
+    }
 }
 
 impl Templates {
     /// The built-in templates, each replaced by the site's own file when
     /// there is one. An error names the file that does not parse.
     pub fn load(config: &Config) -> Result<Templates> {
+        let (templates, mut problems) = Templates::parse(config);
+        match problems.is_empty() {
+            true => Ok(templates),
+            false => Err(anyhow!("{}", problems.remove(0))),
+        }
+    }
+
+    /// Every template, with a problem (file, line, column) for each that
+    /// does not parse.
+    fn parse(config: &Config) -> (Templates, Vec<Problem>) {
         let mut tera = tera::Tera::new();
+        let mut origins = Vec::with_capacity(TEMPLATES.len());
+        let mut problems = Vec::new();
         for (file, builtin) in TEMPLATES {
             let path = template_path(config, file);
             let (source, origin) = if path.exists() {
-                (fs_err::read_to_string(&path)?, path.display().to_string())
+                match fs_err::read_to_string(&path) {
+                    Ok(text) => (text, path.display().to_string()),
+                    Err(e) => {
+                        problems.push(Problem::new(&path, e.to_string()));
+                        continue;
+                    }
+                }
             } else {
                 (
                     (*builtin).to_owned(),
@@ -102,23 +142,60 @@ impl Templates {
             };
             // Known by its logical name, so that `extends` and `include`
             // find a site's own copy as well as the built-in one.
-            tera.add_raw_template(&format!("web/{file}"), &source)
-                .map_err(|e| anyhow!("{e}"))
-                .with_context(|| format!("the template {origin} does not parse"))?;
+            let name = format!("web/{file}");
+            origins.push((name.clone(), origin));
+            if let Err(e) = tera.add_raw_template(&name, &source) {
+                let e = anyhow::Error::new(e);
+                let mut p = crate::templates::problem(&e, &path.display().to_string(), &|n| {
+                    origin_of(&origins, n)
+                });
+                p.message = format!("does not parse: {}", p.message);
+                problems.push(p);
+            }
         }
-        Ok(Templates { tera })
+        (Templates { tera, origins }, problems)
     }
 
     /// Renders `web/<file>` with the layout's names and `page`.
     pub fn render(&self, file: &str, layout: &Layout, page: &impl Serialize) -> Result<String> {
-        let mut context = tera::Context::from_serialize(layout).map_err(|e| anyhow!("{e}"))?;
+        let mut context = tera::Context::from_serialize(layout).map_err(anyhow::Error::new)?;
         context.insert("page", page);
         let name = format!("web/{file}");
         self.tera
             .render(&name, &context)
-            .map_err(|e| anyhow!("{e}"))
-            .with_context(|| format!("cannot render {name}"))
+            .map_err(anyhow::Error::new)
+            .with_context(|| format!("cannot render {}", origin_of(&self.origins, &name)))
     }
+
+    /// Parses every template and renders every sample: a problem for each
+    /// template that does not parse and each page that does not render.
+    pub fn check(config: &Config, samples: &[Sample]) -> Vec<Problem> {
+        let (templates, problems) = Templates::parse(config);
+        if !problems.is_empty() {
+            return problems;
+        }
+        let mut found: Vec<Problem> = Vec::new();
+        for sample in samples {
+            if let Err(e) = templates.render(sample.file, &sample.layout, &sample.page) {
+                let fallback = origin_of(&templates.origins, &format!("web/{}", sample.file));
+                let mut p =
+                    crate::templates::problem(&e, &fallback, &|n| origin_of(&templates.origins, n));
+                p.message = format!("does not render (web/{}): {}", sample.file, p.message);
+                if !found.contains(&p) {
+                    found.push(p);
+                }
+            }
+        }
+        found
+    }
+}
+
+/// The file a template of this name came from.
+fn origin_of(origins: &[(String, String)], name: &str) -> String {
+    origins
+        .iter()
+        .find(|(n, _)| n == name)
+        .map_or_else(|| name.to_owned(), |(_, o)| o.clone())
 }
 
 /// A feed offered for autodiscovery (`<link rel="alternate">`).

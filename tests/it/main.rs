@@ -26,6 +26,7 @@ mod smtp;
 mod sources_remote;
 mod story_errors;
 mod subscribers;
+mod templates;
 
 mod upstream;
 mod web_feeds;

@@ -1,0 +1,115 @@
+//! What is checked before anything goes live: every template a site
+//! renders — the pages, the feeds' index, the digest (HTML, text and
+//! subject, in each of its languages), the confirmation and unsubscribe
+//! emails — rendered against sample data. `tidings check` lists the
+//! problems; `tidings run` refuses to start on any, so that a broken
+//! template is found by the operator, not by a subscriber whose sign-up
+//! silently sends nothing.
+
+use std::collections::HashMap;
+
+use chrono::Utc;
+
+use crate::config::Config;
+use crate::diagnostic::Problem;
+use crate::digest::{compose, render};
+use crate::store::{FeedFacts, Indexed};
+use crate::subscribers::SubscriberEmail;
+use crate::templates::{SAMPLE_RECIPIENT, problem, sample_stories};
+use crate::tokens::Signer;
+
+/// Every template problem of the site, each naming the file, line and
+/// column and what is wrong.
+pub fn check_templates(config: &Config) -> Vec<Problem> {
+    let same = |name: &str| name.to_owned();
+    let mut problems = crate::web::check_templates(config);
+    problems.extend(feeds_index(config));
+    if config.digests.is_empty() {
+        return problems;
+    }
+    let stories = sample_stories(config);
+    let themes: Vec<_> = config.themes.iter().map(|t| t.slug.clone()).collect();
+    let signer = Signer::new(b"a key for sample links only");
+    let recipient = SubscriberEmail::parse(SAMPLE_RECIPIENT).expect("a valid sample address");
+    let url = format!("{}sample", config.public_url());
+    let mut push = |p: Problem| {
+        if !problems.contains(&p) {
+            problems.push(p);
+        }
+    };
+    let digest_templates = render::Templates::load(config);
+    if let Err(e) = &digest_templates {
+        push(problem(e, "templates/digest.html", &same));
+    }
+    for digest in &config.digests {
+        for language in digest.languages(config.site.language.as_str()) {
+            let language = language.as_str();
+            if let Ok(templates) = &digest_templates {
+                let now = Utc::now();
+                let email = render::DigestEmail {
+                    config,
+                    digest,
+                    language,
+                    period: &crate::delivery::period_label(config, language, now),
+                    sections: compose::sections(config, digest, &themes, &stories),
+                    links: crate::delivery::links(
+                        config,
+                        &signer,
+                        digest,
+                        Some(1),
+                        (1, SAMPLE_RECIPIENT),
+                        now,
+                    ),
+                    recipient: SAMPLE_RECIPIENT,
+                };
+                if let Err(e) = render::render(templates, &email) {
+                    push(problem(&e, "templates/digest.html", &same));
+                }
+            }
+            if config.mail.is_some() {
+                let confirm =
+                    crate::mail::confirm::render(config, digest, language, &recipient, &url);
+                if let Err(e) = confirm {
+                    push(problem(&e, "templates/confirm.html", &same));
+                }
+                if let Err(e) = crate::mail::leave::render(config, language, &recipient, &url) {
+                    push(problem(&e, "templates/leave.html", &same));
+                }
+            }
+        }
+    }
+    problems
+}
+
+/// The feeds' `index.html`, rendered for sample feeds (the site's and each
+/// theme's, one sample story each).
+fn feeds_index(config: &Config) -> Vec<Problem> {
+    let same = |name: &str| name.to_owned();
+    let tera = match crate::feeds::index::load(config) {
+        Ok(t) => t,
+        Err(e) => return vec![problem(&e, "templates/index.html", &same)],
+    };
+    let stories = sample_stories(config);
+    let index: Vec<Indexed> = stories
+        .iter()
+        .map(|s| Indexed {
+            id: s.id.clone(),
+            themes: s.story.themes.clone(),
+        })
+        .collect();
+    let facts: HashMap<String, FeedFacts> = stories
+        .iter()
+        .map(|s| {
+            let facts = FeedFacts {
+                hash: String::new(),
+                updated: s.updated(),
+            };
+            (s.id.as_str().to_owned(), facts)
+        })
+        .collect();
+    let feeds = crate::feeds::prepare::prepare(config, &index, &facts);
+    match crate::feeds::index::render(&tera, config, &feeds) {
+        Ok(_) => Vec::new(),
+        Err(e) => vec![problem(&e, "templates/index.html", &same)],
+    }
+}
