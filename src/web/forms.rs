@@ -35,7 +35,7 @@ use super::pages::{Link, Message};
 use super::render::{Cache, Layout};
 use super::signup::{self, Choices, FieldError, FieldMessages, Input};
 use super::words::PageLang;
-use super::{AppState, manage};
+use super::{AppState, manage, server};
 use crate::config::Config;
 use crate::tokens::Signer;
 
@@ -261,10 +261,13 @@ fn unavailable(shared: &AppState, pl: PageLang) -> Response {
     )
 }
 
-/// 413 for a body over the limit, 400 for one that cannot be read.
+/// 413 for a body over the limit, 408 for one that did not arrive in
+/// time, 400 for one that cannot be read.
 pub fn body_refused(shared: &AppState, pl: PageLang, rejection: &BytesRejection) -> Response {
     let w = pl.lang.words();
-    if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+    if server::timed_out(rejection) {
+        bad_request(shared, pl, StatusCode::REQUEST_TIMEOUT)
+    } else if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
         refusal(
             shared,
             pl,
@@ -495,6 +498,13 @@ async fn subscribe_json(
                 StatusCode::PAYLOAD_TOO_LARGE,
                 "too_large",
                 "the body is larger than 16 KiB",
+            );
+        }
+        Err(r) if server::timed_out(&r) => {
+            return json_error(
+                StatusCode::REQUEST_TIMEOUT,
+                "timeout",
+                "the body did not arrive in time",
             );
         }
         Err(_) => {
