@@ -10,6 +10,9 @@
 //! memory at once. The target is locked against writers while it is
 //! checked for emptiness and filled; a non-empty target is refused before
 //! anything is written.
+//!
+//! The sign-up rate limits (`rate_limits`) are not copied: they are
+//! counts of the last hours, and start afresh on the new store.
 
 use std::path::Path;
 use std::str::FromStr as _;
