@@ -11,8 +11,8 @@
 //! checked for emptiness and filled; a non-empty target is refused before
 //! anything is written.
 //!
-//! The sign-up rate limits (`rate_limits`) are not copied: they are
-//! counts of the last hours, and start afresh on the new store.
+//! The sign-up rate limits (`rate_limits`) are not copied (see
+//! [`NOT_COPIED`]).
 
 use std::path::Path;
 use std::str::FromStr as _;
@@ -431,13 +431,18 @@ async fn sqlite_counts(conn: &mut SqliteConnection) -> anyhow::Result<Vec<(&'sta
     Ok(out)
 }
 
+/// Tables left behind on purpose: the sign-up rate limits count the last
+/// hours, and start afresh on the new store.
+const NOT_COPIED: &[&str] = &["rate_limits"];
+
 /// Refuses to copy when either schema has a table or column this module
 /// does not know: a later migration must not be dropped silently.
 async fn check_columns(src: &mut SqliteConnection, dst: &mut PgConnection) -> anyhow::Result<()> {
     let known = |table: &str, column: Option<&str>| {
-        TABLES.iter().any(|t| {
-            t.name == table && column.is_none_or(|c| t.columns.iter().any(|(n, _)| *n == c))
-        })
+        NOT_COPIED.contains(&table)
+            || TABLES.iter().any(|t| {
+                t.name == table && column.is_none_or(|c| t.columns.iter().any(|(n, _)| *n == c))
+            })
     };
     let sqlite: Vec<SqliteRow> = sqlx::query(
         "SELECT m.name AS t, p.name AS c FROM sqlite_master m, pragma_table_info(m.name) p
