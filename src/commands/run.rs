@@ -1,5 +1,7 @@
-//! `tidings run`: the service. Opens the store, ingests once, then runs
-//! each scheduled job in its own task and serves the web until SIGTERM or
+//! `tidings run`: the service. Checks that every template renders, binds
+//! its listeners (before anything else, so that a busy port fails at once
+//! and changes nothing), opens the store, ingests once, then runs each
+//! scheduled job in its own task and serves the web until SIGTERM or
 //! Ctrl-C; then stops taking new work, lets in-flight sends finish (at
 //! most `TIDINGS_SHUTDOWN_SECONDS`, default 30) and exits 0. A process
 //! whose `TIDINGS_SECRET` disagrees with the site's signing keys does not
@@ -40,6 +42,11 @@ pub async fn run(config: Config, env: Environment) -> Result<ExitCode> {
              lists every problem"
         );
     }
+    let listener = bind(config.http.listen, "listen").await?;
+    let metrics_listener = match config.http.metrics_listen {
+        Some(address) => Some(bind(address, "metrics_listen").await?),
+        None => None,
+    };
     let mut stop_signal = Box::pin(service::shutdown_signal());
     let config = Arc::new(config);
     let Some(store) = open_store(&config, &mut stop_signal).await? else {
@@ -62,15 +69,19 @@ pub async fn run(config: Config, env: Environment) -> Result<ExitCode> {
     )?;
     let shared = Arc::new(shared);
     let background = shared.background.clone();
-    let app = web::router(shared);
-    let listener = tokio::net::TcpListener::bind(config.http.listen)
-        .await
-        .with_context(|| format!("cannot listen on {} ([http] listen)", config.http.listen))?;
     let address = listener.local_addr()?;
-    // The one line on standard output: scripts (and tests) read the port.
+    let mut listeners = vec![(listener, web::router(shared.clone()))];
+    // The lines on standard output: scripts (and tests) read the ports,
+    // the public one first.
     println!("listening on http://{address}/");
-    std::io::stdout().flush()?;
     tracing::info!(%address, public_url = %config.public_url(), "listening");
+    if let Some(metrics_listener) = metrics_listener {
+        let metrics = metrics_listener.local_addr()?;
+        println!("metrics on http://{metrics}/metrics");
+        tracing::info!(address = %metrics, "serving /metrics");
+        listeners.push((metrics_listener, web::metrics_router(shared)));
+    }
+    std::io::stdout().flush()?;
 
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let stop = Arc::new(AtomicBool::new(false));
@@ -87,7 +98,8 @@ pub async fn run(config: Config, env: Environment) -> Result<ExitCode> {
     for job in scheduler.jobs() {
         jobs.spawn(scheduler.clone().job_loop(job, stop_rx.clone()));
     }
-    let mut server = web::server::start(listener, app, stop_rx.clone())
+    let rules = web::server::Rules::of(&config.http);
+    let mut server = web::server::start(listeners, stop_rx.clone(), rules)
         .context("cannot start the HTTP threads")?;
 
     stop_signal.await;
@@ -113,6 +125,14 @@ pub async fn run(config: Config, env: Environment) -> Result<ExitCode> {
     server.release().await;
     tracing::info!("stopped");
     Ok(ExitCode::SUCCESS)
+}
+
+/// Binds `[http] key`'s address, or says which key names a busy or
+/// foreign one.
+async fn bind(address: std::net::SocketAddr, key: &str) -> Result<tokio::net::TcpListener> {
+    tokio::net::TcpListener::bind(address)
+        .await
+        .with_context(|| format!("cannot listen on {address} ([http] {key})"))
 }
 
 /// Opens the store, waiting for a database server that is not up yet (a

@@ -1,7 +1,8 @@
-//! `[schedule]` and `[http]`: what `tidings run` does on its own and where
-//! it listens.
+//! `[schedule]` and `[http]`: what `tidings run` does on its own, where
+//! it listens, and how long it waits for a client.
 
 use std::net::SocketAddr;
+use std::time::Duration;
 
 use serde::Deserialize;
 use toml::Spanned;
@@ -41,6 +42,23 @@ pub struct Http {
     /// Default false. When true, the client address used for rate limits
     /// is the last address in `X-Forwarded-For` (set by the proxy in front).
     pub behind_proxy: bool,
+    /// Where `/metrics` (and `/healthz`) are served for monitoring, apart
+    /// from the public listener; `None` when `"off"`. Default
+    /// `127.0.0.1:8081`; port 0 picks a free port (printed on start).
+    pub metrics_listen: Option<SocketAddr>,
+    /// Default 10 s: how long a client may take to send a request's head
+    /// (request line and headers), from when the connection opens or its
+    /// head starts arriving.
+    pub header_timeout: Duration,
+    /// Default 30 s: how long a request's body may take to arrive, from
+    /// the end of its head.
+    pub body_timeout: Duration,
+    /// Default 75 s: how long a connection may stay open between requests;
+    /// zero closes each connection after its answer.
+    pub keepalive: Duration,
+    /// Default 1024: connections open at once on each listener; one more
+    /// is closed as soon as it is accepted.
+    pub max_connections: usize,
 }
 
 impl Default for Http {
@@ -49,12 +67,22 @@ impl Default for Http {
             listen: DEFAULT_LISTEN.parse().expect("a valid default"),
             public_url: None,
             behind_proxy: false,
+            metrics_listen: Some(DEFAULT_METRICS_LISTEN.parse().expect("a valid default")),
+            header_timeout: Duration::from_secs(DEFAULT_HEADER_TIMEOUT as u64),
+            body_timeout: Duration::from_secs(DEFAULT_BODY_TIMEOUT as u64),
+            keepalive: Duration::from_secs(DEFAULT_KEEPALIVE as u64),
+            max_connections: DEFAULT_MAX_CONNECTIONS as usize,
         }
     }
 }
 
 const DEFAULT_INGEST: &str = "*/10 * * * *";
 const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
+const DEFAULT_METRICS_LISTEN: &str = "127.0.0.1:8081";
+const DEFAULT_HEADER_TIMEOUT: i64 = 10;
+const DEFAULT_BODY_TIMEOUT: i64 = 30;
+const DEFAULT_KEEPALIVE: i64 = 75;
+const DEFAULT_MAX_CONNECTIONS: i64 = 1024;
 
 #[derive(Debug, Deserialize)]
 pub(super) struct RawSchedule {
@@ -80,11 +108,45 @@ pub(super) struct RawHttp {
     public_url: Option<String>,
     #[serde(default)]
     behind_proxy: bool,
+    #[serde(default = "default_metrics_listen")]
+    metrics_listen: String,
+    #[serde(default = "default_header_timeout")]
+    header_timeout_seconds: i64,
+    #[serde(default = "default_body_timeout")]
+    body_timeout_seconds: i64,
+    #[serde(default = "default_keepalive")]
+    keepalive_seconds: i64,
+    #[serde(default = "default_max_connections")]
+    max_connections: i64,
 }
-pub(super) const HTTP_KEYS: &[&str] = &["listen", "public_url", "behind_proxy"];
+pub(super) const HTTP_KEYS: &[&str] = &[
+    "listen",
+    "public_url",
+    "behind_proxy",
+    "metrics_listen",
+    "header_timeout_seconds",
+    "body_timeout_seconds",
+    "keepalive_seconds",
+    "max_connections",
+];
 
 fn default_listen() -> String {
     DEFAULT_LISTEN.into()
+}
+fn default_metrics_listen() -> String {
+    DEFAULT_METRICS_LISTEN.into()
+}
+fn default_header_timeout() -> i64 {
+    DEFAULT_HEADER_TIMEOUT
+}
+fn default_body_timeout() -> i64 {
+    DEFAULT_BODY_TIMEOUT
+}
+fn default_keepalive() -> i64 {
+    DEFAULT_KEEPALIVE
+}
+fn default_max_connections() -> i64 {
+    DEFAULT_MAX_CONNECTIONS
 }
 
 pub(super) fn validate_schedule(
@@ -144,9 +206,105 @@ pub(super) fn validate_http(
             None
         }
     };
+    let metrics_listen = match parse_metrics_listen(&raw.metrics_listen, listen) {
+        Ok(a) => Some(a),
+        Err(e) => {
+            cx.problem("http.metrics_listen", span_of(value, "metrics_listen"), e);
+            None
+        }
+    };
+    let mut ok = true;
+    let mut range = |cx: &mut Context, key: &str, n: i64, min: i64, max: i64| -> i64 {
+        if n < min || n > max {
+            cx.problem(
+                &format!("http.{key}"),
+                span_of(value, key),
+                format!("{n} is out of range: expected a number from {min} to {max}"),
+            );
+            ok = false;
+        }
+        n.clamp(min, max)
+    };
+    let seconds = |n: i64| Duration::from_secs(n as u64);
+    let header_timeout = seconds(range(
+        cx,
+        "header_timeout_seconds",
+        raw.header_timeout_seconds,
+        1,
+        3600,
+    ));
+    let body_timeout = seconds(range(
+        cx,
+        "body_timeout_seconds",
+        raw.body_timeout_seconds,
+        1,
+        3600,
+    ));
+    let keepalive = seconds(range(
+        cx,
+        "keepalive_seconds",
+        raw.keepalive_seconds,
+        0,
+        3600,
+    ));
+    let max_connections = range(cx, "max_connections", raw.max_connections, 1, 1_000_000) as usize;
+    if !ok {
+        return None;
+    }
     Some(Http {
         listen: listen?,
         public_url: public_url?,
         behind_proxy: raw.behind_proxy,
+        metrics_listen: metrics_listen?,
+        header_timeout,
+        body_timeout,
+        keepalive,
+        max_connections,
     })
+}
+
+/// `metrics_listen`: an address and port, or `"off"` (or empty) for none.
+/// It may not be `listen` itself: the point is to keep `/metrics` off the
+/// public listener.
+fn parse_metrics_listen(
+    text: &str,
+    listen: Option<SocketAddr>,
+) -> Result<Option<SocketAddr>, String> {
+    let text = text.trim();
+    if text.is_empty() || text.eq_ignore_ascii_case("off") {
+        return Ok(None);
+    }
+    let addr = text.parse::<SocketAddr>().map_err(|_| {
+        format!(
+            "`{text}` is not an address and port: expected such as \"127.0.0.1:8081\", \
+             or \"off\" to serve no metrics"
+        )
+    })?;
+    if addr.port() != 0 && Some(addr) == listen {
+        return Err(format!(
+            "`{text}` is `http.listen` too: the metrics need an address of their own, \
+             such as \"127.0.0.1:8081\" (or \"off\")"
+        ));
+    }
+    Ok(Some(addr))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn metrics_listen_is_an_address_or_off() {
+        let listen = Some("127.0.0.1:8080".parse().unwrap());
+        assert_eq!(parse_metrics_listen("off", listen), Ok(None));
+        assert_eq!(parse_metrics_listen("", listen), Ok(None));
+        assert_eq!(
+            parse_metrics_listen("127.0.0.1:0", listen),
+            Ok(Some("127.0.0.1:0".parse().unwrap()))
+        );
+        let e = parse_metrics_listen("localhost", listen).unwrap_err();
+        assert!(e.contains("127.0.0.1:8081"), "{e}");
+        let e = parse_metrics_listen("127.0.0.1:8080", listen).unwrap_err();
+        assert!(e.contains("`http.listen` too"), "{e}");
+    }
 }

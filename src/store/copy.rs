@@ -10,6 +10,9 @@
 //! memory at once. The target is locked against writers while it is
 //! checked for emptiness and filled; a non-empty target is refused before
 //! anything is written.
+//!
+//! The sign-up rate limits (`rate_limits`) are not copied (see
+//! [`NOT_COPIED`]).
 
 use std::path::Path;
 use std::str::FromStr as _;
@@ -70,10 +73,11 @@ impl Table {
     }
 }
 
-/// Tables that are the store's own business, not the site's: each side
-/// has its own. `fixups` lists data changes still owed, made by each store
-/// when it is opened (so the source's are already made).
-const NOT_COPIED: &[&str] = &["fixups"];
+/// Tables left behind on purpose. `fixups` lists data changes still owed,
+/// which each store makes when it is opened (so the source's are made);
+/// the sign-up rate limits count the last hours, and start afresh on the
+/// new store.
+const NOT_COPIED: &[&str] = &["fixups", "rate_limits"];
 
 /// Every table, parents before children (the order foreign keys need).
 const TABLES: &[Table] = {

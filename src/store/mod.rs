@@ -1,5 +1,6 @@
 //! The store: stories, subscribers, editions and the delivery ledger, job
-//! state — in SQLite (the default) or PostgreSQL, behind one API.
+//! state, sign-up rate limits — in SQLite (the default) or PostgreSQL,
+//! behind one API.
 //!
 //! Each query is written once, in `src/store/sql/`, with `$N` parameters
 //! that both databases accept; `backend.rs` compiles those files once per
@@ -26,6 +27,7 @@ pub mod copy;
 pub mod editions;
 pub mod jobs;
 pub mod keys;
+pub mod limits;
 pub mod metrics;
 pub mod subscribers;
 

@@ -56,6 +56,8 @@ pub struct FeedCache {
 struct Slot {
     path: PathBuf,
     content_type: HeaderValue,
+    /// `index.html`: an HTML answer, with the pages' security headers.
+    html: bool,
     current: RwLock<Option<Arc<Version>>>,
 }
 
@@ -126,6 +128,7 @@ impl FeedCache {
                     .expect("media types are ASCII");
                 let slot = Slot {
                     path: config.feeds.dir.join(&rel),
+                    html: media_type == "text/html",
                     content_type,
                     current: RwLock::new(None),
                 };
@@ -421,6 +424,9 @@ async fn serve(State(state): State<AppState>, request: Request) -> Response {
     }
     h.insert(header::CONTENT_TYPE, slot.content_type.clone());
     h.insert(header::X_CONTENT_TYPE_OPTIONS, NOSNIFF);
+    if slot.html {
+        super::render::html_security(h);
+    }
     match encoding {
         Encoding::Identity => {}
         Encoding::Gzip => {

@@ -7,10 +7,10 @@
 //! body's type and size (415, 413), a cross-site check and, for the form,
 //! the CSRF token ([`super::csrf`]; 403), the honeypot (a filled one gets
 //! the success answer and nothing else happens), the fields (422, every
-//! problem at once), the rate limits ([`super::limits`]; 429 with
-//! `Retry-After`), and then the same "check your inbox" answer for every
-//! address while the store and the confirmation email are dealt with in a
-//! task of their own ([`super::signup::start`]).
+//! problem at once), the rate limits ([`super::limits`], kept in the
+//! store; 429 with `Retry-After`), and then the same "check your inbox"
+//! answer for every address while the store and the confirmation email are
+//! dealt with in a task of their own ([`super::signup::start`]).
 //!
 //! The JSON endpoint has no CSRF token: it requires
 //! `Content-Type: application/json`, which a browser sends cross-site only
@@ -30,29 +30,27 @@ use chrono::Utc;
 use serde::Serialize;
 
 use super::csrf::{self, Csrf};
-use super::limits::{self, Limited, Limits};
+use super::limits::{self, Limited};
 use super::pages::{Link, Message};
 use super::render::{Cache, Layout};
 use super::signup::{self, Choices, FieldError, FieldMessages, Input};
 use super::words::{Lang, PageLang};
-use super::{AppState, manage};
+use super::{AppState, manage, server};
 use crate::config::Config;
 use crate::tokens::Signer;
 
 /// The largest body any of these routes accepts.
 pub const BODY_LIMIT: usize = 16 * 1024;
 
-/// Rate limiters and the CSRF key.
+/// The CSRF key (the rate limits are kept in the store).
 pub struct FormState {
     pub csrf: Csrf,
-    pub limits: Limits,
 }
 
 impl FormState {
     pub fn new(_config: &Config, signer: &Signer) -> FormState {
         FormState {
             csrf: Csrf::new(signer),
-            limits: Limits::new(),
         }
     }
 }
@@ -294,10 +292,13 @@ pub fn unavailable(shared: &AppState, pl: PageLang) -> Response {
     )
 }
 
-/// 413 for a body over the limit, 400 for one that cannot be read.
+/// 413 for a body over the limit, 408 for one that did not arrive in
+/// time, 400 for one that cannot be read.
 pub fn body_refused(shared: &AppState, pl: PageLang, rejection: &BytesRejection) -> Response {
     let w = pl.lang.words();
-    if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+    if server::timed_out(rejection) {
+        bad_request(shared, pl, StatusCode::REQUEST_TIMEOUT)
+    } else if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
         refusal(
             shared,
             pl,
@@ -366,16 +367,17 @@ fn parse_form(body: &[u8]) -> FormBody {
     FormBody { input, csrf, lang }
 }
 
-/// Counts the sign-up against both limits.
-pub fn limit(
+/// Counts the sign-up against both limits (in the store, shared by every
+/// instance): `Some` when one refused it. A store that does not answer
+/// refuses it too (`Err`; the sign-up could not be stored anyway).
+pub async fn limit(
     shared: &AppState,
     peer: SocketAddr,
     headers: &HeaderMap,
     email_key: &str,
-) -> Result<(), Limited> {
+) -> anyhow::Result<Option<Limited>> {
     let client = limits::client_address(peer, headers, shared.config.http.behind_proxy);
-    shared.forms.limits.client(client)?;
-    shared.forms.limits.address(email_key)
+    limits::check(&shared.store, client, email_key, Utc::now()).await
 }
 
 /// For the operator: why a sign-up's confirmation cannot be built (a
@@ -449,7 +451,14 @@ async fn subscribe(
             );
         }
     };
-    if let Err(limited) = limit(&shared, peer, &headers, &person.email.key()) {
+    let limited = match limit(&shared, peer, &headers, &person.email.key()).await {
+        Ok(limited) => limited,
+        Err(e) => {
+            tracing::error!(error = %format!("{e:#}"), "cannot check the sign-up rate limits");
+            return unavailable(&shared, pl);
+        }
+    };
+    if let Some(limited) = limited {
         tracing::info!(retry_after = limited.seconds(), "sign-up rate-limited");
         return rate_limited(&shared, pl, limited);
     }
@@ -531,6 +540,13 @@ async fn subscribe_json(
                 "the body is larger than 16 KiB",
             );
         }
+        Err(r) if server::timed_out(&r) => {
+            return json_error(
+                StatusCode::REQUEST_TIMEOUT,
+                "timeout",
+                "the body did not arrive in time",
+            );
+        }
         Err(_) => {
             return json_error(
                 StatusCode::BAD_REQUEST,
@@ -569,7 +585,18 @@ async fn subscribe_json(
         Ok(p) => p,
         Err(errors) => return json_fields(&errors),
     };
-    if let Err(limited) = limit(&shared, peer, &headers, &person.email.key()) {
+    let limited = match limit(&shared, peer, &headers, &person.email.key()).await {
+        Ok(limited) => limited,
+        Err(e) => {
+            tracing::error!(error = %format!("{e:#}"), "cannot check the sign-up rate limits");
+            return json_error(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "unavailable",
+                "sign-ups cannot be taken just now; try again later",
+            );
+        }
+    };
+    if let Some(limited) = limited {
         let mut response = json(
             StatusCode::TOO_MANY_REQUESTS,
             serde_json::json!({

@@ -228,12 +228,19 @@ async fn request(
             );
         }
     };
-    if let Err(limited) = forms::limit(&shared, peer, &headers, &email.key()) {
-        tracing::info!(
-            retry_after = limited.seconds(),
-            "unsubscribe request rate-limited"
-        );
-        return forms::rate_limited(&shared, pl, limited);
+    match forms::limit(&shared, peer, &headers, &email.key()).await {
+        Ok(None) => {}
+        Ok(Some(limited)) => {
+            tracing::info!(
+                retry_after = limited.seconds(),
+                "unsubscribe request rate-limited"
+            );
+            return forms::rate_limited(&shared, pl, limited);
+        }
+        Err(e) => {
+            tracing::error!(error = %format!("{e:#}"), "cannot check the rate limits");
+            return forms::unavailable(&shared, pl);
+        }
     }
     let tasks = shared.background.clone();
     let task_shared = shared.clone();

@@ -1,36 +1,41 @@
-//! Rate limits on sign-ups (governor, in memory): per client address and
-//! per target address, so the form can be used neither to flood the site
-//! nor to flood someone's inbox with confirmation emails.
+//! Rate limits on sign-ups: per client address and per target address,
+//! so the form can be used neither to flood the site nor to flood
+//! someone's inbox with confirmation emails.
 //!
-//! - A client (an IPv4 address, or an IPv6 /64) may make [`CLIENT_BURST`]
-//!   sign-ups at once, then one more every [`CLIENT_EVERY`]: 5 per 10
-//!   minutes.
-//! - An address may be signed up [`ADDRESS_BURST`] times at once, then
-//!   once more every [`ADDRESS_EVERY`]: 3 per day. This counts every valid
-//!   sign-up of the address, whether or not it is known or an email goes
-//!   out, so the answer never tells known addresses from new ones.
+//! - A client (an IPv4 address, or an IPv6 /64) may make 5 sign-ups at
+//!   once, then one more every 2 minutes: 5 per 10 minutes ([`CLIENT`]).
+//! - An address may be signed up 3 times at once, then once more every 8
+//!   hours: 3 per day ([`ADDRESS`]). This counts every valid sign-up of
+//!   the address, whether or not it is known or an email goes out, so the
+//!   answer never tells known addresses from new ones.
 //!
 //! The client is the connection's peer, or with `[http] behind_proxy` the
-//! last address of `X-Forwarded-For` (the one the proxy added). Addresses
-//! are kept only as SHA-256 hashes. Limits live in the process: a restart
-//! forgets them.
+//! last address of `X-Forwarded-For` (the one the proxy added). The counts
+//! are kept in the store ([`Store::rate_limit`]), under SHA-256 hashes of
+//! the client's bucket and of the address, never the values: every
+//! instance on one store counts against the same limits, and a restart
+//! forgets nothing.
 
 use std::net::{IpAddr, Ipv6Addr, SocketAddr};
-use std::num::NonZeroU32;
 use std::time::Duration;
 
 use axum::http::HeaderMap;
-use governor::clock::{Clock, DefaultClock};
-use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
+use chrono::{DateTime, Utc};
 use sha2::{Digest as _, Sha256};
 
-pub const CLIENT_BURST: u32 = 5;
-pub const CLIENT_EVERY: Duration = Duration::from_secs(2 * 60);
-pub const ADDRESS_BURST: u32 = 3;
-pub const ADDRESS_EVERY: Duration = Duration::from_secs(8 * 60 * 60);
+use crate::store::Store;
+use crate::store::limits::Quota;
 
-/// Keys kept before forgetting those whose limit has fully recovered.
-const TIDY_ABOVE: usize = 10_000;
+/// Sign-ups per client (address bucket).
+pub const CLIENT: Quota = Quota {
+    burst: 5,
+    every: Duration::from_secs(2 * 60),
+};
+/// Sign-ups per target address.
+pub const ADDRESS: Quota = Quota {
+    burst: 3,
+    every: Duration::from_secs(8 * 60 * 60),
+};
 
 /// Which limit was hit, and when to try again.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -50,58 +55,32 @@ impl Limited {
     }
 }
 
-/// The two limiters.
-pub struct Limits {
-    clients: DefaultKeyedRateLimiter<IpAddr>,
-    addresses: DefaultKeyedRateLimiter<[u8; 32]>,
-    clock: DefaultClock,
+/// Counts a sign-up of `email_key` (the lower-cased address) from
+/// `client` at `now`: first against the client's limit, then, if that
+/// allowed it, against the address's. `Some` when one refused it.
+pub async fn check(
+    store: &Store,
+    client: IpAddr,
+    email_key: &str,
+    now: DateTime<Utc>,
+) -> anyhow::Result<Option<Limited>> {
+    let client = key("client", &bucket(client).to_string());
+    if let Some(wait) = store.rate_limit(&client, CLIENT, now).await? {
+        return Ok(Some(Limited { retry_after: wait }));
+    }
+    let address = key("address", email_key);
+    let wait = store.rate_limit(&address, ADDRESS, now).await?;
+    Ok(wait.map(|retry_after| Limited { retry_after }))
 }
 
-impl Default for Limits {
-    fn default() -> Self {
-        Limits::new()
-    }
-}
-
-impl Limits {
-    pub fn new() -> Limits {
-        let quota = |burst: u32, every: Duration| {
-            Quota::with_period(every)
-                .expect("a non-zero period")
-                .allow_burst(NonZeroU32::new(burst).expect("a non-zero burst"))
-        };
-        Limits {
-            clients: RateLimiter::keyed(quota(CLIENT_BURST, CLIENT_EVERY)),
-            addresses: RateLimiter::keyed(quota(ADDRESS_BURST, ADDRESS_EVERY)),
-            clock: DefaultClock::default(),
-        }
-    }
-
-    /// Counts a sign-up from `client`.
-    pub fn client(&self, client: IpAddr) -> Result<(), Limited> {
-        tidy(&self.clients);
-        self.clients
-            .check_key(&bucket(client))
-            .map_err(|n| Limited {
-                retry_after: n.wait_time_from(self.clock.now()),
-            })
-    }
-
-    /// Counts a sign-up of `email_key` (the lower-cased address).
-    pub fn address(&self, email_key: &str) -> Result<(), Limited> {
-        tidy(&self.addresses);
-        let key: [u8; 32] = Sha256::digest(email_key.as_bytes()).into();
-        self.addresses.check_key(&key).map_err(|n| Limited {
-            retry_after: n.wait_time_from(self.clock.now()),
-        })
-    }
-}
-
-fn tidy<K: std::hash::Hash + Eq + Clone>(limiter: &DefaultKeyedRateLimiter<K>) {
-    if limiter.len() > TIDY_ABOVE {
-        limiter.retain_recent();
-        limiter.shrink_to_fit();
-    }
+/// The stored key of a value of one kind: its SHA-256, with the kind in
+/// it so that no two kinds share a key.
+fn key(kind: &str, value: &str) -> [u8; 32] {
+    let mut h = Sha256::new();
+    h.update(kind.as_bytes());
+    h.update([0]);
+    h.update(value.as_bytes());
+    h.finalize().into()
 }
 
 /// IPv6 clients hold a whole /64; one of them counts once.
@@ -140,42 +119,116 @@ pub fn client_address(peer: SocketAddr, headers: &HeaderMap, behind_proxy: bool)
 mod tests {
     use super::*;
     use axum::http::HeaderValue;
+    use chrono::TimeDelta;
 
-    #[test]
-    fn clients_get_five_and_addresses_three() {
-        let limits = Limits::new();
-        let a: IpAddr = "192.0.2.1".parse().unwrap();
-        let b: IpAddr = "192.0.2.2".parse().unwrap();
-        for _ in 0..5 {
-            assert!(limits.client(a).is_ok());
+    use crate::config::StorageUrl;
+
+    /// A real SQLite store in a temporary folder.
+    async fn store() -> (tempfile::TempDir, Store) {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&StorageUrl::Sqlite(dir.path().join("limits.db")))
+            .await
+            .unwrap();
+        (dir, store)
+    }
+
+    fn ip(s: &str) -> IpAddr {
+        s.parse().unwrap()
+    }
+
+    #[tokio::test]
+    async fn clients_get_five_and_addresses_three() {
+        let (_dir, store) = store().await;
+        let now = Utc::now();
+        let a = ip("192.0.2.1");
+        for i in 0..5 {
+            let who = format!("p{i}@example.org");
+            assert_eq!(check(&store, a, &who, now).await.unwrap(), None, "{i}");
         }
-        let limited = limits.client(a).unwrap_err();
+        let limited = check(&store, a, "p5@example.org", now)
+            .await
+            .unwrap()
+            .expect("the sixth from one client is refused");
         assert!(
             limited.seconds() > 60 && limited.seconds() <= 120,
             "{limited:?}"
         );
-        assert!(limits.client(b).is_ok(), "another client is not limited");
-        for _ in 0..3 {
-            assert!(limits.address("ann@example.org").is_ok());
+        assert_eq!(limited.minutes(), 2);
+        let b = ip("192.0.2.2");
+        assert_eq!(
+            check(&store, b, "p5@example.org", now).await.unwrap(),
+            None,
+            "another client is not limited"
+        );
+        // Two minutes later, the client may make one more.
+        let later = now + TimeDelta::seconds(120);
+        assert_eq!(
+            check(&store, a, "p6@example.org", later).await.unwrap(),
+            None
+        );
+        assert!(
+            check(&store, a, "p7@example.org", later)
+                .await
+                .unwrap()
+                .is_some()
+        );
+
+        for i in 0..3 {
+            let from = ip(&format!("198.51.100.{i}"));
+            let counted = check(&store, from, "ann@example.org", now).await.unwrap();
+            assert_eq!(counted, None, "{i}");
         }
-        let limited = limits.address("ann@example.org").unwrap_err();
+        let limited = check(&store, ip("198.51.100.9"), "ann@example.org", now)
+            .await
+            .unwrap()
+            .expect("the fourth of one address is refused");
         assert!(limited.minutes() > 60, "{limited:?}");
-        assert!(limits.address("bo@example.org").is_ok());
+        let other = check(&store, ip("198.51.100.9"), "bo@example.org", now).await;
+        assert_eq!(other.unwrap(), None);
     }
 
-    #[test]
-    fn an_ipv6_client_is_its_64() {
-        let limits = Limits::new();
+    #[tokio::test]
+    async fn an_ipv6_client_is_its_64() {
+        let (_dir, store) = store().await;
+        let now = Utc::now();
         for i in 0..5 {
-            let ip: IpAddr = format!("2001:db8:1:2::{i}").parse().unwrap();
-            assert!(limits.client(ip).is_ok());
+            let from = ip(&format!("2001:db8:1:2::{i}"));
+            let who = format!("p{i}@example.org");
+            assert_eq!(check(&store, from, &who, now).await.unwrap(), None);
         }
-        assert!(
-            limits
-                .client("2001:db8:1:2::ffff".parse().unwrap())
-                .is_err()
-        );
-        assert!(limits.client("2001:db8:1:3::1".parse().unwrap()).is_ok());
+        let same_64 = check(&store, ip("2001:db8:1:2::ffff"), "q@example.org", now).await;
+        assert!(same_64.unwrap().is_some());
+        let next_64 = check(&store, ip("2001:db8:1:3::1"), "q@example.org", now).await;
+        assert_eq!(next_64.unwrap(), None);
+    }
+
+    #[tokio::test]
+    async fn rested_keys_are_forgotten_and_no_value_is_stored() {
+        let (dir, store) = store().await;
+        let now = Utc::now();
+        for i in 0..3 {
+            let from = ip(&format!("192.0.2.{i}"));
+            check(&store, from, "ann@example.org", now).await.unwrap();
+        }
+        // A day later every key is rested: the next call tidies them away.
+        let later = now + TimeDelta::days(1);
+        check(&store, ip("203.0.113.1"), "bo@example.org", later)
+            .await
+            .unwrap();
+        store.close().await;
+        let url = format!("sqlite://{}", dir.path().join("limits.db").display());
+        let mut db = <sqlx::SqliteConnection as sqlx::Connection>::connect(&url)
+            .await
+            .unwrap();
+        let keys: Vec<String> = sqlx::query_scalar("SELECT key FROM rate_limits")
+            .fetch_all(&mut db)
+            .await
+            .unwrap();
+        assert_eq!(keys.len(), 2, "only the last call's client and address");
+        for k in &keys {
+            assert_eq!(k.len(), 64, "a SHA-256 in hex: {k}");
+            assert!(!k.contains("203.0.113") && !k.contains("bo@"), "{k}");
+        }
     }
 
     #[test]

@@ -1,7 +1,8 @@
 //! The web side of `tidings run` (axum): the feed files with validators
 //! and compression, the site's pages with the sign-up form, the signed
 //! subscriber pages (confirm, preferences, unsubscribe), the archive of
-//! editions, the CMS ingest hook, health and metrics.
+//! editions, the CMS ingest hook, health and, on a listener of its own,
+//! metrics.
 //!
 //! Each area owns one module and its own state; this module only joins
 //! their routes and holds what they share.
@@ -93,7 +94,7 @@ pub fn check_templates(config: &Config) -> Vec<crate::diagnostic::Problem> {
     render::Templates::check(config, &samples)
 }
 
-/// Every route of the service.
+/// Every route of the public listener.
 pub fn router(state: AppState) -> Router {
     Router::new()
         .merge(feeds::routes())
@@ -102,4 +103,9 @@ pub fn router(state: AppState) -> Router {
         .merge(leave::routes())
         .merge(ops::routes())
         .with_state(state)
+}
+
+/// The routes of the monitoring listener (`[http] metrics_listen`).
+pub fn metrics_router(state: AppState) -> Router {
+    ops::metrics_routes().with_state(state)
 }

@@ -1,6 +1,10 @@
 //! For operators and machines: `/healthz`, `/metrics` (Prometheus text
 //! format) and `POST /api/ingest` (the CMS publish hook).
 //!
+//! `/metrics` is served only on the listener of `[http] metrics_listen`
+//! ([`metrics_routes`]), never on the public one: its subscriber counts
+//! would tell anyone whether a sign-up added a new address.
+//!
 //! The metrics are read from the store at each scrape, so they say the
 //! same as `tidings status` and survive restarts; the exposition is small
 //! enough to write by hand, which keeps every name and label in view here.
@@ -34,14 +38,19 @@ const TEXT: HeaderValue = HeaderValue::from_static("text/plain; charset=utf-8");
 const PROMETHEUS: HeaderValue =
     HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8");
 
+/// The routes of the public listener.
 pub fn routes() -> Router<AppState> {
+    Router::new().route("/healthz", get(healthz)).route(
+        "/api/ingest",
+        post(ingest).layer(DefaultBodyLimit::max(INGEST_BODY_LIMIT)),
+    )
+}
+
+/// The routes of the metrics listener.
+pub fn metrics_routes() -> Router<AppState> {
     Router::new()
-        .route("/healthz", get(healthz))
         .route("/metrics", get(metrics))
-        .route(
-            "/api/ingest",
-            post(ingest).layer(DefaultBodyLimit::max(INGEST_BODY_LIMIT)),
-        )
+        .route("/healthz", get(healthz))
 }
 
 /// 200 `ok` when the store answers, 503 otherwise.

@@ -335,9 +335,21 @@ pub enum Cache {
 const CSP: &str = "default-src 'none'; style-src 'unsafe-inline'; img-src https: data:; \
                    form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
 
-/// Adds the security headers of an HTML answer.
+/// Adds the security headers of an HTML answer, and its `Cache-Control`.
 pub fn secure_headers(response: &mut Response, cache: Cache) {
-    let h = response.headers_mut();
+    html_security(response.headers_mut());
+    response.headers_mut().insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static(match cache {
+            Cache::NoStore => "no-store",
+            Cache::Short => "public, max-age=60",
+        }),
+    );
+}
+
+/// The security headers every HTML answer carries (those of the service's
+/// pages, and the feeds folder's `index.html`).
+pub fn html_security(h: &mut axum::http::HeaderMap) {
     h.insert(
         header::CONTENT_SECURITY_POLICY,
         HeaderValue::from_static(CSP),
@@ -351,13 +363,6 @@ pub fn secure_headers(response: &mut Response, cache: Cache) {
         HeaderValue::from_static("no-referrer"),
     );
     h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
-    h.insert(
-        header::CACHE_CONTROL,
-        HeaderValue::from_static(match cache {
-            Cache::NoStore => "no-store",
-            Cache::Short => "public, max-age=60",
-        }),
-    );
 }
 
 /// An HTML answer with its headers.

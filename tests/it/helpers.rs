@@ -311,22 +311,42 @@ pub struct Service {
     child: std::process::Child,
     /// `http://127.0.0.1:PORT` (no trailing slash).
     pub base: String,
+    /// `http://ADDRESS/metrics`, once the service has said it.
+    metrics: std::sync::Arc<std::sync::Mutex<Option<String>>>,
     stderr: std::sync::Arc<std::sync::Mutex<String>>,
+}
+
+/// Gives a config a free loopback port for the metrics listener when it
+/// names none (the default, 127.0.0.1:8081, would be shared by every test
+/// running at once), in its `[http]` table if it has one.
+pub fn free_metrics_port(config: &str) -> String {
+    if config
+        .lines()
+        .any(|l| l.trim_start().starts_with("metrics_listen"))
+    {
+        return config.to_owned();
+    }
+    let line = "metrics_listen = \"127.0.0.1:0\"";
+    match config.find("[http]\n") {
+        Some(at) => {
+            let end = at + "[http]\n".len();
+            format!("{}{line}\n{}", &config[..end], &config[end..])
+        }
+        None => format!("{config}\n[http]\n{line}\n"),
+    }
 }
 
 impl Site {
     /// Starts `tidings run` with `env` set. A config without `[http]` gets
-    /// `listen = "127.0.0.1:0"`; one with `[http]` must say so itself.
+    /// `listen = "127.0.0.1:0"`; one with `[http]` must say so itself. The
+    /// metrics listener is on a free port too (see [`free_metrics_port`]).
     pub fn serve(&self, env: &[(&str, &str)]) -> Service {
         use std::io::{BufRead, BufReader, Read};
-        let config = std::fs::read_to_string(self.config_path()).unwrap();
+        let mut config = std::fs::read_to_string(self.config_path()).unwrap();
         if !config.contains("[http]") {
-            std::fs::write(
-                self.config_path(),
-                format!("{config}\n[http]\nlisten = \"127.0.0.1:0\"\n"),
-            )
-            .unwrap();
+            config = format!("{config}\n[http]\nlisten = \"127.0.0.1:0\"\n");
         }
+        std::fs::write(self.config_path(), free_metrics_port(&config)).unwrap();
         let mut child = Command::new(env!("CARGO_BIN_EXE_tidings"))
             .arg("--config")
             .arg(self.config_path())
@@ -365,14 +385,25 @@ impl Site {
             );
         };
         let base = base.trim_end_matches('/').to_owned();
-        // Keep draining stdout so the service never blocks on a full pipe.
+        // Keep draining stdout so the service never blocks on a full pipe,
+        // noting the metrics line (the second) on the way.
+        let metrics = std::sync::Arc::new(std::sync::Mutex::new(None));
+        let seen = metrics.clone();
         std::thread::spawn(move || {
+            let mut line = String::new();
+            while out.read_line(&mut line).is_ok_and(|n| n > 0) {
+                if let Some(url) = line.trim().strip_prefix("metrics on ") {
+                    *seen.lock().unwrap() = Some(url.to_owned());
+                }
+                line.clear();
+            }
             let mut sink = Vec::new();
             let _ = out.read_to_end(&mut sink);
         });
         Service {
             child,
             base,
+            metrics,
             stderr,
         }
     }
@@ -382,6 +413,19 @@ impl Service {
     /// The absolute URL of `path` (which starts with `/`).
     pub fn url(&self, path: &str) -> String {
         format!("{}{path}", self.base)
+    }
+
+    /// The `/metrics` URL of the metrics listener, as the service printed
+    /// it (waiting up to 30 s for the line).
+    pub fn metrics_url(&self) -> String {
+        let printed = wait_until(30, || self.metrics.lock().unwrap().is_some());
+        assert!(printed, "no `metrics on` line:\n{}", self.log());
+        self.metrics.lock().unwrap().clone().unwrap()
+    }
+
+    /// The address (`IP:PORT`) the public listener is on.
+    pub fn address(&self) -> String {
+        self.base.strip_prefix("http://").unwrap().to_owned()
     }
 
     pub fn pid(&self) -> u32 {

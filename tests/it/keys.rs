@@ -155,7 +155,9 @@ async fn the_service_refuses_a_secret_the_site_does_not_sign_with() {
     subscribe(&site, "ann@example.org", "alpha");
     ok(site.tidings(&["digest", "send"]));
     let config = std::fs::read_to_string(site.config_path()).unwrap();
-    site.write_config(&format!("{config}\n[http]\nlisten = \"127.0.0.1:0\"\n"));
+    site.write_config(&format!(
+        "{config}\n[http]\nlisten = \"127.0.0.1:0\"\nmetrics_listen = \"off\"\n"
+    ));
     let run = site.tidings_env(&["run"], &[("TIDINGS_SECRET", SECRET)]);
     assert_eq!(run.code, 1, "{run}");
     assert!(

@@ -33,3 +33,4 @@ mod web_feeds;
 mod web_forms;
 mod web_ops;
 mod web_pages;
+mod web_server;

@@ -6,7 +6,7 @@
 use std::time::{Duration, Instant};
 
 use crate::digest::{ok, recent, scheduled_site, subscribe};
-use crate::helpers::{Site, wait_until};
+use crate::helpers::{Site, free_metrics_port, wait_until};
 use crate::ingest::sql;
 use crate::smtp::SmtpServer;
 
@@ -121,7 +121,7 @@ fn json_logs_are_one_object_per_line() {
     let site = Site::sample();
     let config = std::fs::read_to_string(site.config_path()).unwrap();
     let config = config.replace("listen = \"127.0.0.1:8080\"", "listen = \"127.0.0.1:0\"");
-    std::fs::write(site.config_path(), config).unwrap();
+    std::fs::write(site.config_path(), free_metrics_port(&config)).unwrap();
     let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_tidings"))
         .args(["--log-format", "json", "--config"])
         .arg(site.config_path())
@@ -163,7 +163,7 @@ fn json_logs_are_one_object_per_line() {
 }
 
 #[test]
-fn run_refuses_digests_without_mail_and_a_busy_port() {
+fn run_refuses_digests_without_mail() {
     let site = Site::new();
     let config = std::fs::read_to_string(site.config_path()).unwrap();
     std::fs::write(
@@ -174,24 +174,54 @@ fn run_refuses_digests_without_mail_and_a_busy_port() {
     let run = site.tidings(&["run"]);
     assert_eq!(run.code, 1, "{run}");
     assert!(run.stderr.contains("no [mail]"), "{run}");
+}
 
+/// A port in use (the public one, or the metrics one) fails `run` before
+/// it opens the store or ingests: at once, naming the address and the
+/// key, with nothing written.
+#[test]
+fn a_busy_port_fails_run_at_once_and_changes_nothing() {
     let busy = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let port = busy.local_addr().unwrap().port();
-    let site = Site::new();
-    let config = std::fs::read_to_string(site.config_path()).unwrap();
-    std::fs::write(
-        site.config_path(),
-        format!("{config}\n[http]\nlisten = \"127.0.0.1:{port}\"\n"),
-    )
-    .unwrap();
-    let run = site.tidings(&["run"]);
-    assert_eq!(run.code, 1, "{run}");
-    assert!(
-        run.stderr.contains(&format!(
-            "cannot listen on 127.0.0.1:{port} ([http] listen)"
-        )),
-        "{run}"
-    );
+    for (key, listen, metrics) in [
+        (
+            "listen",
+            format!("127.0.0.1:{port}"),
+            "127.0.0.1:0".to_owned(),
+        ),
+        (
+            "metrics_listen",
+            "127.0.0.1:0".to_owned(),
+            format!("127.0.0.1:{port}"),
+        ),
+    ] {
+        // The sample site: dozens of stories that an ingest would store and
+        // write feeds for.
+        let site = Site::sample();
+        let config = std::fs::read_to_string(site.config_path()).unwrap();
+        let config = config.replace(
+            "listen = \"127.0.0.1:8080\"",
+            &format!("listen = \"{listen}\"\nmetrics_listen = \"{metrics}\""),
+        );
+        std::fs::write(site.config_path(), config).unwrap();
+        let started = Instant::now();
+        let run = site.tidings(&["run"]);
+        let took = started.elapsed();
+        assert_eq!(run.code, 1, "{run}");
+        assert!(
+            run.stderr
+                .contains(&format!("cannot listen on 127.0.0.1:{port} ([http] {key})")),
+            "{run}"
+        );
+        assert!(run.stdout.is_empty(), "{run}");
+        assert!(
+            took < Duration::from_secs(10),
+            "{took:?}: it ingested first?"
+        );
+        assert!(!site.path("feeds").exists(), "no feed file is written");
+        assert!(!site.store_exists(), "the store is not even made");
+    }
+    drop(busy);
 }
 
 #[test]

@@ -63,7 +63,9 @@ fn run_refuses_to_start_with_a_broken_template() {
     let site = web_site("file:outbox");
     write(&site, "templates/confirm.html", "<p>{% if %}</p>\n");
     let config = std::fs::read_to_string(site.config_path()).unwrap();
-    site.write_config(&format!("{config}\n[http]\nlisten = \"127.0.0.1:0\"\n"));
+    site.write_config(&format!(
+        "{config}\n[http]\nlisten = \"127.0.0.1:0\"\nmetrics_listen = \"off\"\n"
+    ));
     let run = site.tidings_env(&["run"], &[("TIDINGS_SECRET", crate::web_pages::SECRET)]);
     assert_eq!(run.code, 1, "{run}");
     assert!(run.stderr.contains("templates/confirm.html:1:"), "{run}");

@@ -479,8 +479,8 @@ async fn a_replaced_file_is_served_fresh_with_a_new_tag() {
 }
 
 /// Connections are served on several threads: clients that stall in the
-/// middle of a request hold up neither the others nor a stop, which ends
-/// the service once its grace period has passed.
+/// middle of a request hold up neither the others nor a stop, which closes
+/// them at once (see also `web_server`, with hundreds of them).
 #[test]
 fn stalled_clients_hold_up_neither_other_requests_nor_a_stop() {
     use std::io::Write as _;

@@ -652,6 +652,62 @@ async fn sign_ups_are_limited_per_client_and_per_address() {
     assert_eq!(status(&site, "p6@example.org").await, None);
 }
 
+/// Two instances on one store count sign-ups together: the limits are
+/// the site's, not each process's.
+#[tokio::test]
+async fn sign_up_limits_hold_across_instances_on_one_store() {
+    let site = web_site("file:outbox");
+    behind_proxy(&site);
+    let (one, two) = (serve(&site), serve(&site));
+    // Three of one address, over both instances; the fourth is refused by
+    // either.
+    for (i, service) in [&one, &two, &one].into_iter().enumerate() {
+        let ip = format!("198.51.100.{i}");
+        let page = sign_up(
+            &client(),
+            service,
+            &person("Target@example.org", &["beta"]),
+            Some(&ip),
+        )
+        .await;
+        assert_eq!(page.status, StatusCode::OK, "sign-up {i} of the address");
+    }
+    for service in [&two, &one] {
+        let limited = sign_up(
+            &client(),
+            service,
+            &person("target@example.org", &["beta"]),
+            Some("198.51.100.9"),
+        )
+        .await;
+        assert_eq!(limited.status, StatusCode::TOO_MANY_REQUESTS);
+        let retry: u64 = limited.header("retry-after").parse().unwrap();
+        assert!(retry > 3600, "{retry}");
+    }
+    // Five from one client, alternating; the sixth is refused.
+    for i in 0..5 {
+        let service = if i % 2 == 0 { &one } else { &two };
+        let email = format!("c{i}@example.org");
+        let page = sign_up(
+            &client(),
+            service,
+            &person(&email, &["alpha"]),
+            Some("192.0.2.7"),
+        )
+        .await;
+        assert_eq!(page.status, StatusCode::OK, "sign-up {i} of the client");
+    }
+    let limited = sign_up(
+        &client(),
+        &two,
+        &person("c5@example.org", &["alpha"]),
+        Some("192.0.2.7"),
+    )
+    .await;
+    assert_eq!(limited.status, StatusCode::TOO_MANY_REQUESTS);
+    assert!(limited.body.contains("Försök igen om 2 minuter."));
+}
+
 #[tokio::test]
 async fn problems_show_the_form_again_with_every_field_explained() {
     let site = web_site("file:outbox");

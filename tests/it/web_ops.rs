@@ -1,4 +1,5 @@
-//! `/healthz`, `/metrics` and `POST /api/ingest` on a running `tidings run`.
+//! `/healthz`, `/metrics` (on the metrics listener) and `POST /api/ingest`
+//! on a running `tidings run`.
 
 use std::collections::{BTreeMap, HashSet};
 
@@ -32,6 +33,102 @@ async fn healthz_answers_ok_while_the_store_does() {
         .await
         .unwrap();
     assert_eq!(r.status(), StatusCode::METHOD_NOT_ALLOWED);
+}
+
+#[tokio::test]
+async fn metrics_are_served_on_their_own_listener_only() {
+    let site = site();
+    let service = site.serve(&[]);
+    ok(site.tidings(&[
+        "subscribers",
+        "add",
+        "pending@example.org",
+        "--themes",
+        "agenda-2030",
+    ]));
+    let public = raw_client()
+        .get(service.url("/metrics"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(public.status(), StatusCode::NOT_FOUND);
+    let page = public.text().await.unwrap();
+    assert!(!page.contains("tidings_subscribers"), "{page}");
+
+    let metrics_url = service.metrics_url();
+    assert_ne!(
+        metrics_url,
+        service.url("/metrics"),
+        "a listener of its own"
+    );
+    let r = raw_client().get(&metrics_url).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    let samples = parse_exposition(&r.text().await.unwrap());
+    assert_eq!(
+        value(&samples, "tidings_subscribers", &[("status", "pending")]),
+        1.0
+    );
+    // Health is asked on both; nothing else is on the metrics listener.
+    let metrics_base = metrics_url.strip_suffix("/metrics").unwrap();
+    for base in [service.base.as_str(), metrics_base] {
+        let r = raw_client()
+            .get(format!("{base}/healthz"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::OK, "{base}");
+    }
+    for path in ["/", "/feeds/atom.xml", "/subscribe"] {
+        let r = raw_client()
+            .get(format!("{metrics_base}{path}"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::NOT_FOUND, "{path}");
+    }
+}
+
+/// `metrics_listen = "off"`: no metrics listener, no second line, and
+/// still no `/metrics` on the public one.
+#[tokio::test]
+async fn metrics_can_be_turned_off() {
+    use std::io::{BufRead as _, Read as _};
+    let site = site();
+    let config = std::fs::read_to_string(site.config_path()).unwrap();
+    let config = config.replace("[http]\n", "[http]\nmetrics_listen = \"off\"\n");
+    std::fs::write(site.config_path(), config).unwrap();
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_tidings"))
+        .arg("--config")
+        .arg(site.config_path())
+        .arg("run")
+        .current_dir(site.root())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut out = std::io::BufReader::new(child.stdout.take().unwrap());
+    let mut first = String::new();
+    out.read_line(&mut first).unwrap();
+    let base = first
+        .trim()
+        .strip_prefix("listening on ")
+        .unwrap_or_else(|| panic!("{first}"))
+        .trim_end_matches('/')
+        .to_owned();
+    let r = raw_client()
+        .get(format!("{base}/metrics"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::NOT_FOUND);
+    std::process::Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    let mut rest = String::new();
+    out.read_to_string(&mut rest).unwrap();
+    assert!(child.wait().unwrap().success());
+    assert_eq!(rest, "", "nothing after the first line");
 }
 
 /// One sample line of the exposition.
@@ -170,7 +267,7 @@ async fn metrics_say_what_the_store_holds() {
     ok(site.tidings(&["digest", "send"]));
 
     let r = raw_client()
-        .get(service.url("/metrics"))
+        .get(service.metrics_url())
         .send()
         .await
         .unwrap();
@@ -450,7 +547,7 @@ async fn a_failed_ingest_answers_500_without_internals() {
     );
 
     let text = raw_client()
-        .get(service.url("/metrics"))
+        .get(service.metrics_url())
         .send()
         .await
         .unwrap()

@@ -473,6 +473,44 @@ async fn the_archive_lists_editions_and_shows_each_one() {
     }
 }
 
+/// Every HTML answer of the service, the feeds folder's `index.html`
+/// too, carries the same security headers.
+#[tokio::test]
+async fn every_html_answer_carries_the_security_headers() {
+    let site = web_site("file:outbox");
+    let service = serve(&site);
+    let c = client();
+    for (path, status) in [
+        ("/", StatusCode::OK),
+        ("/themes/alpha/", StatusCode::OK),
+        ("/feeds/", StatusCode::OK),
+        ("/feeds/index.html", StatusCode::OK),
+        ("/subscribe", StatusCode::OK),
+        ("/archive/", StatusCode::OK),
+        ("/no/such/page", StatusCode::NOT_FOUND),
+        ("/confirm/not-a-token", StatusCode::BAD_REQUEST),
+    ] {
+        let page = get(&c, &service.url(path)).await;
+        assert_eq!(page.status, status, "{path}");
+        assert!(
+            page.header("content-type").starts_with("text/html"),
+            "{path}"
+        );
+        assert_eq!(
+            page.header("content-security-policy"),
+            "default-src 'none'; style-src 'unsafe-inline'; img-src https: data:; \
+             form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
+            "{path}"
+        );
+        assert_eq!(page.header("x-frame-options"), "DENY", "{path}");
+        assert_eq!(page.header("referrer-policy"), "no-referrer", "{path}");
+        assert_eq!(page.header("x-content-type-options"), "nosniff", "{path}");
+    }
+    // The feeds index keeps the feeds' caching.
+    let index = get(&c, &service.url("/feeds/")).await;
+    assert_eq!(index.header("cache-control"), "public, max-age=300");
+}
+
 #[tokio::test]
 async fn a_site_without_mail_shows_no_form_and_takes_no_sign_ups() {
     let site = Site::new();
