@@ -23,6 +23,12 @@ use lettre::message::header::{
 };
 use lettre::message::{Body, Mailbox, MultiPart, SinglePart};
 
+use rsa::RsaPrivateKey;
+use rsa::pkcs1::{DecodeRsaPrivateKey, EncodeRsaPrivateKey, LineEnding};
+use rsa::pkcs8::der::asn1::OctetStringRef;
+use rsa::pkcs8::der::{Decode, pem};
+use rsa::pkcs8::{DecodePrivateKey, ObjectIdentifier, PrivateKeyInfo};
+
 use crate::config::Dkim;
 use crate::digest::render::Rendered;
 
@@ -466,119 +472,76 @@ impl DkimSigner {
     }
 }
 
-const OID_RSA: &[u8] = &[0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x01, 0x01];
-const OID_ED25519: &[u8] = &[0x2b, 0x65, 0x70];
-
 /// The key in `text`. lettre takes RSA keys as PKCS#1 PEM and Ed25519 keys
-/// as the base64 of their 32 bytes, so PKCS#8 keys are unwrapped here.
+/// as the base64 of their 32-byte seed; the RustCrypto crates (`rsa`, its
+/// `pkcs1`, `pkcs8` and `der`) read the PEM and DER around them.
 fn signing_key(text: &str) -> Result<DkimSigningKey> {
     let signing_error = |e: lettre::message::dkim::DkimSigningKeyError| anyhow!("{e}");
-    let Some((label, der)) = pem(text) else {
+    let text = text.trim();
+    let Some(start) = text.find("-----BEGIN ") else {
         // The bare base64 form of an Ed25519 key, as DKIM tools print it.
-        let raw = base64::engine::general_purpose::STANDARD.decode(text.trim());
+        let raw = base64::engine::general_purpose::STANDARD.decode(text);
         if raw.is_ok_and(|r| r.len() == 32) {
-            return DkimSigningKey::new(text.trim(), DkimSigningAlgorithm::Ed25519)
-                .map_err(signing_error);
+            return DkimSigningKey::new(text, DkimSigningAlgorithm::Ed25519).map_err(signing_error);
         }
         bail!("it is not a PEM private key (expected -----BEGIN PRIVATE KEY-----)");
     };
-    match label.as_str() {
-        "RSA PRIVATE KEY" => {
-            DkimSigningKey::new(&pkcs1_pem(&der), DkimSigningAlgorithm::Rsa).map_err(signing_error)
-        }
+    // The first PEM block (a file may hold parameters or a certificate too).
+    let block = &text[start..];
+    let label_end = block["-----BEGIN ".len()..]
+        .find("-----")
+        .map(|i| i + "-----BEGIN ".len())
+        .context("it is not a PEM private key")?;
+    let label = &block["-----BEGIN ".len()..label_end];
+    let end_marker = format!("-----END {label}-----");
+    let end = block
+        .find(&end_marker)
+        .context("its PEM block has no END line")?
+        + end_marker.len();
+    let block = &block[..end];
+    if label == "ENCRYPTED PRIVATE KEY" || block.contains("Proc-Type:") {
+        bail!("it is encrypted; store it unencrypted (and readable only by tidings)");
+    }
+    let (label, der) = pem::decode_vec(block.as_bytes())
+        .map_err(|e| anyhow!("its PEM block cannot be read: {e}"))?;
+    match label {
+        "RSA PRIVATE KEY" => rsa_key(
+            RsaPrivateKey::from_pkcs1_der(&der).map_err(|e| anyhow!("its RSA key is bad: {e}"))?,
+        ),
         "PRIVATE KEY" => {
-            let (oid, key) = pkcs8(&der).ok_or_else(|| anyhow!("its PKCS#8 structure is bad"))?;
-            if oid == OID_RSA {
-                DkimSigningKey::new(&pkcs1_pem(key), DkimSigningAlgorithm::Rsa)
-                    .map_err(signing_error)
-            } else if oid == OID_ED25519 {
-                let seed = match der_read(key) {
-                    Some((0x04, seed, _)) if seed.len() == 32 => seed,
-                    _ => bail!("its Ed25519 key is not 32 bytes"),
-                };
+            let info = PrivateKeyInfo::from_der(&der)
+                .map_err(|e| anyhow!("its PKCS#8 structure is bad: {e}"))?;
+            if info.algorithm.oid == rsa::pkcs1::ALGORITHM_OID {
+                rsa_key(
+                    RsaPrivateKey::from_pkcs8_der(&der)
+                        .map_err(|e| anyhow!("its RSA key is bad: {e}"))?,
+                )
+            } else if info.algorithm.oid == ED25519 {
+                // RFC 8410: the key is an OCTET STRING of the 32-byte seed.
+                let seed = OctetStringRef::from_der(info.private_key)
+                    .ok()
+                    .map(|s| s.as_bytes())
+                    .filter(|s| s.len() == 32)
+                    .context("its Ed25519 key is not 32 bytes")?;
                 let b64 = base64::engine::general_purpose::STANDARD.encode(seed);
                 DkimSigningKey::new(&b64, DkimSigningAlgorithm::Ed25519).map_err(signing_error)
             } else {
                 bail!("it is neither an RSA nor an Ed25519 key")
             }
         }
-        "ENCRYPTED PRIVATE KEY" => {
-            bail!("it is encrypted; store it unencrypted (and readable only by tidings)")
-        }
         other => bail!("it holds a `{other}`: expected an RSA or Ed25519 private key"),
     }
 }
 
-/// The label and bytes of the first PEM block in `text`.
-fn pem(text: &str) -> Option<(String, Vec<u8>)> {
-    let start = text.find("-----BEGIN ")? + "-----BEGIN ".len();
-    let rest = &text[start..];
-    let label_end = rest.find("-----")?;
-    let label = &rest[..label_end];
-    let body = &rest[label_end + 5..];
-    let end = body.find(&format!("-----END {label}-----"))?;
-    let body = &body[..end];
-    if body.contains(':') {
-        // RFC 1421 headers: "Proc-Type: 4,ENCRYPTED".
-        return Some(("ENCRYPTED PRIVATE KEY".into(), Vec::new()));
-    }
-    let b64: String = body.chars().filter(|c| !c.is_whitespace()).collect();
-    let der = base64::engine::general_purpose::STANDARD.decode(b64).ok()?;
-    Some((label.to_owned(), der))
-}
+/// The Ed25519 algorithm (RFC 8410).
+const ED25519: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.3.101.112");
 
-/// A PKCS#1 RSA key as the PEM text the `rsa` crate reads: 64 characters
-/// of base64 a line.
-fn pkcs1_pem(der: &[u8]) -> String {
-    let b64 = base64::engine::general_purpose::STANDARD.encode(der);
-    let mut out = String::from("-----BEGIN RSA PRIVATE KEY-----\n");
-    for line in b64.as_bytes().chunks(64) {
-        out.push_str(std::str::from_utf8(line).expect("base64 is ASCII"));
-        out.push('\n');
-    }
-    out.push_str("-----END RSA PRIVATE KEY-----\n");
-    out
-}
-
-/// One DER element: its tag, its content and what follows it.
-fn der_read(input: &[u8]) -> Option<(u8, &[u8], &[u8])> {
-    let (&tag, rest) = input.split_first()?;
-    let (&first, rest) = rest.split_first()?;
-    let (len, rest) = if first < 0x80 {
-        (usize::from(first), rest)
-    } else {
-        let n = usize::from(first & 0x7f);
-        if n == 0 || n > 4 || rest.len() < n {
-            return None;
-        }
-        let len = rest[..n]
-            .iter()
-            .fold(0usize, |acc, b| (acc << 8) | usize::from(*b));
-        (len, &rest[n..])
-    };
-    (rest.len() >= len).then(|| (tag, &rest[..len], &rest[len..]))
-}
-
-/// The algorithm OID and the private key bytes of a PKCS#8
-/// `PrivateKeyInfo` (RFC 5208): SEQUENCE { version, SEQUENCE { OID, … },
-/// OCTET STRING }.
-fn pkcs8(der: &[u8]) -> Option<(&[u8], &[u8])> {
-    let Some((0x30, info, _)) = der_read(der) else {
-        return None;
-    };
-    let Some((0x02, _version, rest)) = der_read(info) else {
-        return None;
-    };
-    let Some((0x30, algorithm, rest)) = der_read(rest) else {
-        return None;
-    };
-    let Some((0x06, oid, _)) = der_read(algorithm) else {
-        return None;
-    };
-    let Some((0x04, key, _)) = der_read(rest) else {
-        return None;
-    };
-    Some((oid, key))
+/// An RSA key as lettre takes it: PKCS#1 PEM.
+fn rsa_key(key: RsaPrivateKey) -> Result<DkimSigningKey> {
+    let pem = key
+        .to_pkcs1_pem(LineEnding::LF)
+        .map_err(|e| anyhow!("its RSA key cannot be written as PKCS#1: {e}"))?;
+    DkimSigningKey::new(&pem, DkimSigningAlgorithm::Rsa).map_err(|e| anyhow!("{e}"))
 }
 
 #[cfg(test)]
