@@ -12,7 +12,7 @@ use clap::Parser;
 
 use tidings::cli::{Cli, Command, LogFormat};
 use tidings::config::Config;
-use tidings::diagnostic::Problems;
+use tidings::diagnostic::{Problems, printable_lines};
 use tidings::{build, ingest, init, store::Store};
 
 mod commands;
@@ -36,9 +36,11 @@ fn main() -> ExitCode {
     match run(cli) {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("error: {e}");
+            // Errors quote what they are about (an argument, a server's
+            // reply): shown escaped.
+            eprintln!("error: {}", printable_lines(&e.to_string()));
             for cause in e.chain().skip(1) {
-                eprintln!("  caused by: {cause}");
+                eprintln!("  caused by: {}", printable_lines(&cause.to_string()));
             }
             ExitCode::from(1)
         }
