@@ -15,6 +15,7 @@ mod ingest;
 mod instances;
 mod jobs;
 mod outage;
+mod outbox;
 mod proxy;
 mod sanitize;
 mod scheduler;

@@ -33,6 +33,20 @@ impl SmtpServer {
         SmtpServer::start_with(&["--light"])
     }
 
+    /// A server that requires a login as `user` with `password` (also
+    /// without TLS) and refuses mail without one (530).
+    pub fn start_with_auth(user: &str, password: &str) -> Option<SmtpServer> {
+        SmtpServer::start_with(&["--auth", &format!("{user}:{password}")])
+    }
+
+    /// A server that offers STARTTLS with a self-signed certificate, which
+    /// a client rightly refuses.
+    pub fn start_with_self_signed_starttls() -> Option<SmtpServer> {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/smtp-tls");
+        let (cert, key) = (dir.join("cert.pem"), dir.join("key.pem"));
+        SmtpServer::start_with(&["--starttls", cert.to_str().unwrap(), key.to_str().unwrap()])
+    }
+
     fn start_with(args: &[&str]) -> Option<SmtpServer> {
         let python = std::env::var("TIDINGS_TEST_PYTHON").unwrap_or_else(|_| "python3".into());
         let probe = Command::new(&python)
@@ -154,15 +168,205 @@ fn smtp_site(server: &SmtpServer, extra: &str) -> Site {
 
 /// Runs `digest send` with fast retries.
 fn send(site: &Site) -> crate::helpers::Run {
-    let out = Command::new(env!("CARGO_BIN_EXE_tidings"))
-        .arg("--config")
-        .arg(site.config_path())
-        .args(["digest", "send"])
-        .env("TIDINGS_BACKOFF_SECONDS", "0")
-        .env("TIDINGS_LEASE_SECONDS", "1")
-        .output()
-        .unwrap();
-    crate::helpers::Run::from(out)
+    send_env(site, &[])
+}
+
+/// [`send`] with `env` set.
+fn send_env(site: &Site, env: &[(&str, &str)]) -> crate::helpers::Run {
+    site.tidings_env(
+        &["digest", "send"],
+        &[
+            &[
+                ("TIDINGS_BACKOFF_SECONDS", "0"),
+                ("TIDINGS_LEASE_SECONDS", "1"),
+            ],
+            env,
+        ]
+        .concat(),
+    )
+}
+
+/// Sets `[mail] transport` of a site made by [`digest_site`].
+fn set_transport(site: &Site, transport: &str) {
+    let config = std::fs::read_to_string(site.config_path()).unwrap();
+    let (before, rest) = config.split_once("transport = \"").unwrap();
+    let (_, after) = rest.split_once('"').unwrap();
+    std::fs::write(
+        site.config_path(),
+        format!("{before}transport = \"{transport}\"{after}"),
+    )
+    .unwrap();
+}
+
+/// Every delivery row as (status, attempts counted), in id order.
+fn deliveries(site: &Site) -> Vec<(String, i64)> {
+    use sqlx::Connection as _;
+    use tidings::config::StorageUrl;
+    let url = site.storage_url();
+    crate::helpers::block_on(|| async move {
+        let query = "SELECT status, CAST(attempts AS BIGINT) FROM deliveries ORDER BY id";
+        match &url {
+            StorageUrl::Sqlite(path) => {
+                let url = format!("sqlite://{}", path.display());
+                let mut conn = sqlx::SqliteConnection::connect(&url).await.unwrap();
+                sqlx::query_as(query).fetch_all(&mut conn).await.unwrap()
+            }
+            StorageUrl::Postgres(url) => {
+                let mut conn = sqlx::PgConnection::connect(url).await.unwrap();
+                sqlx::query_as(query).fetch_all(&mut conn).await.unwrap()
+            }
+        }
+    })
+}
+
+/// Asserts that a send stopped on a setup error: exit 1 with one message
+/// naming `[mail] transport` and saying `says`, nothing sent, nothing
+/// failed, and every row pending with no attempt counted.
+fn assert_stopped_untouched(
+    site: &Site,
+    server: &SmtpServer,
+    run: &crate::helpers::Run,
+    says: &str,
+) {
+    assert_eq!(run.code, 1, "{run}");
+    let errors: Vec<&str> = run
+        .stderr
+        .lines()
+        .filter(|l| l.starts_with("error: "))
+        .collect();
+    assert_eq!(errors.len(), 1, "one message:\n{run}");
+    assert!(errors[0].starts_with("error: [mail] transport: "), "{run}");
+    assert!(run.stderr.contains(says), "expected {says:?}:\n{run}");
+    assert!(
+        run.stderr
+            .contains("nothing more was sent: 3 of 3 deliveries of edition 1"),
+        "{run}"
+    );
+    assert!(!run.stdout.contains("failed"), "no row failed:\n{run}");
+    assert_eq!(server.count(), 0, "nothing reached the server");
+    let status = ok(site.tidings(&["digest", "status"]));
+    assert!(
+        status
+            .stdout
+            .contains("0 sent, 0 failed, 0 skipped, 3 pending, 0 sending (unfinished)"),
+        "{status}"
+    );
+    let rows = deliveries(site);
+    assert_eq!(rows.len(), 3);
+    assert!(
+        rows.iter()
+            .all(|(status, attempts)| status == "pending" && *attempts == 0),
+        "every row pending, untried: {rows:?}"
+    );
+}
+
+/// A digest site with three subscribers and two stories, sending to
+/// `transport`.
+fn three_subscribers(transport: &str) -> Site {
+    let site = digest_site(transport);
+    recent(&site, "a1", "Alpha one", 2, &["alpha"]);
+    site.build();
+    for who in ["ann@example.org", "bo@example.org", "cy@example.org"] {
+        subscribe(&site, who, "alpha");
+    }
+    site
+}
+
+#[test]
+fn a_relay_without_the_tls_the_transport_requires_stops_the_send_and_loses_nothing() {
+    let Some(server) = SmtpServer::start() else {
+        return;
+    };
+    // `smtp://` requires STARTTLS, which this server does not offer.
+    let site = three_subscribers(&format!("smtp://127.0.0.1:{}", server.port));
+    let run = send(&site);
+    assert!(run.stdout.contains("froze edition 1"), "{run}");
+    assert_stopped_untouched(
+        &site,
+        &server,
+        &run,
+        &format!(
+            "does not offer STARTTLS, which the transport requires (`smtp://` without `?tls=` \
+             means `?tls=starttls`). To fix: if the relay runs on this host and takes mail \
+             unencrypted, set transport = \"smtp://127.0.0.1:{}?tls=none\"",
+            server.port
+        ),
+    );
+    // Why the rows wait is noted on them.
+    let status = ok(site.tidings(&["digest", "status"]));
+    assert!(
+        status
+            .stdout
+            .contains("not sent to ann@example.org: pending: [mail] transport: "),
+        "{status}"
+    );
+
+    // TLS from the first byte, to a server that speaks none: the handshake
+    // fails, and that stops the send the same way.
+    set_transport(&site, &format!("smtp://127.0.0.1:{}?tls=tls", server.port));
+    let run = send(&site);
+    assert!(run.stdout.contains("resuming edition 1"), "{run}");
+    assert_stopped_untouched(&site, &server, &run, "TLS failed");
+
+    // STARTTLS offered, with a certificate no client trusts.
+    let Some(untrusted) = SmtpServer::start_with_self_signed_starttls() else {
+        return;
+    };
+    set_transport(&site, &format!("smtp://127.0.0.1:{}", untrusted.port));
+    let run = send(&site);
+    assert_stopped_untouched(&site, &untrusted, &run, "STARTTLS failed");
+    assert!(run.stderr.contains("invalid peer certificate"), "{run}");
+
+    // Fixed: everyone gets it, once.
+    set_transport(&site, &server.transport());
+    let run = ok(send(&site));
+    assert!(run.stdout.contains("3 sent, 0 failed, 0 skipped"), "{run}");
+    let mail = server.by_recipient();
+    assert_eq!(
+        mail.keys().collect::<Vec<_>>(),
+        ["ann@example.org", "bo@example.org", "cy@example.org"]
+    );
+    assert!(mail.values().all(|m| m.len() == 1), "each once");
+    let rows = deliveries(&site);
+    assert!(
+        rows.iter()
+            .all(|(s, attempts)| s == "sent" && *attempts == 1),
+        "one attempt each: {rows:?}"
+    );
+}
+
+#[test]
+fn a_refused_or_missing_login_stops_the_send_and_loses_nothing() {
+    let Some(server) = SmtpServer::start_with_auth("news", "right horse") else {
+        return;
+    };
+    let with_user = format!("smtp://news@127.0.0.1:{}?tls=none", server.port);
+    let site = three_subscribers(&with_user);
+    let run = send_env(&site, &[("TIDINGS_SMTP_PASSWORD", "wrong horse")]);
+    assert_stopped_untouched(&site, &server, &run, "the server refused the login (PLAIN)");
+    assert!(run.stderr.contains("535"), "the server's reply: {run}");
+    assert!(run.stderr.contains("TIDINGS_SMTP_PASSWORD"), "{run}");
+    assert!(
+        !run.stderr.contains("wrong horse"),
+        "no password shown: {run}"
+    );
+
+    // No user at all: the server refuses mail without a login (530).
+    set_transport(&site, &server.transport());
+    let run = send(&site);
+    assert_stopped_untouched(
+        &site,
+        &server,
+        &run,
+        "the server takes no mail without a login or encryption",
+    );
+
+    set_transport(&site, &with_user);
+    let run = ok(send_env(&site, &[("TIDINGS_SMTP_PASSWORD", "right horse")]));
+    assert!(run.stdout.contains("3 sent, 0 failed, 0 skipped"), "{run}");
+    let mail = server.by_recipient();
+    assert_eq!(mail.len(), 3);
+    assert!(mail.values().all(|m| m.len() == 1), "each once");
 }
 
 #[test]
