@@ -73,11 +73,20 @@ fn run(cli: Cli) -> Result<ExitCode> {
             );
             Ok(ExitCode::SUCCESS)
         }
-        Command::Check => {
+        Command::Check { smtp } => {
             let Some(config) = load_config(&cli.config) else {
                 return Ok(ExitCode::from(1));
             };
-            check(&config)
+            let checked = check(&config)?;
+            if !smtp {
+                return Ok(checked);
+            }
+            let relay = runtime()?.block_on(commands::check_smtp::run(&config))?;
+            Ok(if relay == ExitCode::SUCCESS {
+                checked
+            } else {
+                relay
+            })
         }
         Command::Build { strict } => {
             let Some(config) = load_config(&cli.config) else {

@@ -694,3 +694,166 @@ fn concurrency_and_rate_limit_are_honoured() {
         );
     }
 }
+
+/// Runs `check --smtp` with `env` set.
+fn check_smtp(site: &Site, env: &[(&str, &str)]) -> crate::helpers::Run {
+    site.tidings_env(&["check", "--smtp"], env)
+}
+
+/// The step lines `check --smtp` printed, without their indentation.
+fn step_lines(run: &crate::helpers::Run) -> Vec<&str> {
+    run.stdout
+        .lines()
+        .filter_map(|l| l.strip_prefix("  "))
+        .collect()
+}
+
+#[test]
+fn check_smtp_passes_every_step_on_a_working_relay_and_sends_nothing() {
+    let Some(server) = SmtpServer::start() else {
+        return;
+    };
+    let site = three_subscribers(&server.transport());
+    let run = ok(check_smtp(&site, &[]));
+    let port = server.port;
+    assert!(
+        run.stdout.contains(&format!(
+            "[mail] transport smtp://127.0.0.1:{port}?tls=none\n"
+        )),
+        "{run}"
+    );
+    let steps = step_lines(&run);
+    assert_eq!(steps.len(), 5, "{run}");
+    assert_eq!(steps[0], format!("connect: ok: 127.0.0.1:{port}"));
+    assert!(
+        steps[1].starts_with("EHLO: ok: the server calls itself `")
+            && steps[1].contains("8BITMIME"),
+        "{run}"
+    );
+    assert!(steps[2].starts_with("TLS: skipped: `?tls=none`"), "{run}");
+    assert_eq!(
+        steps[3],
+        "AUTH: skipped: no user in the transport: messages go without a login"
+    );
+    assert_eq!(steps[4], "QUIT: ok");
+    assert!(run.stdout.ends_with("[mail] transport: ok\n"), "{run}");
+
+    // With a login.
+    let Some(server) = SmtpServer::start_with_auth("news", "right horse") else {
+        return;
+    };
+    let transport = format!("smtp://news@127.0.0.1:{}?tls=none", server.port);
+    set_transport(&site, &transport);
+    let run = ok(check_smtp(
+        &site,
+        &[("TIDINGS_SMTP_PASSWORD", "right horse")],
+    ));
+    let steps = step_lines(&run);
+    assert!(steps[1].contains("offers AUTH PLAIN LOGIN"), "{run}");
+    assert_eq!(steps[3], "AUTH: ok: logged in as `news` with PLAIN");
+    assert_eq!(steps[4], "QUIT: ok");
+    assert_eq!(server.count(), 0, "a check sends nothing");
+
+    // The outbox of the `file:` transport.
+    set_transport(&site, "file:outbox");
+    let run = ok(check_smtp(&site, &[]));
+    assert!(
+        step_lines(&run)[0].starts_with("outbox: ok: messages are written as .eml files to "),
+        "{run}"
+    );
+}
+
+#[test]
+fn check_smtp_fails_at_the_step_that_fails_and_says_what_to_do() {
+    let Some(server) = SmtpServer::start() else {
+        return;
+    };
+    let port = server.port;
+    let site = three_subscribers(&format!("smtp://127.0.0.1:{port}"));
+    let failed_at = |run: &crate::helpers::Run, step: &str, says: &str| {
+        assert_eq!(run.code, 1, "{run}");
+        let steps = step_lines(run);
+        let last = steps.last().unwrap();
+        assert!(
+            last.starts_with(&format!("{step}: FAILED: ")) && last.contains(says),
+            "the last step is {step}, failed, saying {says:?}:\n{run}"
+        );
+        assert!(
+            run.stderr.contains(&format!(
+                "error: the [mail] transport check failed at {step}\n"
+            )),
+            "{run}"
+        );
+        assert!(
+            !run.stdout.contains("QUIT"),
+            "nothing after the failure:\n{run}"
+        );
+    };
+    // STARTTLS required, not offered.
+    let run = check_smtp(&site, &[]);
+    assert!(step_lines(&run)[1].starts_with("EHLO: ok"), "{run}");
+    failed_at(
+        &run,
+        "STARTTLS",
+        &format!(
+            "[mail] transport: 127.0.0.1:{port}: the server does not offer STARTTLS, which the \
+             transport requires"
+        ),
+    );
+    assert!(
+        run.stdout.contains(&format!(
+            "set transport = \"smtp://127.0.0.1:{port}?tls=none\""
+        )),
+        "{run}"
+    );
+    // STARTTLS offered, with a certificate no client trusts.
+    let Some(untrusted) = SmtpServer::start_with_self_signed_starttls() else {
+        return;
+    };
+    set_transport(&site, &format!("smtp://127.0.0.1:{}", untrusted.port));
+    let run = check_smtp(&site, &[]);
+    assert!(step_lines(&run)[1].contains("offers STARTTLS"), "{run}");
+    failed_at(&run, "STARTTLS", "invalid peer certificate");
+    // TLS from the first byte, to a server that speaks none.
+    set_transport(&site, &format!("smtp://127.0.0.1:{port}?tls=tls"));
+    failed_at(&check_smtp(&site, &[]), "TLS", "TLS failed");
+    // Nobody listening.
+    let closed = crate::helpers::free_port();
+    set_transport(&site, &format!("smtp://127.0.0.1:{closed}?tls=none"));
+    failed_at(
+        &check_smtp(&site, &[]),
+        "connect",
+        "cannot connect to 127.0.0.1",
+    );
+
+    // A wrong password, and none at all.
+    let Some(login) = SmtpServer::start_with_auth("news", "right horse") else {
+        return;
+    };
+    set_transport(
+        &site,
+        &format!("smtp://news@127.0.0.1:{}?tls=none", login.port),
+    );
+    let run = check_smtp(&site, &[("TIDINGS_SMTP_PASSWORD", "wrong horse")]);
+    failed_at(
+        &run,
+        "AUTH",
+        "the server refused the login (PLAIN): permanent error (535)",
+    );
+    assert!(!run.stdout.contains("wrong horse"), "{run}");
+    failed_at(
+        &check_smtp(&site, &[]),
+        "AUTH",
+        "set its password in the environment variable TIDINGS_SMTP_PASSWORD",
+    );
+
+    // An outbox that cannot be a folder.
+    std::fs::write(site.path("taken"), "a file").unwrap();
+    set_transport(&site, "file:taken/outbox");
+    failed_at(
+        &check_smtp(&site, &[]),
+        "outbox",
+        "[mail] transport: cannot write",
+    );
+    assert_eq!(server.count() + untrusted.count() + login.count(), 0);
+}
