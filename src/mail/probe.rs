@@ -279,7 +279,7 @@ impl Target<'_> {
             }
             // A handshake that fails is a setup error; anything else
             // happened after it, at the greeting or EHLO.
-            Err(e) => match transport::classify(&e, server) {
+            Err(e) => match transport::classify_implicit_tls(&e, server) {
                 SendError::Config(error) => {
                     steps.step("TLS", Outcome::Failed(error));
                     None

@@ -238,7 +238,7 @@ impl Sender {
             }
             Sender::Smtp(smtp, server) => match smtp.send(message.clone()).await {
                 Ok(reply) => Ok(describe(&reply)),
-                Err(e) => Err(classify(&e, server)),
+                Err(e) => Err(classify_implicit_tls(&e, server)),
             },
         }
     }
@@ -324,8 +324,10 @@ fn describe(reply: &Response) -> String {
 /// Sorts an SMTP error into what the retry loop needs. Replies that say
 /// the setup is wrong rather than the message — 530 (a login or TLS is
 /// required first), 534 and 538 (a stronger login or encryption is
-/// required), 535 (the login was refused) — and a TLS handshake that fails
-/// are [`SendError::Config`]. Other 5xx replies are permanent (and 550,
+/// required), 535 (the login was refused) — and lettre's TLS errors are
+/// [`SendError::Config`] (a failed STARTTLS is sorted where it happens,
+/// in [`starttls`]; one of TLS from the first byte by
+/// [`classify_implicit_tls`]). Other 5xx replies are permanent (and 550,
 /// 551 and 553 — unknown or refused mailbox — mean the address itself
 /// bounced); everything else (4xx, a dropped connection, a timeout) may go
 /// through later.
@@ -351,7 +353,7 @@ pub(crate) fn classify(e: &lettre::transport::smtp::Error, server: &str) -> Send
         }
         _ => {}
     }
-    if is_tls_failure(e) {
+    if e.is_tls() {
         return setup_error(server, format!("TLS failed: {message}"), FIX_TLS);
     }
     // lettre's pooled transport says so when the server offers no login
@@ -383,13 +385,20 @@ fn without_repeats(message: &str) -> String {
     parts.join(": ")
 }
 
-/// Whether the error comes from TLS: lettre's own TLS errors, and the
-/// handshake's, which rustls reports as an I/O error of kind `InvalidData`
-/// (a certificate refused, a server that does not speak TLS on the port).
-fn is_tls_failure(e: &lettre::transport::smtp::Error) -> bool {
-    if e.is_tls() {
-        return true;
+/// [`classify`] for a connection with TLS from the first byte, where a
+/// failed handshake reaches us only as an I/O error of kind `InvalidData`
+/// (how rustls reports a certificate refused or a server that does not
+/// speak TLS on the port) inside lettre's connection error. Only there:
+/// on a plain connection the same kind means a reply that is not UTF-8.
+pub(crate) fn classify_implicit_tls(e: &lettre::transport::smtp::Error, server: &str) -> SendError {
+    if handshake_failed(e) {
+        let message = without_repeats(&e.to_string());
+        return setup_error(server, format!("TLS failed: {message}"), FIX_TLS);
     }
+    classify(e, server)
+}
+
+fn handshake_failed(e: &lettre::transport::smtp::Error) -> bool {
     let mut source = std::error::Error::source(e);
     while let Some(cause) = source {
         if let Some(io) = cause.downcast_ref::<std::io::Error>() {
