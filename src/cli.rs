@@ -44,7 +44,13 @@ pub enum Command {
         dir: PathBuf,
     },
     /// Validate config.toml and every story; list every problem found.
-    Check,
+    Check {
+        /// Also try `[mail] transport` step by step (connect, EHLO,
+        /// STARTTLS or TLS, AUTH, QUIT; or that the outbox folder can be
+        /// written), sending nothing.
+        #[arg(long)]
+        smtp: bool,
+    },
     /// Ingest every source, then write the feeds that changed.
     Build {
         /// Exit with status 1 when any story was skipped.

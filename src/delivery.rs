@@ -7,9 +7,12 @@
 //! are taken again once their lease lapses (those alone may go out twice).
 //! Temporary failures wait with exponential backoff and jitter; permanent
 //! ones end the row, and a refused address marks the subscriber bounced.
+//! A transport that cannot work as set up (TLS, login, an unwritable
+//! outbox: [`SendError::Config`]) stops the edition at once: the rows
+//! claimed go back to `pending` untried and the run ends with the reason.
 
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, OnceLock};
 use std::time::Duration as StdDuration;
 
 use anyhow::Result;
@@ -94,6 +97,7 @@ impl Worker<'_> {
         let stories = self.store.edition_stories(edition.id).await?;
         let batch = self.mail.concurrency * 4;
         let (queue, queued) = tokio::sync::mpsc::channel(1);
+        let halt = Arc::new(OnceLock::new());
         let sending = tokio::spawn(
             Sending {
                 sender: self.sender.clone(),
@@ -101,17 +105,28 @@ impl Worker<'_> {
                 options: self.options.clone(),
                 max_attempts: self.mail.max_attempts,
                 pace: Pacer::new(self.mail.rate_limit),
+                halt: halt.clone(),
             }
             .run(queued, self.mail.concurrency),
         );
         let claimed = self
-            .claim_and_prepare(edition, &stories, batch, queue, &mut progress)
+            .claim_and_prepare(edition, &stories, batch, queue, &halt, &mut progress)
             .await;
         // The queue is closed: what is in it is sent, then the task ends.
         sending
             .await
             .map_err(|e| anyhow::anyhow!("the sending task failed: {e}"))?;
         claimed?;
+        if let Some(reason) = halt.get() {
+            // The rows wait, untried, for a run with the setup fixed.
+            let left = self.store.delivery_counts(edition.id).await?;
+            anyhow::bail!(
+                "{reason}\nnothing more was sent: {} of {} deliveries of {} wait for the next run",
+                left.pending + left.sending,
+                left.total(),
+                describe(edition)
+            );
+        }
         self.store.complete_if_done(edition.id, Utc::now()).await?;
         self.store.delivery_counts(edition.id).await
     }
@@ -122,6 +137,7 @@ impl Worker<'_> {
         stories: &[StoredStory],
         batch: usize,
         queue: tokio::sync::mpsc::Sender<Vec<Prepared>>,
+        halt: &OnceLock<String>,
         progress: &mut impl FnMut(&Counts),
     ) -> Result<()> {
         // Counting the rows by state reads the whole edition: a few times
@@ -132,7 +148,7 @@ impl Worker<'_> {
             let Ok(room) = queue.reserve().await else {
                 anyhow::bail!("the sending task stopped");
             };
-            if self.stop.load(Ordering::SeqCst) {
+            if self.stop.load(Ordering::SeqCst) || halt.get().is_some() {
                 return Ok(());
             }
             let claimed = self
@@ -239,8 +255,12 @@ impl Worker<'_> {
             },
             &person.themes,
         )?;
-        // Derived from edition and subscriber: a duplicate after a crash
-        // carries the same Message-ID, so clients and tests can tell.
+        // Deliberately not random (unlike every other Message-ID, see
+        // `message::unique_message_id`): one edition goes to one subscriber
+        // once, so (edition, subscriber) names the message, and a copy sent
+        // again after a crash (its row was in flight) carries the same
+        // Message-ID, so that mail clients and tests see it is a copy. The
+        // `file:` transport keeps both copies under two names.
         let message_id = format!("e{}.s{}.{}@{host}", edition.id, person.id, self.digest.id);
         let envelope = Envelope {
             from: &self.mail.from,
@@ -272,12 +292,22 @@ struct Sending {
     options: Options,
     max_attempts: u32,
     pace: Pacer,
+    /// Set, with the reason, by the first [`SendError::Config`]: from then
+    /// on nothing is sent and every claimed row is given back untried.
+    halt: Arc<OnceLock<String>>,
 }
 
 impl Sending {
     async fn run(self, mut queued: tokio::sync::mpsc::Receiver<Vec<Prepared>>, concurrency: usize) {
         let this = &self;
         while let Some(batch) = queued.recv().await {
+            if let Some(reason) = this.halt.get() {
+                // Claimed before the halt: given back untried.
+                for (c, _) in &batch {
+                    this.give_back(c, reason).await;
+                }
+                continue;
+            }
             // The batch waited while the one before was sent: its lease
             // starts now, and rows another worker took meanwhile (their
             // lease lapsed) are left to it.
@@ -304,11 +334,28 @@ impl Sending {
             futures_util::stream::iter(batch)
                 .for_each_concurrent(concurrency, |(c, prepared)| async move {
                     let outcome = this.outcome(&c, prepared).await;
-                    if let Err(e) = this.record(c.delivery_id, c.subscriber.id, &outcome).await {
+                    if let Err(e) = this.record(&c, &outcome).await {
                         tracing::error!(error = %format!("{e:#}"), "delivery failed");
                     }
                 })
                 .await;
+        }
+    }
+
+    /// Gives a claimed row back untried (its attempt not counted), so that
+    /// it is sent once the setup is fixed; if the store cannot be reached
+    /// its lease lapses instead and it is claimed again all the same.
+    async fn give_back(&self, claimed: &Claimed, reason: &str) {
+        let released = self
+            .store
+            .release_delivery(claimed.delivery_id, claimed.attempt, reason)
+            .await;
+        if let Err(e) = released {
+            tracing::warn!(
+                delivery = claimed.delivery_id,
+                error = %format!("{e:#}"),
+                "cannot give the delivery back; it is taken again when its lease lapses"
+            );
         }
     }
 
@@ -323,7 +370,13 @@ impl Sending {
             Ok(m) => m,
             Err(outcome) => return outcome,
         };
+        if let Some(reason) = self.halt.get() {
+            return Outcome::GiveBack(reason.clone());
+        }
         self.pace.wait().await;
+        if let Some(reason) = self.halt.get() {
+            return Outcome::GiveBack(reason.clone());
+        }
         match self.sender.send(&message_id, &message).await {
             Ok(reply) => Outcome::Sent { message_id, reply },
             Err(SendError::Transient(e)) if (claimed.attempt as u32) < self.max_attempts => {
@@ -342,6 +395,14 @@ impl Sending {
                 message,
                 bounced: address_rejected,
             },
+            Err(SendError::Config(reason)) => {
+                // The first one stops the edition; sends already under way
+                // end as they end.
+                if self.halt.set(reason.clone()).is_ok() {
+                    tracing::info!(delivery = id, error = %reason, "sending stopped");
+                }
+                Outcome::GiveBack(reason)
+            }
         }
     }
 
@@ -349,7 +410,8 @@ impl Sending {
     /// or it goes out again once the lease lapses: while the store is
     /// unreachable (a database restart, a network cut) the write is tried
     /// again, with growing pauses, for as long as the row's lease lasts.
-    async fn record(&self, id: i64, subscriber: i64, outcome: &Outcome) -> Result<()> {
+    async fn record(&self, claimed: &Claimed, outcome: &Outcome) -> Result<()> {
+        let id = claimed.delivery_id;
         let give_up = std::time::Instant::now()
             + self
                 .options
@@ -358,7 +420,7 @@ impl Sending {
                 .unwrap_or(StdDuration::from_secs(60));
         let mut pause = StdDuration::from_millis(250);
         loop {
-            let written = self.write_outcome(id, subscriber, outcome).await;
+            let written = self.write_outcome(claimed, outcome).await;
             match written {
                 Ok(()) => return Ok(()),
                 Err(e) if std::time::Instant::now() + pause < give_up => {
@@ -375,9 +437,14 @@ impl Sending {
         }
     }
 
-    async fn write_outcome(&self, id: i64, subscriber: i64, outcome: &Outcome) -> Result<()> {
+    async fn write_outcome(&self, claimed: &Claimed, outcome: &Outcome) -> Result<()> {
+        let (id, subscriber) = (claimed.delivery_id, claimed.subscriber.id);
         let store = &self.store;
         match outcome {
+            Outcome::GiveBack(reason) => store
+                .release_delivery(id, claimed.attempt, reason)
+                .await
+                .map(drop),
             Outcome::Sent { message_id, reply } => {
                 store.mark_sent(id, message_id, reply, Utc::now()).await
             }
@@ -414,6 +481,9 @@ enum Outcome {
         message: String,
         bounced: bool,
     },
+    /// Not sent, through no fault of the message: `[mail] transport` does
+    /// not work as set up. The row goes back to `pending`, untried.
+    GiveBack(String),
 }
 
 /// The links of a digest email: signed preferences and unsubscribe links

@@ -4,6 +4,7 @@
 //! Every validation step collects [`Problem`]s instead of stopping at the
 //! first one, so `tidings check` can list them all at once.
 
+use std::borrow::Cow;
 use std::fmt;
 use std::ops::Range;
 use std::path::{Path, PathBuf};
@@ -69,9 +70,11 @@ impl Problem {
     }
 }
 
+/// Shown with [`printable`] text: a problem's message often quotes the
+/// input it is about (a message of several lines by design keeps them).
 impl fmt::Display for Problem {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}", self.file.display())?;
+        write!(f, "{}", printable(&self.file.display().to_string()))?;
         if let Some(line) = self.line {
             write!(f, ":{line}")?;
             if let Some(column) = self.column {
@@ -80,9 +83,9 @@ impl fmt::Display for Problem {
         }
         write!(f, ": ")?;
         if let Some(key) = &self.key {
-            write!(f, "`{key}`: ")?;
+            write!(f, "`{}`: ", printable(key))?;
         }
-        write!(f, "{}", self.message)
+        write!(f, "{}", printable_lines(&self.message))
     }
 }
 
@@ -128,6 +131,54 @@ impl fmt::Display for Problems {
 
 impl std::error::Error for Problems {}
 
+/// `text` safe to print on a terminal: every control character (C0, DEL,
+/// C1) and every invisible character that reorders or hides text (bidi
+/// controls, zero-width characters, line and paragraph separators) is
+/// shown as a Rust-style escape — ESC as `\u{1b}`, a line break as `\n` —
+/// so that nothing read from a file, a server or a command line can move
+/// the cursor, recolour the terminal or forge a line of output. For every
+/// message that echoes input.
+pub fn printable(text: &str) -> Cow<'_, str> {
+    escape(text, false)
+}
+
+/// [`printable`] for a message of several lines by design: line breaks
+/// stay, everything else is escaped.
+pub fn printable_lines(text: &str) -> Cow<'_, str> {
+    escape(text, true)
+}
+
+fn escape(text: &str, keep_lines: bool) -> Cow<'_, str> {
+    let hidden = |c: char| !(keep_lines && c == '\n') && is_unprintable(c);
+    if !text.chars().any(hidden) {
+        return Cow::Borrowed(text);
+    }
+    let mut out = String::with_capacity(text.len() + 8);
+    for c in text.chars() {
+        match c {
+            c if !hidden(c) => out.push(c),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            c => out.push_str(&format!("\\u{{{:x}}}", u32::from(c))),
+        }
+    }
+    Cow::Owned(out)
+}
+
+fn is_unprintable(c: char) -> bool {
+    c.is_control()
+        || matches!(
+            c,
+            '\u{061c}'                       // Arabic letter mark
+            | '\u{200b}'..='\u{200f}'        // zero-width space, joiners, LRM, RLM
+            | '\u{2028}'..='\u{202e}'        // line and paragraph separators, bidi embeddings
+            | '\u{2060}'..='\u{2064}'        // word joiner, invisible operators
+            | '\u{2066}'..='\u{2069}'        // bidi isolates
+            | '\u{feff}'                      // zero-width no-break space (BOM)
+        )
+}
+
 /// 1-based line and character column of a byte offset.
 pub fn line_column(source: &str, offset: usize) -> (usize, usize) {
     let offset = floor_char_boundary(source, offset.min(source.len()));
@@ -161,6 +212,33 @@ mod tests {
         assert_eq!(line_column(text, 6), (2, 1));
         // "bå = " is 6 bytes but 5 characters.
         assert_eq!(line_column(text, 12), (2, 6));
+    }
+
+    #[test]
+    fn printable_escapes_what_could_act_on_a_terminal() {
+        assert_eq!(printable("plain åäö – ok"), "plain åäö – ok");
+        assert!(matches!(printable("plain"), Cow::Borrowed(_)));
+        assert_eq!(
+            printable("a\u{1b}[31mred\u{7}\u{9b}x"),
+            "a\\u{1b}[31mred\\u{7}\\u{9b}x"
+        );
+        assert_eq!(printable("two\r\nlines\t"), "two\\r\\nlines\\t");
+        assert_eq!(printable("\u{202e}evil\u{200b}"), "\\u{202e}evil\\u{200b}");
+        assert_eq!(printable_lines("one\ntwo\u{1b}"), "one\ntwo\\u{1b}");
+    }
+
+    #[test]
+    fn a_problem_shows_the_input_it_quotes_escaped() {
+        let p = Problem::new(
+            "people.csv",
+            "`a\u{1b}[2J` is not an email address\nsecond line",
+        )
+        .key("email\u{1b}")
+        .line(3);
+        assert_eq!(
+            p.to_string(),
+            "people.csv:3: `email\\u{1b}`: `a\\u{1b}[2J` is not an email address\nsecond line"
+        );
     }
 
     #[test]

@@ -13,7 +13,7 @@ use clap::Parser;
 use tidings::cli::{Cli, Command, LogFormat};
 use tidings::config::Config;
 use tidings::config::env::Environment;
-use tidings::diagnostic::Problems;
+use tidings::diagnostic::{Problems, printable_lines};
 use tidings::{build, ingest, init, store::Store};
 
 mod commands;
@@ -37,9 +37,11 @@ fn main() -> ExitCode {
     match run(cli) {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("error: {e}");
+            // Errors quote what they are about (an argument, a server's
+            // reply): shown escaped.
+            eprintln!("error: {}", printable_lines(&e.to_string()));
             for cause in e.chain().skip(1) {
-                eprintln!("  caused by: {cause}");
+                eprintln!("  caused by: {}", printable_lines(&cause.to_string()));
             }
             ExitCode::from(1)
         }
@@ -83,11 +85,20 @@ fn run(cli: Cli) -> Result<ExitCode> {
             );
             Ok(ExitCode::SUCCESS)
         }
-        Command::Check => {
+        Command::Check { smtp } => {
             let Some(config) = load_config(&cli.config) else {
                 return Ok(ExitCode::from(1));
             };
-            check(&config)
+            let checked = check(&config)?;
+            if !smtp {
+                return Ok(checked);
+            }
+            let relay = runtime()?.block_on(commands::check_smtp::run(&config))?;
+            Ok(if relay == ExitCode::SUCCESS {
+                checked
+            } else {
+                relay
+            })
         }
         Command::Build { strict } => {
             let Some(config) = load_config(&cli.config) else {

@@ -1,9 +1,16 @@
 """A real SMTP server for the tests: aiosmtpd, with a handler that keeps
 every accepted message as an .eml file and misbehaves on request.
 
-    python3 tests/smtpserver.py PORT MAILDIR [--light]
+    python3 tests/smtpserver.py PORT MAILDIR [--light] [--auth USER:PASSWORD]
+                                [--starttls CERT KEY]
 
 Prints "ready" on standard output once it listens on 127.0.0.1:PORT.
+
+With --auth the server offers AUTH PLAIN and LOGIN (also without TLS),
+accepts only USER with PASSWORD, and refuses mail from a session that has
+not logged in (530). With --starttls it offers STARTTLS with that
+certificate and key (tests/fixtures/smtp-tls holds a self-signed pair,
+which clients rightly refuse); without it, no STARTTLS is offered.
 
 Recipients choose how they are treated by their local part:
 - tempfail-N-...@   refused with 451 (temporary) for the first N tries
@@ -23,11 +30,12 @@ import asyncio
 import itertools
 import os
 import re
+import ssl
 import sys
 import time
 
 from aiosmtpd.controller import Controller
-from aiosmtpd.smtp import SMTP
+from aiosmtpd.smtp import SMTP, AuthResult, LoginPassword
 
 TRIES = {}
 COUNTER = itertools.count(1)
@@ -85,12 +93,44 @@ class Handler:
         return f"250 2.0.0 Ok: queued as {n}"
 
 
+class Authenticator:
+    def __init__(self, user, password):
+        self.user = user.encode()
+        self.password = password.encode()
+
+    def __call__(self, server, session, envelope, mechanism, auth_data):
+        ok = (isinstance(auth_data, LoginPassword)
+              and auth_data.login == self.user and auth_data.password == self.password)
+        # handled=False: aiosmtpd itself answers 535 to a refused login.
+        return AuthResult(success=ok, handled=False)
+
+
+def option(name, count):
+    """The `count` values after --name, or None when it is absent."""
+    args = sys.argv[3:]
+    if name not in args:
+        return None
+    i = args.index(name)
+    return args[i + 1:i + 1 + count]
+
+
 def main():
     port, maildir = int(sys.argv[1]), sys.argv[2]
     light = "--light" in sys.argv[3:]
     os.makedirs(maildir, exist_ok=True)
+    extra = {}
+    auth = option("--auth", 1)
+    if auth:
+        user, password = auth[0].split(":", 1)
+        extra.update(authenticator=Authenticator(user, password), auth_required=True,
+                     auth_require_tls=False)
+    starttls = option("--starttls", 2)
+    if starttls:
+        context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        context.load_cert_chain(starttls[0], starttls[1])
+        extra.update(tls_context=context, require_starttls=False)
     controller = Controller(Handler(maildir, light), hostname="127.0.0.1", port=port,
-                            decode_data=False, enable_SMTPUTF8=True)
+                            decode_data=False, enable_SMTPUTF8=True, **extra)
     controller.start()
     print("ready", flush=True)
     try:

@@ -312,7 +312,8 @@ async fn test_send(
         },
     )?;
     let host = base.host_str().unwrap_or("localhost");
-    let message_id = format!("test.{}.{}@{host}", digest.id, now.timestamp_millis());
+    let message_id =
+        tidings::mail::message::unique_message_id(&format!("test.{}", digest.id), host);
     let envelope = tidings::mail::message::Envelope {
         from: &mail.from,
         reply_to: mail.reply_to.as_ref(),

@@ -10,6 +10,7 @@ use futures_util::TryStreamExt;
 use tidings::cli::{ExportFormat, StatusArg, SubscribersCommand};
 use tidings::config::Config;
 use tidings::config::env::Environment;
+use tidings::diagnostic::printable;
 use tidings::keys::Keys;
 use tidings::store::Store;
 use tidings::subscribers::io::{self, Format};
@@ -60,7 +61,7 @@ async fn dispatch(
             let person = match choice.parse(config, status, source) {
                 Ok(p) => p,
                 Err(e) => {
-                    eprintln!("error: {e}");
+                    eprintln!("error: {}", printable(&e.to_string()));
                     return Ok(ExitCode::from(1));
                 }
             };
@@ -155,15 +156,21 @@ async fn dispatch(
             let key = match SubscriberEmail::parse(&email) {
                 Ok(e) => e.key(),
                 Err(e) => {
-                    eprintln!("error: {e}");
+                    eprintln!("error: {}", printable(&e));
                     return Ok(ExitCode::from(1));
                 }
             };
             if store.remove_subscriber(&key).await? {
-                println!("removed {email} and everything stored about them");
+                println!(
+                    "removed {} and everything stored about them",
+                    printable(&email)
+                );
                 Ok(ExitCode::SUCCESS)
             } else {
-                eprintln!("error: no subscriber with the address {email}");
+                eprintln!(
+                    "error: no subscriber with the address {}",
+                    printable(&email)
+                );
                 Ok(ExitCode::from(1))
             }
         }

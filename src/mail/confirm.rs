@@ -9,7 +9,7 @@ use serde::Serialize;
 
 use crate::config::{Config, Digest, Mail};
 use crate::digest::render::{self, Rendered, template_path};
-use crate::mail::message::{DkimSigner, Notice, build_notice};
+use crate::mail::message::{self, DkimSigner, Notice, build_notice};
 use crate::subscribers::SubscriberEmail;
 use crate::tokens::{Purpose, Signer};
 
@@ -149,7 +149,9 @@ pub fn message(
     let url = confirm_url(config, signer, id, email, now);
     let rendered = render(config, digest, language, email, &url)?;
     let host = config.site.base_url.host_str().unwrap_or("localhost");
-    let message_id = format!("confirm.s{id}.{}@{host}", now.timestamp());
+    // Random, not derived from the time: a second request in the same
+    // second is a second message.
+    let message_id = message::unique_message_id(&format!("confirm.s{id}"), host);
     let notice = Notice {
         from: &mail.from,
         reply_to: mail.reply_to.as_ref(),
@@ -158,4 +160,66 @@ pub fn message(
         date: now,
     };
     Ok((message_id, build_notice(&notice, &rendered, dkim)?))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const CONFIG: &str = r#"
+[site]
+title = "Site"
+base_url = "https://example.org/news/"
+language = "en"
+
+[[themes]]
+slug = "alpha"
+title = "Alpha"
+
+[[sources]]
+kind = "directory"
+path = "stories"
+url = "/stories/{slug}/"
+
+[mail]
+from = "News <news@example.org>"
+
+[[digests]]
+id = "monthly"
+title = "Monthly"
+"#;
+
+    #[test]
+    fn two_confirmations_made_at_the_same_instant_have_their_own_message_ids() {
+        let site = tempfile::tempdir().unwrap();
+        std::fs::create_dir(site.path().join("stories")).unwrap();
+        let config = Config::from_str(&site.path().join("config.toml"), CONFIG).unwrap();
+        let mail = config.mail.as_ref().unwrap();
+        let email = SubscriberEmail::parse("ann@example.org").unwrap();
+        let signer = Signer::new(b"a signing key of enough length for the test");
+        let now = Utc::now();
+        let make = || {
+            message(
+                &config,
+                mail,
+                &config.digests[0],
+                (7, &email),
+                "en",
+                &signer,
+                None,
+                now,
+            )
+            .unwrap()
+        };
+        let ((first, m1), (second, m2)) = (make(), make());
+        assert_ne!(first, second);
+        for (id, m) in [(&first, m1), (&second, m2)] {
+            assert!(
+                id.starts_with("confirm.s7.") && id.ends_with("@example.org"),
+                "{id}"
+            );
+            let raw = String::from_utf8(m.formatted()).unwrap();
+            assert!(raw.contains(&format!("Message-ID: <{id}>\r\n")), "{raw}");
+        }
+    }
 }

@@ -127,7 +127,7 @@ pub fn message(
     let url = format!("{}unsubscribe/{token}", config.public_url());
     let rendered = render(config, language, email, &url)?;
     let host = config.site.base_url.host_str().unwrap_or("localhost");
-    let message_id = format!("leave.{}@{host}", crate::mail::unique_id());
+    let message_id = crate::mail::message::unique_message_id(&format!("leave.s{id}"), host);
     let notice = Notice {
         from: &mail.from,
         reply_to: mail.reply_to.as_ref(),

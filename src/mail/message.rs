@@ -268,6 +268,18 @@ fn is_dot_atom(s: &str) -> bool {
         && s.chars().all(|c| c == '.' || is_atext(c))
 }
 
+/// A Message-ID no other message has: `<kind>.<32 hex digits>@<host>`,
+/// the digits from 16 random bytes. For every message that is not one
+/// delivery of a digest edition (confirmations, test sends): two made in
+/// the same second for the same person must still differ, or mail clients
+/// treat the second as a copy of the first and a `file:` outbox would hold
+/// one where two were sent.
+pub fn unique_message_id(kind: &str, host: &str) -> String {
+    let mut bytes = [0u8; 16];
+    getrandom::fill(&mut bytes).expect("the operating system's random source");
+    format!("{kind}.{}@{host}", hex::encode(bytes))
+}
+
 /// A Message-ID without its angle brackets: `left@right`, both dot-atoms.
 fn message_id(id: &str) -> Result<&str> {
     one_line("Message-ID", id)?;

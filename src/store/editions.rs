@@ -167,6 +167,15 @@ impl Store {
         crate::store::dispatch!(self, editions::mark_retry(id, error, next))
     }
 
+    /// Gives back a claimed delivery untried (the claim's `attempt`, while
+    /// it is still this claim's): `pending` again, due at once, its attempt
+    /// not counted, `error` noted as why it waits. For a send stopped by
+    /// something wrong with the setup rather than with this message.
+    /// Whether the row was still this claim's.
+    pub async fn release_delivery(&self, id: i64, attempt: i64, error: &str) -> Result<bool> {
+        crate::store::dispatch!(self, editions::release_delivery(id, attempt, error))
+    }
+
     /// Ends a delivery as `failed` or `skipped`, with the reason.
     pub async fn mark_final(
         &self,

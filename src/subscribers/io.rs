@@ -15,7 +15,7 @@ use futures_util::TryStreamExt;
 
 use super::{Choice, NewSubscriber, Status};
 use crate::config::Config;
-use crate::diagnostic::Problem;
+use crate::diagnostic::{Problem, printable};
 use crate::store::Store;
 
 /// Rows stored per transaction during an import.
@@ -36,6 +36,12 @@ pub struct ImportReport {
 
 /// Imports `path`, reporting each bad row (with its line) to `on_problem`.
 /// `status` is `Active` for `--confirmed`, else `Pending`.
+///
+/// Lines are the file's own, as an editor shows them, whether it ends its
+/// lines with LF or CRLF, has blank lines, or has quoted values that span
+/// lines (a row is named by the line it starts on). Blank rows, and rows
+/// of nothing but commas and spaces, are skipped without a word. What a
+/// problem quotes from the file is shown escaped ([`printable`]).
 pub async fn import(
     config: &Config,
     store: &Store,
@@ -44,19 +50,24 @@ pub async fn import(
     now: DateTime<Utc>,
     mut on_problem: impl FnMut(Problem),
 ) -> Result<ImportReport> {
+    let file =
+        fs_err::File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
+    // Values are trimmed here, not by the reader: line breaks inside
+    // quoted values are counted first (see `first_line`).
     let mut reader = csv::ReaderBuilder::new()
         .flexible(true)
-        .trim(csv::Trim::All)
-        .from_path(path)
-        .with_context(|| format!("cannot open {}", path.display()))?;
+        .buffer_capacity(READ_BUFFER)
+        .from_reader(Recent::new(file));
     let headers = reader
         .headers()
         .with_context(|| format!("{}: cannot read the header line", path.display()))?
         .clone();
     let column = |name: &str| {
-        headers
-            .iter()
-            .position(|h| h.trim_start_matches('\u{feff}').eq_ignore_ascii_case(name))
+        headers.iter().position(|h| {
+            h.trim_start_matches('\u{feff}')
+                .trim()
+                .eq_ignore_ascii_case(name)
+        })
     };
     let (Some(email), Some(themes), Some(language)) =
         (column("email"), column("themes"), column("language"))
@@ -65,7 +76,7 @@ pub async fn import(
             "{}:1: the header must name the columns email, themes and language (and optionally \
              digest), found: {}",
             path.display(),
-            headers.iter().collect::<Vec<_>>().join(",")
+            printable(&headers.iter().map(str::trim).collect::<Vec<_>>().join(","))
         );
     };
     let digest = column("digest");
@@ -76,23 +87,41 @@ pub async fn import(
 
     let mut report = ImportReport::default();
     let mut batch: Vec<NewSubscriber> = Vec::with_capacity(BATCH);
-    let mut record = csv::StringRecord::new();
+    let mut record = csv::ByteRecord::new();
     loop {
-        let line = reader.position().line();
-        match reader.read_record(&mut record) {
-            Ok(false) => break,
-            Ok(true) => {}
-            Err(e) => {
-                report.rows += 1;
-                report.bad += 1;
-                let line = e.position().map_or(line, |p| p.line());
-                on_problem(Problem::new(path, format!("unreadable row: {e}")).line(line));
-                continue;
-            }
+        let read = reader
+            .read_byte_record(&mut record)
+            .with_context(|| format!("cannot read {}", path.display()))?;
+        if !read {
+            break;
+        }
+        let line = first_line(&reader, &record);
+        if record.iter().all(|f| f.trim_ascii().is_empty()) {
+            continue;
         }
         report.rows += 1;
-        let line = record.position().map_or(line, |p| p.line());
-        let field = |i: Option<usize>| i.and_then(|i| record.get(i)).unwrap_or("");
+        let record = match csv::StringRecord::from_byte_record(record.clone()) {
+            Ok(r) => r,
+            Err(e) => {
+                report.bad += 1;
+                let field = e.utf8_error().field();
+                let name = headers
+                    .get(field)
+                    .map_or(String::new(), |h| format!("`{}` ", printable(h.trim())));
+                on_problem(
+                    Problem::new(
+                        path,
+                        format!(
+                            "the {name}value (column {}) is not UTF-8 text: save the file as UTF-8",
+                            field + 1
+                        ),
+                    )
+                    .line(line),
+                );
+                continue;
+            }
+        };
+        let field = |i: Option<usize>| i.and_then(|i| record.get(i)).unwrap_or("").trim();
         let choice = Choice {
             email: field(Some(email)),
             themes: field(Some(themes)),
@@ -103,7 +132,10 @@ pub async fn import(
             Ok(person) => batch.push(person),
             Err(e) => {
                 report.bad += 1;
-                on_problem(Problem::new(path, e.message).line(line).key(e.field));
+                // The message quotes the value: a line break or an escape
+                // sequence in it must not reach the terminal as one.
+                let message = printable(&e.message).into_owned();
+                on_problem(Problem::new(path, message).line(line).key(e.field));
             }
         }
         if batch.len() == BATCH {
@@ -112,6 +144,77 @@ pub async fn import(
     }
     flush(store, &mut batch, now, &mut report).await?;
     Ok(report)
+}
+
+/// The line `record`, just read, starts on. The reader's own position for
+/// a record is where it began reading, before the line end of the record
+/// before and any blank lines, so it is not used. The reader counts the
+/// LFs it consumed: a record consumes its line end when that is LF, not
+/// the LF after a CR (which the next read consumes), so the record ended
+/// on the line counted, or the one before when its last byte was an LF,
+/// and started as many lines before that as its values hold line breaks
+/// (quoted values keep theirs, untrimmed).
+fn first_line(reader: &csv::Reader<Recent<fs_err::File>>, record: &csv::ByteRecord) -> u64 {
+    let after = reader.position();
+    let ended_with_lf = after
+        .byte()
+        .checked_sub(1)
+        .and_then(|last| reader.get_ref().byte_at(last))
+        == Some(b'\n');
+    let breaks = record
+        .iter()
+        .map(|f| memchr::memchr_iter(b'\n', f).count() as u64)
+        .sum::<u64>();
+    after
+        .line()
+        .saturating_sub(u64::from(ended_with_lf) + breaks)
+        .max(1)
+}
+
+/// The CSV reader's buffer: it reads at most this far ahead of the record
+/// it parses.
+const READ_BUFFER: usize = 8 * 1024;
+
+/// A reader that keeps the last bytes that passed through it (more than
+/// the CSV reader reads ahead), so that the byte that ended a record can
+/// be looked at.
+struct Recent<R> {
+    inner: R,
+    /// The bytes from offset `start` of the input to the last one read.
+    kept: Vec<u8>,
+    start: u64,
+}
+
+/// How many bytes [`Recent`] keeps at least.
+const KEEP: usize = 8 * READ_BUFFER;
+
+impl<R> Recent<R> {
+    fn new(inner: R) -> Recent<R> {
+        Recent {
+            inner,
+            kept: Vec::with_capacity(2 * KEEP),
+            start: 0,
+        }
+    }
+
+    /// The byte at `offset` of the input, if it is among those kept.
+    fn byte_at(&self, offset: u64) -> Option<u8> {
+        let i = usize::try_from(offset.checked_sub(self.start)?).ok()?;
+        self.kept.get(i).copied()
+    }
+}
+
+impl<R: std::io::Read> std::io::Read for Recent<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.kept.extend_from_slice(&buf[..n]);
+        if self.kept.len() > 2 * KEEP {
+            let forget = self.kept.len() - KEEP;
+            self.kept.drain(..forget);
+            self.start += forget as u64;
+        }
+        Ok(n)
+    }
 }
 
 async fn flush(

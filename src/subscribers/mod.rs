@@ -39,20 +39,6 @@ fn refuse(why: &str) -> String {
     format!("not an email address: {why}")
 }
 
-/// `text` for a terminal: control characters (an escape sequence in a
-/// CSV file, say) shown as escapes instead of acting.
-fn printable(text: &str) -> String {
-    text.chars()
-        .map(|c| {
-            if c.is_control() {
-                c.escape_default().to_string()
-            } else {
-                c.to_string()
-            }
-        })
-        .collect()
-}
-
 /// The local part without quotes that change nothing, or why it cannot be.
 fn canonical_local(local: &str) -> Result<String, String> {
     let unquoted = match local.strip_prefix('"').and_then(|l| l.strip_suffix('"')) {
@@ -288,7 +274,10 @@ impl Choice<'_> {
             if typed.is_empty() {
                 err("email", e)
             } else {
-                err("email", format!("`{}` is {e}", printable(typed)))
+                err(
+                    "email",
+                    format!("`{}` is {e}", crate::diagnostic::printable(typed)),
+                )
             }
         })?;
         let digest = match self.digest.trim() {

@@ -18,6 +18,7 @@ mod jobs;
 mod keys;
 mod leave;
 mod outage;
+mod outbox;
 mod proxy;
 mod sanitize;
 mod scheduler;

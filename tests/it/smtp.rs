@@ -33,6 +33,20 @@ impl SmtpServer {
         SmtpServer::start_with(&["--light"])
     }
 
+    /// A server that requires a login as `user` with `password` (also
+    /// without TLS) and refuses mail without one (530).
+    pub fn start_with_auth(user: &str, password: &str) -> Option<SmtpServer> {
+        SmtpServer::start_with(&["--auth", &format!("{user}:{password}")])
+    }
+
+    /// A server that offers STARTTLS with a self-signed certificate, which
+    /// a client rightly refuses.
+    pub fn start_with_self_signed_starttls() -> Option<SmtpServer> {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/smtp-tls");
+        let (cert, key) = (dir.join("cert.pem"), dir.join("key.pem"));
+        SmtpServer::start_with(&["--starttls", cert.to_str().unwrap(), key.to_str().unwrap()])
+    }
+
     fn start_with(args: &[&str]) -> Option<SmtpServer> {
         let python = std::env::var("TIDINGS_TEST_PYTHON").unwrap_or_else(|_| "python3".into());
         let probe = Command::new(&python)
@@ -154,15 +168,205 @@ fn smtp_site(server: &SmtpServer, extra: &str) -> Site {
 
 /// Runs `digest send` with fast retries.
 fn send(site: &Site) -> crate::helpers::Run {
-    let out = Command::new(env!("CARGO_BIN_EXE_tidings"))
-        .arg("--config")
-        .arg(site.config_path())
-        .args(["digest", "send"])
-        .env("TIDINGS_BACKOFF_SECONDS", "0")
-        .env("TIDINGS_LEASE_SECONDS", "1")
-        .output()
-        .unwrap();
-    crate::helpers::Run::from(out)
+    send_env(site, &[])
+}
+
+/// [`send`] with `env` set.
+fn send_env(site: &Site, env: &[(&str, &str)]) -> crate::helpers::Run {
+    site.tidings_env(
+        &["digest", "send"],
+        &[
+            &[
+                ("TIDINGS_BACKOFF_SECONDS", "0"),
+                ("TIDINGS_LEASE_SECONDS", "1"),
+            ],
+            env,
+        ]
+        .concat(),
+    )
+}
+
+/// Sets `[mail] transport` of a site made by [`digest_site`].
+fn set_transport(site: &Site, transport: &str) {
+    let config = std::fs::read_to_string(site.config_path()).unwrap();
+    let (before, rest) = config.split_once("transport = \"").unwrap();
+    let (_, after) = rest.split_once('"').unwrap();
+    std::fs::write(
+        site.config_path(),
+        format!("{before}transport = \"{transport}\"{after}"),
+    )
+    .unwrap();
+}
+
+/// Every delivery row as (status, attempts counted), in id order.
+fn deliveries(site: &Site) -> Vec<(String, i64)> {
+    use sqlx::Connection as _;
+    use tidings::config::StorageUrl;
+    let url = site.storage_url();
+    crate::helpers::block_on(|| async move {
+        let query = "SELECT status, CAST(attempts AS BIGINT) FROM deliveries ORDER BY id";
+        match &url {
+            StorageUrl::Sqlite(path) => {
+                let url = format!("sqlite://{}", path.display());
+                let mut conn = sqlx::SqliteConnection::connect(&url).await.unwrap();
+                sqlx::query_as(query).fetch_all(&mut conn).await.unwrap()
+            }
+            StorageUrl::Postgres(url) => {
+                let mut conn = sqlx::PgConnection::connect(url).await.unwrap();
+                sqlx::query_as(query).fetch_all(&mut conn).await.unwrap()
+            }
+        }
+    })
+}
+
+/// Asserts that a send stopped on a setup error: exit 1 with one message
+/// naming `[mail] transport` and saying `says`, nothing sent, nothing
+/// failed, and every row pending with no attempt counted.
+fn assert_stopped_untouched(
+    site: &Site,
+    server: &SmtpServer,
+    run: &crate::helpers::Run,
+    says: &str,
+) {
+    assert_eq!(run.code, 1, "{run}");
+    let errors: Vec<&str> = run
+        .stderr
+        .lines()
+        .filter(|l| l.starts_with("error: "))
+        .collect();
+    assert_eq!(errors.len(), 1, "one message:\n{run}");
+    assert!(errors[0].starts_with("error: [mail] transport: "), "{run}");
+    assert!(run.stderr.contains(says), "expected {says:?}:\n{run}");
+    assert!(
+        run.stderr
+            .contains("nothing more was sent: 3 of 3 deliveries of edition 1"),
+        "{run}"
+    );
+    assert!(!run.stdout.contains("failed"), "no row failed:\n{run}");
+    assert_eq!(server.count(), 0, "nothing reached the server");
+    let status = ok(site.tidings(&["digest", "status"]));
+    assert!(
+        status
+            .stdout
+            .contains("0 sent, 0 failed, 0 skipped, 3 pending, 0 sending (unfinished)"),
+        "{status}"
+    );
+    let rows = deliveries(site);
+    assert_eq!(rows.len(), 3);
+    assert!(
+        rows.iter()
+            .all(|(status, attempts)| status == "pending" && *attempts == 0),
+        "every row pending, untried: {rows:?}"
+    );
+}
+
+/// A digest site with three subscribers and two stories, sending to
+/// `transport`.
+fn three_subscribers(transport: &str) -> Site {
+    let site = digest_site(transport);
+    recent(&site, "a1", "Alpha one", 2, &["alpha"]);
+    site.build();
+    for who in ["ann@example.org", "bo@example.org", "cy@example.org"] {
+        subscribe(&site, who, "alpha");
+    }
+    site
+}
+
+#[test]
+fn a_relay_without_the_tls_the_transport_requires_stops_the_send_and_loses_nothing() {
+    let Some(server) = SmtpServer::start() else {
+        return;
+    };
+    // `smtp://` requires STARTTLS, which this server does not offer.
+    let site = three_subscribers(&format!("smtp://127.0.0.1:{}", server.port));
+    let run = send(&site);
+    assert!(run.stdout.contains("froze edition 1"), "{run}");
+    assert_stopped_untouched(
+        &site,
+        &server,
+        &run,
+        &format!(
+            "does not offer STARTTLS, which the transport requires (`smtp://` without `?tls=` \
+             means `?tls=starttls`). To fix: if the relay runs on this host and takes mail \
+             unencrypted, set transport = \"smtp://127.0.0.1:{}?tls=none\"",
+            server.port
+        ),
+    );
+    // Why the rows wait is noted on them.
+    let status = ok(site.tidings(&["digest", "status"]));
+    assert!(
+        status
+            .stdout
+            .contains("not sent to ann@example.org: pending: [mail] transport: "),
+        "{status}"
+    );
+
+    // TLS from the first byte, to a server that speaks none: the handshake
+    // fails, and that stops the send the same way.
+    set_transport(&site, &format!("smtp://127.0.0.1:{}?tls=tls", server.port));
+    let run = send(&site);
+    assert!(run.stdout.contains("resuming edition 1"), "{run}");
+    assert_stopped_untouched(&site, &server, &run, "TLS failed");
+
+    // STARTTLS offered, with a certificate no client trusts.
+    let Some(untrusted) = SmtpServer::start_with_self_signed_starttls() else {
+        return;
+    };
+    set_transport(&site, &format!("smtp://127.0.0.1:{}", untrusted.port));
+    let run = send(&site);
+    assert_stopped_untouched(&site, &untrusted, &run, "STARTTLS failed");
+    assert!(run.stderr.contains("invalid peer certificate"), "{run}");
+
+    // Fixed: everyone gets it, once.
+    set_transport(&site, &server.transport());
+    let run = ok(send(&site));
+    assert!(run.stdout.contains("3 sent, 0 failed, 0 skipped"), "{run}");
+    let mail = server.by_recipient();
+    assert_eq!(
+        mail.keys().collect::<Vec<_>>(),
+        ["ann@example.org", "bo@example.org", "cy@example.org"]
+    );
+    assert!(mail.values().all(|m| m.len() == 1), "each once");
+    let rows = deliveries(&site);
+    assert!(
+        rows.iter()
+            .all(|(s, attempts)| s == "sent" && *attempts == 1),
+        "one attempt each: {rows:?}"
+    );
+}
+
+#[test]
+fn a_refused_or_missing_login_stops_the_send_and_loses_nothing() {
+    let Some(server) = SmtpServer::start_with_auth("news", "right horse") else {
+        return;
+    };
+    let with_user = format!("smtp://news@127.0.0.1:{}?tls=none", server.port);
+    let site = three_subscribers(&with_user);
+    let run = send_env(&site, &[("TIDINGS_SMTP_PASSWORD", "wrong horse")]);
+    assert_stopped_untouched(&site, &server, &run, "the server refused the login (PLAIN)");
+    assert!(run.stderr.contains("535"), "the server's reply: {run}");
+    assert!(run.stderr.contains("TIDINGS_SMTP_PASSWORD"), "{run}");
+    assert!(
+        !run.stderr.contains("wrong horse"),
+        "no password shown: {run}"
+    );
+
+    // No user at all: the server refuses mail without a login (530).
+    set_transport(&site, &server.transport());
+    let run = send(&site);
+    assert_stopped_untouched(
+        &site,
+        &server,
+        &run,
+        "the server takes no mail without a login or encryption",
+    );
+
+    set_transport(&site, &with_user);
+    let run = ok(send_env(&site, &[("TIDINGS_SMTP_PASSWORD", "right horse")]));
+    assert!(run.stdout.contains("3 sent, 0 failed, 0 skipped"), "{run}");
+    let mail = server.by_recipient();
+    assert_eq!(mail.len(), 3);
+    assert!(mail.values().all(|m| m.len() == 1), "each once");
 }
 
 #[test]
@@ -489,4 +693,167 @@ fn concurrency_and_rate_limit_are_honoured() {
             "{in_window} messages within one second at rate_limit = 4"
         );
     }
+}
+
+/// Runs `check --smtp` with `env` set.
+fn check_smtp(site: &Site, env: &[(&str, &str)]) -> crate::helpers::Run {
+    site.tidings_env(&["check", "--smtp"], env)
+}
+
+/// The step lines `check --smtp` printed, without their indentation.
+fn step_lines(run: &crate::helpers::Run) -> Vec<&str> {
+    run.stdout
+        .lines()
+        .filter_map(|l| l.strip_prefix("  "))
+        .collect()
+}
+
+#[test]
+fn check_smtp_passes_every_step_on_a_working_relay_and_sends_nothing() {
+    let Some(server) = SmtpServer::start() else {
+        return;
+    };
+    let site = three_subscribers(&server.transport());
+    let run = ok(check_smtp(&site, &[]));
+    let port = server.port;
+    assert!(
+        run.stdout.contains(&format!(
+            "[mail] transport smtp://127.0.0.1:{port}?tls=none\n"
+        )),
+        "{run}"
+    );
+    let steps = step_lines(&run);
+    assert_eq!(steps.len(), 5, "{run}");
+    assert_eq!(steps[0], format!("connect: ok: 127.0.0.1:{port}"));
+    assert!(
+        steps[1].starts_with("EHLO: ok: the server calls itself `")
+            && steps[1].contains("8BITMIME"),
+        "{run}"
+    );
+    assert!(steps[2].starts_with("TLS: skipped: `?tls=none`"), "{run}");
+    assert_eq!(
+        steps[3],
+        "AUTH: skipped: no user in the transport: messages go without a login"
+    );
+    assert_eq!(steps[4], "QUIT: ok");
+    assert!(run.stdout.ends_with("[mail] transport: ok\n"), "{run}");
+
+    // With a login.
+    let Some(server) = SmtpServer::start_with_auth("news", "right horse") else {
+        return;
+    };
+    let transport = format!("smtp://news@127.0.0.1:{}?tls=none", server.port);
+    set_transport(&site, &transport);
+    let run = ok(check_smtp(
+        &site,
+        &[("TIDINGS_SMTP_PASSWORD", "right horse")],
+    ));
+    let steps = step_lines(&run);
+    assert!(steps[1].contains("offers AUTH PLAIN LOGIN"), "{run}");
+    assert_eq!(steps[3], "AUTH: ok: logged in as `news` with PLAIN");
+    assert_eq!(steps[4], "QUIT: ok");
+    assert_eq!(server.count(), 0, "a check sends nothing");
+
+    // The outbox of the `file:` transport.
+    set_transport(&site, "file:outbox");
+    let run = ok(check_smtp(&site, &[]));
+    assert!(
+        step_lines(&run)[0].starts_with("outbox: ok: messages are written as .eml files to "),
+        "{run}"
+    );
+}
+
+#[test]
+fn check_smtp_fails_at_the_step_that_fails_and_says_what_to_do() {
+    let Some(server) = SmtpServer::start() else {
+        return;
+    };
+    let port = server.port;
+    let site = three_subscribers(&format!("smtp://127.0.0.1:{port}"));
+    let failed_at = |run: &crate::helpers::Run, step: &str, says: &str| {
+        assert_eq!(run.code, 1, "{run}");
+        let steps = step_lines(run);
+        let last = steps.last().unwrap();
+        assert!(
+            last.starts_with(&format!("{step}: FAILED: ")) && last.contains(says),
+            "the last step is {step}, failed, saying {says:?}:\n{run}"
+        );
+        assert!(
+            run.stderr.contains(&format!(
+                "error: the [mail] transport check failed at {step}\n"
+            )),
+            "{run}"
+        );
+        assert!(
+            !run.stdout.contains("QUIT"),
+            "nothing after the failure:\n{run}"
+        );
+    };
+    // STARTTLS required, not offered.
+    let run = check_smtp(&site, &[]);
+    assert!(step_lines(&run)[1].starts_with("EHLO: ok"), "{run}");
+    failed_at(
+        &run,
+        "STARTTLS",
+        &format!(
+            "[mail] transport: 127.0.0.1:{port}: the server does not offer STARTTLS, which the \
+             transport requires"
+        ),
+    );
+    assert!(
+        run.stdout.contains(&format!(
+            "set transport = \"smtp://127.0.0.1:{port}?tls=none\""
+        )),
+        "{run}"
+    );
+    // STARTTLS offered, with a certificate no client trusts.
+    let Some(untrusted) = SmtpServer::start_with_self_signed_starttls() else {
+        return;
+    };
+    set_transport(&site, &format!("smtp://127.0.0.1:{}", untrusted.port));
+    let run = check_smtp(&site, &[]);
+    assert!(step_lines(&run)[1].contains("offers STARTTLS"), "{run}");
+    failed_at(&run, "STARTTLS", "invalid peer certificate");
+    // TLS from the first byte, to a server that speaks none.
+    set_transport(&site, &format!("smtp://127.0.0.1:{port}?tls=tls"));
+    failed_at(&check_smtp(&site, &[]), "TLS", "TLS failed");
+    // Nobody listening.
+    let closed = crate::helpers::free_port();
+    set_transport(&site, &format!("smtp://127.0.0.1:{closed}?tls=none"));
+    failed_at(
+        &check_smtp(&site, &[]),
+        "connect",
+        "cannot connect to 127.0.0.1",
+    );
+
+    // A wrong password, and none at all.
+    let Some(login) = SmtpServer::start_with_auth("news", "right horse") else {
+        return;
+    };
+    set_transport(
+        &site,
+        &format!("smtp://news@127.0.0.1:{}?tls=none", login.port),
+    );
+    let run = check_smtp(&site, &[("TIDINGS_SMTP_PASSWORD", "wrong horse")]);
+    failed_at(
+        &run,
+        "AUTH",
+        "the server refused the login (PLAIN): permanent error (535)",
+    );
+    assert!(!run.stdout.contains("wrong horse"), "{run}");
+    failed_at(
+        &check_smtp(&site, &[]),
+        "AUTH",
+        "set its password in the environment variable TIDINGS_SMTP_PASSWORD",
+    );
+
+    // An outbox that cannot be a folder.
+    std::fs::write(site.path("taken"), "a file").unwrap();
+    set_transport(&site, "file:taken/outbox");
+    failed_at(
+        &check_smtp(&site, &[]),
+        "outbox",
+        "[mail] transport: cannot write",
+    );
+    assert_eq!(server.count() + untrusted.count() + login.count(), 0);
 }

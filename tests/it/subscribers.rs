@@ -378,3 +378,130 @@ schedule = \"0 25 * * *\"
         "{run}"
     );
 }
+
+#[test]
+fn import_names_the_real_line_in_crlf_files_with_blank_lines_and_multi_line_values() {
+    let site = site();
+    // CRLF line ends, blank lines (one of spaces and commas), a quoted
+    // value over two lines, and a last row with no line end.
+    let csv = "email,themes,language\r\n\
+               \r\n\
+               ann@example.org,alpha,sv\r\n\
+               \r\n\
+               \r\n\
+               not-an-address,alpha,sv\r\n\
+               \"bo@example.org\",\"alpha;\r\nbeta\",sv\r\n\
+               carl@example.org,nope,sv\r\n\
+               \x20 , ,\r\n\
+               dora@example.org,beta,de";
+    std::fs::write(site.path("people.csv"), csv).unwrap();
+    let run = ok(site.tidings(&["subscribers", "import", "people.csv", "--confirmed"]));
+    assert!(
+        run.stdout
+            .contains("5 rows: 2 added (active), 0 already subscribed, 3 bad rows skipped"),
+        "{run}"
+    );
+    let reported: Vec<&str> = run
+        .stderr
+        .lines()
+        .filter(|l| l.starts_with("people.csv:"))
+        .collect();
+    assert_eq!(reported.len(), 3, "{run}");
+    for (line, says) in [
+        (6, "`email`: `not-an-address` is not an email address"),
+        (9, "`themes`: unknown theme `nope`"),
+        (11, "`language`: unknown language `de`"),
+    ] {
+        let prefix = format!("people.csv:{line}: ");
+        assert!(
+            reported
+                .iter()
+                .any(|l| l.starts_with(&prefix) && l.contains(says)),
+            "no line {line} saying {says:?}:\n{run}"
+        );
+    }
+    let emails: Vec<String> = exported(&site)
+        .into_iter()
+        .map(|r| format!("{} {}", r["email"], r["themes"]))
+        .collect();
+    assert_eq!(
+        emails,
+        ["ann@example.org alpha", "bo@example.org alpha;beta"],
+        "the value over two lines is one value"
+    );
+
+    // The same rows with LF line ends: the same lines.
+    std::fs::write(site.path("lf.csv"), csv.replace("\r\n", "\n")).unwrap();
+    let lf = ok(site.tidings(&["subscribers", "import", "lf.csv"]));
+    for line in [6, 9, 11] {
+        assert!(
+            lf.stderr.contains(&format!("lf.csv:{line}: ")),
+            "line {line}:\n{lf}"
+        );
+    }
+}
+
+#[test]
+fn what_import_and_add_echo_from_input_is_escaped() {
+    let site = site();
+    let csv = "email,themes,language\n\
+               \"\x1b[31mred\x1b[0m@example.org\",alpha,sv\n\
+               ann@example.org,\"al\x1b[5mpha\x07\",sv\n\
+               \"bo@example.org\nfake.csv:1: all fine\",alpha,sv\n\
+               cy@example.org,alpha,\u{202e}vs\n";
+    std::fs::write(site.path("people.csv"), csv).unwrap();
+    let run = ok(site.tidings(&["subscribers", "import", "people.csv"]));
+    assert!(
+        run.stdout
+            .contains("4 rows: 0 added (pending), 0 already subscribed, 4 bad rows skipped"),
+        "{run}"
+    );
+    for forbidden in ['\x1b', '\x07', '\u{202e}'] {
+        assert!(
+            !run.stderr.contains(forbidden),
+            "{forbidden:?} reached the terminal:\n{run:?}",
+            run = run.stderr
+        );
+    }
+    for (line, shown) in [
+        (
+            2,
+            r"`\u{1b}[31mred\u{1b}[0m@example.org` is not an email address",
+        ),
+        (3, r"unknown theme `al\u{1b}[5mpha\u{7}`"),
+        (
+            4,
+            r"`bo@example.org\nfake.csv:1: all fine` is not an email address",
+        ),
+        (6, r"unknown language `\u{202e}vs`"),
+    ] {
+        let prefix = format!("people.csv:{line}: ");
+        assert!(
+            run.stderr
+                .lines()
+                .any(|l| l.starts_with(&prefix) && l.contains(shown)),
+            "no line {line} showing {shown}:\n{}",
+            run.stderr
+        );
+    }
+    assert!(
+        !run.stderr.lines().any(|l| l.starts_with("fake.csv")),
+        "a value cannot forge a line of output:\n{}",
+        run.stderr
+    );
+
+    // What the operator types is echoed the same way.
+    let add = site.tidings(&[
+        "subscribers",
+        "add",
+        "a\x1b[2J@example.org",
+        "--themes",
+        "alpha",
+    ]);
+    assert_eq!(add.code, 1, "{add}");
+    assert!(!add.stderr.contains('\x1b'), "{:?}", add.stderr);
+    assert!(add.stderr.contains(r"`a\u{1b}[2J@example.org`"), "{add}");
+    let remove = site.tidings(&["subscribers", "remove", "x\x1b[2J@example.org"]);
+    assert_eq!(remove.code, 1, "{remove}");
+    assert!(!remove.stderr.contains('\x1b'), "{:?}", remove.stderr);
+}

@@ -280,6 +280,19 @@ pub async fn mark_retry(pool: &Pool<DB>, id: i64, error: &str, next: DateTime<Ut
     Ok(())
 }
 
+pub async fn release_delivery(pool: &Pool<DB>, id: i64, attempt: i64, error: &str) -> Result<bool> {
+    let released = sqlx::query(
+        "UPDATE deliveries SET status = 'pending', attempts = attempts - 1, last_error = $1, lease_until = NULL
+         WHERE id = $2 AND status = 'sending' AND attempts = $3",
+    )
+    .bind(error)
+    .bind(id)
+    .bind(attempt)
+    .execute(pool)
+    .await?;
+    Ok(released.rows_affected() > 0)
+}
+
 pub async fn mark_final(pool: &Pool<DB>, id: i64, status: &str, reason: &str, now: DateTime<Utc>) -> Result<()> {
     debug_assert!(matches!(status, "failed" | "skipped"));
     sqlx::query(
