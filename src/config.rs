@@ -22,7 +22,7 @@ use toml::Spanned;
 use toml::de::{DeTable, DeValue, ValueDeserializer};
 use url::Url;
 
-use crate::diagnostic::{Problem, Problems};
+use crate::model::problem::{Problem, Problems};
 use mail::{DIGEST_KEYS, MAIL_KEYS, RawDigest, RawMail};
 pub use mail::{Digest, Dkim, Mail, Tls, Transport};
 
@@ -30,7 +30,7 @@ pub mod env;
 mod mail;
 mod service;
 mod sources;
-use crate::story::{Language, ThemeSlug};
+use crate::model::{Language, ThemeSlug};
 use service::{HTTP_KEYS, RawHttp, RawSchedule, SCHEDULE_KEYS};
 pub use service::{Http, Schedule};
 use sources::{FEED_KEYS, RawRemoteSource, Remotes, WORDPRESS_KEYS};
@@ -222,14 +222,14 @@ impl<'de> Deserialize<'de> for Localized {
             fn visit_str<E: de::Error>(self, s: &str) -> Result<Localized, E> {
                 Ok(Localized(BTreeMap::from([(
                     String::new(),
-                    crate::content::clean_line(s),
+                    crate::sources::content::clean_line(s),
                 )])))
             }
             fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Localized, A::Error> {
                 let mut out = BTreeMap::new();
                 while let Some((k, v)) = map.next_entry::<String, String>()? {
                     Language::parse(&k).map_err(de::Error::custom)?;
-                    out.insert(k, crate::content::clean_line(&v));
+                    out.insert(k, crate::sources::content::clean_line(&v));
                 }
                 Ok(Localized(out))
             }
@@ -877,7 +877,7 @@ impl<'i> RawConfig<'i> {
             let slug_span = span_of(&value, "slug");
             let line = slug_span
                 .as_ref()
-                .map(|s| crate::diagnostic::line_column(cx.text, s.start).0)
+                .map(|s| crate::model::problem::line_column(cx.text, s.start).0)
                 .unwrap_or(0);
             if let Some(first) = seen.get(slug.as_str()) {
                 cx.problem(
@@ -1074,12 +1074,12 @@ fn validate_site(cx: &mut Context, raw: RawSite, value: &Spanned<DeValue<'_>>) -
     }
     // Feeds are XML: characters it forbids must not reach them.
     Some(Site {
-        title: crate::content::clean_line(&raw.title),
+        title: crate::sources::content::clean_line(&raw.title),
         base_url: base_url?,
         language: language?,
         timezone: timezone?,
-        description: crate::content::clean_line(&raw.description),
-        author: crate::content::clean_line(&raw.author),
+        description: crate::sources::content::clean_line(&raw.description),
+        author: crate::sources::content::clean_line(&raw.author),
     })
 }
 

@@ -1,33 +1,30 @@
-//! tidings turns newly published stories into RSS, Atom and JSON feeds and,
-//! in later stages, into per-subscriber email digests.
+//! tidings turns newly published stories into RSS, Atom and JSON feeds and
+//! sends each subscriber a periodic email digest of the themes they chose.
 //!
 //! The library holds the whole pipeline so that integration tests and the
-//! `tidings` binary drive the same code: [`config`] is parsed once at the
-//! edge, [`sources`] read stories, [`ingest`] records them in the [`store`],
-//! and [`feeds`] renders and writes the feed files.
+//! `tidings` binary drive the same code. `ARCHITECTURE.md` is the map; in
+//! short, from the bottom up: [`model`] and [`config`] are parsed once at
+//! the edge; [`sources`] read stories; [`publish`] records them in the
+//! [`store`] and has [`feeds`] written; [`digest`] freezes editions and
+//! delivers them through [`mail`]; [`web`] serves it all; [`service`] runs
+//! the schedule ([`schedule`]); the binary's `commands` call these.
 
-pub mod build;
 pub mod cli;
 pub mod config;
-pub mod content;
-pub mod delivery;
-pub mod diagnostic;
 pub mod digest;
 pub mod feeds;
-pub mod ingest;
 pub mod init;
-pub mod keys;
+pub mod links;
 pub mod mail;
+pub mod model;
 pub mod preflight;
+pub mod publish;
 pub mod schedule;
-pub mod scheduler;
 pub mod service;
 pub mod sources;
 pub mod store;
-pub mod story;
 pub mod subscribers;
 pub mod templates;
-pub mod tokens;
 pub mod web;
 
 /// Runs CPU-bound `work` here (it may use rayon's threads), telling a

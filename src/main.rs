@@ -13,8 +13,9 @@ use clap::Parser;
 use tidings::cli::{Cli, Command, LogFormat};
 use tidings::config::Config;
 use tidings::config::env::Environment;
-use tidings::diagnostic::{Problems, printable_lines};
-use tidings::{build, ingest, init, store::Store};
+use tidings::model::problem::{Problems, printable_lines};
+use tidings::publish::{build, ingest};
+use tidings::{init, store::Store};
 
 mod commands;
 
@@ -236,7 +237,7 @@ fn check(config: &Config) -> Result<ExitCode> {
 
 async fn build_command(config: &Config, strict: bool) -> Result<ExitCode> {
     let store = Store::open(&config.storage.url).await?;
-    let report = build::build(config, &store, &tidings::ingest::Which::All).await;
+    let report = build::build(config, &store, &tidings::publish::ingest::Which::All).await;
     store.close().await;
     let report = report?;
     let skipped = Problems(report.ingest.skipped.clone()).sorted();

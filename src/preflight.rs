@@ -11,12 +11,12 @@ use std::collections::HashMap;
 use chrono::Utc;
 
 use crate::config::Config;
-use crate::diagnostic::Problem;
 use crate::digest::{compose, render};
+use crate::links::tokens::Signer;
+use crate::model::SubscriberEmail;
+use crate::model::problem::Problem;
 use crate::store::{FeedFacts, Indexed};
-use crate::subscribers::SubscriberEmail;
 use crate::templates::{SAMPLE_RECIPIENT, problem, sample_stories};
-use crate::tokens::Signer;
 
 /// Every template problem of the site, each naming the file, line and
 /// column and what is wrong.
@@ -50,9 +50,9 @@ pub fn check_templates(config: &Config) -> Vec<Problem> {
                     config,
                     digest,
                     language,
-                    period: &crate::delivery::period_label(config, language, now),
+                    period: &crate::digest::delivery::period_label(config, language, now),
                     sections: compose::sections(config, digest, &themes, &stories),
-                    links: crate::delivery::links(
+                    links: crate::digest::delivery::links(
                         config,
                         &signer,
                         digest,

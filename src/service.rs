@@ -4,7 +4,7 @@
 //!
 //! Each scheduled job (`ingest`, and `digest:<id>` for each digest) runs in
 //! its own task, so a slow send never delays an ingest and a failing job
-//! never stops the others. A task asks [`crate::scheduler::decide`] what to
+//! never stops the others. A task asks [`crate::schedule::decide`] what to
 //! do now, acts, and records the tick it handled in the store; [`Scheduler::step`]
 //! is that one move, taking the time as an argument, so tests drive the
 //! scheduler with a controlled clock instead of sleeping.
@@ -15,124 +15,17 @@ use std::time::Duration as StdDuration;
 
 use anyhow::{Context as _, Result, anyhow};
 use chrono::{DateTime, Utc};
-use tokio::sync::{Mutex, watch};
+use tokio::sync::watch;
 
-use crate::build::{self, BuildReport};
-use crate::config::{Config, Digest, Mail};
-use crate::delivery::{self, Options, Worker};
-use crate::digest::render;
-use crate::ingest::Which;
-use crate::keys::Keys;
-use crate::mail::message::DkimSigner;
-use crate::mail::transport::Sender;
-use crate::schedule::CronSchedule;
-use crate::scheduler::{self, Decision};
+use crate::config::{Config, Digest};
+use crate::digest::delivery::{self, Options, Worker};
+use crate::links::keys::Keys;
+use crate::mail::Mailer;
+use crate::publish::ingest::Which;
+use crate::publish::{INGEST_JOB, Ingester};
+use crate::schedule::{self, CronSchedule, Decision};
 use crate::store::Store;
 use crate::store::editions::Counts;
-
-/// The mail side, set up once: transport, digest templates, DKIM key.
-pub struct Mailer {
-    pub mail: Mail,
-    pub sender: Sender,
-    pub templates: render::Templates,
-    pub dkim: Option<DkimSigner>,
-}
-
-impl Mailer {
-    /// `None` when the site has no `[mail]`.
-    pub fn new(config: &Config) -> Result<Option<Mailer>> {
-        let Some(mail) = &config.mail else {
-            return Ok(None);
-        };
-        Ok(Some(Mailer {
-            sender: Sender::new(mail)?,
-            templates: render::Templates::load(config)?,
-            dkim: mail.dkim.as_ref().map(DkimSigner::load).transpose()?,
-            mail: mail.clone(),
-        }))
-    }
-}
-
-/// Runs ingest + feeds, one at a time: the scheduled tick and the CMS hook
-/// (`POST /api/ingest`) share it, so two never overlap.
-pub struct Ingester {
-    config: Arc<Config>,
-    store: Store,
-    lock: Arc<Mutex<()>>,
-    /// The runtime it was made on: a build runs there, on all its threads,
-    /// even when asked from a request on one of the HTTP threads.
-    runtime: tokio::runtime::Handle,
-}
-
-/// The name of the ingest job in the store.
-pub const INGEST_JOB: &str = "ingest";
-
-impl Ingester {
-    /// Made within the tokio runtime its builds are to run on.
-    pub fn new(config: Arc<Config>, store: Store) -> Ingester {
-        Ingester {
-            config,
-            store,
-            lock: Arc::new(Mutex::new(())),
-            runtime: tokio::runtime::Handle::current(),
-        }
-    }
-
-    /// One ingest of the chosen sources, then the feeds; logs its figures.
-    pub async fn run(&self, why: &str, which: &Which) -> Result<BuildReport> {
-        // Held by the build itself: one whose caller went away (a client
-        // that hung up) runs to its end before the next starts.
-        let one_at_a_time = self.lock.clone().lock_owned().await;
-        let (config, store, which) = (self.config.clone(), self.store.clone(), which.clone());
-        let report = self
-            .runtime
-            .spawn(async move {
-                let _one_at_a_time = one_at_a_time;
-                build::build(&config, &store, &which).await
-            })
-            .await
-            .map_err(|e| anyhow!("the build stopped: {e}"))??;
-        let i = &report.ingest;
-        tracing::info!(
-            why,
-            new = i.new,
-            updated = i.changed,
-            withdrawn = i.withdrawn,
-            unchanged = i.unchanged,
-            skipped = i.skipped.len(),
-            published = report.published,
-            feeds_written = report.feeds.written.len(),
-            feeds_unchanged = report.feeds.unchanged,
-            "ingest"
-        );
-        for p in &i.skipped {
-            tracing::warn!(problem = %p, "story skipped");
-        }
-        if let Some(e) = report.problems.first() {
-            return Err(anyhow!(
-                "{} feed file(s) could not be rendered: {e:#}",
-                report.problems.len()
-            ));
-        }
-        Ok(report)
-    }
-
-    /// An ingest outside the schedule (the CMS hook, the start of the
-    /// service): runs it and records the run without touching the job's
-    /// last tick.
-    pub async fn run_now(&self, why: &str) -> Result<BuildReport> {
-        let result = self.run(why, &Which::All).await;
-        let error = result.as_ref().err().map(|e| format!("{e:#}"));
-        let outcome = if error.is_some() { "failed" } else { "ok" };
-        if let Some(e) = &error {
-            tracing::error!(why, error = %e, "ingest failed");
-        }
-        self.store
-            .record_run(INGEST_JOB, Utc::now(), outcome, error.as_deref())
-            .await?;
-        result
-    }
-}
 
 /// A scheduled job.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -237,7 +130,7 @@ impl Scheduler {
         let name = job.name();
         let last = self.store.job(&name).await?.and_then(|j| j.last_tick);
         let tz = self.config.site.timezone;
-        let decision = scheduler::decide(
+        let decision = schedule::decide(
             self.schedule(job)?,
             tz,
             last,

@@ -6,9 +6,9 @@
 use chrono::{Duration, Utc};
 
 use crate::config::Config;
-use crate::diagnostic::Problem;
+use crate::model::problem::Problem;
+use crate::model::{Story, StoryId};
 use crate::store::StoredStory;
-use crate::story::{Story, StoryId};
 
 /// The problem `error` reports: where a tera syntax or rendering error
 /// points (`origin` maps a template's name to the file shown), or else

@@ -6,7 +6,7 @@ use std::process::ExitCode;
 use anyhow::{Context as _, Result};
 
 use tidings::config::Config;
-use tidings::diagnostic::printable;
+use tidings::model::problem::printable;
 
 /// Checks `[mail] transport`, printing each step as it ends; exit 1 with
 /// the failed step named when one failed.

@@ -11,14 +11,14 @@ use chrono::Utc;
 use tidings::cli::DigestCommand;
 use tidings::config::env::Environment;
 use tidings::config::{Config, Digest};
-use tidings::delivery::{self, Options, Worker};
+use tidings::digest::delivery::{self, Options, Worker};
 use tidings::digest::{compose, render};
-use tidings::keys::Keys;
+use tidings::links::keys::Keys;
+use tidings::mail::Mailer;
 use tidings::mail::message::DkimSigner;
 use tidings::mail::transport::Sender;
-use tidings::service::Mailer;
+use tidings::model::SubscriberEmail;
 use tidings::store::Store;
-use tidings::subscribers::SubscriberEmail;
 
 pub async fn run(config: &Config, env: &Environment, command: DigestCommand) -> Result<ExitCode> {
     let store = Store::open(&config.storage.url).await?;

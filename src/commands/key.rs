@@ -9,7 +9,7 @@ use chrono::Utc;
 use tidings::cli::KeyCommand;
 use tidings::config::Config;
 use tidings::config::env::Environment;
-use tidings::keys::{self, KeyStatus};
+use tidings::links::keys::{self, KeyStatus};
 use tidings::store::Store;
 use tidings::store::keys::KeyOrigin;
 

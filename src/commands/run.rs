@@ -17,9 +17,11 @@ use anyhow::{Context as _, Result, bail};
 
 use tidings::config::Config;
 use tidings::config::env::Environment;
-use tidings::delivery::Options;
-use tidings::keys::Keys;
-use tidings::service::{self, Ingester, Mailer, Scheduler};
+use tidings::digest::delivery::Options;
+use tidings::links::keys::Keys;
+use tidings::mail::Mailer;
+use tidings::publish::Ingester;
+use tidings::service::{self, Scheduler};
 use tidings::store::Store;
 use tidings::web;
 
@@ -32,7 +34,7 @@ pub async fn run(config: Config, env: Environment) -> Result<ExitCode> {
     }
     // Nothing that cannot render goes live: a sign-up would answer "check
     // your inbox" and send nothing, a digest would fail for everyone.
-    let problems = tidings::diagnostic::Problems(tidings::preflight::check_templates(&config));
+    let problems = tidings::model::problem::Problems(tidings::preflight::check_templates(&config));
     if !problems.is_empty() {
         for p in problems.sorted().iter() {
             eprintln!("{p}");

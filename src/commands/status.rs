@@ -7,7 +7,7 @@ use anyhow::Result;
 use chrono::Utc;
 
 use tidings::config::Config;
-use tidings::delivery;
+use tidings::digest::delivery;
 use tidings::service::Job;
 use tidings::store::Store;
 

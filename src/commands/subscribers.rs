@@ -10,11 +10,12 @@ use futures_util::TryStreamExt;
 use tidings::cli::{ExportFormat, StatusArg, SubscribersCommand};
 use tidings::config::Config;
 use tidings::config::env::Environment;
-use tidings::diagnostic::printable;
-use tidings::keys::Keys;
+use tidings::links::keys::Keys;
+use tidings::model::problem::printable;
+use tidings::model::{Status, SubscriberEmail};
 use tidings::store::Store;
+use tidings::subscribers::Choice;
 use tidings::subscribers::io::{self, Format};
-use tidings::subscribers::{Choice, Status, SubscriberEmail};
 
 pub async fn run(
     config: &Config,
@@ -181,8 +182,8 @@ async fn dispatch(
 async fn send_confirmation_email(
     config: &Config,
     store: &Store,
-    person: &tidings::subscribers::NewSubscriber,
-    signer: &tidings::tokens::Signer,
+    person: &tidings::model::NewSubscriber,
+    signer: &tidings::links::tokens::Signer,
 ) -> Result<()> {
     use anyhow::Context as _;
     let mail = config

@@ -274,7 +274,7 @@ pub(super) fn validate_mail(
         concurrency,
         rate_limit,
         max_attempts,
-        organization: crate::content::clean_line(&raw.organization),
+        organization: crate::sources::content::clean_line(&raw.organization),
         unsubscribe_address,
         dkim,
     })
@@ -351,7 +351,7 @@ pub(super) fn validate_digests(
     let mut out = Vec::new();
     for (i, raw, value) in raw {
         let key = format!("digests[{i}]");
-        if crate::story::ThemeSlug::parse(&raw.id).is_err() {
+        if crate::model::ThemeSlug::parse(&raw.id).is_err() {
             cx.problem(
                 &format!("{key}.id"),
                 span_of(&value, "id"),

@@ -11,7 +11,7 @@ use url::Url;
 
 use super::{Context, parse_base_url, span_of};
 use crate::schedule::CronSchedule;
-use crate::scheduler::OnMissed;
+use crate::schedule::OnMissed;
 
 /// `[schedule]`.
 #[derive(Debug, Clone)]

@@ -11,8 +11,8 @@ use toml::de::DeValue;
 use url::Url;
 
 use super::{Context, span_of};
+use crate::model::{Language, ThemeSlug};
 use crate::schedule::CronSchedule;
-use crate::story::{Language, ThemeSlug};
 
 /// `kind = "wordpress"`.
 #[derive(Debug, Clone)]

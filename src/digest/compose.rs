@@ -9,8 +9,8 @@ use std::collections::HashSet;
 
 use crate::config::{Config, Digest};
 use crate::digest::render::Section;
+use crate::model::ThemeSlug;
 use crate::store::StoredStory;
-use crate::story::ThemeSlug;
 
 /// `stories` must be newest first (as the store returns them). Themes no
 /// longer configured are passed over.

@@ -1,8 +1,11 @@
-//! The periodic digest: editions frozen from new stories ([`edition`]),
-//! what each subscriber gets ([`compose`]), and the email rendered from
-//! tera templates ([`render`], [`words`]).
+//! The periodic digest: what each subscriber gets ([`compose`]), the email
+//! rendered from tera templates ([`render`], [`words`], with the parts
+//! shared by every subscriber of an audience made once in [`segments`]),
+//! and the ledger worker that delivers an edition ([`delivery`]). Editions
+//! themselves are frozen in the store (`store::editions`).
 
 pub mod compose;
+pub mod delivery;
 pub mod render;
 pub mod segments;
 pub mod words;

@@ -403,7 +403,7 @@ pub(crate) mod tests {
     use chrono::{TimeZone, Utc};
 
     use super::*;
-    use crate::story::{Story, StoryId, ThemeSlug};
+    use crate::model::{Story, StoryId, ThemeSlug};
 
     /// A site in a temporary folder (the config needs its story folder to
     /// exist), loaded the way `tidings` loads it.

@@ -27,7 +27,7 @@ use anyhow::Result;
 
 use super::render::{self, DigestEmail, Links, Rendered, Templates};
 use crate::mail::message::{Encoded, crlf, fingerprint};
-use crate::story::ThemeSlug;
+use crate::model::ThemeSlug;
 
 const RECIPIENT: &str = "tidings-recipient-4e1f8a@example.invalid";
 const PREFERENCES: &str = "https://tidings-preferences-4e1f8a.invalid/p";

@@ -23,8 +23,8 @@ use anyhow::{Context as _, Result};
 use rayon::prelude::*;
 
 use crate::config::Config;
+use crate::model::{Story, StoryId};
 use crate::store::{FeedFacts, Indexed, StoredStory};
-use crate::story::{Story, StoryId};
 pub use prepare::{Feed, Format};
 
 /// Named in every feed's generator element.

@@ -9,9 +9,9 @@ use serde::Serialize;
 
 use crate::config::{Config, Mail};
 use crate::digest::render::{self, Rendered, template_path};
+use crate::links::tokens::{Purpose, Signer};
 use crate::mail::message::{DkimSigner, Notice, build_notice};
-use crate::subscribers::SubscriberEmail;
-use crate::tokens::{Purpose, Signer};
+use crate::model::SubscriberEmail;
 
 /// Names of the templates (a site's own copies go next to config.toml in
 /// `templates/`).

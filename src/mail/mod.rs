@@ -3,6 +3,9 @@
 
 pub mod confirm;
 pub mod leave;
+mod mailer;
 pub mod message;
 pub mod probe;
 pub mod transport;
+
+pub use mailer::Mailer;

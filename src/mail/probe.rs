@@ -40,7 +40,7 @@ impl std::fmt::Display for Step {
             Outcome::Failed(d) => ("FAILED", d),
         };
         // The details quote the server's replies: shown escaped.
-        let detail = crate::diagnostic::printable(detail);
+        let detail = crate::model::problem::printable(detail);
         if detail.is_empty() {
             write!(f, "{}: {word}", self.name)
         } else {

@@ -17,9 +17,9 @@ use url::Url;
 
 use super::{ItemRef, Scan};
 use crate::config::{Config, DirectorySource};
-use crate::content;
-use crate::diagnostic::{Problem, display_path};
-use crate::story::{Language, Story, StoryId, ThemeSlug};
+use crate::model::problem::{Problem, display_path};
+use crate::model::{Language, Story, StoryId, ThemeSlug};
+use crate::sources::content;
 
 /// Longest summary, in characters, derived from a body.
 const SUMMARY_CHARS: usize = 300;

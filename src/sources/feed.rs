@@ -11,9 +11,9 @@ use url::Url;
 use super::http::{Answer, Body, Client, Get};
 use super::{Context, ItemRef, Scan, gone, hashed_id, problem, title_slug};
 use crate::config::FeedSource;
-use crate::content::{self, Bases};
-use crate::diagnostic::Problem;
-use crate::story::{Language, Story};
+use crate::model::problem::Problem;
+use crate::model::{Language, Story};
+use crate::sources::content::{self, Bases};
 
 const ACCEPT: &str = "application/rss+xml, application/atom+xml, application/feed+json, \
                       application/json;q=0.9, application/xml;q=0.9, text/xml;q=0.9, */*;q=0.5";

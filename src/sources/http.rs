@@ -257,11 +257,11 @@ fn error_detail(body: &[u8]) -> String {
     if let Ok(v) = serde_json::from_slice::<serde_json::Value>(body)
         && let Some(m) = v.get("message").and_then(|m| m.as_str())
     {
-        return crate::content::clean_line(m);
+        return crate::sources::content::clean_line(m);
     }
     let text = String::from_utf8_lossy(body);
     if text.trim_start().starts_with('<') {
         return String::new();
     }
-    crate::content::truncate_words(&crate::content::clean_line(&text), 120)
+    crate::sources::content::truncate_words(&crate::sources::content::clean_line(&text), 120)
 }

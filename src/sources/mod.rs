@@ -6,11 +6,15 @@
 //! - `wordpress`: a WordPress site's REST API ([`wordpress`]);
 //! - `feed`: an upstream RSS, Atom or JSON Feed ([`feed`]).
 //!
+//! [`content`] turns what they read (Markdown, HTML) into a story's
+//! sanitized body and summary, with absolute links.
+//!
 //! The remote kinds keep a little state between runs in the store
 //! ([`SourceState`]): validators for conditional requests, the address a
 //! permanent redirect moved them to, how far an incremental read got, and
 //! whether the source answered `410 Gone`.
 
+pub mod content;
 pub mod directory;
 pub mod feed;
 pub mod http;
@@ -23,8 +27,8 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::config::{Config, Source};
-use crate::diagnostic::Problem;
-use crate::story::{Story, StoryId};
+use crate::model::problem::Problem;
+use crate::model::{Story, StoryId};
 
 /// What one source holds right now.
 #[derive(Debug, Default)]

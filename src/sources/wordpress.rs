@@ -14,9 +14,9 @@ use url::Url;
 use super::http::{Answer, Client, Get};
 use super::{Context, ItemRef, Scan, SourceState, gone, problem};
 use crate::config::{Config, WordPressSource};
-use crate::content::{self, Bases};
-use crate::diagnostic::Problem;
-use crate::story::{Story, StoryId};
+use crate::model::problem::Problem;
+use crate::model::{Story, StoryId};
+use crate::sources::content::{self, Bases};
 
 /// Posts per page: the API's maximum.
 const PER_PAGE: usize = 100;

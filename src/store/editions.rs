@@ -10,7 +10,7 @@ use anyhow::Result;
 use chrono::{DateTime, Duration, Utc};
 
 use super::{Store, StoredStory};
-use crate::subscribers::Subscriber;
+use crate::model::Subscriber;
 
 /// How far back the first edition of a digest reaches: older stories are
 /// the archive that existed before the digest, absorbed without sending.

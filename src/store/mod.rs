@@ -32,7 +32,7 @@ pub mod metrics;
 pub mod subscribers;
 
 use crate::config::StorageUrl;
-use crate::story::{Story, StoryId, ThemeSlug};
+use crate::model::{Story, StoryId, ThemeSlug};
 
 pub(crate) const STORY_COLUMNS: &str = "id, guid, slug, origin, url, title, summary, body_html, language, \
     authors, themes, image, image_alt, published_at, updated_at, first_seen_at, changed_at";

@@ -9,8 +9,8 @@ use futures_util::StreamExt;
 use futures_util::stream::BoxStream;
 
 use super::Store;
-use crate::story::{Language, ThemeSlug};
-use crate::subscribers::{NewSubscriber, Status, Subscriber};
+use crate::model::{Language, ThemeSlug};
+use crate::model::{NewSubscriber, Status, Subscriber};
 
 /// Subscribers per multi-row INSERT (10 columns each).
 pub(crate) const BATCH: usize = 1000;
@@ -128,7 +128,7 @@ impl Canonicalized {
 
 impl Store {
     /// Once per store (a no-op afterwards, see `migrations/sqlite/0009_fixups.sql`): brings every stored address to
-    /// the canonical form of [`SubscriberEmail`](crate::subscribers::SubscriberEmail),
+    /// the canonical form of [`SubscriberEmail`](crate::model::SubscriberEmail),
     /// so that one inbox is one subscriber. Rows that turn out to share an
     /// inbox are merged into the one with the earliest consent (its id,
     /// consent and choices kept; its deliveries joined by the others'; an
@@ -136,8 +136,7 @@ impl Store {
     /// confirmation). Pending rows whose address cannot receive mail are
     /// removed, active ones marked bounced. One transaction.
     pub async fn canonicalize_subscribers(&self, now: DateTime<Utc>) -> Result<Canonicalized> {
-        let canonical =
-            |email: &str| crate::subscribers::SubscriberEmail::parse(email).map(String::from);
+        let canonical = |email: &str| crate::model::SubscriberEmail::parse(email).map(String::from);
         crate::store::dispatch!(self, subscribers::canonicalize(canonical, now))
     }
 

@@ -15,7 +15,7 @@ use futures_util::TryStreamExt;
 
 use super::{Choice, NewSubscriber, Status};
 use crate::config::Config;
-use crate::diagnostic::{Problem, printable};
+use crate::model::problem::{Problem, printable};
 use crate::store::Store;
 
 /// Rows stored per transaction during an import.

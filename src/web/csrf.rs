@@ -28,7 +28,7 @@ use hmac::{Hmac, Mac};
 use sha2::Sha256;
 
 use crate::config::Config;
-use crate::tokens::Signer;
+use crate::links::tokens::Signer;
 
 /// The cookie holding the nonce.
 pub const COOKIE: &str = "tidings_csrf";

@@ -37,7 +37,7 @@ use super::signup::{self, Choices, FieldError, FieldMessages, Input};
 use super::words::{Lang, PageLang};
 use super::{AppState, manage, server};
 use crate::config::Config;
-use crate::tokens::Signer;
+use crate::links::tokens::Signer;
 
 /// The largest body any of these routes accepts.
 pub const BODY_LIMIT: usize = 16 * 1024;
@@ -176,7 +176,7 @@ pub fn check_origin(
     };
     checked.map_err(|why| {
         tracing::info!(reason = %why, "form refused: CSRF");
-        let w = pl.lang.words();
+        let w = super::words::words(pl.lang);
         refusal(
             shared,
             pl,
@@ -198,7 +198,7 @@ fn signup_answer(
     prefill: Prefill,
     errors: FieldMessages,
 ) -> Response {
-    let w = pl.lang.words();
+    let w = super::words::words(pl.lang);
     let (form, cookie) = form_with(shared, pl, headers, prefill, errors, 1);
     let layout = Layout::new(
         &shared.config,
@@ -229,7 +229,7 @@ async fn signup_page(State(shared): State<AppState>, pl: PageLang, headers: Head
 
 /// The one answer to every accepted sign-up.
 fn check_inbox(shared: &AppState, pl: PageLang) -> Response {
-    let w = pl.lang.words();
+    let w = super::words::words(pl.lang);
     let layout = Layout::new(
         &shared.config,
         pl.lang,
@@ -255,7 +255,7 @@ fn refusal(
     heading: &str,
     paragraphs: Vec<String>,
 ) -> Response {
-    let w = pl.lang.words();
+    let w = super::words::words(pl.lang);
     shared.pages.message(
         &shared.config,
         pl,
@@ -274,7 +274,7 @@ fn refusal(
 }
 
 pub fn unavailable(shared: &AppState, pl: PageLang) -> Response {
-    let w = pl.lang.words();
+    let w = super::words::words(pl.lang);
     shared.pages.message(
         &shared.config,
         pl,
@@ -295,7 +295,7 @@ pub fn unavailable(shared: &AppState, pl: PageLang) -> Response {
 /// 413 for a body over the limit, 408 for one that did not arrive in
 /// time, 400 for one that cannot be read.
 pub fn body_refused(shared: &AppState, pl: PageLang, rejection: &BytesRejection) -> Response {
-    let w = pl.lang.words();
+    let w = super::words::words(pl.lang);
     if server::timed_out(rejection) {
         bad_request(shared, pl, StatusCode::REQUEST_TIMEOUT)
     } else if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
@@ -314,7 +314,7 @@ pub fn body_refused(shared: &AppState, pl: PageLang, rejection: &BytesRejection)
 
 /// 400, or 415 for a body of a type the route does not read.
 pub fn bad_request(shared: &AppState, pl: PageLang, status: StatusCode) -> Response {
-    let w = pl.lang.words();
+    let w = super::words::words(pl.lang);
     refusal(
         shared,
         pl,
@@ -382,14 +382,14 @@ pub async fn limit(
 
 /// For the operator: why a sign-up's confirmation cannot be built (a
 /// template changed since the start, say); never the address.
-fn log_unbuildable(error: &anyhow::Error, person: &crate::subscribers::NewSubscriber) {
-    let error = crate::subscribers::redact(&format!("{error:#}"), person.email.as_str());
+fn log_unbuildable(error: &anyhow::Error, person: &crate::model::NewSubscriber) {
+    let error = crate::model::redact(&format!("{error:#}"), person.email.as_str());
     tracing::error!(%error, "sign-up refused: its confirmation email cannot be built");
 }
 
 /// 429 with `Retry-After`, for a form.
 pub fn rate_limited(shared: &AppState, pl: PageLang, limited: Limited) -> Response {
-    let w = pl.lang.words();
+    let w = super::words::words(pl.lang);
     let mut response = refusal(
         shared,
         pl,
@@ -430,7 +430,7 @@ async fn subscribe(
     }
     let FormBody { input, csrf, lang } = parse_form(&body);
     let pl = pl.or_field(lang.as_deref());
-    let w = pl.lang.words();
+    let w = super::words::words(pl.lang);
     if let Err(answer) = check_origin(&shared, pl, &headers, csrf.as_deref()) {
         return answer;
     }
@@ -638,7 +638,7 @@ pub(super) fn sample_form(config: &Config, lang: Lang) -> SignupForm {
 /// shown, and with every field refused) and "check your inbox".
 pub(super) fn samples(config: &Config, lang: Lang) -> Vec<super::render::Sample> {
     use super::signup::{FieldError, Problem};
-    let w = lang.words();
+    let w = super::words::words(lang);
     let layout = |heading: &str| Layout::new(config, lang, false, "/subscribe", heading);
     let refused: Vec<FieldError> = [
         Problem::Email,

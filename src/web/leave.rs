@@ -30,7 +30,7 @@ use super::forms::{
 };
 use super::render::{Cache, Layout};
 use super::words::PageLang;
-use crate::subscribers::{Status, SubscriberEmail};
+use crate::model::{Status, SubscriberEmail};
 
 pub fn routes() -> Router<AppState> {
     Router::new()
@@ -70,7 +70,7 @@ fn answer(
     email: &str,
     error: Option<&'static str>,
 ) -> Response {
-    let w = pl.lang.words();
+    let w = super::words::words(pl.lang);
     let mut cookie = None;
     if shared.mailer.is_some() && !vars.sent {
         let (csrf, set) = csrf_field(shared, headers);
@@ -216,7 +216,7 @@ async fn request(
     let email = match SubscriberEmail::parse(&typed) {
         Ok(e) => e,
         Err(_) => {
-            let w = pl.lang.words();
+            let w = super::words::words(pl.lang);
             return answer(
                 &shared,
                 pl,
@@ -246,7 +246,7 @@ async fn request(
     let task_shared = shared.clone();
     tasks.spawn(async move {
         if let Err(e) = mail_link(&task_shared, &email).await {
-            let error = crate::subscribers::redact(&format!("{e:#}"), email.as_str());
+            let error = crate::model::redact(&format!("{e:#}"), email.as_str());
             tracing::error!(%error, "unsubscribe request failed");
         }
     });
@@ -299,7 +299,7 @@ pub(super) fn samples(
     config: &crate::config::Config,
     lang: super::words::Lang,
 ) -> Vec<super::render::Sample> {
-    let w = lang.words();
+    let w = super::words::words(lang);
     let address = config
         .mail
         .as_ref()

@@ -28,8 +28,8 @@ use super::pages::{Link, Message, internal_error};
 use super::render::{Cache, Layout};
 use super::signup::{Choices, FieldMessages, Input, check_choices};
 use super::words::PageLang;
-use crate::subscribers::{Status, Subscriber};
-use crate::tokens::{Purpose, Unverified};
+use crate::links::tokens::{Purpose, Unverified};
+use crate::model::{Status, Subscriber};
 
 /// Longer than any token this site makes.
 const MAX_TOKEN: usize = 256;
@@ -90,7 +90,7 @@ fn invalid(shared: &AppState, pl: PageLang, purpose: Purpose, headers: &HeaderMa
     if purpose != Purpose::Confirm {
         return super::leave::invalid_link(shared, pl, headers);
     }
-    let w = pl.lang.words();
+    let w = super::words::words(pl.lang);
     let link = if super::forms::available(shared) {
         Link {
             href: "/subscribe".into(),
@@ -183,7 +183,7 @@ async fn confirm_page(
         email: person.email,
         preferences_href: String::new(),
     };
-    let w = pl.lang.words();
+    let w = super::words::words(pl.lang);
     let path = format!("/confirm/{token}");
     page(
         &shared,
@@ -224,7 +224,7 @@ async fn confirm(
         ),
         email: person.email,
     };
-    let w = pl.lang.words();
+    let w = super::words::words(pl.lang);
     let path = format!("/confirm/{token}");
     page(
         &shared,
@@ -293,7 +293,7 @@ fn preferences_answer(
         choices,
         errors,
     };
-    let w = pl.lang.words();
+    let w = super::words::words(pl.lang);
     let path = format!("/preferences/{token}");
     page(
         shared,
@@ -368,7 +368,7 @@ async fn save_preferences(
                 language: &input.language,
                 digest: &input.digest,
             };
-            let messages = FieldMessages::new(&errors, pl.lang.words());
+            let messages = FieldMessages::new(&errors, super::words::words(pl.lang));
             let outcome = Outcome::Refused(messages);
             return preferences_answer(&shared, pl, &token, &person, &shown, outcome);
         }
@@ -409,7 +409,7 @@ async fn unsubscribe_page(
         done: false,
         email: person.email,
     };
-    let w = pl.lang.words();
+    let w = super::words::words(pl.lang);
     let path = format!("/unsubscribe/{token}");
     page(
         &shared,
@@ -445,7 +445,7 @@ async fn unsubscribe(
         done: true,
         email: person.email,
     };
-    let w = pl.lang.words();
+    let w = super::words::words(pl.lang);
     let path = format!("/unsubscribe/{token}");
     page(
         &shared,
@@ -466,7 +466,7 @@ pub(super) fn samples(
     lang: super::words::Lang,
 ) -> Vec<super::render::Sample> {
     use super::render::Sample;
-    let w = lang.words();
+    let w = super::words::words(lang);
     let email = crate::templates::SAMPLE_RECIPIENT.to_owned();
     let layout =
         |path: &str, heading: &str| Layout::new(config, lang, false, path, heading).noindex();

@@ -12,8 +12,9 @@ use std::sync::Arc;
 use axum::Router;
 
 use crate::config::Config;
-use crate::keys::Keys;
-use crate::service::{Ingester, Mailer};
+use crate::links::keys::Keys;
+use crate::mail::Mailer;
+use crate::publish::Ingester;
 use crate::store::Store;
 
 pub mod csrf;
@@ -83,7 +84,7 @@ impl Shared {
 /// pages speak: a problem (file, line, column) for each template that
 /// does not parse or render. `check` and the start of `run` call it, so a
 /// broken page never goes live.
-pub fn check_templates(config: &Config) -> Vec<crate::diagnostic::Problem> {
+pub fn check_templates(config: &Config) -> Vec<crate::model::problem::Problem> {
     let mut samples = Vec::new();
     for lang in [words::Lang::Sv, words::Lang::En] {
         samples.extend(pages::samples(config, lang));

@@ -25,7 +25,7 @@ use sha2::{Digest as _, Sha256};
 use subtle::ConstantTimeEq as _;
 
 use super::AppState;
-use crate::build::BuildReport;
+use crate::publish::build::BuildReport;
 
 /// The CMS hook ignores its body; anything larger than this is refused.
 const INGEST_BODY_LIMIT: usize = 64 * 1024;

@@ -20,8 +20,8 @@ use super::forms::{self, Prefill, SignupForm};
 use super::render::{self, Alternate, Cache, FeedLinks, Layout, Templates};
 use super::words::{Lang, PageLang};
 use crate::config::{Config, Theme};
+use crate::model::ThemeSlug;
 use crate::store::StoredStory;
-use crate::story::ThemeSlug;
 
 /// Stories on the front page and on a theme's page.
 const LATEST: usize = 10;
@@ -117,7 +117,7 @@ pub async fn not_found(State(shared): State<AppState>, pl: PageLang) -> Response
 }
 
 pub fn not_found_page(shared: &AppState, pl: PageLang) -> Response {
-    let w = pl.lang.words();
+    let w = super::words::words(pl.lang);
     shared.pages.message(
         &shared.config,
         pl,
@@ -138,7 +138,7 @@ pub fn not_found_page(shared: &AppState, pl: PageLang) -> Response {
 /// The generic error page; the cause is logged, never shown.
 pub fn internal_error(shared: &AppState, pl: PageLang, error: &anyhow::Error) -> Response {
     tracing::error!(error = %format!("{error:#}"), "request failed");
-    let w = pl.lang.words();
+    let w = super::words::words(pl.lang);
     shared.pages.message(
         &shared.config,
         pl,
@@ -384,7 +384,7 @@ async fn digest_vars(
                 let sent = e.period_end.with_timezone(&config.site.timezone);
                 EditionLink {
                     href: format!("/archive/{}/{}", digest.id, e.id),
-                    label: crate::delivery::period_label(config, lang.code(), e.period_end),
+                    label: crate::digest::delivery::period_label(config, lang.code(), e.period_end),
                     date: crate::digest::words::date(lang.code(), sent),
                     date_iso: sent.format("%Y-%m-%d").to_string(),
                     stories: a.stories,
@@ -402,7 +402,7 @@ async fn archive(State(shared): State<AppState>, pl: PageLang) -> Response {
             Err(e) => return internal_error(&shared, pl, &e),
         }
     }
-    let w = pl.lang.words();
+    let w = super::words::words(pl.lang);
     let layout = Layout::new(
         &shared.config,
         pl.lang,
@@ -494,7 +494,7 @@ async fn edition(
     let sent = edition.period_end.with_timezone(&config.site.timezone);
     let page = EditionPage {
         digest: digest.title.get(lang.code()).to_owned(),
-        period: crate::delivery::period_label(config, lang.code(), edition.period_end),
+        period: crate::digest::delivery::period_label(config, lang.code(), edition.period_end),
         date: crate::digest::words::date(lang.code(), sent),
         date_iso: sent.format("%Y-%m-%d").to_string(),
         archive_href: format!("/archive/{}/", digest.id),
@@ -569,7 +569,11 @@ pub(super) fn samples(config: &Config, lang: Lang) -> Vec<render::Sample> {
             href: format!("/archive/{}/", d.id),
             editions: vec![EditionLink {
                 href: format!("/archive/{}/1", d.id),
-                label: crate::delivery::period_label(config, lang.code(), chrono::Utc::now()),
+                label: crate::digest::delivery::period_label(
+                    config,
+                    lang.code(),
+                    chrono::Utc::now(),
+                ),
                 date: crate::digest::words::date(lang.code(), chrono::Utc::now()),
                 date_iso: "2026-12-01".into(),
                 stories: stories.len() as i64,
@@ -583,7 +587,7 @@ pub(super) fn samples(config: &Config, lang: Lang) -> Vec<render::Sample> {
     {
         out.push(render::Sample::new(
             "archive.html",
-            layout("/archive/", lang.words().archive_heading),
+            layout("/archive/", super::words::words(lang).archive_heading),
             &ArchivePage {
                 digests: digests[..if single { 1 } else { digests.len() }.min(digests.len())]
                     .to_vec(),
@@ -613,7 +617,7 @@ pub(super) fn samples(config: &Config, lang: Lang) -> Vec<render::Sample> {
             },
         ));
     }
-    let w = lang.words();
+    let w = super::words::words(lang);
     out.push(render::Sample::new(
         "message.html",
         layout("/", w.not_found_heading),

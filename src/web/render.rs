@@ -16,8 +16,8 @@ use serde::Serialize;
 
 use super::words::{Lang, Words};
 use crate::config::{Config, Theme};
-use crate::diagnostic::Problem;
 use crate::feeds::prepare::Format;
+use crate::model::problem::Problem;
 
 /// The templates, in the order they are added: a layout before the pages
 /// that extend it, a partial before the pages that include it.
@@ -285,7 +285,7 @@ impl Layout {
         };
         Layout {
             lang: lang.code(),
-            words: lang.words(),
+            words: super::words::words(lang),
             site: SiteVars {
                 title: config.site.title.clone(),
                 description: config.site.description.clone(),

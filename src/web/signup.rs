@@ -11,8 +11,9 @@ use serde::Serialize;
 use super::AppState;
 use super::words::{Lang, Words, language_name};
 use crate::config::Config;
-use crate::story::ThemeSlug;
-use crate::subscribers::{NewSubscriber, Status, SubscriberEmail, parse_language};
+use crate::model::ThemeSlug;
+use crate::model::{NewSubscriber, Status, SubscriberEmail};
+use crate::subscribers::parse_language;
 
 /// The longest value of any one field we look at; longer ones are invalid.
 const MAX_FIELD: usize = 320;
@@ -72,7 +73,7 @@ pub struct FieldError {
 #[derive(Debug, Clone)]
 pub struct Chosen {
     pub themes: Vec<ThemeSlug>,
-    pub language: crate::story::Language,
+    pub language: crate::model::Language,
     pub digest: String,
 }
 
@@ -432,7 +433,7 @@ pub fn start(shared: AppState, person: NewSubscriber) {
     let tasks = shared.background.clone();
     tasks.spawn(async move {
         if let Err(e) = store_and_confirm(&shared, &person).await {
-            let error = crate::subscribers::redact(&format!("{e:#}"), person.email.as_str());
+            let error = crate::model::redact(&format!("{e:#}"), person.email.as_str());
             tracing::error!(%error, "sign-up failed");
         }
     });

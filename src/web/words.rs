@@ -12,47 +12,13 @@ use axum::http::request::Parts;
 use serde::Serialize;
 
 use super::AppState;
+pub use crate::model::Lang;
 
-/// A language the pages are written in.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Lang {
-    Sv,
-    En,
-}
-
-impl Lang {
-    pub const ALL: [Lang; 2] = [Lang::Sv, Lang::En];
-
-    pub fn code(self) -> &'static str {
-        match self {
-            Lang::Sv => "sv",
-            Lang::En => "en",
-        }
-    }
-
-    /// `sv`, `sv-FI`, `en`, `en-GB`…; anything else is not ours.
-    pub fn parse(tag: &str) -> Option<Lang> {
-        let primary = tag.trim().split(['-', '_']).next()?.to_ascii_lowercase();
-        match primary.as_str() {
-            "sv" => Some(Lang::Sv),
-            "en" => Some(Lang::En),
-            _ => None,
-        }
-    }
-
-    /// The language's name in itself, for language choices.
-    pub fn endonym(self) -> &'static str {
-        match self {
-            Lang::Sv => "Svenska",
-            Lang::En => "English",
-        }
-    }
-
-    pub fn words(self) -> &'static Words {
-        match self {
-            Lang::Sv => &SV,
-            Lang::En => &EN,
-        }
+/// The pages' words in `lang`.
+pub fn words(lang: Lang) -> &'static Words {
+    match lang {
+        Lang::Sv => &SV,
+        Lang::En => &EN,
     }
 }
 
@@ -502,7 +468,7 @@ mod tests {
     #[test]
     fn no_phrase_is_empty_or_holds_a_placeholder() {
         for lang in Lang::ALL {
-            let serde_json::Value::Object(fields) = serde_json::to_value(lang.words()).unwrap()
+            let serde_json::Value::Object(fields) = serde_json::to_value(words(lang)).unwrap()
             else {
                 panic!("Words serializes as an object");
             };

@@ -5,7 +5,7 @@
 //! merging the subscribers that share an inbox.
 
 use reqwest::StatusCode;
-use tidings::subscribers::Status;
+use tidings::model::Status;
 
 use crate::digest::{ok, outbox, subscribe};
 use crate::web_pages::{

@@ -274,7 +274,7 @@ async fn a_sqlite_site_moves_to_postgresql_with_nothing_lost() {
     subscribe(&site, "new@example.org", "alpha");
     let pg = Store::open(&pg_url).await.unwrap();
     let ann = pg.subscriber("ann@example.org").await.unwrap().unwrap();
-    assert_eq!(ann.status, tidings::subscribers::Status::Unsubscribed);
+    assert_eq!(ann.status, tidings::model::Status::Unsubscribed);
     let new = pg.subscriber("new@example.org").await.unwrap().unwrap();
     assert_eq!(new.id, 6, "after the 5 copied subscribers");
     pg.close().await;
@@ -368,7 +368,7 @@ async fn a_copy_that_fails_half_way_leaves_the_target_empty() {
 /// The site's signing keys (made on first use), as (id, secret, fingerprint).
 async fn signing_keys(store: &Store) -> Vec<(i64, Option<Vec<u8>>, String)> {
     let env = tidings::config::env::Environment::default();
-    tidings::keys::Keys::load(store, &env).await.unwrap();
+    tidings::links::keys::Keys::load(store, &env).await.unwrap();
     let keys = store.signing_keys().await.unwrap();
     assert!(!keys.is_empty());
     keys.into_iter()

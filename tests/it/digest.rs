@@ -152,12 +152,14 @@ pub fn outbox(site: &Site) -> BTreeMap<String, Vec<Mail>> {
 }
 
 /// The site's link signer, read from its store as the service would.
-fn site_signer(site: &Site) -> tidings::tokens::Signer {
+fn site_signer(site: &Site) -> tidings::links::tokens::Signer {
     let url = site.storage_url();
     crate::helpers::block_on(|| async move {
         let store = tidings::store::Store::open(&url).await.unwrap();
         let env = tidings::config::env::Environment::default();
-        let keys = tidings::keys::Keys::load(&store, &env).await.unwrap();
+        let keys = tidings::links::keys::Keys::load(&store, &env)
+            .await
+            .unwrap();
         store.close().await;
         (*keys.signer()).clone()
     })
@@ -419,7 +421,7 @@ fn preview_shows_what_would_be_sent_and_changes_nothing() {
 
 #[test]
 fn the_links_in_an_email_are_tokens_that_verify_for_that_subscriber_only() {
-    use tidings::tokens::{Purpose, Unverified};
+    use tidings::links::tokens::{Purpose, Unverified};
     let site = digest_site("file:outbox");
     recent(&site, "a1", "Alpha one", 1, &["alpha"]);
     site.build();
@@ -479,7 +481,7 @@ fn the_links_in_an_email_are_tokens_that_verify_for_that_subscriber_only() {
 
 #[test]
 fn a_confirmation_email_carries_a_signed_link_and_echoes_only_the_address() {
-    use tidings::tokens::{Purpose, TokenError, Unverified};
+    use tidings::links::tokens::{Purpose, TokenError, Unverified};
     let site = digest_site("file:outbox");
     let run = ok(site.tidings(&[
         "subscribers",

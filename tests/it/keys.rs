@@ -10,10 +10,10 @@ use hmac::{Hmac, Mac};
 use reqwest::StatusCode;
 use sha2::Sha256;
 use tidings::config::env::Environment;
-use tidings::keys::Keys;
+use tidings::links::keys::Keys;
+use tidings::links::tokens::{Purpose, Unverified};
+use tidings::model::Status;
 use tidings::store::Store;
-use tidings::subscribers::Status;
-use tidings::tokens::{Purpose, Unverified};
 
 use crate::digest::{Mail, ok, outbox, recent, subscribe};
 use crate::helpers::TestStore;

@@ -3,7 +3,7 @@
 //! every address, known or not) and `[mail] unsubscribe_address`.
 
 use reqwest::StatusCode;
-use tidings::subscribers::Status;
+use tidings::model::Status;
 
 use crate::digest::{outbox, subscribe};
 use crate::web_pages::{Page, client, eventually, get, serve, status, web_site};

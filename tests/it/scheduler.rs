@@ -8,8 +8,10 @@ use std::sync::atomic::AtomicBool;
 
 use chrono::{DateTime, Utc};
 use tidings::config::Config;
-use tidings::delivery::Options;
-use tidings::service::{Ingester, Job, Mailer, Scheduler, Step};
+use tidings::digest::delivery::Options;
+use tidings::mail::Mailer;
+use tidings::publish::Ingester;
+use tidings::service::{Job, Scheduler, Step};
 use tidings::store::Store;
 
 use crate::digest::{outbox, subscribe};
@@ -45,7 +47,11 @@ async fn scheduler(site: &Site) -> Arc<Scheduler> {
     let config = Arc::new(Config::load(&site.config_path()).expect("a valid config"));
     let store = Store::open(&config.storage.url).await.unwrap();
     let env = tidings::config::env::Environment::default();
-    let keys = Arc::new(tidings::keys::Keys::load(&store, &env).await.unwrap());
+    let keys = Arc::new(
+        tidings::links::keys::Keys::load(&store, &env)
+            .await
+            .unwrap(),
+    );
     Arc::new(Scheduler {
         ingester: Arc::new(Ingester::new(config.clone(), store.clone())),
         mailer: Mailer::new(&config).unwrap().map(Arc::new),

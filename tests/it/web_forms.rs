@@ -9,8 +9,8 @@ use std::time::{Duration, Instant};
 
 use chrono::Utc;
 use reqwest::{Client, StatusCode};
-use tidings::subscribers::Status;
-use tidings::tokens::{Purpose, Signer};
+use tidings::links::tokens::{Purpose, Signer};
+use tidings::model::Status;
 
 use crate::digest::{Mail, ok, outbox, subscribe};
 use crate::helpers::{Service, Site, free_port};

@@ -8,8 +8,8 @@ use std::time::{Duration, Instant};
 
 use reqwest::header::HeaderMap;
 use reqwest::{Client, StatusCode};
+use tidings::model::{Status, Subscriber};
 use tidings::store::Store;
-use tidings::subscribers::{Status, Subscriber};
 
 use crate::digest::{digest_site, ok, outbox, recent, subscribe};
 use crate::helpers::{Service, Site};

@@ -6,7 +6,7 @@ use sqlx::{Pool, Row};
 
 use crate::store::editions::{Claimed, Counts, Edition, FIRST_EDITION_LOOKBACK, Frozen};
 use crate::store::StoredStory;
-use crate::story::StoryId;
+use crate::model::StoryId;
 
 macro_rules! edition_columns {
     () => {

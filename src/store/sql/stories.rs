@@ -6,7 +6,7 @@ use chrono::{DateTime, Utc};
 use sqlx::{Pool, QueryBuilder, Row};
 
 use crate::store::{Change, FeedFacts, Indexed, STORY_COLUMNS, StoredRef, StoredStory};
-use crate::story::{Language, Story, StoryId, ThemeSlug};
+use crate::model::{Language, Story, StoryId, ThemeSlug};
 
 /// Every stored story, withdrawn ones included, for matching.
 pub async fn story_refs(pool: &Pool<DB>) -> Result<Vec<StoredRef>> {

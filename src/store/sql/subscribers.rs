@@ -6,8 +6,8 @@ use futures_util::{Stream, StreamExt};
 use sqlx::{Pool, QueryBuilder, Row};
 
 use crate::store::subscribers::{Added, BATCH, CANONICAL_FIXUP, Canonicalized, Signup};
-use crate::story::{Language, ThemeSlug};
-use crate::subscribers::{NewSubscriber, Status, Subscriber};
+use crate::model::{Language, ThemeSlug};
+use crate::model::{NewSubscriber, Status, Subscriber};
 
 macro_rules! columns {
     () => {

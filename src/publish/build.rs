@@ -8,9 +8,9 @@ use chrono::Utc;
 
 use crate::config::Config;
 use crate::feeds::{self, WriteReport};
-use crate::ingest::{self, Report};
+use crate::model::StoryId;
+use crate::publish::ingest::{self, Report};
 use crate::store::Store;
-use crate::story::StoryId;
 
 /// What a build did.
 #[derive(Debug)]

@@ -15,10 +15,10 @@ use anyhow::Result;
 use chrono::{DateTime, Utc};
 
 use crate::config::{Config, DirectorySource, Source};
-use crate::diagnostic::Problem;
+use crate::model::problem::Problem;
+use crate::model::{Story, StoryId};
 use crate::sources::{self, ItemRef, SourceState, http};
 use crate::store::{Change, Store, StoredRef};
-use crate::story::{Story, StoryId};
 
 /// What one ingest run did.
 #[derive(Debug, Default)]

@@ -1,5 +1,5 @@
 //! The `Story` every source produces, and the small types parsed once at the
-//! edge: [`StoryId`], [`ThemeSlug`] and [`Language`].
+//! edge: [`StoryId`] and [`ThemeSlug`] (and [`super::Language`]).
 //!
 //! Past the sources, no code handles a raw string where one of these types
 //! belongs; each has a private field and a `parse` constructor that says
@@ -9,6 +9,8 @@ use std::fmt;
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
+
+use super::Language;
 
 /// Whether `s` is made of `[a-z0-9-]`, starts and ends with a letter or
 /// digit, and is 1 to 100 characters long.
@@ -102,53 +104,6 @@ impl From<StoryId> for String {
 }
 
 impl fmt::Display for StoryId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-/// A language tag such as `sv`, `en` or `pt-BR` (BCP 47, checked loosely:
-/// a 2–3 letter primary subtag and optional alphanumeric subtags).
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(try_from = "String", into = "String")]
-pub struct Language(String);
-
-impl Language {
-    pub fn parse(s: &str) -> Result<Self, String> {
-        let mut parts = s.split('-');
-        let primary = parts.next().unwrap_or_default();
-        let ok = (2..=3).contains(&primary.len())
-            && primary.bytes().all(|b| b.is_ascii_lowercase())
-            && parts.all(|p| {
-                (1..=8).contains(&p.len()) && p.bytes().all(|b| b.is_ascii_alphanumeric())
-            });
-        if ok {
-            Ok(Language(s.to_owned()))
-        } else {
-            Err(format!(
-                "`{s}` is not a language tag: expected a lowercase code such as `sv` or `en`"
-            ))
-        }
-    }
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
-}
-
-impl TryFrom<String> for Language {
-    type Error = String;
-    fn try_from(s: String) -> Result<Self, String> {
-        Language::parse(&s)
-    }
-}
-
-impl From<Language> for String {
-    fn from(s: Language) -> String {
-        s.0
-    }
-}
-
-impl fmt::Display for Language {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.0)
     }

@@ -27,9 +27,9 @@ use anyhow::{Context as _, Result, bail};
 use chrono::{DateTime, Utc};
 
 use crate::config::env::Environment;
+use crate::links::tokens::{self, Claims, KeyId, Purpose, Signer, TokenError, Unverified};
 use crate::store::Store;
 use crate::store::keys::{KeyOrigin, NewKey, StoredKey};
-use crate::tokens::{self, Claims, KeyId, Purpose, Signer, TokenError, Unverified};
 
 /// The name under which earlier versions kept their one key.
 const LEGACY_SETTING: &str = "signing_key";

@@ -22,12 +22,12 @@ use futures_util::StreamExt;
 use crate::config::{Config, Digest, Mail};
 use crate::digest::segments::Segments;
 use crate::digest::{compose, render, words};
+use crate::links::tokens::{Purpose, Signer};
 use crate::mail::message::{self, Envelope};
 use crate::mail::transport::{SendError, Sender};
+use crate::model::Status;
 use crate::store::editions::{Claimed, Counts, Edition};
 use crate::store::{Store, StoredStory};
-use crate::subscribers::Status;
-use crate::tokens::{Purpose, Signer};
 
 /// How a run behaves.
 #[derive(Debug, Clone)]
@@ -224,7 +224,7 @@ impl Worker<'_> {
     fn message(
         &self,
         edition: &Edition,
-        person: &crate::subscribers::Subscriber,
+        person: &crate::model::Subscriber,
         sections: Vec<render::Section<'_>>,
     ) -> Result<(String, lettre::Message)> {
         let config = self.config;

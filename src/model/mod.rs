@@ -1,0 +1,14 @@
+//! The types every layer shares, parsed once at the edge: stories, theme
+//! slugs and ids, languages, subscribers and their addresses, and the
+//! problems reported about operator input. Nothing here reads a file, the
+//! store or the network.
+
+pub mod language;
+pub mod problem;
+pub mod story;
+pub mod subscriber;
+
+pub use language::{Lang, Language};
+pub use problem::{Problem, Problems, printable, printable_lines};
+pub use story::{Story, StoryId, ThemeSlug};
+pub use subscriber::{NewSubscriber, Status, Subscriber, SubscriberEmail, redact};

@@ -1,0 +1,11 @@
+//! Publishing: every source read into the store in one transaction
+//! ([`ingest`]: scan, match against what is stored, plan the changes,
+//! apply them), then the feeds that changed written ([`build`]); and the
+//! [`Ingester`] that runs one build at a time for the schedule and the CMS
+//! hook.
+
+pub mod build;
+pub mod ingest;
+mod ingester;
+
+pub use ingester::{INGEST_JOB, Ingester};
