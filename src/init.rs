@@ -8,15 +8,6 @@ use anyhow::{Result, bail};
 const CONFIG: &str = include_str!("init/config.toml");
 const STORY: &str = include_str!("init/welcome.md");
 
-/// The templates a site may edit, as tidings ships them.
-const TEMPLATES: &[(&str, &str)] = &[
-    ("index.html", include_str!("../templates/index.html")),
-    ("digest.html", include_str!("../templates/digest.html")),
-    ("digest.txt", include_str!("../templates/digest.txt")),
-    ("confirm.html", include_str!("../templates/confirm.html")),
-    ("confirm.txt", include_str!("../templates/confirm.txt")),
-];
-
 /// Creates the site in `dir`; refuses to overwrite an existing config.
 /// Returns the files it wrote.
 pub fn init(dir: &Path) -> Result<Vec<PathBuf>> {
@@ -37,9 +28,10 @@ pub fn init(dir: &Path) -> Result<Vec<PathBuf>> {
     }
     let templates = dir.join("templates");
     fs_err::create_dir_all(&templates)?;
-    for (name, text) in TEMPLATES {
+    for name in crate::templates::EDITABLE {
         let path = templates.join(name);
         if !path.exists() {
+            let text = crate::templates::built_in(name).expect("an editable template is built in");
             fs_err::write(&path, text)?;
             written.push(path);
         }

@@ -21,7 +21,7 @@ use crate::templates::{SAMPLE_RECIPIENT, problem, sample_stories};
 /// Every template problem of the site, each naming the file, line and
 /// column and what is wrong.
 pub fn check_templates(config: &Config) -> Vec<Problem> {
-    let same = |name: &str| name.to_owned();
+    let origin = |name: &str| crate::templates::origin(config, name);
     let mut problems = crate::web::check_templates(config);
     problems.extend(feeds_index(config));
     if config.digests.is_empty() {
@@ -39,7 +39,7 @@ pub fn check_templates(config: &Config) -> Vec<Problem> {
     };
     let digest_templates = render::Templates::load(config);
     if let Err(e) = &digest_templates {
-        push(problem(e, "templates/digest.html", &same));
+        push(problem(e, "templates/digest.html", &origin));
     }
     for digest in &config.digests {
         for language in digest.languages(config.site.language.as_str()) {
@@ -63,17 +63,17 @@ pub fn check_templates(config: &Config) -> Vec<Problem> {
                     recipient: SAMPLE_RECIPIENT,
                 };
                 if let Err(e) = render::render(templates, &email) {
-                    push(problem(&e, "templates/digest.html", &same));
+                    push(problem(&e, "templates/digest.html", &origin));
                 }
             }
             if config.mail.is_some() {
                 let confirm =
                     crate::mail::confirm::render(config, digest, language, &recipient, &url);
                 if let Err(e) = confirm {
-                    push(problem(&e, "templates/confirm.html", &same));
+                    push(problem(&e, "templates/confirm.html", &origin));
                 }
                 if let Err(e) = crate::mail::leave::render(config, language, &recipient, &url) {
-                    push(problem(&e, "templates/leave.html", &same));
+                    push(problem(&e, "templates/leave.html", &origin));
                 }
             }
         }
@@ -84,10 +84,10 @@ pub fn check_templates(config: &Config) -> Vec<Problem> {
 /// The feeds' `index.html`, rendered for sample feeds (the site's and each
 /// theme's, one sample story each).
 fn feeds_index(config: &Config) -> Vec<Problem> {
-    let same = |name: &str| name.to_owned();
+    let origin = |name: &str| crate::templates::origin(config, name);
     let tera = match crate::feeds::index::load(config) {
         Ok(t) => t,
-        Err(e) => return vec![problem(&e, "templates/index.html", &same)],
+        Err(e) => return vec![problem(&e, "templates/index.html", &origin)],
     };
     let stories = sample_stories(config);
     let index: Vec<Indexed> = stories
@@ -110,6 +110,6 @@ fn feeds_index(config: &Config) -> Vec<Problem> {
     let feeds = crate::feeds::prepare::prepare(config, &index, &facts);
     match crate::feeds::index::render(&tera, config, &feeds) {
         Ok(_) => Vec::new(),
-        Err(e) => vec![problem(&e, "templates/index.html", &same)],
+        Err(e) => vec![problem(&e, "templates/index.html", &origin)],
     }
 }

@@ -8,86 +8,39 @@
 //! when the site has them (each on its own), else the ones built into
 //! tidings.
 
-use std::path::PathBuf;
-
 use anyhow::{Context as _, Result};
 use serde::Serialize;
 
 use super::words::{self, Words};
 use crate::config::{Config, Digest, Theme};
 use crate::feeds::prepare::theme_url;
+use crate::mail::rendered::{Rendered, inline_css, one_line};
 use crate::store::StoredStory;
+use crate::templates;
 
-/// File name of the HTML template, in the site's `templates/` folder.
+/// The HTML template's name (a site's copy: `templates/digest.html`).
 pub const HTML_FILE: &str = "digest.html";
-/// File name of the plain-text template.
+/// The plain-text template's name.
 pub const TEXT_FILE: &str = "digest.txt";
-/// The HTML template shipped with tidings.
-pub const DEFAULT_HTML: &str = include_str!("../../templates/digest.html");
-/// The plain-text template shipped with tidings.
-pub const DEFAULT_TEXT: &str = include_str!("../../templates/digest.txt");
-/// The longest line the `wrap` filter makes in the text part: short
-/// enough for any mail client, with room for a quoting `> `.
-pub const TEXT_WIDTH: usize = 78;
 /// The preheader shows in the inbox list next to the subject; longer text
 /// is cut there anyway.
 const PREHEADER_CHARS: usize = 140;
 
 /// Both templates, parsed once and used for every subscriber.
-pub struct Templates {
-    tera: tera::Tera,
-    html: String,
-    text: String,
-}
+pub struct Templates(templates::Templates);
 
 impl Templates {
     /// The site's own `templates/digest.html` and `templates/digest.txt`
     /// next to config.toml where present (each on its own), else the
     /// built-in ones. An error names the file and says it does not parse.
     pub fn load(config: &Config) -> Result<Templates> {
-        let mut tera = new_tera();
-        let html = add(&mut tera, template_path(config, HTML_FILE), DEFAULT_HTML)?;
-        let text = add(&mut tera, template_path(config, TEXT_FILE), DEFAULT_TEXT)?;
-        Ok(Templates { tera, html, text })
+        templates::Templates::load(config, &[HTML_FILE, TEXT_FILE]).map(Templates)
     }
-}
 
-/// A tera instance with the `wrap` filter (`{{ text | wrap }}`, or
-/// `wrap(width=N)`), registered before any template is added so that
-/// parsing them knows it.
-pub(crate) fn new_tera() -> tera::Tera {
-    let mut tera = tera::Tera::new();
-    tera.register_filter(
-        "wrap",
-        |text: &str, kwargs: tera::Kwargs, _: &tera::State| -> tera::TeraResult<String> {
-            let width = kwargs.get::<usize>("width")?.unwrap_or(TEXT_WIDTH);
-            Ok(wrap(text, width))
-        },
-    );
-    tera
-}
-
-/// Where a site keeps its own copy of a digest template.
-pub fn template_path(config: &Config, file: &str) -> PathBuf {
-    config.root.join("templates").join(file)
-}
-
-/// Adds the template at `path`, or `builtin` when there is no such file,
-/// and returns the name it is known by. The name ends in `.html` or `.txt`
-/// like the file, which is what turns tera's escaping on for the HTML
-/// part and off for the text.
-pub(crate) fn add(tera: &mut tera::Tera, path: PathBuf, builtin: &str) -> Result<String> {
-    let (name, source) = if path.exists() {
-        let text = fs_err::read_to_string(&path)?;
-        (path.display().to_string(), text)
-    } else {
-        let file = path.file_name().expect("a file name").to_string_lossy();
-        (format!("templates/{file}"), builtin.to_owned())
-    };
-    tera.add_raw_template(&name, &source)
-        .map_err(anyhow::Error::new)
-        .with_context(|| format!("the template {name} does not parse"))?;
-    Ok(name)
+    /// The files the templates came from, for messages.
+    pub fn origin(&self, name: &str) -> String {
+        self.0.origin(name)
+    }
 }
 
 /// One theme of the subscriber's, with its new stories (possibly none: the
@@ -122,37 +75,19 @@ pub struct DigestEmail<'a> {
     pub recipient: &'a str,
 }
 
-/// The email's parts, ready for [`crate::mail::message`].
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Rendered {
-    /// One line: no CR, LF or other control characters.
-    pub subject: String,
-    /// With CSS inlined.
-    pub html: String,
-    pub text: String,
-}
-
 /// Renders one subscriber's digest.
 pub fn render(templates: &Templates, email: &DigestEmail) -> Result<Rendered> {
     let subject = subject(templates, email)?;
     let vars = Vars::new(email, &subject);
     let context = tera::Context::from_serialize(&vars).map_err(anyhow::Error::new)?;
-    let html = templates
-        .tera
-        .render(&templates.html, &context)
-        .map_err(anyhow::Error::new)
-        .with_context(|| format!("cannot render {}", templates.html))?;
+    let html = templates.0.render(HTML_FILE, &context)?;
     let html = inline_css(&html).with_context(|| {
         format!(
             "cannot inline the CSS of {} (is its <style> valid CSS?)",
-            templates.html
+            templates.origin(HTML_FILE)
         )
     })?;
-    let text = templates
-        .tera
-        .render(&templates.text, &context)
-        .map_err(anyhow::Error::new)
-        .with_context(|| format!("cannot render {}", templates.text))?;
+    let text = templates.0.render(TEXT_FILE, &context)?;
     Ok(Rendered {
         subject,
         html,
@@ -170,9 +105,8 @@ fn subject(templates: &Templates, email: &DigestEmail) -> Result<String> {
     context.insert("site", &email.config.site.title);
     context.insert("digest", email.digest.title.get(lang));
     let text = templates
-        .tera
+        .0
         .render_str(email.digest.subject.get(lang), &context, false)
-        .map_err(anyhow::Error::new)
         .with_context(|| {
             format!(
                 "the subject of digest `{}` in `{lang}` ([[digests]] subject) does not render",
@@ -180,57 +114,6 @@ fn subject(templates: &Templates, email: &DigestEmail) -> Result<String> {
             )
         })?;
     Ok(one_line(&text))
-}
-
-/// Control characters (CR and LF among them) become spaces and runs of
-/// white space one space: whatever the config or a period holds, a header
-/// made of this never breaks into a second line.
-pub fn one_line(text: &str) -> String {
-    let spaced: String = text
-        .chars()
-        .map(|c| if c.is_control() { ' ' } else { c })
-        .collect();
-    spaced.split_whitespace().collect::<Vec<_>>().join(" ")
-}
-
-/// Wraps `text` into lines of at most `width` characters, breaking only
-/// between words; a word longer than that (a URL) gets a line of its own
-/// and is never cut. Line breaks already in the text are kept.
-pub fn wrap(text: &str, width: usize) -> String {
-    let mut out = String::with_capacity(text.len() + text.len() / width.max(1));
-    for (i, line) in text.lines().enumerate() {
-        if i > 0 {
-            out.push('\n');
-        }
-        let mut used = 0;
-        for word in line.split_whitespace() {
-            let len = word.chars().count();
-            if used > 0 && used + 1 + len > width {
-                out.push('\n');
-                used = 0;
-            } else if used > 0 {
-                out.push(' ');
-                used += 1;
-            }
-            out.push_str(word);
-            used += len;
-        }
-    }
-    out
-}
-
-/// Moves the `<style>` rules into `style` attributes, which is what most
-/// mail clients read; `@media` rules (dark mode, narrow screens) cannot be
-/// inlined and stay in a `<style>` in `<head>`.
-pub(crate) fn inline_css(html: &str) -> Result<String> {
-    css_inline::CSSInliner::options()
-        .keep_style_tags(false)
-        .keep_at_rules(true)
-        .keep_link_tags(false)
-        .load_remote_stylesheets(false)
-        .build()
-        .inline(html)
-        .map_err(anyhow::Error::new)
 }
 
 /// The names the templates see.
@@ -404,6 +287,7 @@ pub(crate) mod tests {
 
     use super::*;
     use crate::model::{Story, StoryId, ThemeSlug};
+    use crate::templates::{TEXT_WIDTH, wrap};
 
     /// A site in a temporary folder (the config needs its story folder to
     /// exist), loaded the way `tidings` loads it.

@@ -25,8 +25,9 @@ use std::sync::{Arc, Mutex};
 
 use anyhow::Result;
 
-use super::render::{self, DigestEmail, Links, Rendered, Templates};
+use super::render::{self, DigestEmail, Links, Templates};
 use crate::mail::message::{Encoded, crlf, fingerprint};
+use crate::mail::rendered::Rendered;
 use crate::model::ThemeSlug;
 
 const RECIPIENT: &str = "tidings-recipient-4e1f8a@example.invalid";

@@ -5,42 +5,26 @@
 
 use std::path::PathBuf;
 
-use anyhow::{Context as _, Result};
+use anyhow::Result;
 use serde::Serialize;
 
 use super::prepare::{Feed, Format, feeds_base};
 use crate::config::Config;
+use crate::model::Lang;
+use crate::templates::{self, Templates};
 
 /// Name of the page in the feeds dir.
 pub const FILE: &str = "index.html";
 
-/// The template shipped with tidings (and copied by `tidings init`).
-pub const DEFAULT_TEMPLATE: &str = include_str!("../../templates/index.html");
-
 /// Where a site keeps its own copy of the template.
 pub fn template_path(config: &Config) -> PathBuf {
-    config.root.join("templates").join(FILE)
+    templates::site_path(config, FILE)
 }
 
-/// The template, parsed: the site's own if present, else the built-in one.
-/// An error names the file and, for a syntax error, the line.
-pub fn load(config: &Config) -> Result<tera::Tera> {
-    let path = template_path(config);
-    let (name, source) = if path.exists() {
-        let text = fs_err::read_to_string(&path)?;
-        (path.display().to_string(), text)
-    } else {
-        (
-            "templates/index.html".to_owned(),
-            DEFAULT_TEMPLATE.to_owned(),
-        )
-    };
-    let mut tera = tera::Tera::new();
-    // The name ends in .html so that tera escapes every value.
-    tera.add_raw_template(&name, &source)
-        .map_err(anyhow::Error::new)
-        .with_context(|| format!("the template {name} does not parse"))?;
-    Ok(tera)
+/// The template: the site's copy next to config.toml, else the built-in
+/// one. An error names the file that does not parse.
+pub fn load(config: &Config) -> Result<Templates> {
+    Templates::load(config, &[FILE])
 }
 
 #[derive(Serialize)]
@@ -84,8 +68,8 @@ struct Words {
 }
 
 impl Words {
-    fn for_language(language: &str) -> Words {
-        if language == "sv" || language.starts_with("sv-") {
+    fn new(lang: Lang) -> Words {
+        if lang == Lang::Sv {
             Words {
                 feeds: "Flöden",
                 opml: "Alla flöden som OPML (för import i en flödesläsare)",
@@ -102,7 +86,7 @@ impl Words {
 }
 
 /// Renders the page for `feeds` with a loaded template.
-pub fn render(tera: &tera::Tera, config: &Config, feeds: &[Feed]) -> Result<Vec<u8>> {
+pub fn render(template: &Templates, config: &Config, feeds: &[Feed]) -> Result<Vec<u8>> {
     let lang = config.site.language.as_str();
     let page = Page {
         site: SiteVars {
@@ -140,17 +124,9 @@ pub fn render(tera: &tera::Tera, config: &Config, feeds: &[Feed]) -> Result<Vec<
                     .to_string()
             })
             .unwrap_or_default(),
-        words: Words::for_language(lang),
+        words: Words::new(Lang::of(lang)),
     };
     let context = tera::Context::from_serialize(&page).map_err(anyhow::Error::new)?;
-    let name = tera
-        .get_template_names()
-        .next()
-        .expect("load() adds one template")
-        .to_owned();
-    let html = tera
-        .render(&name, &context)
-        .map_err(anyhow::Error::new)
-        .with_context(|| format!("cannot render {name}"))?;
+    let html = template.render(FILE, &context)?;
     Ok(html.into_bytes())
 }

@@ -3,22 +3,21 @@
 //! can unsubscribe someone else) and holds one signed unsubscribe link.
 //! Like the confirmation, it echoes nothing typed but the address.
 
-use anyhow::{Context as _, Result};
+use anyhow::Result;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
 use crate::config::{Config, Mail};
-use crate::digest::render::{self, Rendered, template_path};
 use crate::links::tokens::{Purpose, Signer};
 use crate::mail::message::{DkimSigner, Notice, build_notice};
+use crate::mail::rendered::{self, Rendered, one_line};
+use crate::model::Lang;
 use crate::model::SubscriberEmail;
 
 /// Names of the templates (a site's own copies go next to config.toml in
 /// `templates/`).
 pub const HTML_FILE: &str = "leave.html";
 pub const TEXT_FILE: &str = "leave.txt";
-const DEFAULT_HTML: &str = include_str!("../../templates/leave.html");
-const DEFAULT_TEXT: &str = include_str!("../../templates/leave.txt");
 
 /// The fixed words of the email in one language.
 #[derive(Debug, Serialize)]
@@ -55,12 +54,11 @@ static EN: Words = Words {
     link_text: "Button not working? Open this link:",
 };
 
-/// The words in `language`: Swedish for `sv`, English otherwise.
-pub fn words(language: &str) -> &'static Words {
-    if language == "sv" || language.starts_with("sv-") {
-        &SV
-    } else {
-        &EN
+/// The words in `lang`.
+pub fn words(lang: Lang) -> &'static Words {
+    match lang {
+        Lang::Sv => &SV,
+        Lang::En => &EN,
     }
 }
 
@@ -82,11 +80,8 @@ pub fn render(
     recipient: &SubscriberEmail,
     unsubscribe_url: &str,
 ) -> Result<Rendered> {
-    let mut tera = render::new_tera();
-    let html_name = render::add(&mut tera, template_path(config, HTML_FILE), DEFAULT_HTML)?;
-    let text_name = render::add(&mut tera, template_path(config, TEXT_FILE), DEFAULT_TEXT)?;
-    let words = words(language);
-    let subject = render::one_line(&format!("{} – {}", words.subject, config.site.title));
+    let words = words(Lang::of(language));
+    let subject = one_line(&format!("{} – {}", words.subject, config.site.title));
     let vars = Vars {
         language,
         subject: &subject,
@@ -96,20 +91,7 @@ pub fn render(
         unsubscribe_url,
         organization: config.mail.as_ref().map_or("", |m| m.organization.as_str()),
     };
-    let context = tera::Context::from_serialize(&vars).map_err(anyhow::Error::new)?;
-    let html = tera
-        .render(&html_name, &context)
-        .map_err(anyhow::Error::new)
-        .with_context(|| format!("cannot render {html_name}"))?;
-    let text = tera
-        .render(&text_name, &context)
-        .map_err(anyhow::Error::new)
-        .with_context(|| format!("cannot render {text_name}"))?;
-    Ok(Rendered {
-        subject,
-        html: render::inline_css(&html)?,
-        text,
-    })
+    rendered::notice(config, (HTML_FILE, TEXT_FILE), subject.clone(), &vars)
 }
 
 /// The whole message for the subscriber `id` at `email`, with its

@@ -29,8 +29,8 @@ use rsa::pkcs8::der::asn1::OctetStringRef;
 use rsa::pkcs8::der::{Decode, pem};
 use rsa::pkcs8::{DecodePrivateKey, ObjectIdentifier, PrivateKeyInfo};
 
+use super::rendered::Rendered;
 use crate::config::Dkim;
-use crate::digest::render::Rendered;
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
 

@@ -6,6 +6,7 @@ pub mod leave;
 mod mailer;
 pub mod message;
 pub mod probe;
+pub mod rendered;
 pub mod transport;
 
 pub use mailer::Mailer;

@@ -7,9 +7,7 @@
 //! the templates only format it; tera escapes every value, since every
 //! template name ends in `.html`.
 
-use std::path::PathBuf;
-
-use anyhow::{Context as _, Result, anyhow};
+use anyhow::Result;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
@@ -19,75 +17,18 @@ use crate::config::{Config, Theme};
 use crate::feeds::prepare::Format;
 use crate::model::problem::Problem;
 
-/// The templates, in the order they are added: a layout before the pages
-/// that extend it, a partial before the pages that include it.
-const TEMPLATES: &[(&str, &str)] = &[
-    ("base.html", include_str!("../../templates/web/base.html")),
-    (
-        "choices.html",
-        include_str!("../../templates/web/choices.html"),
-    ),
-    (
-        "errors.html",
-        include_str!("../../templates/web/errors.html"),
-    ),
-    (
-        "signup_form.html",
-        include_str!("../../templates/web/signup_form.html"),
-    ),
-    (
-        "stories.html",
-        include_str!("../../templates/web/stories.html"),
-    ),
-    ("index.html", include_str!("../../templates/web/index.html")),
-    ("theme.html", include_str!("../../templates/web/theme.html")),
-    (
-        "signup.html",
-        include_str!("../../templates/web/signup.html"),
-    ),
-    (
-        "check_inbox.html",
-        include_str!("../../templates/web/check_inbox.html"),
-    ),
-    (
-        "message.html",
-        include_str!("../../templates/web/message.html"),
-    ),
-    (
-        "confirm.html",
-        include_str!("../../templates/web/confirm.html"),
-    ),
-    (
-        "preferences.html",
-        include_str!("../../templates/web/preferences.html"),
-    ),
-    (
-        "unsubscribe.html",
-        include_str!("../../templates/web/unsubscribe.html"),
-    ),
-    ("leave.html", include_str!("../../templates/web/leave.html")),
-    (
-        "archive.html",
-        include_str!("../../templates/web/archive.html"),
-    ),
-    (
-        "edition.html",
-        include_str!("../../templates/web/edition.html"),
-    ),
-];
-
-/// Where a site keeps its own copy of a page template.
-pub fn template_path(config: &Config, file: &str) -> PathBuf {
-    crate::digest::render::template_path(config, &format!("web/{file}"))
+/// The page templates' names (built in, each replaceable by a site's own
+/// `templates/web/<name>` next to config.toml).
+fn names() -> Vec<&'static str> {
+    crate::templates::BUILT_IN
+        .iter()
+        .map(|(name, _)| *name)
+        .filter(|name| name.starts_with("web/"))
+        .collect()
 }
 
 /// The page templates, parsed once at start.
-pub struct Templates {
-    tera: tera::Tera,
-    /// Each template's logical name (`web/base.html`) and the file it came
-    /// from, for messages.
-    origins: Vec<(String, String)>,
-}
+pub struct Templates(crate::templates::Templates);
 
 /// A page to render with sample values, to find a template that cannot
 /// render before anyone asks for the page (see [`Templates::check`]).
@@ -111,76 +52,37 @@ impl Templates {
     /// The built-in templates, each replaced by the site's own file when
     /// there is one. An error names the file that does not parse.
     pub fn load(config: &Config) -> Result<Templates> {
-        let (templates, mut problems) = Templates::parse(config);
-        match problems.is_empty() {
-            true => Ok(templates),
-            false => Err(anyhow!("{}", problems.remove(0))),
-        }
-    }
-
-    /// Every template, with a problem (file, line, column) for each that
-    /// does not parse.
-    fn parse(config: &Config) -> (Templates, Vec<Problem>) {
-        let mut tera = tera::Tera::new();
-        let mut origins = Vec::with_capacity(TEMPLATES.len());
-        let mut problems = Vec::new();
-        for (file, builtin) in TEMPLATES {
-            let path = template_path(config, file);
-            let (source, origin) = if path.exists() {
-                match fs_err::read_to_string(&path) {
-                    Ok(text) => (text, path.display().to_string()),
-                    Err(e) => {
-                        problems.push(Problem::new(&path, e.to_string()));
-                        continue;
-                    }
-                }
-            } else {
-                (
-                    (*builtin).to_owned(),
-                    format!("templates/web/{file} (built in)"),
-                )
-            };
-            // Known by its logical name, so that `extends` and `include`
-            // find a site's own copy as well as the built-in one.
-            let name = format!("web/{file}");
-            origins.push((name.clone(), origin));
-            if let Err(e) = tera.add_raw_template(&name, &source) {
-                let e = anyhow::Error::new(e);
-                let mut p = crate::templates::problem(&e, &path.display().to_string(), &|n| {
-                    origin_of(&origins, n)
-                });
-                p.message = format!("does not parse: {}", p.message);
-                problems.push(p);
-            }
-        }
-        (Templates { tera, origins }, problems)
+        crate::templates::Templates::load(config, &names()).map(Templates)
     }
 
     /// Renders `web/<file>` with the layout's names and `page`.
     pub fn render(&self, file: &str, layout: &Layout, page: &impl Serialize) -> Result<String> {
         let mut context = tera::Context::from_serialize(layout).map_err(anyhow::Error::new)?;
         context.insert("page", page);
-        let name = format!("web/{file}");
-        self.tera
-            .render(&name, &context)
-            .map_err(anyhow::Error::new)
-            .with_context(|| format!("cannot render {}", origin_of(&self.origins, &name)))
+        self.0.render(&format!("web/{file}"), &context)
     }
 
     /// Parses every template and renders every sample: a problem for each
     /// template that does not parse and each page that does not render.
     pub fn check(config: &Config, samples: &[Sample]) -> Vec<Problem> {
-        let (templates, problems) = Templates::parse(config);
-        if !problems.is_empty() {
-            return problems;
+        let (templates, errors) = crate::templates::Templates::parse(config, &names());
+        if !errors.is_empty() {
+            return errors
+                .iter()
+                .map(|e| {
+                    let mut p = templates.problem(e, "templates/web");
+                    p.message = format!("does not parse: {}", p.message);
+                    p
+                })
+                .collect();
         }
+        let templates = Templates(templates);
         let mut found: Vec<Problem> = Vec::new();
         for sample in samples {
             if let Err(e) = templates.render(sample.file, &sample.layout, &sample.page) {
-                let fallback = origin_of(&templates.origins, &format!("web/{}", sample.file));
-                let mut p =
-                    crate::templates::problem(&e, &fallback, &|n| origin_of(&templates.origins, n));
-                p.message = format!("does not render (web/{}): {}", sample.file, p.message);
+                let name = format!("web/{}", sample.file);
+                let mut p = templates.0.problem(&e, &templates.0.origin(&name));
+                p.message = format!("does not render ({name}): {}", p.message);
                 if !found.contains(&p) {
                     found.push(p);
                 }
@@ -188,14 +90,6 @@ impl Templates {
         }
         found
     }
-}
-
-/// The file a template of this name came from.
-fn origin_of(origins: &[(String, String)], name: &str) -> String {
-    origins
-        .iter()
-        .find(|(n, _)| n == name)
-        .map_or_else(|| name.to_owned(), |(_, o)| o.clone())
 }
 
 /// A feed offered for autodiscovery (`<link rel="alternate">`).
