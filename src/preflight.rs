@@ -50,9 +50,9 @@ pub fn check_templates(config: &Config) -> Vec<Problem> {
                     config,
                     digest,
                     language,
-                    period: &crate::digest::delivery::period_label(config, language, now),
+                    period: &crate::digest::email::period_label(config, language, now),
                     sections: compose::sections(config, digest, &themes, &stories),
-                    links: crate::digest::delivery::links(
+                    links: crate::digest::email::links(
                         config,
                         &signer,
                         digest,

@@ -19,6 +19,7 @@ use tokio::sync::watch;
 
 use crate::config::{Config, Digest};
 use crate::digest::delivery::{self, Options, Worker};
+use crate::digest::render::Templates;
 use crate::links::keys::Keys;
 use crate::mail::Mailer;
 use crate::publish::ingest::Which;
@@ -78,6 +79,8 @@ pub struct Scheduler {
     pub keys: Arc<Keys>,
     pub ingester: Arc<Ingester>,
     pub mailer: Option<Arc<Mailer>>,
+    /// The digest's templates, loaded once.
+    pub digest_templates: Arc<Templates>,
     pub options: Options,
     /// Set on shutdown: deliveries stop claiming new rows.
     pub stop: Arc<AtomicBool>,
@@ -265,19 +268,16 @@ impl Scheduler {
             "digests need a [mail] section in config.toml (at least `from` and `transport`)",
         )?;
         let signer = self.keys.signer();
-        let worker = Worker {
-            config: &self.config,
-            mail: &mailer.mail,
+        let worker = Worker::new(
+            &self.config,
+            mailer,
             digest,
-            store: &self.store,
-            signer: &signer,
-            templates: &mailer.templates,
-            sender: &mailer.sender,
-            dkim: mailer.dkim.as_ref(),
-            options: self.options.clone(),
-            stop: self.stop.clone(),
-            segments: Default::default(),
-        };
+            &self.digest_templates,
+            &self.store,
+            &signer,
+            self.options.clone(),
+            self.stop.clone(),
+        );
         let edition_id = edition.id;
         let mut last_logged = None;
         worker

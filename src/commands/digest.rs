@@ -12,11 +12,10 @@ use tidings::cli::DigestCommand;
 use tidings::config::env::Environment;
 use tidings::config::{Config, Digest};
 use tidings::digest::delivery::{self, Options, Worker};
-use tidings::digest::{compose, render};
+use tidings::digest::email::{self, Composer};
+use tidings::digest::render::Templates;
 use tidings::links::keys::Keys;
 use tidings::mail::Mailer;
-use tidings::mail::message::DkimSigner;
-use tidings::mail::transport::Sender;
 use tidings::model::SubscriberEmail;
 use tidings::store::Store;
 
@@ -61,26 +60,11 @@ async fn dispatch(
                 .await?
                 .ok_or_else(|| anyhow!("no subscriber with the address {email}"))?;
             let digest = digest(config, Some(id.as_deref().unwrap_or(&person.digest)))?;
-            let now = Utc::now();
-            let stories = store.pending_stories(&digest.id, now).await?;
-            let sections = compose::sections(config, digest, &person.themes, &stories);
-            let templates = render::Templates::load(config)?;
+            let mailer = mailer(config)?;
+            let templates = Templates::load(config)?;
             let signer = Keys::load(store, env).await?.signer();
-            let language = person.language.as_str();
-            let period = delivery::period_label(config, language, now);
-            let count = compose::story_count(&sections);
-            let rendered = render::render(
-                &templates,
-                &render::DigestEmail {
-                    config,
-                    digest,
-                    language,
-                    period: &period,
-                    sections,
-                    links: delivery::links(config, &signer, digest, None, (person.id, &key), now),
-                    recipient: &person.email,
-                },
-            )?;
+            let composer = Composer::new(config, &mailer, digest, &templates, &signer);
+            let (rendered, count) = email::preview(&composer, store, &person, Utc::now()).await?;
             let body = if text { rendered.text } else { rendered.html };
             match out {
                 Some(path) => {
@@ -150,10 +134,6 @@ async fn send(
     dry_run: bool,
 ) -> Result<ExitCode> {
     let digest = digest(config, id)?;
-    let mail = config
-        .mail
-        .as_ref()
-        .context("no [mail] section in config.toml: add one with at least `from`")?;
     let now = Utc::now();
     let unfinished = store.unfinished_edition(&digest.id).await?;
     if dry_run {
@@ -179,7 +159,8 @@ async fn send(
         return Ok(ExitCode::SUCCESS);
     }
     // Everything that can fail before sending fails before freezing.
-    let mailer = Mailer::new(config)?.expect("[mail] checked above");
+    let mailer = mailer(config)?;
+    let templates = Templates::load(config)?;
     let signer = Keys::load(store, env).await?.signer();
     let edition = match unfinished {
         Some(e) => {
@@ -218,19 +199,16 @@ async fn send(
         );
         bar
     });
-    let worker = Worker {
+    let worker = Worker::new(
         config,
-        mail,
+        &mailer,
         digest,
+        &templates,
         store,
-        signer: &signer,
-        templates: &mailer.templates,
-        sender: &mailer.sender,
-        dkim: mailer.dkim.as_ref(),
-        options: Options::new(env),
-        stop: stop.clone(),
-        segments: Default::default(),
-    };
+        &signer,
+        Options::new(env),
+        stop.clone(),
+    );
     let counts = worker
         .deliver(&edition, |c| {
             if let Some(bar) = &bar {
@@ -281,62 +259,30 @@ async fn test_send(
     language: Option<&str>,
 ) -> Result<ExitCode> {
     let digest = digest(config, id)?;
-    let mail = config
-        .mail
-        .as_ref()
-        .context("no [mail] section in config.toml: add one with at least `from`")?;
     let to = SubscriberEmail::parse(to).map_err(anyhow::Error::msg)?;
     let language = tidings::subscribers::parse_language(config, digest, language.unwrap_or(""))
         .map_err(anyhow::Error::msg)?;
-    let now = Utc::now();
-    let stories = store.pending_stories(&digest.id, now).await?;
-    let themes: Vec<_> = config.themes.iter().map(|t| t.slug.clone()).collect();
-    let sections = compose::sections(config, digest, &themes, &stories);
-    let count = compose::story_count(&sections);
-    let templates = render::Templates::load(config)?;
+    let mailer = mailer(config)?;
+    let templates = Templates::load(config)?;
     let signer = Keys::load(store, env).await?.signer();
-    let base = &config.site.base_url;
-    // Links of a test message belong to no subscriber: id 0 matches nobody.
-    let links = delivery::links(config, &signer, digest, None, (0, &to.key()), now);
-    let period = delivery::period_label(config, language.as_str(), now);
-    let rendered = render::render(
-        &templates,
-        &render::DigestEmail {
-            config,
-            digest,
-            language: language.as_str(),
-            period: &period,
-            sections,
-            links: links.clone(),
-            recipient: to.as_str(),
-        },
-    )?;
-    let host = base.host_str().unwrap_or("localhost");
-    let message_id =
-        tidings::mail::message::unique_message_id(&format!("test.{}", digest.id), host);
-    let envelope = tidings::mail::message::Envelope {
-        from: &mail.from,
-        reply_to: mail.reply_to.as_ref(),
-        to: to.as_str(),
-        message_id: message_id.clone(),
-        list_id: format!(
-            "{} <{}.{host}>",
-            digest.title.get(language.as_str()),
-            digest.id
-        ),
-        unsubscribe_mailto: delivery::unsubscribe_mailto(mail, &links.unsubscribe),
-        unsubscribe_url: links.unsubscribe,
-        date: now,
-    };
-    let dkim = mail.dkim.as_ref().map(DkimSigner::load).transpose()?;
-    let message = tidings::mail::message::build_signed(&envelope, &rendered, dkim.as_ref())?;
-    let reply = Sender::new(mail)?
-        .send(&message_id, &message)
-        .await
-        .map_err(anyhow::Error::new)?;
+    let composer = Composer::new(config, &mailer, digest, &templates, &signer);
+    let sent = email::send_test(
+        &composer,
+        &mailer,
+        store,
+        &to,
+        language.as_str(),
+        Utc::now(),
+    )
+    .await?;
     println!(
-        "sent a test of {} ({count} stories) to {to}: {reply}",
-        digest.id
+        "sent a test of {} ({} stories) to {to}: {}",
+        digest.id, sent.stories, sent.reply
     );
     Ok(ExitCode::SUCCESS)
+}
+
+/// The site's mail side, or why there is none.
+fn mailer(config: &Config) -> Result<Mailer> {
+    Mailer::new(config)?.context("no [mail] section in config.toml: add one with at least `from`")
 }

@@ -93,6 +93,7 @@ pub async fn run(config: Config, env: Environment) -> Result<ExitCode> {
         keys,
         ingester,
         mailer,
+        digest_templates: Arc::new(tidings::digest::render::Templates::load(&config)?),
         options: Options::new(&env),
         stop: stop.clone(),
     });

@@ -186,36 +186,15 @@ async fn send_confirmation_email(
     signer: &tidings::links::tokens::Signer,
 ) -> Result<()> {
     use anyhow::Context as _;
-    let mail = config
-        .mail
-        .as_ref()
+    let mailer = tidings::mail::Mailer::new(config)?
         .context("no [mail] section in config.toml: add one with at least `from`")?;
-    let digest = config
-        .digest(Some(&person.digest))
-        .context("the subscriber's digest is not configured")?;
     let stored = store
         .subscriber(&person.email.key())
         .await?
         .context("the subscriber just added is gone")?;
-    let dkim = mail
-        .dkim
-        .as_ref()
-        .map(tidings::mail::message::DkimSigner::load)
-        .transpose()?;
-    let (message_id, message) = tidings::mail::confirm::message(
-        config,
-        mail,
-        digest,
-        (stored.id, &person.email),
-        person.language.as_str(),
-        signer,
-        dkim.as_ref(),
-        Utc::now(),
-    )?;
-    let reply = tidings::mail::transport::Sender::new(mail)?
-        .send(&message_id, &message)
-        .await
-        .map_err(|e| anyhow::anyhow!("the confirmation email was not sent: {e}"))?;
+    let reply =
+        tidings::mail::confirm::send(config, &mailer, person, stored.id, signer, Utc::now())
+            .await?;
     println!("sent the confirmation email: {reply}");
     Ok(())
 }

@@ -19,13 +19,15 @@ use anyhow::Result;
 use chrono::{DateTime, Duration, Utc};
 use futures_util::StreamExt;
 
-use crate::config::{Config, Digest, Mail};
-use crate::digest::segments::Segments;
-use crate::digest::{compose, render, words};
-use crate::links::tokens::{Purpose, Signer};
-use crate::mail::message::{self, Envelope};
+use super::compose;
+use super::email::{Composer, Issue};
+use super::render::{self, Templates};
+use super::segments::Segments;
+use crate::config::{Config, Digest};
+use crate::links::tokens::Signer;
+use crate::mail::Mailer;
 use crate::mail::transport::{SendError, Sender};
-use crate::model::Status;
+use crate::model::{Status, Subscriber};
 use crate::store::editions::{Claimed, Counts, Edition};
 use crate::store::{Store, StoredStory};
 
@@ -62,20 +64,40 @@ impl Options {
 
 /// Everything a worker needs, shared by its tasks.
 pub struct Worker<'a> {
-    pub config: &'a Config,
-    pub mail: &'a Mail,
-    pub digest: &'a Digest,
+    /// What every email of the digest shares.
+    pub composer: Composer<'a>,
     pub store: &'a Store,
-    pub signer: &'a Signer,
-    pub templates: &'a render::Templates,
     pub sender: &'a Sender,
-    /// The DKIM key, read once.
-    pub dkim: Option<&'a message::DkimSigner>,
     pub options: Options,
     /// Set to stop claiming new rows (SIGINT/SIGTERM); in-flight sends finish.
     pub stop: Arc<AtomicBool>,
     /// Each audience's rendering, made once per edition.
     pub segments: Segments,
+}
+
+impl<'a> Worker<'a> {
+    /// A worker for `digest`, sending through `mailer`: the one way the
+    /// service and `digest send` set it up.
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        config: &'a Config,
+        mailer: &'a Mailer,
+        digest: &'a Digest,
+        templates: &'a Templates,
+        store: &'a Store,
+        signer: &'a Signer,
+        options: Options,
+        stop: Arc<AtomicBool>,
+    ) -> Worker<'a> {
+        Worker {
+            composer: Composer::new(config, mailer, digest, templates, signer),
+            store,
+            sender: &mailer.sender,
+            options,
+            stop,
+            segments: Segments::default(),
+        }
+    }
 }
 
 impl Worker<'_> {
@@ -95,7 +117,8 @@ impl Worker<'_> {
         mut progress: impl FnMut(&Counts),
     ) -> Result<Counts> {
         let stories = self.store.edition_stories(edition.id).await?;
-        let batch = self.mail.concurrency * 4;
+        let mail = self.composer.mail;
+        let batch = mail.concurrency * 4;
         let (queue, queued) = tokio::sync::mpsc::channel(1);
         let halt = Arc::new(OnceLock::new());
         let sending = tokio::spawn(
@@ -103,11 +126,11 @@ impl Worker<'_> {
                 sender: self.sender.clone(),
                 store: self.store.clone(),
                 options: self.options.clone(),
-                max_attempts: self.mail.max_attempts,
-                pace: Pacer::new(self.mail.rate_limit),
+                max_attempts: mail.max_attempts,
+                pace: Pacer::new(mail.rate_limit),
                 halt: halt.clone(),
             }
-            .run(queued, self.mail.concurrency),
+            .run(queued, mail.concurrency),
         );
         let claimed = self
             .claim_and_prepare(edition, &stories, batch, queue, &halt, &mut progress)
@@ -204,8 +227,8 @@ impl Worker<'_> {
                 format!("{} before sending", person.status),
             ));
         }
-        let sections = compose::sections(self.config, self.digest, &person.themes, stories);
-        if compose::story_count(&sections) == 0 && self.digest.skip_if_empty {
+        let sections = self.composer.sections(&person.themes, stories);
+        if compose::story_count(&sections) == 0 && self.composer.digest.skip_if_empty {
             return Err(Outcome::Final(
                 "skipped",
                 "nothing new in their themes".into(),
@@ -220,64 +243,43 @@ impl Worker<'_> {
         })
     }
 
-    /// The message for one subscriber, with its Message-ID.
+    /// The message for one subscriber, with its Message-ID: the
+    /// audience's rendering with their values (see [`Segments`]).
     fn message(
         &self,
         edition: &Edition,
-        person: &crate::model::Subscriber,
+        person: &Subscriber,
         sections: Vec<render::Section<'_>>,
     ) -> Result<(String, lettre::Message)> {
-        let config = self.config;
-        let base = &config.site.base_url;
-        let host = base.host_str().unwrap_or("localhost");
-        let email_key = person.email.to_lowercase();
-        let links = links(
-            config,
-            self.signer,
-            self.digest,
-            Some(edition.id),
-            (person.id, &email_key),
-            edition.created_at,
-        );
-        let language = person.language.as_str();
-        let period = period_label(config, language, edition.period_end);
-        let encoded = self.segments.render(
-            self.templates,
-            edition.id,
-            &render::DigestEmail {
-                config,
-                digest: self.digest,
-                language,
-                period: &period,
-                sections,
-                links: links.clone(),
-                recipient: &person.email,
-            },
-            &person.themes,
-        )?;
+        let composer = &self.composer;
+        let host = composer
+            .config
+            .site
+            .base_url
+            .host_str()
+            .unwrap_or("localhost");
         // Deliberately not random (unlike every other Message-ID, see
         // `message::unique_message_id`): one edition goes to one subscriber
         // once, so (edition, subscriber) names the message, and a copy sent
         // again after a crash (its row was in flight) carries the same
         // Message-ID, so that mail clients and tests see it is a copy. The
         // `file:` transport keeps both copies under two names.
-        let message_id = format!("e{}.s{}.{}@{host}", edition.id, person.id, self.digest.id);
-        let envelope = Envelope {
-            from: &self.mail.from,
-            reply_to: self.mail.reply_to.as_ref(),
-            to: &person.email,
-            message_id: message_id.clone(),
-            list_id: format!(
-                "{} <{}.{host}>",
-                self.digest.title.get(language),
-                self.digest.id
-            ),
-            unsubscribe_mailto: unsubscribe_mailto(self.mail, &links.unsubscribe),
-            unsubscribe_url: links.unsubscribe,
-            date: Utc::now(),
+        let message_id = format!(
+            "e{}.s{}.{}@{host}",
+            edition.id, person.id, composer.digest.id
+        );
+        let issue = Issue {
+            edition: Some(edition.id),
+            issued: edition.created_at,
+            period_end: edition.period_end,
         };
-        let msg = message::build_encoded(&envelope, encoded, self.dkim)?;
-        Ok((message_id, msg))
+        composer.with_email(person.into(), sections, issue, |email| {
+            let encoded =
+                self.segments
+                    .render(composer.templates, edition.id, email, &person.themes)?;
+            let message = composer.build(email, encoded, message_id.clone())?;
+            Ok((message_id.clone(), message))
+        })
     }
 }
 
@@ -486,41 +488,6 @@ enum Outcome {
     GiveBack(String),
 }
 
-/// The links of a digest email: signed preferences and unsubscribe links
-/// for the subscriber (`id`, lower-cased address), and the edition's page
-/// (the digest's editions page while no edition is frozen).
-pub fn links(
-    config: &Config,
-    signer: &Signer,
-    digest: &Digest,
-    edition: Option<i64>,
-    (id, email_key): (i64, &str),
-    issued: DateTime<Utc>,
-) -> render::Links {
-    let base = config.public_url();
-    let token = |p| signer.sign(p, id, email_key, issued);
-    render::Links {
-        preferences: format!("{base}preferences/{}", token(Purpose::Preferences)),
-        unsubscribe: format!("{base}unsubscribe/{}", token(Purpose::Unsubscribe)),
-        edition: match edition {
-            Some(e) => format!("{base}archive/{}/{e}", digest.id),
-            None => format!("{base}archive/{}/", digest.id),
-        },
-    }
-}
-
-/// `mailto:` for List-Unsubscribe when `[mail] unsubscribe_address` is
-/// set: its subject carries the unsubscribe link, so whoever (or whatever)
-/// reads that mailbox knows exactly whom to remove.
-pub fn unsubscribe_mailto(mail: &Mail, unsubscribe_url: &str) -> Option<String> {
-    let address = mail.unsubscribe_address.as_ref()?;
-    let subject: String =
-        url::form_urlencoded::byte_serialize(format!("unsubscribe {unsubscribe_url}").as_bytes())
-            .collect::<String>()
-            .replace('+', "%20");
-    Some(format!("mailto:{address}?subject={subject}"))
-}
-
 /// `base` doubled for each attempt after the first, with up to 25% jitter
 /// so that many retries do not hit the server at the same moment.
 fn backoff(base: Duration, attempt: i64) -> Duration {
@@ -550,14 +517,6 @@ impl Pacer {
             i.lock().await.tick().await;
         }
     }
-}
-
-/// The period an edition ending at `end` is named after: the month of
-/// the day before it ends, so that a monthly digest sent on the 1st is
-/// named after the month it covers.
-pub fn period_label(config: &Config, language: &str, end: DateTime<Utc>) -> String {
-    let day = (end - Duration::days(1)).with_timezone(&config.site.timezone);
-    words::period(language, day.date_naive())
 }
 
 /// A human name for an edition, for logs and status.

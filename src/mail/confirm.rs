@@ -3,16 +3,17 @@
 //! nothing the visitor typed except their address, so a sign-up form
 //! cannot be used to send someone else a message of the visitor's words.
 
-use anyhow::Result;
+use anyhow::{Context as _, Result, anyhow};
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
 use crate::config::{Config, Digest, Mail};
 use crate::links::tokens::{Purpose, Signer};
+use crate::mail::Mailer;
 use crate::mail::message::{self, DkimSigner, Notice, build_notice};
 use crate::mail::rendered::{self, Rendered, one_line};
 use crate::model::Lang;
-use crate::model::SubscriberEmail;
+use crate::model::{NewSubscriber, SubscriberEmail};
 
 /// Names of the templates (a site's own copies go next to config.toml in
 /// `templates/`).
@@ -114,6 +115,50 @@ pub fn confirm_url(
 ) -> String {
     let token = signer.sign(Purpose::Confirm, id, &email.key(), now);
     format!("{}confirm/{token}", config.public_url())
+}
+
+/// Sends `person`, stored as subscriber `id`, their confirmation: the one
+/// way the web's sign-ups and `subscribers add --send-confirmation` send
+/// it. Returns the server's reply.
+pub async fn send(
+    config: &Config,
+    mailer: &Mailer,
+    person: &NewSubscriber,
+    id: i64,
+    signer: &Signer,
+    now: DateTime<Utc>,
+) -> Result<String> {
+    let (message_id, message) = for_subscriber(config, mailer, person, id, signer, now)?;
+    mailer
+        .sender
+        .send(&message_id, &message)
+        .await
+        .map_err(|e| anyhow!("the confirmation email was not sent: {e}"))
+}
+
+/// The message [`send`] sends, with its Message-ID (also built, and thrown
+/// away, before a sign-up is answered: see `web::signup`).
+pub fn for_subscriber(
+    config: &Config,
+    mailer: &Mailer,
+    person: &NewSubscriber,
+    id: i64,
+    signer: &Signer,
+    now: DateTime<Utc>,
+) -> Result<(String, lettre::Message)> {
+    let digest = config
+        .digest(Some(&person.digest))
+        .with_context(|| format!("no digest `{}`", person.digest))?;
+    message(
+        config,
+        &mailer.mail,
+        digest,
+        (id, &person.email),
+        person.language.as_str(),
+        signer,
+        mailer.dkim.as_ref(),
+        now,
+    )
 }
 
 /// The whole message, with its Message-ID.

@@ -3,12 +3,13 @@
 //! can unsubscribe someone else) and holds one signed unsubscribe link.
 //! Like the confirmation, it echoes nothing typed but the address.
 
-use anyhow::Result;
+use anyhow::{Result, anyhow};
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
 use crate::config::{Config, Mail};
 use crate::links::tokens::{Purpose, Signer};
+use crate::mail::Mailer;
 use crate::mail::message::{DkimSigner, Notice, build_notice};
 use crate::mail::rendered::{self, Rendered, one_line};
 use crate::model::Lang;
@@ -92,6 +93,32 @@ pub fn render(
         organization: config.mail.as_ref().map_or("", |m| m.organization.as_str()),
     };
     rendered::notice(config, (HTML_FILE, TEXT_FILE), subject.clone(), &vars)
+}
+
+/// Sends the subscriber `id` at `email` a link that unsubscribes them.
+/// Returns the server's reply.
+pub async fn send(
+    config: &Config,
+    mailer: &Mailer,
+    (id, email): (i64, &SubscriberEmail),
+    language: &str,
+    signer: &Signer,
+    now: DateTime<Utc>,
+) -> Result<String> {
+    let (message_id, message) = message(
+        config,
+        &mailer.mail,
+        (id, email),
+        language,
+        signer,
+        mailer.dkim.as_ref(),
+        now,
+    )?;
+    mailer
+        .sender
+        .send(&message_id, &message)
+        .await
+        .map_err(|e| anyhow!("the unsubscribe link was not sent: {e}"))
 }
 
 /// The whole message for the subscriber `id` at `email`, with its

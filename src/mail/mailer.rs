@@ -1,20 +1,18 @@
 //! The mail side of a site, set up once and shared by every entry point
 //! (the service, `digest send`, `digest test`, `subscribers add
-//! --send-confirmation`, the web's sign-ups): the transport, the digest's
-//! templates, and the DKIM key.
+//! --send-confirmation`, the web's sign-ups): the transport and the DKIM
+//! key.
 
 use anyhow::Result;
 
 use crate::config::{Config, Mail};
-use crate::digest::render;
 use crate::mail::message::DkimSigner;
 use crate::mail::transport::Sender;
 
-/// The mail side, set up once: transport, digest templates, DKIM key.
+/// The mail side, set up once: `[mail]`, the transport, the DKIM key.
 pub struct Mailer {
     pub mail: Mail,
     pub sender: Sender,
-    pub templates: render::Templates,
     pub dkim: Option<DkimSigner>,
 }
 
@@ -26,7 +24,6 @@ impl Mailer {
         };
         Ok(Some(Mailer {
             sender: Sender::new(mail)?,
-            templates: render::Templates::load(config)?,
             dkim: mail.dkim.as_ref().map(DkimSigner::load).transpose()?,
             mail: mail.clone(),
         }))

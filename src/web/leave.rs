@@ -275,20 +275,15 @@ async fn mail_link(shared: &AppState, email: &SubscriberEmail) -> Result<()> {
     }
     let mailer = shared.mailer.as_ref().context("no [mail]")?;
     let stored = SubscriberEmail::parse(&person.email).map_err(|e| anyhow!(e))?;
-    let (message_id, message) = crate::mail::leave::message(
+    let reply = crate::mail::leave::send(
         &shared.config,
-        &mailer.mail,
+        mailer,
         (person.id, &stored),
         person.language.as_str(),
         &shared.keys.signer(),
-        mailer.dkim.as_ref(),
         Utc::now(),
-    )?;
-    let reply = mailer
-        .sender
-        .send(&message_id, &message)
-        .await
-        .map_err(|e| anyhow!("cannot send the unsubscribe link: {e}"))?;
+    )
+    .await?;
     tracing::info!(subscriber = person.id, %reply, "unsubscribe link sent");
     Ok(())
 }

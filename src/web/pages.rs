@@ -384,7 +384,7 @@ async fn digest_vars(
                 let sent = e.period_end.with_timezone(&config.site.timezone);
                 EditionLink {
                     href: format!("/archive/{}/{}", digest.id, e.id),
-                    label: crate::digest::delivery::period_label(config, lang.code(), e.period_end),
+                    label: crate::digest::email::period_label(config, lang.code(), e.period_end),
                     date: crate::digest::words::date(lang.code(), sent),
                     date_iso: sent.format("%Y-%m-%d").to_string(),
                     stories: a.stories,
@@ -494,7 +494,7 @@ async fn edition(
     let sent = edition.period_end.with_timezone(&config.site.timezone);
     let page = EditionPage {
         digest: digest.title.get(lang.code()).to_owned(),
-        period: crate::digest::delivery::period_label(config, lang.code(), edition.period_end),
+        period: crate::digest::email::period_label(config, lang.code(), edition.period_end),
         date: crate::digest::words::date(lang.code(), sent),
         date_iso: sent.format("%Y-%m-%d").to_string(),
         archive_href: format!("/archive/{}/", digest.id),
@@ -569,11 +569,7 @@ pub(super) fn samples(config: &Config, lang: Lang) -> Vec<render::Sample> {
             href: format!("/archive/{}/", d.id),
             editions: vec![EditionLink {
                 href: format!("/archive/{}/1", d.id),
-                label: crate::digest::delivery::period_label(
-                    config,
-                    lang.code(),
-                    chrono::Utc::now(),
-                ),
+                label: crate::digest::email::period_label(config, lang.code(), chrono::Utc::now()),
                 date: crate::digest::words::date(lang.code(), chrono::Utc::now()),
                 date_iso: "2026-12-01".into(),
                 stories: stories.len() as i64,

@@ -4,7 +4,7 @@
 //! starts, done in a task of its own so that the answer, and its timing,
 //! never depend on whether the address was known.
 
-use anyhow::{Context as _, Result, anyhow};
+use anyhow::{Context as _, Result};
 use chrono::Utc;
 use serde::Serialize;
 
@@ -409,21 +409,9 @@ pub fn confirmation_builds(shared: &AppState, person: &NewSubscriber) -> Result<
         .mailer
         .as_ref()
         .context("confirmation emails need [mail] in config.toml")?;
-    let digest = shared
-        .config
-        .digest(Some(&person.digest))
-        .with_context(|| format!("no digest `{}`", person.digest))?;
-    crate::mail::confirm::message(
-        &shared.config,
-        &mailer.mail,
-        digest,
-        (0, &person.email),
-        person.language.as_str(),
-        &shared.keys.signer(),
-        mailer.dkim.as_ref(),
-        Utc::now(),
-    )
-    .map(|_| ())
+    let signer = shared.keys.signer();
+    crate::mail::confirm::for_subscriber(&shared.config, mailer, person, 0, &signer, Utc::now())
+        .map(drop)
 }
 
 /// Stores a valid sign-up and, when one is owed, sends the confirmation
@@ -450,25 +438,10 @@ async fn store_and_confirm(shared: &AppState, person: &NewSubscriber) -> Result<
         .mailer
         .as_ref()
         .context("confirmation emails need [mail] in config.toml")?;
-    let digest = shared
-        .config
-        .digest(Some(&person.digest))
-        .with_context(|| format!("no digest `{}`", person.digest))?;
-    let (message_id, message) = crate::mail::confirm::message(
-        &shared.config,
-        &mailer.mail,
-        digest,
-        (outcome.id(), &person.email),
-        person.language.as_str(),
-        &shared.keys.signer(),
-        mailer.dkim.as_ref(),
-        now,
-    )?;
-    let reply = mailer
-        .sender
-        .send(&message_id, &message)
-        .await
-        .map_err(|e| anyhow!("cannot send the confirmation email: {e}"))?;
+    let signer = shared.keys.signer();
+    let reply =
+        crate::mail::confirm::send(&shared.config, mailer, person, outcome.id(), &signer, now)
+            .await?;
     tracing::info!(subscriber = outcome.id(), %reply, "confirmation email sent");
     Ok(())
 }

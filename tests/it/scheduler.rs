@@ -55,6 +55,7 @@ async fn scheduler(site: &Site) -> Arc<Scheduler> {
     Arc::new(Scheduler {
         ingester: Arc::new(Ingester::new(config.clone(), store.clone())),
         mailer: Mailer::new(&config).unwrap().map(Arc::new),
+        digest_templates: Arc::new(tidings::digest::render::Templates::load(&config).unwrap()),
         config,
         store,
         keys,
