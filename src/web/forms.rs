@@ -1,11 +1,9 @@
 //! Sign-up: the form (`GET`/`POST /subscribe`) and its JSON twin
-//! (`POST /api/subscribe`), under the same rules. The signed subscriber
-//! pages (confirm, preferences, unsubscribe) are in [`super::manage`] and
-//! their routes are joined here.
+//! (`POST /api/subscribe`), under the same rules.
 //!
 //! A POST goes through, in order: `[mail]` configured (else 503), the
 //! body's type and size (415, 413), a cross-site check and, for the form,
-//! the CSRF token ([`super::csrf`]; 403), the honeypot (a filled one gets
+//! the CSRF token ([`super::guard`]; 403), the honeypot (a filled one gets
 //! the success answer and nothing else happens), the fields (422, every
 //! problem at once), the rate limits ([`super::limits`], kept in the
 //! store; 429 with `Retry-After`), and then the same "check your inbox"
@@ -26,46 +24,24 @@ use axum::extract::{ConnectInfo, DefaultBodyLimit, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use chrono::Utc;
 use serde::Serialize;
 
-use super::csrf::{self, Csrf};
-use super::limits::{self, Limited};
-use super::pages::{Link, Message};
+use super::answers::{
+    BODY_LIMIT, bad_request, body_refused, is_form, media_type, rate_limited, retry_after,
+    unavailable,
+};
+use super::guard::{available, check_origin, csrf_field, limit};
 use super::render::{Cache, Layout};
 use super::signup::{self, Choices, FieldError, FieldMessages, Input};
 use super::words::{Lang, PageLang};
-use super::{AppState, manage, server};
+use super::{AppState, csrf, server};
 use crate::config::Config;
-use crate::links::tokens::Signer;
-
-/// The largest body any of these routes accepts.
-pub const BODY_LIMIT: usize = 16 * 1024;
-
-/// The CSRF key (the rate limits are kept in the store).
-pub struct FormState {
-    pub csrf: Csrf,
-}
-
-impl FormState {
-    pub fn new(_config: &Config, signer: &Signer) -> FormState {
-        FormState {
-            csrf: Csrf::new(signer),
-        }
-    }
-}
 
 pub fn routes() -> Router<AppState> {
     Router::new()
         .route("/subscribe", get(signup_page).post(subscribe))
         .route("/api/subscribe", post(subscribe_json))
-        .merge(manage::routes())
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
-}
-
-/// Whether the site takes sign-ups: it needs `[mail]` and a digest.
-pub fn available(shared: &AppState) -> bool {
-    shared.mailer.is_some() && !shared.config.digests.is_empty()
 }
 
 /// Values to show in the form again (or to check in advance).
@@ -147,47 +123,6 @@ fn form_with(
     (form, cookie)
 }
 
-/// A form's hidden `csrf` value and the cookie to set with it.
-pub fn csrf_field(shared: &AppState, headers: &HeaderMap) -> (String, HeaderValue) {
-    // The same nonce for every tab: one form does not void another.
-    let nonce = csrf::cookie_nonce(headers).unwrap_or_else(csrf::new_nonce);
-    let secure = shared.config.http.behind_proxy
-        && headers
-            .get("x-forwarded-proto")
-            .is_some_and(|p| p.as_bytes().eq_ignore_ascii_case(b"https"));
-    (
-        shared.forms.csrf.token(&nonce, Utc::now()),
-        csrf::set_cookie(&nonce, secure),
-    )
-}
-
-/// Checks a posted form's origin and CSRF token; the answer to give when
-/// they fail.
-pub fn check_origin(
-    shared: &AppState,
-    pl: PageLang,
-    headers: &HeaderMap,
-    token: Option<&str>,
-) -> Result<(), Response> {
-    let checked = if csrf::cross_site(headers, &shared.config) {
-        Err(csrf::CsrfError::CrossSite)
-    } else {
-        shared.forms.csrf.verify(token, headers, Utc::now())
-    };
-    checked.map_err(|why| {
-        tracing::info!(reason = %why, "form refused: CSRF");
-        let w = super::words::words(pl.lang);
-        refusal(
-            shared,
-            pl,
-            StatusCode::FORBIDDEN,
-            "csrf",
-            w.csrf_heading,
-            vec![w.csrf_text.into()],
-        )
-    })
-}
-
 /// `web/signup.html`: the form on a page of its own (also how a form with
 /// problems is shown again, with status 422).
 fn signup_answer(
@@ -246,95 +181,6 @@ fn check_inbox(shared: &AppState, pl: PageLang) -> Response {
     )
 }
 
-/// A page explaining why a form was refused.
-fn refusal(
-    shared: &AppState,
-    pl: PageLang,
-    status: StatusCode,
-    id: &'static str,
-    heading: &str,
-    paragraphs: Vec<String>,
-) -> Response {
-    let w = super::words::words(pl.lang);
-    shared.pages.message(
-        &shared.config,
-        pl,
-        status,
-        &Message {
-            id,
-            heading: heading.to_owned(),
-            paragraphs,
-            link: Some(Link {
-                href: "/subscribe".into(),
-                text: w.reload_form.into(),
-            }),
-            path: "/subscribe".into(),
-        },
-    )
-}
-
-pub fn unavailable(shared: &AppState, pl: PageLang) -> Response {
-    let w = super::words::words(pl.lang);
-    shared.pages.message(
-        &shared.config,
-        pl,
-        StatusCode::SERVICE_UNAVAILABLE,
-        &Message {
-            id: "unavailable",
-            heading: w.unavailable_heading.into(),
-            paragraphs: vec![w.unavailable_text.into()],
-            link: Some(Link {
-                href: "/".into(),
-                text: w.home.into(),
-            }),
-            path: "/".into(),
-        },
-    )
-}
-
-/// 413 for a body over the limit, 408 for one that did not arrive in
-/// time, 400 for one that cannot be read.
-pub fn body_refused(shared: &AppState, pl: PageLang, rejection: &BytesRejection) -> Response {
-    let w = super::words::words(pl.lang);
-    if server::timed_out(rejection) {
-        bad_request(shared, pl, StatusCode::REQUEST_TIMEOUT)
-    } else if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
-        refusal(
-            shared,
-            pl,
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "too-large",
-            w.too_large_heading,
-            vec![w.too_large_text.into()],
-        )
-    } else {
-        bad_request(shared, pl, StatusCode::BAD_REQUEST)
-    }
-}
-
-/// 400, or 415 for a body of a type the route does not read.
-pub fn bad_request(shared: &AppState, pl: PageLang, status: StatusCode) -> Response {
-    let w = super::words::words(pl.lang);
-    refusal(
-        shared,
-        pl,
-        status,
-        "bad-request",
-        w.bad_request_heading,
-        vec![w.bad_request_text.into()],
-    )
-}
-
-/// Whether the body is `application/x-www-form-urlencoded`.
-pub fn is_form(headers: &HeaderMap) -> bool {
-    media_type(headers).is_some_and(|m| m == "application/x-www-form-urlencoded")
-}
-
-fn media_type(headers: &HeaderMap) -> Option<String> {
-    let value = headers.get(header::CONTENT_TYPE)?.to_str().ok()?;
-    Some(value.split(';').next()?.trim().to_ascii_lowercase())
-}
-
 /// The fields of an urlencoded sign-up; unknown ones are ignored and the
 /// first of a repeated single field counts.
 struct FormBody {
@@ -367,48 +213,11 @@ fn parse_form(body: &[u8]) -> FormBody {
     FormBody { input, csrf, lang }
 }
 
-/// Counts the sign-up against both limits (in the store, shared by every
-/// instance): `Some` when one refused it. A store that does not answer
-/// refuses it too (`Err`; the sign-up could not be stored anyway).
-pub async fn limit(
-    shared: &AppState,
-    peer: SocketAddr,
-    headers: &HeaderMap,
-    email_key: &str,
-) -> anyhow::Result<Option<Limited>> {
-    let client = limits::client_address(peer, headers, shared.config.http.behind_proxy);
-    limits::check(&shared.store, client, email_key, Utc::now()).await
-}
-
 /// For the operator: why a sign-up's confirmation cannot be built (a
 /// template changed since the start, say); never the address.
 fn log_unbuildable(error: &anyhow::Error, person: &crate::model::NewSubscriber) {
     let error = crate::model::redact(&format!("{error:#}"), person.email.as_str());
     tracing::error!(%error, "sign-up refused: its confirmation email cannot be built");
-}
-
-/// 429 with `Retry-After`, for a form.
-pub fn rate_limited(shared: &AppState, pl: PageLang, limited: Limited) -> Response {
-    let w = super::words::words(pl.lang);
-    let mut response = refusal(
-        shared,
-        pl,
-        StatusCode::TOO_MANY_REQUESTS,
-        "rate-limited",
-        w.rate_heading,
-        vec![
-            w.rate_text.into(),
-            format!("{} {} {}", w.retry_in, limited.minutes(), w.minutes),
-        ],
-    );
-    retry_after(&mut response, limited);
-    response
-}
-
-fn retry_after(response: &mut Response, limited: Limited) {
-    response
-        .headers_mut()
-        .insert(header::RETRY_AFTER, HeaderValue::from(limited.seconds()));
 }
 
 async fn subscribe(

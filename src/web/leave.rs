@@ -25,9 +25,8 @@ use chrono::Utc;
 use serde::Serialize;
 
 use super::AppState;
-use super::forms::{
-    self, BODY_LIMIT, bad_request, body_refused, check_origin, csrf_field, is_form,
-};
+use super::answers::{BODY_LIMIT, bad_request, body_refused, is_form, rate_limited, unavailable};
+use super::guard::{self, check_origin, csrf_field};
 use super::render::{Cache, Layout};
 use super::words::PageLang;
 use crate::model::{Status, SubscriberEmail};
@@ -87,7 +86,7 @@ fn answer(
         .as_ref()
         .and_then(|m| m.unsubscribe_address.as_ref())
         .map(|a| a.to_string());
-    vars.signup = forms::available(shared);
+    vars.signup = guard::available(shared);
     let heading = if vars.invalid {
         w.invalid_heading
     } else if vars.sent {
@@ -182,7 +181,7 @@ async fn request(
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
     if shared.mailer.is_none() {
-        return forms::unavailable(&shared, pl);
+        return unavailable(&shared, pl);
     }
     let body = match body {
         Ok(b) => b,
@@ -228,18 +227,18 @@ async fn request(
             );
         }
     };
-    match forms::limit(&shared, peer, &headers, &email.key()).await {
+    match guard::limit(&shared, peer, &headers, &email.key()).await {
         Ok(None) => {}
         Ok(Some(limited)) => {
             tracing::info!(
                 retry_after = limited.seconds(),
                 "unsubscribe request rate-limited"
             );
-            return forms::rate_limited(&shared, pl, limited);
+            return rate_limited(&shared, pl, limited);
         }
         Err(e) => {
             tracing::error!(error = %format!("{e:#}"), "cannot check the rate limits");
-            return forms::unavailable(&shared, pl);
+            return unavailable(&shared, pl);
         }
     }
     let tasks = shared.background.clone();

@@ -15,7 +15,7 @@
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
-use axum::extract::{Path, State};
+use axum::extract::{DefaultBodyLimit, Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 use axum::routing::get;
@@ -23,8 +23,9 @@ use chrono::Utc;
 use serde::Serialize;
 
 use super::AppState;
-use super::forms::{bad_request, body_refused, is_form};
-use super::pages::{Link, Message, internal_error};
+use super::answers::{
+    BODY_LIMIT, Link, Message, bad_request, body_refused, internal_error, is_form,
+};
 use super::render::{Cache, Layout};
 use super::signup::{Choices, FieldMessages, Input, check_choices};
 use super::words::PageLang;
@@ -45,6 +46,7 @@ pub fn routes() -> Router<AppState> {
             "/unsubscribe/{token}",
             get(unsubscribe_page).post(unsubscribe),
         )
+        .layer(DefaultBodyLimit::max(BODY_LIMIT))
 }
 
 /// The subscriber a token is for, if the token is good for `purpose`.
@@ -91,7 +93,7 @@ fn invalid(shared: &AppState, pl: PageLang, purpose: Purpose, headers: &HeaderMa
         return super::leave::invalid_link(shared, pl, headers);
     }
     let w = super::words::words(pl.lang);
-    let link = if super::forms::available(shared) {
+    let link = if super::guard::available(shared) {
         Link {
             href: "/subscribe".into(),
             text: w.signup_again.into(),

@@ -17,9 +17,11 @@ use crate::mail::Mailer;
 use crate::publish::Ingester;
 use crate::store::Store;
 
+pub mod answers;
 pub mod csrf;
 pub mod feeds;
 pub mod forms;
+pub mod guard;
 pub mod leave;
 pub mod limits;
 pub mod manage;
@@ -44,8 +46,8 @@ pub struct Shared {
     /// unset the endpoint refuses everyone.
     pub api_token: Option<String>,
     pub feeds: feeds::FeedCache,
-    pub forms: forms::FormState,
-    pub pages: pages::Pages,
+    pub forms: guard::FormState,
+    pub pages: answers::Pages,
     /// Work a request starts and does not wait for (sign-up: store and
     /// send the confirmation); a stop waits for it like for digest sends.
     pub background: tokio_util::task::TaskTracker,
@@ -67,8 +69,8 @@ impl Shared {
             .filter(|t| !t.trim().is_empty());
         Ok(Shared {
             feeds: feeds::FeedCache::new(&config),
-            forms: forms::FormState::new(&config, &keys.signer()),
-            pages: pages::Pages::load(&config)?,
+            forms: guard::FormState::new(&config, &keys.signer()),
+            pages: answers::Pages::load(&config)?,
             config,
             store,
             keys,
@@ -101,6 +103,7 @@ pub fn router(state: AppState) -> Router {
         .merge(feeds::routes())
         .merge(pages::routes())
         .merge(forms::routes())
+        .merge(manage::routes())
         .merge(leave::routes())
         .merge(ops::routes())
         .with_state(state)

@@ -16,8 +16,9 @@ use axum::routing::get;
 use serde::Serialize;
 
 use super::AppState;
+use super::answers::{BODY_LIMIT, Link, Message, internal_error, not_found_page};
 use super::forms::{self, Prefill, SignupForm};
-use super::render::{self, Alternate, Cache, FeedLinks, Layout, Templates};
+use super::render::{self, Alternate, Cache, FeedLinks, Layout};
 use super::words::{Lang, PageLang};
 use crate::config::{Config, Theme};
 use crate::model::ThemeSlug;
@@ -28,73 +29,6 @@ const LATEST: usize = 10;
 const THEME_LATEST: usize = 20;
 /// Editions listed per digest in the archive.
 const ARCHIVE_LIMIT: i64 = 500;
-
-/// The page templates.
-pub struct Pages {
-    pub templates: Templates,
-}
-
-impl Pages {
-    /// Parses the templates (a site's own copies first); an error names
-    /// the file that does not parse.
-    pub fn load(config: &Config) -> anyhow::Result<Pages> {
-        Ok(Pages {
-            templates: Templates::load(config)?,
-        })
-    }
-
-    /// Renders `file` into an answer, or the plain error page if it fails.
-    pub fn page(
-        &self,
-        status: StatusCode,
-        file: &str,
-        layout: &Layout,
-        page: &impl Serialize,
-        cache: Cache,
-    ) -> Response {
-        match self.templates.render(file, layout, page) {
-            Ok(body) => render::html(status, body, cache),
-            Err(e) => render::broken(&e),
-        }
-    }
-
-    /// A page with a heading and a few paragraphs (errors, notices).
-    pub fn message(
-        &self,
-        config: &Config,
-        pl: PageLang,
-        status: StatusCode,
-        message: &Message,
-    ) -> Response {
-        let layout = Layout::new(
-            config,
-            pl.lang,
-            pl.explicit,
-            &message.path,
-            &message.heading,
-        );
-        self.page(status, "message.html", &layout, message, Cache::NoStore)
-    }
-}
-
-/// What `web/message.html` shows.
-#[derive(Debug, Serialize)]
-pub struct Message {
-    /// The heading's `id`, for tests and styles.
-    pub id: &'static str,
-    pub heading: String,
-    pub paragraphs: Vec<String>,
-    pub link: Option<Link>,
-    /// The page's own path, for the language switch.
-    #[serde(skip)]
-    pub path: String,
-}
-
-#[derive(Debug, Serialize)]
-pub struct Link {
-    pub href: String,
-    pub text: String,
-}
 
 pub fn routes() -> Router<AppState> {
     Router::new()
@@ -108,49 +42,12 @@ pub fn routes() -> Router<AppState> {
         .route("/archive/{digest}/{edition}", get(edition))
         .route("/archive/{digest}/{edition}/", get(edition))
         .fallback(not_found)
-        .layer(DefaultBodyLimit::max(forms::BODY_LIMIT))
+        .layer(DefaultBodyLimit::max(BODY_LIMIT))
 }
 
 /// The answer to every unknown path.
 pub async fn not_found(State(shared): State<AppState>, pl: PageLang) -> Response {
     not_found_page(&shared, pl)
-}
-
-pub fn not_found_page(shared: &AppState, pl: PageLang) -> Response {
-    let w = super::words::words(pl.lang);
-    shared.pages.message(
-        &shared.config,
-        pl,
-        StatusCode::NOT_FOUND,
-        &Message {
-            id: "not-found",
-            heading: w.not_found_heading.into(),
-            paragraphs: vec![w.not_found_text.into()],
-            link: Some(Link {
-                href: "/".into(),
-                text: w.home.into(),
-            }),
-            path: "/".into(),
-        },
-    )
-}
-
-/// The generic error page; the cause is logged, never shown.
-pub fn internal_error(shared: &AppState, pl: PageLang, error: &anyhow::Error) -> Response {
-    tracing::error!(error = %format!("{error:#}"), "request failed");
-    let w = super::words::words(pl.lang);
-    shared.pages.message(
-        &shared.config,
-        pl,
-        StatusCode::INTERNAL_SERVER_ERROR,
-        &Message {
-            id: "error",
-            heading: w.error_heading.into(),
-            paragraphs: vec![w.error_text.into()],
-            link: None,
-            path: "/".into(),
-        },
-    )
 }
 
 /// A story in a list.
