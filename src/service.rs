@@ -22,6 +22,7 @@ use crate::digest::delivery::{self, Options, Worker};
 use crate::digest::render::Templates;
 use crate::links::keys::Keys;
 use crate::mail::Mailer;
+use crate::model::JobOutcome;
 use crate::publish::ingest::Which;
 use crate::publish::{INGEST_JOB, Ingester};
 use crate::schedule::{self, CronSchedule, Decision};
@@ -149,7 +150,7 @@ impl Scheduler {
                 } else {
                     tracing::info!(job = %name, tick = %tick, "missed tick skipped ([schedule] on_missed = \"skip\")");
                     self.store
-                        .record_job(&name, tick, now, "skipped", None)
+                        .record_job(&name, tick, now, JobOutcome::Skipped, None)
                         .await?;
                 }
                 Ok(Step::Passed(tick))
@@ -172,8 +173,8 @@ impl Scheduler {
                     }
                 }
                 let (outcome, error) = match &result {
-                    Ok(_) => ("ok", None),
-                    Err(e) => ("failed", Some(e.as_str())),
+                    Ok(_) => (JobOutcome::Ok, None),
+                    Err(e) => (JobOutcome::Failed, Some(e.as_str())),
                 };
                 self.store
                     .record_job(&name, tick, now, outcome, error)

@@ -113,7 +113,7 @@ fn print_job(
     job: &tidings::store::jobs::JobState,
     local: &dyn Fn(chrono::DateTime<Utc>) -> String,
 ) {
-    match (job.last_run_at, job.last_result.as_deref()) {
+    match (job.last_run_at, job.last_result) {
         (Some(at), Some(result)) => println!(
             "    last run: {} ({result}){}",
             local(at),
@@ -125,7 +125,7 @@ fn print_job(
         _ => println!("    last run: never"),
     }
     if let Some(at) = job.last_success_at
-        && job.last_result.as_deref() != Some("ok")
+        && job.last_result != Some(tidings::model::JobOutcome::Ok)
     {
         println!("    last success: {}", local(at));
     }

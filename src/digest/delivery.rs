@@ -27,7 +27,7 @@ use crate::config::{Config, Digest};
 use crate::links::tokens::Signer;
 use crate::mail::Mailer;
 use crate::mail::transport::{SendError, Sender};
-use crate::model::{Status, Subscriber};
+use crate::model::{DeliveryState, Status, Subscriber};
 use crate::store::editions::{Claimed, Counts, Edition};
 use crate::store::{Store, StoredStory};
 
@@ -223,14 +223,14 @@ impl Worker<'_> {
         let person = &claimed.subscriber;
         if person.status != Status::Active {
             return Err(Outcome::Final(
-                "skipped",
+                DeliveryState::Skipped,
                 format!("{} before sending", person.status),
             ));
         }
         let sections = self.composer.sections(&person.themes, stories);
         if compose::story_count(&sections) == 0 && self.composer.digest.skip_if_empty {
             return Err(Outcome::Final(
-                "skipped",
+                DeliveryState::Skipped,
                 "nothing new in their themes".into(),
             ));
         }
@@ -239,7 +239,7 @@ impl Worker<'_> {
         self.message(edition, person, sections).map_err(|e| {
             let reason = format!("cannot build the message: {e:#}");
             tracing::error!(delivery = id, error = %reason, "delivery failed");
-            Outcome::Final("failed", reason)
+            Outcome::Final(DeliveryState::Failed, reason)
         })
     }
 
@@ -387,7 +387,7 @@ impl Sending {
                 Outcome::Retry { error: e, next }
             }
             Err(SendError::Transient(e)) => Outcome::Final(
-                "failed",
+                DeliveryState::Failed,
                 format!("gave up after {} attempts: {e}", claimed.attempt),
             ),
             Err(SendError::Permanent {
@@ -452,13 +452,15 @@ impl Sending {
             }
             Outcome::Retry { error, next } => store.mark_retry(id, error, *next).await,
             Outcome::Final(status, reason) => {
-                store.mark_final(id, status, reason, Utc::now()).await
+                store.mark_final(id, *status, reason, Utc::now()).await
             }
             Outcome::Rejected { message, bounced } => {
                 if *bounced {
                     store.mark_bounced(subscriber, Utc::now()).await?;
                 }
-                store.mark_final(id, "failed", message, Utc::now()).await
+                store
+                    .mark_final(id, DeliveryState::Failed, message, Utc::now())
+                    .await
             }
         }
     }
@@ -476,7 +478,7 @@ enum Outcome {
         next: DateTime<Utc>,
     },
     /// `skipped` or `failed`, with the reason.
-    Final(&'static str, String),
+    Final(DeliveryState, String),
     /// The server refused the message for good; `bounced` when it refused
     /// the address itself.
     Rejected {

@@ -4,11 +4,13 @@
 //! store or the network.
 
 pub mod language;
+pub mod outcome;
 pub mod problem;
 pub mod story;
 pub mod subscriber;
 
 pub use language::{Lang, Language};
+pub use outcome::{DeliveryState, JobOutcome};
 pub use problem::{Problem, Problems, printable, printable_lines};
 pub use story::{Story, StoryId, ThemeSlug};
 pub use subscriber::{NewSubscriber, Status, Subscriber, SubscriberEmail, redact};

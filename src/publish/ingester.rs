@@ -10,6 +10,7 @@ use tokio::sync::Mutex;
 use super::build::{self, BuildReport};
 use super::ingest::Which;
 use crate::config::Config;
+use crate::model::JobOutcome;
 use crate::store::Store;
 
 /// Runs ingest + feeds, one at a time: the scheduled tick and the CMS hook
@@ -82,7 +83,11 @@ impl Ingester {
     pub async fn run_now(&self, why: &str) -> Result<BuildReport> {
         let result = self.run(why, &Which::All).await;
         let error = result.as_ref().err().map(|e| format!("{e:#}"));
-        let outcome = if error.is_some() { "failed" } else { "ok" };
+        let outcome = if error.is_some() {
+            JobOutcome::Failed
+        } else {
+            JobOutcome::Ok
+        };
         if let Some(e) = &error {
             tracing::error!(why, error = %e, "ingest failed");
         }

@@ -6,6 +6,7 @@
 //! then claim rows (`pending` → `sending` with a lease), and mark each
 //! `sent`, `failed`, `skipped`, or `pending` again for a later attempt.
 
+use crate::model::DeliveryState;
 use anyhow::Result;
 use chrono::{DateTime, Duration, Utc};
 
@@ -70,6 +71,32 @@ impl std::fmt::Display for Counts {
 }
 
 impl Counts {
+    /// The deliveries in `state`.
+    pub fn get(&self, state: DeliveryState) -> i64 {
+        match state {
+            DeliveryState::Pending => self.pending,
+            DeliveryState::Sending => self.sending,
+            DeliveryState::Sent => self.sent,
+            DeliveryState::Failed => self.failed,
+            DeliveryState::Skipped => self.skipped,
+        }
+    }
+
+    fn slot(&mut self, state: DeliveryState) -> &mut i64 {
+        match state {
+            DeliveryState::Pending => &mut self.pending,
+            DeliveryState::Sending => &mut self.sending,
+            DeliveryState::Sent => &mut self.sent,
+            DeliveryState::Failed => &mut self.failed,
+            DeliveryState::Skipped => &mut self.skipped,
+        }
+    }
+
+    /// Adds `n` deliveries in `state`.
+    pub fn add(&mut self, state: DeliveryState, n: i64) {
+        *self.slot(state) += n;
+    }
+
     pub fn total(&self) -> i64 {
         self.pending + self.sending + self.sent + self.failed + self.skipped
     }
@@ -180,7 +207,7 @@ impl Store {
     pub async fn mark_final(
         &self,
         id: i64,
-        status: &str,
+        status: DeliveryState,
         reason: &str,
         now: DateTime<Utc>,
     ) -> Result<()> {
@@ -197,8 +224,11 @@ impl Store {
         crate::store::dispatch!(self, editions::complete_if_done(edition_id, now))
     }
 
-    /// Who did not get an edition, and why: (address, status, reason).
-    pub async fn undelivered(&self, edition_id: i64) -> Result<Vec<(String, String, String)>> {
+    /// Who did not get an edition, and why: (address, state, reason).
+    pub async fn undelivered(
+        &self,
+        edition_id: i64,
+    ) -> Result<Vec<(String, DeliveryState, String)>> {
         crate::store::dispatch!(self, editions::undelivered(edition_id))
     }
 }

@@ -5,6 +5,7 @@ use anyhow::Result;
 use chrono::{DateTime, Utc};
 
 use super::Store;
+use crate::model::JobOutcome;
 
 /// One job's state.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -12,7 +13,7 @@ pub struct JobState {
     pub name: String,
     pub last_tick: Option<DateTime<Utc>>,
     pub last_run_at: Option<DateTime<Utc>>,
-    pub last_result: Option<String>,
+    pub last_result: Option<JobOutcome>,
     pub last_error: Option<String>,
     pub last_success_at: Option<DateTime<Utc>>,
 }
@@ -23,14 +24,14 @@ impl Store {
         crate::store::dispatch!(self, jobs::job(name))
     }
 
-    /// Records that `name` handled `tick` at `now` with `result` ("ok",
-    /// "failed" or "skipped") and, on failure, the error.
+    /// Records that `name` handled `tick` at `now` with `result` and, on
+    /// failure, the error.
     pub async fn record_job(
         &self,
         name: &str,
         tick: DateTime<Utc>,
         now: DateTime<Utc>,
-        result: &str,
+        result: JobOutcome,
         error: Option<&str>,
     ) -> Result<()> {
         crate::store::dispatch!(self, jobs::record(name, Some(tick), now, result, error))
@@ -42,7 +43,7 @@ impl Store {
         &self,
         name: &str,
         now: DateTime<Utc>,
-        result: &str,
+        result: JobOutcome,
         error: Option<&str>,
     ) -> Result<()> {
         crate::store::dispatch!(self, jobs::record(name, None, now, result, error))

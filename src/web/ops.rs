@@ -25,6 +25,7 @@ use sha2::{Digest as _, Sha256};
 use subtle::ConstantTimeEq as _;
 
 use super::AppState;
+use crate::model::{DeliveryState, JobOutcome};
 use crate::publish::build::BuildReport;
 
 /// The CMS hook ignores its body; anything larger than this is refused.
@@ -151,14 +152,9 @@ async fn exposition(state: &AppState) -> anyhow::Result<String> {
         "gauge",
         "Digest deliveries of all editions, by state.",
     );
-    for (s, n) in [
-        ("pending", deliveries.pending),
-        ("sending", deliveries.sending),
-        ("sent", deliveries.sent),
-        ("failed", deliveries.failed),
-        ("skipped", deliveries.skipped),
-    ] {
-        m.sample("tidings_deliveries", &[("state", s)], n);
+    for state in DeliveryState::ALL {
+        let n = deliveries.get(state);
+        m.sample("tidings_deliveries", &[("state", state.as_str())], n);
     }
 
     m.family(
@@ -204,15 +200,11 @@ async fn exposition(state: &AppState) -> anyhow::Result<String> {
         "How each job's last run ended: 1 for its result, 0 for the others.",
     );
     for j in &jobs {
-        let Some(last) = j.last_result.as_deref() else {
+        let Some(last) = j.last_result else {
             continue;
         };
-        let mut results = vec!["ok", "failed", "skipped"];
-        if !results.contains(&last) {
-            results.push(last);
-        }
-        for r in results {
-            let labels = [("job", j.name.as_str()), ("result", r)];
+        for r in JobOutcome::ALL {
+            let labels = [("job", j.name.as_str()), ("result", r.as_str())];
             m.sample("tidings_job_last_result", &labels, i64::from(r == last));
         }
     }

@@ -86,7 +86,13 @@ async fn sqlite_site() -> Site {
     let di = store.subscriber("di@example.org").await.unwrap().unwrap();
     store.unsubscribe(di.id, now).await.unwrap();
     store
-        .record_job("ingest", now - Duration::minutes(5), now, "ok", None)
+        .record_job(
+            "ingest",
+            now - Duration::minutes(5),
+            now,
+            tidings::model::JobOutcome::Ok,
+            None,
+        )
         .await
         .unwrap();
     store
@@ -94,7 +100,7 @@ async fn sqlite_site() -> Site {
             "digest:monthly",
             now,
             now,
-            "failed",
+            tidings::model::JobOutcome::Failed,
             Some("the relay said 421"),
         )
         .await

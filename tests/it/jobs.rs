@@ -21,7 +21,7 @@ async fn job_state_is_kept_across_a_restart() {
             "digest:monthly",
             t("2026-11-01T07:00:00Z"),
             t("2026-11-01T07:00:01Z"),
-            "ok",
+            tidings::model::JobOutcome::Ok,
             None,
         )
         .await
@@ -31,7 +31,7 @@ async fn job_state_is_kept_across_a_restart() {
             "digest:monthly",
             t("2026-12-01T07:00:00Z"),
             t("2026-12-01T07:00:02Z"),
-            "failed",
+            tidings::model::JobOutcome::Failed,
             Some("SMTP down"),
         )
         .await
@@ -41,7 +41,7 @@ async fn job_state_is_kept_across_a_restart() {
     let store = Store::open(url).await.unwrap();
     let job = store.job("digest:monthly").await.unwrap().unwrap();
     assert_eq!(job.last_tick, Some(t("2026-12-01T07:00:00Z")));
-    assert_eq!(job.last_result.as_deref(), Some("failed"));
+    assert_eq!(job.last_result, Some(tidings::model::JobOutcome::Failed));
     assert_eq!(job.last_error.as_deref(), Some("SMTP down"));
     assert_eq!(
         job.last_success_at,

@@ -129,7 +129,7 @@ async fn a_daily_job_runs_once_on_the_nights_the_clocks_change() {
         ]
     );
     let job = s.store.job("ingest").await.unwrap().unwrap();
-    assert_eq!(job.last_result.as_deref(), Some("ok"));
+    assert_eq!(job.last_result, Some(tidings::model::JobOutcome::Ok));
 }
 
 #[tokio::test]
@@ -205,7 +205,7 @@ async fn with_skip_a_missed_tick_waits_for_the_next() {
         Step::Passed(t("2027-02-05T07:00:00Z"))
     );
     let state = s.store.job("digest:monthly").await.unwrap().unwrap();
-    assert_eq!(state.last_result.as_deref(), Some("skipped"));
+    assert_eq!(state.last_result, Some(tidings::model::JobOutcome::Skipped));
     assert_eq!(
         s.step(&job, t("2027-02-05T11:00:00Z")).await.unwrap(),
         Step::Wait(t("2027-02-06T07:00:00Z"))
@@ -277,7 +277,7 @@ async fn a_failing_job_is_recorded_and_retried_at_its_next_tick_without_stopping
         other => panic!("expected a failed run, got {other:?}"),
     }
     let state = s.store.job("ingest").await.unwrap().unwrap();
-    assert_eq!(state.last_result.as_deref(), Some("failed"));
+    assert_eq!(state.last_result, Some(tidings::model::JobOutcome::Failed));
     assert!(state.last_error.is_some());
     // It waits for its next tick, not retrying in a loop …
     assert_eq!(
@@ -297,7 +297,7 @@ async fn a_failing_job_is_recorded_and_retried_at_its_next_tick_without_stopping
         Step::Ran(_, Ok(_))
     ));
     let state = s.store.job("ingest").await.unwrap().unwrap();
-    assert_eq!(state.last_result.as_deref(), Some("ok"));
+    assert_eq!(state.last_result, Some(tidings::model::JobOutcome::Ok));
     assert!(site.path("feeds/atom.xml").is_file());
 }
 

@@ -4,6 +4,7 @@ use anyhow::{Context as _, Result};
 use chrono::{DateTime, Duration, Utc};
 use sqlx::{Pool, Row};
 
+use crate::model::DeliveryState;
 use crate::store::editions::{Claimed, Counts, Edition, FIRST_EDITION_LOOKBACK, Frozen};
 use crate::store::StoredStory;
 use crate::model::StoryId;
@@ -293,13 +294,13 @@ pub async fn release_delivery(pool: &Pool<DB>, id: i64, attempt: i64, error: &st
     Ok(released.rows_affected() > 0)
 }
 
-pub async fn mark_final(pool: &Pool<DB>, id: i64, status: &str, reason: &str, now: DateTime<Utc>) -> Result<()> {
-    debug_assert!(matches!(status, "failed" | "skipped"));
+pub async fn mark_final(pool: &Pool<DB>, id: i64, status: DeliveryState, reason: &str, now: DateTime<Utc>) -> Result<()> {
+    debug_assert!(matches!(status, DeliveryState::Failed | DeliveryState::Skipped));
     sqlx::query(
         "UPDATE deliveries SET status = $1, last_error = $2, finished_at = $3, lease_until = NULL
          WHERE id = $4",
     )
-    .bind(status)
+    .bind(status.as_str())
     .bind(reason)
     .bind(now)
     .bind(id)
@@ -333,7 +334,7 @@ pub async fn complete_if_done(pool: &Pool<DB>, edition_id: i64, now: DateTime<Ut
     Ok(done.rows_affected() > 0)
 }
 
-pub async fn undelivered(pool: &Pool<DB>, edition_id: i64) -> Result<Vec<(String, String, String)>> {
+pub async fn undelivered(pool: &Pool<DB>, edition_id: i64) -> Result<Vec<(String, DeliveryState, String)>> {
     let rows = sqlx::query(
         "SELECT s.email, d.status, COALESCE(d.last_error, '') AS reason
          FROM deliveries d JOIN subscribers s ON s.id = d.subscriber_id
@@ -342,10 +343,13 @@ pub async fn undelivered(pool: &Pool<DB>, edition_id: i64) -> Result<Vec<(String
     .bind(edition_id)
     .fetch_all(pool)
     .await?;
-    Ok(rows
-        .iter()
-        .map(|r| (r.get("email"), r.get("status"), r.get("reason")))
-        .collect())
+    rows.iter()
+        .map(|r| {
+            let state: String = r.get("status");
+            let state = state.parse().map_err(anyhow::Error::msg)?;
+            Ok((r.get("email"), state, r.get("reason")))
+        })
+        .collect()
 }
 
 async fn edition_by_key(
@@ -382,13 +386,9 @@ pub(crate) fn counts(rows: &[<DB as sqlx::Database>::Row]) -> Counts {
     let mut c = Counts::default();
     for r in rows {
         let n: i64 = r.get("n");
-        match r.get::<String, _>("status").as_str() {
-            "pending" => c.pending = n,
-            "sending" => c.sending = n,
-            "sent" => c.sent = n,
-            "failed" => c.failed = n,
-            _ => c.skipped = n,
-        }
+        // The table's CHECK allows only these words.
+        let state = r.get::<String, _>("status").parse().unwrap_or(DeliveryState::Skipped);
+        c.add(state, n);
     }
     c
 }

@@ -4,19 +4,24 @@ use anyhow::{Context as _, Result};
 use chrono::{DateTime, Utc};
 use sqlx::{Pool, Row};
 
+use crate::model::JobOutcome;
 use crate::store::jobs::JobState;
 
 const COLUMNS: &str = "name, last_tick, last_run_at, last_result, last_error, last_success_at";
 
-fn job_state(r: &<DB as sqlx::Database>::Row) -> JobState {
-    JobState {
+fn job_state(r: &<DB as sqlx::Database>::Row) -> Result<JobState> {
+    let result: Option<String> = r.get("last_result");
+    Ok(JobState {
         name: r.get("name"),
         last_tick: r.get("last_tick"),
         last_run_at: r.get("last_run_at"),
-        last_result: r.get("last_result"),
+        last_result: result
+            .map(|s| s.parse::<JobOutcome>())
+            .transpose()
+            .map_err(anyhow::Error::msg)?,
         last_error: r.get("last_error"),
         last_success_at: r.get("last_success_at"),
-    }
+    })
 }
 
 pub async fn job(pool: &Pool<DB>, name: &str) -> Result<Option<JobState>> {
@@ -25,7 +30,7 @@ pub async fn job(pool: &Pool<DB>, name: &str) -> Result<Option<JobState>> {
         .fetch_optional(pool)
         .await
         .context("cannot read the job state")?;
-    Ok(row.as_ref().map(job_state))
+    row.as_ref().map(job_state).transpose()
 }
 
 pub async fn jobs(pool: &Pool<DB>) -> Result<Vec<JobState>> {
@@ -33,7 +38,7 @@ pub async fn jobs(pool: &Pool<DB>) -> Result<Vec<JobState>> {
         .fetch_all(pool)
         .await
         .context("cannot read the job state")?;
-    Ok(rows.iter().map(job_state).collect())
+    rows.iter().map(job_state).collect()
 }
 
 /// A run at `now` with its result; the tick it handled, if it was a
@@ -43,7 +48,7 @@ pub async fn record(
     name: &str,
     tick: Option<DateTime<Utc>>,
     now: DateTime<Utc>,
-    result: &str,
+    result: JobOutcome,
     error: Option<&str>,
 ) -> Result<()> {
     sqlx::query(
@@ -59,7 +64,7 @@ pub async fn record(
     .bind(name)
     .bind(tick)
     .bind(now)
-    .bind(result)
+    .bind(result.as_str())
     .bind(error)
     .execute(pool)
     .await
