@@ -13,6 +13,8 @@ pub mod cli;
 pub mod config;
 pub mod digest;
 pub mod feeds;
+#[cfg(test)]
+mod fixtures;
 pub mod init;
 pub mod links;
 pub mod mail;

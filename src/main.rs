@@ -174,11 +174,12 @@ fn print_problems(problems: &Problems) {
     }
 }
 
+/// `1 story`, `2 stories`, `3 themes`.
 fn plural(n: usize, word: &str) -> String {
-    if n == 1 {
-        format!("{n} {word}")
-    } else {
-        format!("{n} {word}s")
+    match (n, word.strip_suffix('y')) {
+        (1, _) => format!("{n} {word}"),
+        (_, Some(stem)) => format!("{n} {stem}ies"),
+        _ => format!("{n} {word}s"),
     }
 }
 
@@ -223,7 +224,7 @@ fn check(config: &Config) -> Result<ExitCode> {
             config.path.display(),
             plural(config.themes.len(), "theme"),
             plural(config.sources.len(), "source"),
-            plural(stories, "story").replace("storys", "stories"),
+            plural(stories, "story"),
             plural(drafts, "draft"),
         );
         Ok(ExitCode::SUCCESS)
@@ -271,10 +272,7 @@ async fn build_command(config: &Config, strict: bool) -> Result<ExitCode> {
         return Ok(ExitCode::from(1));
     }
     if strict && !skipped.is_empty() {
-        eprintln!(
-            "--strict: {} skipped",
-            plural(skipped.len(), "story").replace("storys", "stories")
-        );
+        eprintln!("--strict: {} skipped", plural(skipped.len(), "story"));
         return Ok(ExitCode::from(1));
     }
     Ok(ExitCode::SUCCESS)

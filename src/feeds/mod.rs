@@ -88,6 +88,38 @@ pub struct Plan<'a> {
 /// Plans a build: the feeds from the index of published stories and the
 /// facts of those [`prepare::select`] chose, and each file's key, checked
 /// against the `note` the last build left (see [`Plan::note`]).
+/// The parts of the config the feed files show, as one string: a change
+/// to any of them rewrites every file, a change elsewhere (mail, HTTP)
+/// rewrites none.
+fn config_key(config: &Config) -> String {
+    let site = &config.site;
+    let mut key = [
+        site.title.as_str(),
+        site.base_url.as_str(),
+        site.language.as_str(),
+        site.timezone.name(),
+        site.description.as_str(),
+        site.author.as_str(),
+        prepare::feeds_base(config).as_str(),
+    ]
+    .join("\0");
+    key.push_str(&format!(
+        "\0{}\0{}",
+        config.feeds.items, config.feeds.full_content
+    ));
+    for theme in &config.themes {
+        key.push_str("\0theme\0");
+        key.push_str(theme.slug.as_str());
+        for text in [&theme.title, &theme.description] {
+            key.push_str(&format!("\0*\0{}", text.get("")));
+            for language in text.languages() {
+                key.push_str(&format!("\0{language}\0{}", text.get(language)));
+            }
+        }
+    }
+    key
+}
+
 pub fn plan<'a>(
     config: &'a Config,
     index: &'a [Indexed],
@@ -100,7 +132,7 @@ pub fn plan<'a>(
     let mut base = Sha256::new();
     base.update(GENERATOR);
     base.update([0]);
-    base.update(format!("{config:?}"));
+    base.update(config_key(config));
     base.update([0]);
     let stamp = |h: &mut Sha256, f: &Feed| {
         h.update(f.dir.as_bytes());

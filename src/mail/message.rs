@@ -564,8 +564,8 @@ mod tests {
     use mail_parser::{MessageParser, MimeHeaders, PartType};
 
     use super::*;
-    use crate::digest::render::tests::{email, site, stories};
     use crate::digest::render::{Templates, render};
+    use crate::fixtures::{email, site, stories};
 
     fn rendered(period: &str) -> Rendered {
         let site = site("");

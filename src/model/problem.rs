@@ -59,15 +59,6 @@ impl Problem {
             None => self,
         }
     }
-
-    /// Shifts the line by `lines`, for text that starts part-way into a file
-    /// (story front matter after the opening `+++`).
-    pub fn shift_lines(mut self, lines: usize) -> Self {
-        if let Some(line) = self.line.as_mut() {
-            *line += lines;
-        }
-        self
-    }
 }
 
 /// Shown with [`printable`] text: a problem's message often quotes the

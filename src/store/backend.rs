@@ -6,7 +6,7 @@
 macro_rules! backend {
     ($name:ident, $db:ty, $pg:expr) => {
         pub(crate) mod $name {
-            #![allow(dead_code)]
+
             pub type DB = $db;
             pub const PG: bool = $pg;
 

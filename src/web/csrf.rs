@@ -265,7 +265,7 @@ mod tests {
 
     #[test]
     fn cross_site_requests_are_recognized() {
-        let config = crate::digest::render::tests::site("").config;
+        let config = crate::fixtures::site("").config;
         let same = [
             headers(&[]),
             headers(&[("sec-fetch-site", "same-origin")]),

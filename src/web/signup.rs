@@ -462,7 +462,7 @@ mod tests {
 
     #[test]
     fn every_problem_is_reported_at_once() {
-        let site = crate::digest::render::tests::site("");
+        let site = crate::fixtures::site("");
         let config = &site.config;
         let ok = check(
             config,
