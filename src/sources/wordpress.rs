@@ -104,8 +104,8 @@ pub async fn scan(cx: Context<'_>, source: &WordPressSource) -> Result<Scan, Pro
     let endpoint = endpoint(&base_of(source, &state));
     let stale = state.full_at.is_none_or(|at| cx.now - at >= FULL_EVERY);
     let since = if stale { None } else { state.cursor.clone() };
-    let posts = match read_pages(&cx, source, &key, &endpoint, since.as_deref(), &mut state).await?
-    {
+    let pages = read_pages(&cx, source, &key, &endpoint, since.as_deref(), &mut state).await?;
+    let posts = match pages {
         Pages::Posts(posts) => posts,
         Pages::Gone(p) => return gone_scan(state, p),
     };
@@ -123,14 +123,7 @@ pub async fn scan(cx: Context<'_>, source: &WordPressSource) -> Result<Scan, Pro
         partial: !full,
         ..Scan::default()
     };
-    state.cursor = add_posts(
-        &cx,
-        source,
-        &endpoint,
-        posts,
-        state.cursor.clone(),
-        &mut scan,
-    );
+    add_posts(&cx, source, &endpoint, posts, &mut state.cursor, &mut scan);
     if full {
         state.full_at = Some(cx.now);
     }
@@ -227,16 +220,16 @@ fn more_pages(body: &Body, page: usize, count: usize) -> bool {
 }
 
 /// Adds each post read to the scan (see [`add_post`]); a post that is not
-/// one, or has no id, is a failed item. Returns the cursor moved on to the
-/// latest `modified_gmt` among them.
+/// one, or has no id, is a failed item. The cursor moves on to the latest
+/// `modified_gmt` among them.
 fn add_posts(
     cx: &Context<'_>,
     source: &WordPressSource,
     endpoint: &Url,
     posts: Vec<serde_json::Value>,
-    mut cursor: Option<String>,
+    cursor: &mut Option<String>,
     scan: &mut Scan,
-) -> Option<String> {
+) {
     for value in posts {
         let post: Post = match serde_json::from_value(value) {
             Ok(p) => p,
@@ -252,7 +245,7 @@ fn add_posts(
         if let Some(m) = &post.modified_gmt
             && cursor.as_deref().is_none_or(|c| m.as_str() > c)
         {
-            cursor = Some(m.clone());
+            *cursor = Some(m.clone());
         }
         let Some(id) = post.id else {
             let p = problem(endpoint, "a post without an `id`");
@@ -261,7 +254,6 @@ fn add_posts(
         };
         add_post(cx, source, endpoint, id, &post, scan);
     }
-    cursor
 }
 
 /// Adds one post to the scan: as a draft when it is not published or is
