@@ -1,24 +1,29 @@
 //! Ingest: read every source, match each story to what the store already
-//! has, and record what is new, changed, unchanged or withdrawn.
+//! has, and record what is new, changed, unchanged or withdrawn — in one
+//! transaction.
 //!
-//! Matching is by the editor's `id` when given, else by slug (slugs are
-//! unique across the site). A story seen for the first time gets its id
-//! from its slug; from then on the id is stored and never changes. Items
-//! that exist but cannot be read keep their stored version: a typo in front
-//! matter must not withdraw a published story.
+//! [`ingest`] runs the steps: what the store holds read while the story
+//! folders are listed, the remote sources scanned all at once
+//! ([`scan_all`]), then, in the order of the config, each source's changes
+//! planned ([`plan`](super::plan)) and written as they come, a story
+//! folder a part at a time.
 
-use std::borrow::Cow;
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use anyhow::Result;
 use chrono::{DateTime, Utc};
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
 
+use super::plan::Planner;
+// `tidings check` matches its scans against an empty store through here.
+pub use super::plan::{Plan, plan};
 use crate::config::{Config, DirectorySource, Source};
 use crate::model::problem::Problem;
-use crate::model::{Story, StoryId};
-use crate::sources::{self, ItemRef, SourceState, http};
-use crate::store::{Change, Store, StoredRef};
+use crate::sources::directory::{self, Listing};
+use crate::sources::{self, SourceState, http};
+use crate::store::{Store, StoredRef, Writes};
 
 /// What one ingest run did.
 #[derive(Debug, Default)]
@@ -167,7 +172,9 @@ pub async fn scan_all(
     out
 }
 
-/// Runs one ingest of the chosen sources against the store.
+/// Runs one ingest of the chosen sources against the store: what it holds
+/// read, the remote sources scanned, every change written in one
+/// transaction, then the remote sources' new states saved.
 pub async fn ingest(
     config: &Config,
     store: &Store,
@@ -175,24 +182,63 @@ pub async fn ingest(
     now: DateTime<Utc>,
 ) -> Result<Report> {
     let started = std::time::Instant::now();
-    // The story folders are listed (a `stat` per file) while the store
-    // reads what it holds: on a large site these are the two longest waits
-    // of a build with little new.
-    let folders: Vec<(String, DirectorySource)> = config
-        .sources
-        .iter()
-        .filter(|s| which.includes(s))
-        .filter_map(|s| match s {
-            Source::Directory(d) => Some((s.key(), d.clone())),
-            _ => None,
-        })
-        .collect();
-    let listing = tokio::task::spawn_blocking(move || {
-        folders
-            .into_iter()
-            .filter_map(|(key, d)| Some((key, sources::directory::list(&d).ok()?)))
-            .collect::<HashMap<_, _>>()
-    });
+    let before = read_before(config, store, which).await?;
+    let client = http::Client::new(config)?;
+    // Remote sources first, all at once, and before the store's write
+    // lock is taken: they may take seconds to answer.
+    let mut scanned = scan_all(
+        config,
+        &client,
+        &before.known,
+        &before.states,
+        which,
+        now,
+        |s| !matches!(s, Source::Directory(_)),
+    )
+    .await;
+    let remote_done = started.elapsed();
+    let mut writes = store.begin_writes(now).await?;
+    let mut report = write_changes(config, which, &mut writes, before, &mut scanned).await?;
+    writes.commit().await?;
+    // After the stories: a crash in between reads the same items again.
+    for (key, state) in &scanned.states {
+        store.save_source_state(key, state, now).await?;
+    }
+    tracing::info!(
+        remote_ms = remote_done.as_millis() as u64,
+        total_ms = started.elapsed().as_millis() as u64,
+        new = report.new,
+        changed = report.changed,
+        withdrawn = report.withdrawn,
+        unchanged = report.unchanged,
+        unread = report.unread,
+        skipped = report.skipped.len() + scanned.problems.len(),
+        "ingest"
+    );
+    scanned.problems.append(&mut report.skipped);
+    report.skipped = scanned.problems;
+    Ok(report)
+}
+
+/// What the store and the story folders hold before a run reads any
+/// source.
+struct Before {
+    /// Every story the store holds, withdrawn ones too.
+    stored: Vec<StoredRef>,
+    /// What the sources need to know of `stored`.
+    known: Known,
+    /// Each chosen story folder's listing, by source key.
+    listings: HashMap<String, Listing>,
+    /// The remote sources' states, by key; none when no remote source is
+    /// chosen.
+    states: HashMap<String, SourceState>,
+}
+
+/// Reads what the store holds while the story folders are listed (a
+/// `stat` per file): on a large site these are the two longest waits of a
+/// build with little new.
+async fn read_before(config: &Config, store: &Store, which: &Which) -> Result<Before> {
+    let listing = list_folders(config, which);
     let stored = store.story_refs().await?;
     // A folder that could not be listed is listed again by its scan, which
     // reports why.
@@ -206,30 +252,58 @@ pub async fn ingest(
     } else {
         HashMap::new()
     };
-    let client = http::Client::new(config)?;
     let known = Known::of(&stored);
-    // Remote sources first, all at once, and before the store's write
-    // lock is taken: they may take seconds to answer.
-    let mut listings = listings;
-    let Scanned {
-        scans,
-        problems: mut source_problems,
-        mut keep,
-        states: new_states,
-    } = scan_all(config, &client, &known, &states, which, now, |s| {
-        !matches!(s, Source::Directory(_))
+    Ok(Before {
+        stored,
+        known,
+        listings,
+        states,
     })
-    .await;
-    let mut remote: HashMap<String, sources::Scan> = scans.into_iter().collect();
-    let scanned = started.elapsed();
+}
 
-    // Then, in the order of the config, each source's changes go to the
-    // store as they are found: a story folder is read a part at a time
-    // while the part before is written, so that a first build of a large
-    // site neither holds every story at once nor waits for the parsing
-    // to end before writing.
+/// Lists the chosen story folders on a blocking thread; those that cannot
+/// be listed are left out.
+fn list_folders(config: &Config, which: &Which) -> JoinHandle<HashMap<String, Listing>> {
+    let folders: Vec<(String, DirectorySource)> = config
+        .sources
+        .iter()
+        .filter(|s| which.includes(s))
+        .filter_map(|s| match s {
+            Source::Directory(d) => Some((s.key(), d.clone())),
+            _ => None,
+        })
+        .collect();
+    tokio::task::spawn_blocking(move || {
+        folders
+            .into_iter()
+            .filter_map(|(key, d)| Some((key, directory::list(&d).ok()?)))
+            .collect()
+    })
+}
+
+/// Plans and writes each source's changes as they are found, in the order
+/// of the config, then the withdrawals of the stories no source listed;
+/// returns the run's report. A story folder is read a part at a time
+/// while the part before is written, so that a first build of a large
+/// site neither holds every story at once nor waits for the parsing to
+/// end before writing. A folder that cannot be listed joins `scanned`'s
+/// problems, and its stories stay as they are.
+async fn write_changes(
+    config: &Config,
+    which: &Which,
+    writes: &mut Writes,
+    before: Before,
+    scanned: &mut Scanned,
+) -> Result<Report> {
+    let Before {
+        stored,
+        known,
+        mut listings,
+        ..
+    } = before;
+    let mut remote: HashMap<String, sources::Scan> =
+        std::mem::take(&mut scanned.scans).into_iter().collect();
     let mut planner = Planner::new(config, &stored);
-    let mut writes = store.begin_writes(now).await?;
     for source in &config.sources {
         let key = source.key();
         if let Some(scan) = remote.remove(&key) {
@@ -242,21 +316,7 @@ pub async fn ingest(
         if !which.includes(source) {
             continue;
         }
-        let (parts_tx, mut parts) = tokio::sync::mpsc::channel(1);
-        let reading = {
-            let (config, dir, known) = (config.clone(), dir.clone(), known.stamps.clone());
-            let listing = listings.remove(&key);
-            tokio::task::spawn_blocking(move || {
-                sources::directory::scan_parts(
-                    &config,
-                    &dir,
-                    &known,
-                    listing,
-                    sources::directory::PART,
-                    |part| parts_tx.blocking_send(part).is_ok(),
-                )
-            })
-        };
+        let (mut parts, reading) = read_in_parts(config, dir, &known, listings.remove(&key));
         while let Some(part) = parts.recv().await {
             writes.apply(&planner.add(&key, part)).await?;
         }
@@ -264,286 +324,35 @@ pub async fn ingest(
             Ok(Ok(())) => {}
             Ok(Err(problem)) => {
                 tracing::warn!(source = %key, %problem, "source skipped");
-                source_problems.push(problem);
-                keep.insert(key);
+                scanned.problems.push(problem);
+                scanned.keep.insert(key);
             }
             Err(e) => anyhow::bail!("reading the source {key} failed: {e}"),
         }
     }
-    let (withdrawals, mut report) = planner.finish(&keep);
+    let (withdrawals, report) = planner.finish(&scanned.keep);
     writes.apply(&withdrawals).await?;
-    writes.commit().await?;
-    // After the stories: a crash in between reads the same items again.
-    for (key, state) in &new_states {
-        store.save_source_state(key, state, now).await?;
-    }
-    tracing::info!(
-        remote_ms = scanned.as_millis() as u64,
-        total_ms = started.elapsed().as_millis() as u64,
-        new = report.new,
-        changed = report.changed,
-        withdrawn = report.withdrawn,
-        unchanged = report.unchanged,
-        unread = report.unread,
-        skipped = report.skipped.len() + source_problems.len(),
-        "ingest"
-    );
-    source_problems.append(&mut report.skipped);
-    report.skipped = source_problems;
     Ok(report)
 }
 
-/// The changes to make, and the report that goes with them.
-pub struct Plan {
-    pub changes: Vec<Change>,
-    pub report: Report,
-}
-
-/// Matches scanned stories to stored ones. Pure, so it can be tested
-/// without a store.
-pub fn plan(
+/// Starts reading a story folder on a blocking thread, [`directory::PART`]
+/// files at a time: the parts come through the channel, one ahead of the
+/// writes; the task ends with the folder's problem if it cannot be listed.
+fn read_in_parts(
     config: &Config,
-    scans: Vec<(String, sources::Scan)>,
-    stored: &[StoredRef],
-    keep: &HashSet<String>,
-) -> Plan {
-    let mut planner = Planner::new(config, stored);
-    let mut changes = Vec::new();
-    for (source, scan) in scans {
-        changes.extend(planner.add(&source, scan));
-    }
-    let (withdrawals, report) = planner.finish(keep);
-    changes.extend(withdrawals);
-    Plan { changes, report }
-}
-
-/// [`plan`] a part at a time: what each source's scan (or each part of
-/// it) changes, as it comes, then the stories no source listed.
-///
-/// Within a part, failed items come first, then drafts, then unchanged
-/// items, then stories; a folder read in parts gives its unchanged items
-/// in its first part. The one order that parts change: a draft that
-/// claims a stored story which a story in an earlier part already
-/// matched (two files with one slug, one a draft) withdraws it after that
-/// story's update instead of before; either way it ends withdrawn.
-pub struct Planner<'a> {
-    config: &'a Config,
-    stored: &'a [StoredRef],
-    by_id: HashMap<&'a str, &'a StoredRef>,
-    by_slug: HashMap<&'a str, &'a StoredRef>,
-    by_origin: HashMap<&'a str, &'a StoredRef>,
-    // Borrowed from `stored` where they can be: a large site has tens of
-    // thousands of unchanged stories on every run.
-    taken_ids: HashSet<Cow<'a, str>>,
-    /// Stored stories seen in this run (a new id is never a stored one).
-    matched: HashSet<&'a str>,
-    protected: HashSet<&'a str>,
-    seen_slugs: HashMap<Cow<'a, str>, Cow<'a, str>>,
-    report: Report,
-}
-
-impl<'a> Planner<'a> {
-    pub fn new(config: &'a Config, stored: &'a [StoredRef]) -> Planner<'a> {
-        Planner {
-            config,
-            stored,
-            by_id: stored.iter().map(|s| (s.id.as_str(), s)).collect(),
-            by_slug: stored.iter().map(|s| (s.slug.as_str(), s)).collect(),
-            by_origin: stored.iter().map(|s| (s.origin.as_str(), s)).collect(),
-            taken_ids: stored.iter().map(|s| s.id.as_str().into()).collect(),
-            matched: HashSet::with_capacity(stored.len()),
-            protected: HashSet::new(),
-            seen_slugs: HashMap::with_capacity(stored.len()),
-            report: Report::default(),
-        }
-    }
-
-    fn find(&self, item_id: Option<&StoryId>, slug: Option<&str>) -> Option<&'a StoredRef> {
-        match item_id {
-            Some(id) => self.by_id.get(id.as_str()).copied(),
-            None => slug.and_then(|s| self.by_slug.get(s).copied()),
-        }
-    }
-
-    /// The changes one scan (or part of one) of `source` makes.
-    pub fn add(&mut self, source: &str, scan: sources::Scan) -> Vec<Change> {
-        let mut changes = Vec::new();
-        for (problem, item) in scan.failed {
-            // The file it came from is the surest match: front matter that
-            // no longer parses may hide the story's own slug or id.
-            let by_file = self.by_origin.get(item.origin.as_str()).copied();
-            for s in by_file
-                .into_iter()
-                .chain(self.find(item.id.as_ref(), item.slug.as_deref()))
-            {
-                self.protected.insert(s.id.as_str());
-            }
-            self.report.skipped.push(problem);
-        }
-        for ItemRef { id, slug, .. } in &scan.drafts {
-            if let Some(s) = self.find(id.as_ref(), slug.as_deref()) {
-                self.matched.insert(s.id.as_str());
-                if !s.withdrawn {
-                    changes.push(Change::Withdraw { id: s.id.clone() });
-                    self.report.withdrawn += 1;
-                }
-            }
-        }
-        for item in &scan.unchanged {
-            // Not read again: the source vouches it did not change.
-            if let Some(s) = self.by_origin.get(item.origin.as_str()).copied() {
-                self.matched.insert(s.id.as_str());
-                self.seen_slugs
-                    .insert(s.slug.as_str().into(), s.origin.as_str().into());
-                self.report.unchanged += 1;
-                self.report.unread += 1;
-            }
-        }
-        // Here, not on rayon's threads: they are parsing the next part, and
-        // a thousand hashes take a few milliseconds.
-        for story in scan.stories {
-            let hash = story.content_hash();
-            if let Some(change) = self.story(source, story, hash) {
-                changes.push(change);
-            }
-        }
-        changes
-    }
-
-    /// What one story read in this run changes, if anything.
-    fn story(&mut self, source: &str, story: Story, hash: String) -> Option<Change> {
-        if let Some(first) = self.seen_slugs.get(story.slug.as_str()) {
-            self.report.skipped.push(Problem::new(
-                &story.origin,
-                format!(
-                    "the slug `{}` is already used by {first}; give this story its own `slug`",
-                    story.slug
-                ),
-            ));
-            return None;
-        }
-        let existing = self
-            .find(story.id.as_ref(), Some(&story.slug))
-            .filter(|s| !self.matched.contains(s.id.as_str()));
-        // A slug held in the store by another story (one not read in
-        // this run: a source on its own schedule, one read in part, a
-        // withdrawn story) is not taken over; that story keeps its own.
-        if let Some(holder) = self.by_slug.get(story.slug.as_str()).copied()
-            && existing.is_none_or(|e| e.id != holder.id)
-        {
-            self.report.skipped.push(Problem::new(
-                &story.origin,
-                format!(
-                    "the slug `{}` is already used by {}{}; give this story its own `slug`",
-                    story.slug,
-                    holder.origin,
-                    if holder.withdrawn { " (withdrawn)" } else { "" }
-                ),
-            ));
-            if let Some(e) = existing {
-                self.protected.insert(e.id.as_str());
-            }
-            return None;
-        }
-        self.seen_slugs
-            .insert(story.slug.clone().into(), story.origin.clone().into());
-        match existing {
-            Some(s) => {
-                self.matched.insert(s.id.as_str());
-                let content_changed = hash != s.content_hash;
-                if content_changed || s.withdrawn {
-                    // Back from withdrawal counts as updated: the same
-                    // story, not a new one.
-                    self.report.changed += 1;
-                    Some(Change::Update {
-                        id: s.id.clone(),
-                        source: source.to_owned(),
-                        story: Box::new(story),
-                        hash,
-                        content_changed,
-                    })
-                } else {
-                    self.report.unchanged += 1;
-                    (s.origin != story.origin || s.source != source || s.stamp != story.stamp).then(
-                        || Change::Seen {
-                            id: s.id.clone(),
-                            origin: story.origin.clone(),
-                            source: source.to_owned(),
-                            stamp: story.stamp.clone(),
-                        },
-                    )
-                }
-            }
-            None => {
-                let id = match &story.id {
-                    Some(id) if self.taken_ids.contains(id.as_str()) => {
-                        self.report.skipped.push(
-                            Problem::new(
-                                &story.origin,
-                                format!(
-                                    "the id `{id}` is already used by another story; ids must be unique"
-                                ),
-                            )
-                            .key("id"),
-                        );
-                        return None;
-                    }
-                    Some(id) => id.clone(),
-                    None => fresh_id(&story.slug, &self.taken_ids),
-                };
-                self.taken_ids.insert(id.to_string().into());
-                let guid = guid_for(self.config, &id, &story);
-                self.report.new += 1;
-                Some(Change::Insert {
-                    id,
-                    guid,
-                    source: source.to_owned(),
-                    story: Box::new(story),
-                    hash,
-                })
-            }
-        }
-    }
-
-    /// The withdrawals of stored stories no scan listed, except those of
-    /// sources in `keep`, and the run's report.
-    pub fn finish(self, keep: &HashSet<String>) -> (Vec<Change>, Report) {
-        let mut report = self.report;
-        let mut changes = Vec::new();
-        for s in self.stored {
-            let gone = !s.withdrawn
-                && !self.matched.contains(s.id.as_str())
-                && !self.protected.contains(s.id.as_str())
-                && !keep.contains(&s.source);
-            if gone {
-                changes.push(Change::Withdraw { id: s.id.clone() });
-                report.withdrawn += 1;
-            }
-        }
-        (changes, report)
-    }
-}
-
-/// The slug as an id, or the slug with `-2`, `-3`… when another story
-/// already has that id.
-fn fresh_id(slug: &str, taken: &HashSet<Cow<str>>) -> StoryId {
-    let mut candidate = slug.to_owned();
-    let mut n = 2;
-    while taken.contains(candidate.as_str()) {
-        candidate = format!("{slug}-{n}");
-        n += 1;
-    }
-    StoryId::parse(&candidate).expect("slugs are valid ids")
-}
-
-/// The feed-wide identifier of a story, fixed when it is first stored: a
-/// `tag:` URI (RFC 4151) from the site's host, the story's date and its id,
-/// so it survives edits and never looks like a link.
-fn guid_for(config: &Config, id: &StoryId, story: &Story) -> String {
-    let host = config.site.base_url.host_str().unwrap_or("localhost");
-    let date = story
-        .published
-        .with_timezone(&config.site.timezone)
-        .format("%Y-%m-%d");
-    format!("tag:{host},{date}:{id}")
+    dir: &DirectorySource,
+    known: &Known,
+    listing: Option<Listing>,
+) -> (
+    mpsc::Receiver<sources::Scan>,
+    JoinHandle<Result<(), Problem>>,
+) {
+    let (parts_tx, parts) = mpsc::channel(1);
+    let (config, dir, known) = (config.clone(), dir.clone(), known.stamps.clone());
+    let reading = tokio::task::spawn_blocking(move || {
+        directory::scan_parts(&config, &dir, &known, listing, directory::PART, |part| {
+            parts_tx.blocking_send(part).is_ok()
+        })
+    });
+    (parts, reading)
 }

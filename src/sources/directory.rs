@@ -5,6 +5,7 @@
 //! files not ending in `.md`.
 
 use std::collections::HashMap;
+use std::ops::Range;
 use std::path::{Path, PathBuf};
 
 use chrono::{DateTime, LocalResult, NaiveDate, NaiveDateTime, TimeZone, Utc};
@@ -121,26 +122,7 @@ pub fn scan_parts(
             Problem::new(&source.path, format!("cannot read the stories folder: {e}"))
         })?,
     };
-    let fingerprint = fingerprint(config, source);
-    let files: Vec<(PathBuf, String, Option<String>)> = files
-        .into_par_iter()
-        .map(|(path, meta)| {
-            let stamp = meta.and_then(|m| stamp(&m, &fingerprint));
-            let origin = shown(config, &path);
-            (path, origin, stamp)
-        })
-        .collect();
-    let mut unchanged = Vec::new();
-    let mut to_read = Vec::new();
-    for (path, origin, stamp) in files {
-        match (&stamp, known.get(&origin)) {
-            (Some(now), Some(before)) if now == before => unchanged.push(ItemRef {
-                origin,
-                ..ItemRef::default()
-            }),
-            _ => to_read.push((path, origin, stamp)),
-        }
-    }
+    let (unchanged, to_read) = split_unchanged(config, source, known, files);
     if !each(Scan {
         unchanged,
         ..Scan::default()
@@ -148,37 +130,85 @@ pub fn scan_parts(
         return Ok(());
     }
     for part in to_read.chunks(size.max(1)) {
-        let results: Vec<Result<Parsed, Problem>> = part
-            .par_iter()
-            .map(|(path, _, stamp)| {
-                read_story(config, source, path).map(|mut parsed| {
-                    if let Parsed::Story(story) = &mut parsed {
-                        story.stamp = stamp.clone();
-                    }
-                    parsed
-                })
-            })
-            .collect();
-        let mut scan = Scan::default();
-        for ((path, origin, _), result) in part.iter().zip(results) {
-            match result {
-                Ok(Parsed::Story(story)) => scan.stories.push(*story),
-                Ok(Parsed::Draft(item)) => scan.drafts.push(item),
-                Err(problem) => scan.failed.push((
-                    problem,
-                    ItemRef {
-                        id: None,
-                        slug: Some(file_slug(path)),
-                        origin: origin.clone(),
-                    },
-                )),
-            }
-        }
-        if !each(scan) {
+        if !each(read_part(config, source, part)) {
             return Ok(());
         }
     }
     Ok(())
+}
+
+/// A story file to read: where it is, how it is shown, and its stamp.
+struct ToRead {
+    path: PathBuf,
+    origin: String,
+    stamp: Option<String>,
+}
+
+/// Splits the listed files into those whose stamp is the one stored
+/// (unchanged: not read again) and those to read.
+fn split_unchanged(
+    config: &Config,
+    source: &DirectorySource,
+    known: &HashMap<String, String>,
+    files: Vec<(PathBuf, Option<std::fs::Metadata>)>,
+) -> (Vec<ItemRef>, Vec<ToRead>) {
+    let fingerprint = fingerprint(config, source);
+    let files: Vec<ToRead> = files
+        .into_par_iter()
+        .map(|(path, meta)| {
+            let stamp = meta.and_then(|m| stamp(&m, &fingerprint));
+            let origin = shown(config, &path);
+            ToRead {
+                path,
+                origin,
+                stamp,
+            }
+        })
+        .collect();
+    let mut unchanged = Vec::new();
+    let mut to_read = Vec::new();
+    for file in files {
+        match (&file.stamp, known.get(&file.origin)) {
+            (Some(now), Some(before)) if now == before => unchanged.push(ItemRef {
+                origin: file.origin,
+                ..ItemRef::default()
+            }),
+            _ => to_read.push(file),
+        }
+    }
+    (unchanged, to_read)
+}
+
+/// Reads one part of the files on all cores: each a story, a draft, or a
+/// failed item (named by its file's slug), in the part's order.
+fn read_part(config: &Config, source: &DirectorySource, part: &[ToRead]) -> Scan {
+    let results: Vec<Result<Parsed, Problem>> = part
+        .par_iter()
+        .map(|file| {
+            read_story(config, source, &file.path).map(|mut parsed| {
+                if let Parsed::Story(story) = &mut parsed {
+                    story.stamp = file.stamp.clone();
+                }
+                parsed
+            })
+        })
+        .collect();
+    let mut scan = Scan::default();
+    for (file, result) in part.iter().zip(results) {
+        match result {
+            Ok(Parsed::Story(story)) => scan.stories.push(*story),
+            Ok(Parsed::Draft(item)) => scan.drafts.push(item),
+            Err(problem) => scan.failed.push((
+                problem,
+                ItemRef {
+                    id: None,
+                    slug: Some(file_slug(&file.path)),
+                    origin: file.origin.clone(),
+                },
+            )),
+        }
+    }
+    scan
 }
 
 /// What a story's stored version depends on besides its file: the
@@ -301,7 +331,8 @@ fn read_story(config: &Config, source: &DirectorySource, path: &Path) -> Result<
     parse_story(config, source, &file, path, text)
 }
 
-/// Parses story text as read from `file`.
+/// Parses story text as read from `file`: its front matter, then what a
+/// draft needs (slug and id), then, unless it is a draft, the story.
 fn parse_story(
     config: &Config,
     source: &DirectorySource,
@@ -316,79 +347,15 @@ fn parse_story(
         )
         .at_offset(text, 0)
     })?;
-    let fm_problem = |message: String, key: Option<&str>, span: Option<std::ops::Range<usize>>| {
-        let mut p = Problem::new(file, message);
-        if let Some(key) = key {
-            p = p.key(key);
-        }
-        match span {
-            Some(span) => p.at_offset(text, front_offset + span.start),
-            None => p.at_offset(text, 0),
-        }
+    let place = Place {
+        file,
+        text,
+        front_offset,
     };
-    let table = DeTable::parse(front).map_err(|e| {
-        fm_problem(
-            format!("invalid front matter: {}", e.message().trim()),
-            None,
-            e.span(),
-        )
-    })?;
-    let value = Spanned::new(table.span(), DeValue::Table(table.into_inner()));
-    let mut unknown = Vec::new();
-    let fm: FrontMatter = serde_ignored::deserialize(ValueDeserializer::from(value.clone()), |p| {
-        unknown.push(p.to_string());
-    })
-    .map_err(|e| {
-        let key = e.span().and_then(|s| key_at(&value, &s));
-        fm_problem(e.message().trim().to_string(), key.as_deref(), e.span())
-    })?;
-    if let Some(key) = unknown.first() {
-        let top = key.split('.').next().unwrap_or(key);
-        let span = value
-            .get_ref()
-            .get(top)
-            .map(|_| key_span(&value, top))
-            .unwrap_or(None);
-        return Err(fm_problem(
-            format!(
-                "unknown front matter key; expected one of: {}",
-                KEYS.join(", ")
-            ),
-            Some(top),
-            span,
-        ));
-    }
-    let at = |key: &str| key_span(&value, key);
-
-    let slug = match &fm.slug {
-        Some(s) => {
-            let s = s.trim();
-            if slug::slugify(s) != s {
-                return Err(fm_problem(
-                    format!(
-                        "`{s}` is not a valid slug: expected lowercase letters, digits and hyphens"
-                    ),
-                    Some("slug"),
-                    at("slug"),
-                ));
-            }
-            s.to_owned()
-        }
-        None => file_slug(path),
-    };
-    if slug.is_empty() {
-        return Err(fm_problem(
-            "the file name gives an empty slug: set `slug`".into(),
-            None,
-            None,
-        ));
-    }
-    let id = match &fm.id {
-        Some(id) => {
-            Some(StoryId::parse(id.trim()).map_err(|e| fm_problem(e, Some("id"), at("id")))?)
-        }
-        None => None,
-    };
+    let front = Front::parse(place, front)?;
+    let fm = front.fields()?;
+    let slug = story_slug(&fm, &front, path)?;
+    let id = story_id(&fm, &front)?;
     if fm.draft {
         return Ok(Parsed::Draft(ItemRef {
             id,
@@ -396,60 +363,159 @@ fn parse_story(
             origin: file.display().to_string(),
         }));
     }
+    let story = story(config, source, &front, &fm, id, slug, body)?;
+    Ok(Parsed::Story(Box::new(story)))
+}
 
-    let title = content::clean_line(fm.title.as_deref().unwrap_or_default());
-    if title.is_empty() {
-        return Err(fm_problem(
-            "missing `title`: every story needs a title, such as title = \"…\"".into(),
-            Some("title"),
-            at("title"),
+/// Where a story file's front matter sits, so that a problem with it
+/// points at a line of the file.
+#[derive(Clone, Copy)]
+struct Place<'a> {
+    file: &'a Path,
+    text: &'a str,
+    /// The front matter's byte offset in `text`.
+    front_offset: usize,
+}
+
+impl Place<'_> {
+    /// A problem with the front matter, about `key` if given, at `span` (a
+    /// range of the front matter) or else at the top of the file.
+    fn problem(
+        &self,
+        message: impl Into<String>,
+        key: Option<&str>,
+        span: Option<Range<usize>>,
+    ) -> Problem {
+        let mut p = Problem::new(self.file, message);
+        if let Some(key) = key {
+            p = p.key(key);
+        }
+        match span {
+            Some(span) => p.at_offset(self.text, self.front_offset + span.start),
+            None => p.at_offset(self.text, 0),
+        }
+    }
+}
+
+/// The front matter parsed as TOML, which knows where each value is.
+struct Front<'a> {
+    place: Place<'a>,
+    value: Spanned<DeValue<'a>>,
+}
+
+impl<'a> Front<'a> {
+    /// Parses the front matter (`front`, as split from the file) as TOML.
+    fn parse(place: Place<'a>, front: &'a str) -> Result<Front<'a>, Problem> {
+        let table = DeTable::parse(front).map_err(|e| {
+            place.problem(
+                format!("invalid front matter: {}", e.message().trim()),
+                None,
+                e.span(),
+            )
+        })?;
+        let value = Spanned::new(table.span(), DeValue::Table(table.into_inner()));
+        Ok(Front { place, value })
+    }
+
+    /// The fields, typed; a value of the wrong type or a key that is not
+    /// one of [`KEYS`] is a problem at its line.
+    fn fields(&self) -> Result<FrontMatter, Problem> {
+        let mut unknown = Vec::new();
+        let fm: FrontMatter =
+            serde_ignored::deserialize(ValueDeserializer::from(self.value.clone()), |p| {
+                unknown.push(p.to_string());
+            })
+            .map_err(|e| {
+                let key = e.span().and_then(|s| key_at(&self.value, &s));
+                self.place
+                    .problem(e.message().trim().to_string(), key.as_deref(), e.span())
+            })?;
+        match unknown.first() {
+            Some(key) => Err(self.unknown_key(key)),
+            None => Ok(fm),
+        }
+    }
+
+    /// The problem with a key that is not a front matter field (`key` is
+    /// its path, such as `extra.note`: the problem names its first part).
+    fn unknown_key(&self, key: &str) -> Problem {
+        let top = key.split('.').next().unwrap_or(key);
+        let span = self
+            .value
+            .get_ref()
+            .get(top)
+            .map(|_| key_span(&self.value, top))
+            .unwrap_or(None);
+        self.place.problem(
+            format!(
+                "unknown front matter key; expected one of: {}",
+                KEYS.join(", ")
+            ),
+            Some(top),
+            span,
+        )
+    }
+
+    /// A problem with `key`'s value, at its line.
+    fn bad(&self, key: &str, message: impl Into<String>) -> Problem {
+        self.place
+            .problem(message, Some(key), key_span(&self.value, key))
+    }
+}
+
+/// The story's slug: `slug` as given, which must already be a slug, or
+/// else the file name's.
+fn story_slug(fm: &FrontMatter, front: &Front<'_>, path: &Path) -> Result<String, Problem> {
+    let slug = match &fm.slug {
+        Some(s) => {
+            let s = s.trim();
+            if slug::slugify(s) != s {
+                return Err(front.bad(
+                    "slug",
+                    format!(
+                        "`{s}` is not a valid slug: expected lowercase letters, digits and hyphens"
+                    ),
+                ));
+            }
+            s.to_owned()
+        }
+        None => file_slug(path),
+    };
+    if slug.is_empty() {
+        return Err(front.place.problem(
+            "the file name gives an empty slug: set `slug`",
+            None,
+            None,
         ));
     }
+    Ok(slug)
+}
+
+/// The editor's `id`, if given.
+fn story_id(fm: &FrontMatter, front: &Front<'_>) -> Result<Option<StoryId>, Problem> {
+    fm.id
+        .as_deref()
+        .map(|id| StoryId::parse(id.trim()).map_err(|e| front.bad("id", e)))
+        .transpose()
+}
+
+/// The story a file that is not a draft gives: each field checked, in
+/// this order (the first problem is the one reported), then the body
+/// rendered against the story's own URL.
+fn story(
+    config: &Config,
+    source: &DirectorySource,
+    front: &Front<'_>,
+    fm: &FrontMatter,
+    id: Option<StoryId>,
+    slug: String,
+    body: &str,
+) -> Result<Story, Problem> {
+    let title = story_title(fm, front)?;
     let tz = config.site.timezone;
-    let published = match &fm.date {
-        Some(v) => parse_date(v, tz).map_err(|e| fm_problem(e, Some("date"), at("date")))?,
-        None => {
-            return Err(fm_problem(
-                "missing `date`: expected date = 2024-03-14 or an RFC 3339 time".into(),
-                Some("date"),
-                None,
-            ));
-        }
-    };
-    let updated = match &fm.updated {
-        Some(v) => {
-            Some(parse_date(v, tz).map_err(|e| fm_problem(e, Some("updated"), at("updated")))?)
-        }
-        None => None,
-    };
-
-    let mut themes: Vec<ThemeSlug> = Vec::with_capacity(fm.themes.len());
-    for name in &fm.themes {
-        let slug = ThemeSlug::parse(name.trim())
-            .ok()
-            .filter(|s| config.theme(s).is_some())
-            .ok_or_else(|| {
-                let known: Vec<&str> = config.themes.iter().map(|t| t.slug.as_str()).collect();
-                fm_problem(
-                    format!(
-                        "unknown theme `{name}`; expected one of: {}",
-                        known.join(", ")
-                    ),
-                    Some("themes"),
-                    at("themes"),
-                )
-            })?;
-        if !themes.contains(&slug) {
-            themes.push(slug);
-        }
-    }
-
-    let language = match &fm.language {
-        Some(l) => Language::parse(l.trim())
-            .map_err(|e| fm_problem(e, Some("language"), at("language")))?,
-        None => config.site.language.clone(),
-    };
-
+    let (published, updated) = story_dates(fm, front, tz)?;
+    let themes = story_themes(config, fm, front)?;
+    let language = story_language(config, fm, front)?;
     let url = story_url(
         &config.site.base_url,
         &source.url,
@@ -458,37 +524,19 @@ fn parse_story(
         tz,
         &language,
     )
-    .map_err(|e| fm_problem(e, None, None))?;
+    .map_err(|e| front.place.problem(e, None, None))?;
     let bases = content::Bases {
         site: config.site.base_url.clone(),
         page: url,
     };
-    let image = match fm.image.as_deref().map(str::trim).filter(|s| !s.is_empty()) {
-        Some(img) => Some(
-            bases
-                .resolve(img)
-                .ok_or_else(|| {
-                    fm_problem(
-                        format!("`{img}` is not a usable image path or http(s) URL"),
-                        Some("image"),
-                        at("image"),
-                    )
-                })?
-                .to_string(),
-        ),
-        None => None,
-    };
+    let image = story_image(fm, front, &bases)?;
     let body_html = content::markdown_to_html(body, &bases);
-    let summary = match fm.summary.as_deref().map(content::clean_line) {
-        Some(s) if !s.is_empty() => s,
-        _ => content::summary_from_markdown(body, SUMMARY_CHARS),
-    };
-    Ok(Parsed::Story(Box::new(Story {
+    Ok(Story {
         id,
         slug,
         url: bases.page.to_string(),
         title,
-        summary,
+        summary: story_summary(fm, body),
         body_html,
         language: Some(language),
         authors: fm
@@ -506,9 +554,113 @@ fn parse_story(
             .filter(|s| !s.is_empty()),
         published,
         updated,
-        origin: file.display().to_string(),
+        origin: front.place.file.display().to_string(),
         stamp: None,
-    })))
+    })
+}
+
+/// The title on one line; every story needs one.
+fn story_title(fm: &FrontMatter, front: &Front<'_>) -> Result<String, Problem> {
+    let title = content::clean_line(fm.title.as_deref().unwrap_or_default());
+    if title.is_empty() {
+        return Err(front.bad(
+            "title",
+            "missing `title`: every story needs a title, such as title = \"…\"",
+        ));
+    }
+    Ok(title)
+}
+
+/// When the story was published (`date`, required) and updated
+/// (`updated`), each read in the site's time zone unless it has an offset.
+fn story_dates(
+    fm: &FrontMatter,
+    front: &Front<'_>,
+    tz: Tz,
+) -> Result<(DateTime<Utc>, Option<DateTime<Utc>>), Problem> {
+    let published = match &fm.date {
+        Some(v) => parse_date(v, tz).map_err(|e| front.bad("date", e))?,
+        None => {
+            return Err(front.place.problem(
+                "missing `date`: expected date = 2024-03-14 or an RFC 3339 time",
+                Some("date"),
+                None,
+            ));
+        }
+    };
+    let updated = fm
+        .updated
+        .as_ref()
+        .map(|v| parse_date(v, tz).map_err(|e| front.bad("updated", e)))
+        .transpose()?;
+    Ok((published, updated))
+}
+
+/// The story's themes, each one of the site's, in the order given
+/// without repeats.
+fn story_themes(
+    config: &Config,
+    fm: &FrontMatter,
+    front: &Front<'_>,
+) -> Result<Vec<ThemeSlug>, Problem> {
+    let mut themes: Vec<ThemeSlug> = Vec::with_capacity(fm.themes.len());
+    for name in &fm.themes {
+        let slug = ThemeSlug::parse(name.trim())
+            .ok()
+            .filter(|s| config.theme(s).is_some())
+            .ok_or_else(|| {
+                let known: Vec<&str> = config.themes.iter().map(|t| t.slug.as_str()).collect();
+                front.bad(
+                    "themes",
+                    format!(
+                        "unknown theme `{name}`; expected one of: {}",
+                        known.join(", ")
+                    ),
+                )
+            })?;
+        if !themes.contains(&slug) {
+            themes.push(slug);
+        }
+    }
+    Ok(themes)
+}
+
+/// The story's `language`, or else the site's.
+fn story_language(
+    config: &Config,
+    fm: &FrontMatter,
+    front: &Front<'_>,
+) -> Result<Language, Problem> {
+    match &fm.language {
+        Some(l) => Language::parse(l.trim()).map_err(|e| front.bad("language", e)),
+        None => Ok(config.site.language.clone()),
+    }
+}
+
+/// The `image` as an absolute URL, resolved against the story's page.
+fn story_image(
+    fm: &FrontMatter,
+    front: &Front<'_>,
+    bases: &content::Bases,
+) -> Result<Option<String>, Problem> {
+    let Some(img) = fm.image.as_deref().map(str::trim).filter(|s| !s.is_empty()) else {
+        return Ok(None);
+    };
+    let url = bases.resolve(img).ok_or_else(|| {
+        front.bad(
+            "image",
+            format!("`{img}` is not a usable image path or http(s) URL"),
+        )
+    })?;
+    Ok(Some(url.to_string()))
+}
+
+/// The `summary` on one line, or else the body's first words.
+fn story_summary(fm: &FrontMatter, body: &str) -> String {
+    match fm.summary.as_deref().map(content::clean_line) {
+        Some(s) if !s.is_empty() => s,
+        _ => content::summary_from_markdown(body, SUMMARY_CHARS),
+    }
 }
 
 /// Splits `+++\n<toml>\n+++\n<body>`; returns the TOML, its byte offset in
@@ -533,14 +685,16 @@ fn split_front_matter(text: &str) -> Option<(&str, usize, &str)> {
     None
 }
 
-fn key_span(value: &Spanned<DeValue<'_>>, key: &str) -> Option<std::ops::Range<usize>> {
+/// Where `key`'s value is in the front matter.
+fn key_span(value: &Spanned<DeValue<'_>>, key: &str) -> Option<Range<usize>> {
     match value.get_ref() {
         DeValue::Table(t) => t.get_key_value(key).map(|(_, v)| v.span()),
         _ => None,
     }
 }
 
-fn key_at(value: &Spanned<DeValue<'_>>, span: &std::ops::Range<usize>) -> Option<String> {
+/// The top-level key whose value holds `span`.
+fn key_at(value: &Spanned<DeValue<'_>>, span: &Range<usize>) -> Option<String> {
     match value.get_ref() {
         DeValue::Table(t) => t.iter().find_map(|(k, v)| {
             let vs = v.span();

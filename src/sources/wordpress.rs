@@ -11,11 +11,11 @@ use chrono::{DateTime, Duration, NaiveDateTime, TimeZone, Utc};
 use serde::Deserialize;
 use url::Url;
 
-use super::http::{Answer, Client, Get};
+use super::http::{Answer, Body, Client, Get};
 use super::{Context, ItemRef, Scan, SourceState, gone, problem};
 use crate::config::{Config, WordPressSource};
 use crate::model::problem::Problem;
-use crate::model::{Story, StoryId};
+use crate::model::{Story, StoryId, ThemeSlug};
 use crate::sources::content::{self, Bases};
 
 /// Posts per page: the API's maximum.
@@ -93,6 +93,8 @@ fn base_from_endpoint(url: &Url) -> Url {
     base
 }
 
+/// Reads the source: every post when the last full read is a day old (or
+/// there was none), else the posts modified since the cursor.
 pub async fn scan(cx: Context<'_>, source: &WordPressSource) -> Result<Scan, Problem> {
     let key = format!("wordpress:{}", source.base_url);
     if let Some(scan) = gone(&cx, &key) {
@@ -102,21 +104,56 @@ pub async fn scan(cx: Context<'_>, source: &WordPressSource) -> Result<Scan, Pro
     let endpoint = endpoint(&base_of(source, &state));
     let stale = state.full_at.is_none_or(|at| cx.now - at >= FULL_EVERY);
     let since = if stale { None } else { state.cursor.clone() };
+    let pages = read_pages(&cx, source, &key, &endpoint, since.as_deref(), &mut state).await?;
+    let posts = match pages {
+        Pages::Posts(posts) => posts,
+        Pages::Gone(p) => return gone_scan(state, p),
+    };
+    let full = since.is_none();
+    if full && posts.is_empty() && cx.published > 0 {
+        return Err(problem(
+            &endpoint,
+            format!(
+                "answered an empty list of posts; keeping the {} stories already published from it",
+                cx.published
+            ),
+        ));
+    }
+    let mut scan = Scan {
+        partial: !full,
+        ..Scan::default()
+    };
+    add_posts(&cx, source, &endpoint, posts, &mut state.cursor, &mut scan);
+    if full {
+        state.full_at = Some(cx.now);
+    }
+    scan.state = (state != cx.state).then_some(state);
+    Ok(scan)
+}
+
+/// What reading the pages of posts gave.
+enum Pages {
+    /// Every post read, as JSON, in the order read.
+    Posts(Vec<serde_json::Value>),
+    /// The API answered `410 Gone`: the problem to report.
+    Gone(Problem),
+}
+
+/// Reads the posts page by page, oldest change first, until the last page
+/// (or [`MAX_PAGES`]). A permanent move on the first page, and `410 Gone`
+/// on any, are noted in `state`.
+async fn read_pages(
+    cx: &Context<'_>,
+    source: &WordPressSource,
+    key: &str,
+    endpoint: &Url,
+    since: Option<&str>,
+    state: &mut SourceState,
+) -> Result<Pages, Problem> {
     let mut posts = Vec::new();
     let mut page = 1;
     loop {
-        let mut url = endpoint.clone();
-        {
-            let mut q = url.query_pairs_mut();
-            q.append_pair("_embed", "1")
-                .append_pair("per_page", &PER_PAGE.to_string())
-                .append_pair("page", &page.to_string())
-                .append_pair("orderby", "modified")
-                .append_pair("order", "asc");
-            if let Some(since) = &since {
-                q.append_pair("modified_after", &modified_after(since));
-            }
-        }
+        let url = page_url(endpoint, page, since);
         let answer = cx
             .client
             .get(&Get::new(&url, ACCEPT, &source.remote))
@@ -127,13 +164,10 @@ pub async fn scan(cx: Context<'_>, source: &WordPressSource) -> Result<Scan, Pro
             Answer::Gone => {
                 tracing::warn!(source = %key, url = %url, "410 Gone: the WordPress API was removed; the source is no longer polled (change its base_url or remove it from config.toml)");
                 state.gone_at = Some(cx.now);
-                return gone_scan(
-                    state,
-                    problem(
-                        &url,
-                        "410 Gone: the API was removed upstream; not polled again until its base_url changes",
-                    ),
-                );
+                return Ok(Pages::Gone(problem(
+                    &url,
+                    "410 Gone: the API was removed upstream; not polled again until its base_url changes",
+                )));
             }
             Answer::NotModified => break,
         };
@@ -147,41 +181,61 @@ pub async fn scan(cx: Context<'_>, source: &WordPressSource) -> Result<Scan, Pro
         let list = parse_page(&body.bytes, body.content_type()).map_err(|e| problem(&url, e))?;
         let count = list.len();
         posts.extend(list);
-        let total_pages = body
-            .header("x-wp-totalpages")
-            .and_then(|v| v.trim().parse::<usize>().ok());
-        let more = match total_pages {
-            Some(total) => page < total,
-            None => count == PER_PAGE,
-        };
-        if !more || page >= MAX_PAGES {
+        if !more_pages(&body, page, count) || page >= MAX_PAGES {
             break;
         }
         page += 1;
     }
-    let full = since.is_none();
-    if full && posts.is_empty() && cx.published > 0 {
-        return Err(problem(
-            &endpoint,
-            format!(
-                "answered an empty list of posts; keeping the {} stories already published from it",
-                cx.published
-            ),
-        ));
-    }
+    Ok(Pages::Posts(posts))
+}
 
-    let mut scan = Scan {
-        partial: !full,
-        ..Scan::default()
-    };
-    let host = source.base_url.host_str().unwrap_or("wordpress").to_owned();
-    let mut cursor = state.cursor.clone();
+/// The address of one page of posts, with their authors, images and
+/// terms embedded, oldest change first, modified since `since` if given.
+fn page_url(endpoint: &Url, page: usize, since: Option<&str>) -> Url {
+    let mut url = endpoint.clone();
+    {
+        let mut q = url.query_pairs_mut();
+        q.append_pair("_embed", "1")
+            .append_pair("per_page", &PER_PAGE.to_string())
+            .append_pair("page", &page.to_string())
+            .append_pair("orderby", "modified")
+            .append_pair("order", "asc");
+        if let Some(since) = since {
+            q.append_pair("modified_after", &modified_after(since));
+        }
+    }
+    url
+}
+
+/// Whether pages follow `page`, which held `count` posts: as the
+/// `X-WP-TotalPages` header says, or else if the page was full.
+fn more_pages(body: &Body, page: usize, count: usize) -> bool {
+    let total_pages = body
+        .header("x-wp-totalpages")
+        .and_then(|v| v.trim().parse::<usize>().ok());
+    match total_pages {
+        Some(total) => page < total,
+        None => count == PER_PAGE,
+    }
+}
+
+/// Adds each post read to the scan (see [`add_post`]); a post that is not
+/// one, or has no id, is a failed item. The cursor moves on to the latest
+/// `modified_gmt` among them.
+fn add_posts(
+    cx: &Context<'_>,
+    source: &WordPressSource,
+    endpoint: &Url,
+    posts: Vec<serde_json::Value>,
+    cursor: &mut Option<String>,
+    scan: &mut Scan,
+) {
     for value in posts {
         let post: Post = match serde_json::from_value(value) {
             Ok(p) => p,
             Err(e) => {
                 let p = problem(
-                    &endpoint,
+                    endpoint,
                     format!("a post that is not a WordPress post: {e}"),
                 );
                 scan.failed.push((p, ItemRef::default()));
@@ -191,44 +245,53 @@ pub async fn scan(cx: Context<'_>, source: &WordPressSource) -> Result<Scan, Pro
         if let Some(m) = &post.modified_gmt
             && cursor.as_deref().is_none_or(|c| m.as_str() > c)
         {
-            cursor = Some(m.clone());
+            *cursor = Some(m.clone());
         }
         let Some(id) = post.id else {
-            let p = problem(&endpoint, "a post without an `id`");
+            let p = problem(endpoint, "a post without an `id`");
             scan.failed.push((p, ItemRef::default()));
             continue;
         };
-        let story_id = StoryId::parse(&format!("wp-{host}-{id}")).expect("hosts and numbers");
-        let origin = format!("{endpoint}/{id}");
-        let item = ItemRef {
-            id: Some(story_id.clone()),
-            slug: None,
-            origin: origin.clone(),
-        };
-        let published = post.status.as_deref().is_none_or(|s| s == "publish");
-        let protected = post.content.as_ref().is_some_and(|c| c.protected);
-        if !published || protected {
-            scan.drafts.push(item);
-            continue;
-        }
-        let stamp = post.modified_gmt.clone().or(post.modified.clone());
-        if stamp.is_some() && cx.known.get(&origin) == stamp.as_ref() {
-            scan.unchanged.push(item);
-            continue;
-        }
-        match story(cx.config, source, &post, story_id, &origin, stamp) {
-            Ok(s) => scan.stories.push(s),
-            Err(message) => scan
-                .failed
-                .push((Problem::new(origin.as_str(), message), item)),
-        }
+        add_post(cx, source, endpoint, id, &post, scan);
     }
-    state.cursor = cursor;
-    if full {
-        state.full_at = Some(cx.now);
+}
+
+/// Adds one post to the scan: as a draft when it is not published or is
+/// password-protected, as unchanged when its stamp (its modified time) is
+/// the stored one, else as a story, or failed if it cannot be one.
+fn add_post(
+    cx: &Context<'_>,
+    source: &WordPressSource,
+    endpoint: &Url,
+    id: u64,
+    post: &Post,
+    scan: &mut Scan,
+) {
+    let host = source.base_url.host_str().unwrap_or("wordpress");
+    let story_id = StoryId::parse(&format!("wp-{host}-{id}")).expect("hosts and numbers");
+    let origin = format!("{endpoint}/{id}");
+    let item = ItemRef {
+        id: Some(story_id.clone()),
+        slug: None,
+        origin: origin.clone(),
+    };
+    let published = post.status.as_deref().is_none_or(|s| s == "publish");
+    let protected = post.content.as_ref().is_some_and(|c| c.protected);
+    if !published || protected {
+        scan.drafts.push(item);
+        return;
     }
-    scan.state = (state != cx.state).then_some(state);
-    Ok(scan)
+    let stamp = post.modified_gmt.clone().or(post.modified.clone());
+    if stamp.is_some() && cx.known.get(&origin) == stamp.as_ref() {
+        scan.unchanged.push(item);
+        return;
+    }
+    match story(cx.config, source, post, story_id, &origin, stamp) {
+        Ok(s) => scan.stories.push(s),
+        Err(message) => scan
+            .failed
+            .push((Problem::new(origin.as_str(), message), item)),
+    }
 }
 
 /// `410 Gone` ends the source: the state remembers it and the scan, empty
@@ -311,6 +374,8 @@ fn wp_time(gmt: Option<&str>, local: Option<&str>, config: &Config) -> Option<Da
         .map(|t| t.with_timezone(&Utc))
 }
 
+/// The story a published post gives; the error says what it lacks (a
+/// link, a title, a date).
 fn story(
     config: &Config,
     source: &WordPressSource,
@@ -347,24 +412,56 @@ fn story(
         .as_ref()
         .map(|c| content::sanitize_html(&c.rendered, &bases))
         .unwrap_or_default();
+    let summary = post_summary(post, &body_html);
+    let slug = post_slug(post, &title, &id);
+    let embedded = post.embedded.as_ref();
+    let (image, image_alt) = featured_image(embedded, &bases);
+    Ok(Story {
+        id: Some(id),
+        slug,
+        url: link.to_string(),
+        title,
+        summary,
+        body_html,
+        language: source.remote.language.clone(),
+        authors: post_authors(embedded),
+        themes: post_themes(source, embedded),
+        image,
+        image_alt,
+        published,
+        updated: modified.filter(|m| *m > published),
+        origin: origin.to_owned(),
+        stamp,
+    })
+}
+
+/// The excerpt without its read-more marker, or else the body's text;
+/// cut at a word to [`SUMMARY_CHARS`].
+fn post_summary(post: &Post, body_html: &str) -> String {
     let summary = post
         .excerpt
         .as_ref()
         .map(|e| excerpt_text(&e.rendered))
         .filter(|s| !s.is_empty())
-        .unwrap_or_else(|| content::html_to_text(&body_html));
-    let summary = content::truncate_words(&summary, SUMMARY_CHARS);
-    let slug = post
-        .slug
+        .unwrap_or_else(|| content::html_to_text(body_html));
+    content::truncate_words(&summary, SUMMARY_CHARS)
+}
+
+/// The post's slug, decoded, or else one made from its title.
+fn post_slug(post: &Post, title: &str, id: &StoryId) -> String {
+    post.slug
         .as_deref()
         .map(|s| {
             let decoded = percent_decode(s);
             super::title_slug(&decoded, "")
         })
         .filter(|s| !s.is_empty())
-        .unwrap_or_else(|| super::title_slug(&title, id.as_str()));
-    let embedded = post.embedded.as_ref();
-    let authors = embedded
+        .unwrap_or_else(|| super::title_slug(title, id.as_str()))
+}
+
+/// The names of the post's authors, each on one line.
+fn post_authors(embedded: Option<&Embedded>) -> Vec<String> {
+    embedded
         .map(|e| {
             e.author
                 .iter()
@@ -373,7 +470,12 @@ fn story(
                 .filter(|n| !n.is_empty())
                 .collect()
         })
-        .unwrap_or_default();
+        .unwrap_or_default()
+}
+
+/// The featured image's absolute URL, and its alt text when there is an
+/// image.
+fn featured_image(embedded: Option<&Embedded>, bases: &Bases) -> (Option<String>, Option<String>) {
     let media = embedded.and_then(|e| e.featured.first());
     let image = media
         .and_then(|m| m.get("source_url")?.as_str())
@@ -383,6 +485,12 @@ fn story(
         .and_then(|m| m.get("alt_text")?.as_str())
         .map(content::clean_line)
         .filter(|a| !a.is_empty() && image.is_some());
+    (image, image_alt)
+}
+
+/// The themes the source maps the post's categories and tags to (each
+/// term by its decoded slug and by its name).
+fn post_themes(source: &WordPressSource, embedded: Option<&Embedded>) -> Vec<ThemeSlug> {
     let mut categories = Vec::new();
     let mut tags = Vec::new();
     for term in embedded.iter().flat_map(|e| e.terms.iter().flatten()) {
@@ -401,27 +509,10 @@ fn story(
             }
         }
     }
-    let themes = source.remote.themes_for(
+    source.remote.themes_for(
         categories.iter().map(String::as_str),
         tags.iter().map(String::as_str),
-    );
-    Ok(Story {
-        id: Some(id),
-        slug,
-        url: link.to_string(),
-        title,
-        summary,
-        body_html,
-        language: source.remote.language.clone(),
-        authors,
-        themes,
-        image,
-        image_alt,
-        published,
-        updated: modified.filter(|m| *m > published),
-        origin: origin.to_owned(),
-        stamp,
-    })
+    )
 }
 
 /// An excerpt's text without WordPress's "[…]" read-more marker.

@@ -7,9 +7,9 @@
 use reqwest::StatusCode;
 use tidings::model::Status;
 
-use crate::digest::{ok, outbox, subscribe};
-use crate::web_pages::{
-    Page, behind_proxy, client, eventually, get, serve, sql, status, subscriber, web_site,
+use crate::support::{
+    Page, behind_proxy, client, eventually, get, ok, outbox, serve, sql, status, subscribe,
+    subscriber, web_site,
 };
 
 /// Posts the sign-up form from client address `ip`.
@@ -103,7 +103,7 @@ async fn quoted_variants_of_an_address_are_one_subscriber_with_one_limit() {
 
 #[test]
 fn an_import_reports_addresses_that_cannot_be_mailed_and_stores_one_per_inbox() {
-    let site = crate::digest::digest_site("file:outbox");
+    let site = crate::support::digest_site("file:outbox");
     std::fs::write(
         site.path("people.csv"),
         "email,themes,language\n\
@@ -211,7 +211,7 @@ async fn a_store_of_an_earlier_version_is_brought_to_one_address_per_inbox() {
     // The inbox gets one digest.
     ok(site.tidings_env(
         &["digest", "send"],
-        &[("TIDINGS_SECRET", crate::web_pages::SECRET)],
+        &[("TIDINGS_SECRET", crate::support::SECRET)],
     ));
     let mail = outbox(&site);
     assert_eq!(mail["victim@example.org"].len(), 1);

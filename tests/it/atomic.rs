@@ -4,7 +4,7 @@
 
 use std::io::Read;
 
-use crate::helpers::{FIXTURE_CONFIG, Site};
+use crate::support::{FIXTURE_CONFIG, Site};
 
 #[test]
 fn a_reader_of_the_old_file_never_sees_a_half_written_one() {

@@ -19,9 +19,7 @@ use fantoccini::elements::Element;
 use fantoccini::{Client, ClientBuilder, Locator};
 use serde_json::json;
 
-use crate::digest::{Mail, digest_site, ok, recent};
-use crate::helpers::{Run, Service, Site, free_port};
-use crate::smtp::SmtpServer;
+use crate::support::{Mail, Run, Service, Site, SmtpServer, digest_site, free_port, ok, recent};
 
 /// How long one page may take to show what a step waits for.
 const PAGE_WAIT: Duration = Duration::from_secs(20);

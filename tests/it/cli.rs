@@ -4,7 +4,7 @@
 use std::path::Path;
 use std::process::Command;
 
-use crate::helpers::{Run, Site};
+use crate::support::{Run, Site};
 
 /// Runs `tidings ARGS` in `cwd` with the given environment variables and
 /// nothing inherited that would change its behaviour.

@@ -3,7 +3,7 @@
 
 use std::path::Path;
 
-use crate::helpers::{FIXTURE_CONFIG, Run, Site};
+use crate::support::{FIXTURE_CONFIG, Run, Site};
 
 /// One problem line as printed: `PATH:LINE:COL: `key`: message`.
 #[derive(Debug)]

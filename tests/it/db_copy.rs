@@ -15,9 +15,10 @@ use reqwest::StatusCode;
 use tidings::config::StorageUrl;
 use tidings::store::Store;
 
-use crate::digest::{digest_site, ok, outbox, recent, subscribe};
-use crate::helpers::{self, Backend, PgDatabase, Run, Site};
-use crate::web_pages::{Page, client, get};
+use crate::support::{
+    self, Backend, Page, PgDatabase, Run, Site, client, digest_site, get, ok, outbox, recent,
+    subscribe,
+};
 
 /// A database of its own on the test server (dropped when this is), and
 /// its URL with a password in it where the server is the local one (it
@@ -30,7 +31,7 @@ struct TestDatabase {
 impl TestDatabase {
     /// `None` (after saying so) when no server answers and this is not CI.
     async fn create() -> Option<TestDatabase> {
-        if !helpers::postgres_available() {
+        if !support::postgres_available() {
             return None;
         }
         let db = PgDatabase::create();
@@ -66,7 +67,7 @@ fn tidings_with(site: &Site, config: &str, args: &[&str]) -> Run {
 /// pending, active, unsubscribed and bounced, one digest edition sent,
 /// and the scheduler's state.
 async fn sqlite_site() -> Site {
-    let site = helpers::on_backend(Backend::Sqlite, || digest_site("file:outbox"));
+    let site = support::on_backend(Backend::Sqlite, || digest_site("file:outbox"));
     recent(&site, "a1", "Alpha one", 2, &["alpha"]);
     recent(&site, "b1", "Beta <one> & co", 1, &["beta"]);
     recent(&site, "ag", "Alpha and gamma", 3, &["alpha", "gamma"]);
@@ -308,9 +309,9 @@ async fn a_sqlite_site_moves_to_postgresql_with_nothing_lost() {
 
 #[tokio::test]
 async fn copy_refuses_what_it_cannot_copy() {
-    let site = helpers::on_backend(Backend::Sqlite, || digest_site("file:outbox"));
+    let site = support::on_backend(Backend::Sqlite, || digest_site("file:outbox"));
     // No store yet: nothing is created, nothing copied.
-    let run = site.tidings(&["db", "copy", "--to", &helpers::postgres_admin_url()]);
+    let run = site.tidings(&["db", "copy", "--to", &support::postgres_admin_url()]);
     assert_eq!(run.code, 1, "{run}");
     assert!(run.stderr.contains("no SQLite store at"), "{run}");
     assert!(!Path::new(&site.path("tidings.db")).exists());
@@ -327,7 +328,7 @@ async fn copy_refuses_what_it_cannot_copy() {
         "url = \"postgres://postgres:pw-never-printed@127.0.0.1:1/site\"",
     );
     std::fs::write(site.config_path(), config).unwrap();
-    let run = site.tidings(&["db", "copy", "--to", &helpers::postgres_admin_url()]);
+    let run = site.tidings(&["db", "copy", "--to", &support::postgres_admin_url()]);
     assert_eq!(run.code, 1, "{run}");
     assert!(run.stderr.contains("already PostgreSQL"), "{run}");
     assert_no_password(&run);
@@ -338,13 +339,13 @@ async fn a_copy_that_fails_half_way_leaves_the_target_empty() {
     let Some(db) = TestDatabase::create().await else {
         return;
     };
-    let site = helpers::on_backend(Backend::Sqlite, || digest_site("file:outbox"));
+    let site = support::on_backend(Backend::Sqlite, || digest_site("file:outbox"));
     recent(&site, "a1", "Alpha one", 2, &["alpha"]);
     site.build();
     subscribe(&site, "ann@example.org", "alpha");
     subscribe(&site, "bo@example.org", "alpha");
     // A time no program of ours writes: the copy stops at it.
-    crate::web_pages::sql(
+    crate::support::sql(
         &site,
         &["UPDATE subscribers SET consent_at = 'last spring' WHERE email = 'bo@example.org'"],
     )
@@ -361,7 +362,7 @@ async fn a_copy_that_fails_half_way_leaves_the_target_empty() {
     );
     // The stories copied before it were rolled back: the target is still
     // empty, so a copy after the fix goes through.
-    crate::web_pages::sql(
+    crate::support::sql(
         &site,
         &["UPDATE subscribers SET consent_at = created_at WHERE email = 'bo@example.org'"],
     )

@@ -7,7 +7,7 @@ use std::collections::{BTreeMap, HashSet};
 use chrono::DateTime;
 use feed_rs::model::Feed;
 
-use crate::helpers::{Site, feedparser};
+use crate::support::{Site, feedparser};
 
 const SAMPLE_THEMES: &[&str] = &[
     "agenda-2030",
@@ -217,7 +217,7 @@ fn json_feed_has_the_required_fields_of_version_1_1() {
 #[test]
 fn newest_items_first_with_a_fixed_tie_break_and_the_limit_applied() {
     let site =
-        Site::with_config(&crate::helpers::FIXTURE_CONFIG.replace("items = 50", "items = 3"));
+        Site::with_config(&crate::support::FIXTURE_CONFIG.replace("items = 50", "items = 3"));
     site.story("old", "Old", "2020-01-01", &["alpha"]);
     site.story("mid", "Mid", "2022-06-01", &["alpha"]);
     site.story("tie-b", "Tie B", "2024-05-05T10:00:00+02:00", &["alpha"]);
@@ -341,7 +341,7 @@ fn atom_entries_carry_ids_dates_content_and_categories() {
 #[test]
 fn summaries_only_when_full_content_is_off() {
     let site = Site::with_config(
-        &crate::helpers::FIXTURE_CONFIG.replace("full_content = true", "full_content = false"),
+        &crate::support::FIXTURE_CONFIG.replace("full_content = true", "full_content = false"),
     );
     site.story("one", "One", "2024-03-14", &["alpha"]);
     site.build();
@@ -373,7 +373,7 @@ fn an_empty_site_still_writes_valid_feeds() {
 #[test]
 fn index_page_lists_every_feed_with_autodiscovery_links() {
     let site = Site::with_config(
-        &crate::helpers::FIXTURE_CONFIG
+        &crate::support::FIXTURE_CONFIG
             .replace("title = \"Fixture site\"", "title = \"Fixture <&> site\""),
     );
     site.story("one", "One", "2024-01-01", &["alpha"]);

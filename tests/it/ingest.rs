@@ -8,7 +8,7 @@ use filetime::FileTime;
 use sqlx::Connection as _;
 use tidings::config::StorageUrl;
 
-use crate::helpers::{Backend, Site, backend};
+use crate::support::{Backend, Site, backend};
 
 fn entry_ids(site: &Site, rel: &str) -> Vec<String> {
     site.feed(rel)
@@ -298,10 +298,10 @@ fn the_same_stories_give_the_same_bytes_from_a_fresh_store() {
 
 /// Runs SQL against the site's store with sqlx, as an operator's tool
 /// would, and returns every story's id, content hash and withdrawal time.
-pub fn sql(site: &Site, statements: &[&str]) -> Vec<(String, String, Option<String>)> {
+fn sql(site: &Site, statements: &[&str]) -> Vec<(String, String, Option<String>)> {
     site.sql(statements);
     let url = site.storage_url();
-    crate::helpers::block_on(|| async move {
+    crate::support::block_on(|| async move {
         // The time as text in both dialects; only compared with itself.
         let query = "SELECT id, content_hash, CAST(withdrawn_at AS TEXT) AS withdrawn_at
                      FROM stories ORDER BY id";
@@ -552,7 +552,7 @@ fn a_config_change_that_shapes_stories_makes_every_file_be_read_again() {
     age_stories(&site, 3);
     ingest_log(&site);
     assert_eq!(ingest_log(&site)["unread"], 1);
-    let moved = crate::helpers::FIXTURE_CONFIG
+    let moved = crate::support::FIXTURE_CONFIG
         .replace("https://example.org/news", "https://news.example.net");
     site.write_config(&moved);
     let log = ingest_log(&site);

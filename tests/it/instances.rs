@@ -7,47 +7,12 @@
 
 use std::time::Duration;
 
-use chrono::{Duration as ChronoDuration, Timelike, Utc};
-
-use crate::digest::{ok, recent, scheduled_site};
-use crate::helpers::{Backend, Service, Site, backend, wait_until};
-use crate::smtp::SmtpServer;
+use crate::support::{
+    Backend, Service, Site, SmtpServer, backend, import, ok, once_in, ran_an_hour_ago, recent,
+    scheduled_site, wait_until,
+};
 
 const SECRET: &str = "a-secret-shared-by-every-instance-0123456789";
-
-/// A 6-field cron expression for the one second `secs` from now, in the
-/// fixture's time zone (Europe/Stockholm): a tick that fires once while
-/// the instances run.
-pub fn once_in(secs: i64) -> String {
-    let at = (Utc::now() + ChronoDuration::seconds(secs))
-        .with_timezone(&"Europe/Stockholm".parse::<chrono_tz::Tz>().unwrap());
-    format!(
-        "{} {} {} {} {} *",
-        at.second(),
-        at.minute(),
-        at.hour(),
-        chrono::Datelike::day(&at),
-        chrono::Datelike::month(&at)
-    )
-}
-
-/// Records that the digest job last ran an hour ago, so the instances
-/// owe the coming tick even if they start after it (a first start owes
-/// nothing).
-pub fn ran_an_hour_ago(site: &Site) {
-    let hour_ago = (Utc::now() - ChronoDuration::hours(1)).to_rfc3339();
-    site.sql(&[&format!(
-        "INSERT INTO jobs (name, last_tick) VALUES ('digest:monthly', '{hour_ago}')"
-    )]);
-}
-
-pub fn import(site: &Site, n: usize) {
-    let csv: String = std::iter::once("email,themes,language\n".to_owned())
-        .chain((0..n).map(|i| format!("p{i:05}@example.org,alpha,sv\n")))
-        .collect();
-    std::fs::write(site.path("people.csv"), csv).unwrap();
-    ok(site.tidings(&["subscribers", "import", "people.csv", "--confirmed"]));
-}
 
 /// Rows an instance claimed, from its `claimed deliveries` log lines.
 fn claimed(log: &str) -> usize {

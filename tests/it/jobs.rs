@@ -4,7 +4,7 @@
 use chrono::{DateTime, Utc};
 use tidings::store::Store;
 
-use crate::helpers::TestStore;
+use crate::support::TestStore;
 
 fn t(s: &str) -> DateTime<Utc> {
     DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc)

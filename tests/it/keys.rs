@@ -15,9 +15,9 @@ use tidings::links::tokens::{Purpose, Unverified};
 use tidings::model::Status;
 use tidings::store::Store;
 
-use crate::digest::{Mail, ok, outbox, recent, subscribe};
-use crate::helpers::TestStore;
-use crate::web_pages::{SECRET, client, serve, sql, status, web_site};
+use crate::support::{
+    Mail, SECRET, TestStore, client, ok, outbox, recent, serve, sql, status, subscribe, web_site,
+};
 
 /// Another valid key, not the site's.
 const OTHER: &str = "a-different-secret-0123456789abcdefghijkl";

@@ -5,8 +5,7 @@
 use reqwest::StatusCode;
 use tidings::model::Status;
 
-use crate::digest::{outbox, subscribe};
-use crate::web_pages::{Page, client, eventually, get, serve, status, web_site};
+use crate::support::{Page, client, eventually, get, outbox, serve, status, subscribe, web_site};
 
 #[tokio::test]
 async fn a_dead_unsubscribe_link_offers_a_fresh_one_by_email_that_works() {

@@ -1,8 +1,10 @@
 //! The integration tests: one binary, one module per area. Each test builds
 //! a site in its own temporary folder and drives the real `tidings` binary
-//! the way an operator would, then reads back the files it wrote.
+//! the way an operator would, then reads back the files it wrote. What
+//! the tests share lives in [`support`]; a test module imports from there,
+//! never from another test module.
 
-mod helpers;
+mod support;
 
 mod addresses;
 mod atomic;
@@ -19,7 +21,6 @@ mod keys;
 mod leave;
 mod outage;
 mod outbox;
-mod proxy;
 mod sanitize;
 mod scheduler;
 mod service;
@@ -28,7 +29,6 @@ mod sources_remote;
 mod story_errors;
 mod subscribers;
 mod templates;
-
 mod upstream;
 mod web_feeds;
 mod web_forms;

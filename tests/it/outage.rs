@@ -8,11 +8,10 @@
 
 use std::time::Duration;
 
-use crate::digest::{ok, recent, scheduled_site};
-use crate::helpers::{Backend, Site, backend, block_on, wait_until};
-use crate::instances::{import, once_in, ran_an_hour_ago};
-use crate::proxy::Proxy;
-use crate::smtp::SmtpServer;
+use crate::support::{
+    Backend, Proxy, Site, SmtpServer, backend, block_on, import, ok, once_in, ran_an_hour_ago,
+    recent, scheduled_site, wait_until,
+};
 
 /// `/healthz`'s status code, or 0 when the service does not answer.
 fn health(url: &str) -> u16 {

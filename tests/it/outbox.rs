@@ -8,9 +8,9 @@ use std::path::PathBuf;
 
 use reqwest::StatusCode;
 
-use crate::digest::{Mail, digest_site, ok, parse_all, recent, subscribe};
-use crate::helpers::Site;
-use crate::web_pages::{client, eventually, serve, web_site};
+use crate::support::{
+    Mail, Site, client, digest_site, eventually, ok, parse_all, recent, serve, subscribe, web_site,
+};
 
 /// Every `.eml` file of the site's outbox, by file name.
 fn outbox_files(site: &Site) -> BTreeMap<String, Vec<u8>> {

@@ -5,7 +5,7 @@
 
 use std::path::PathBuf;
 
-use crate::helpers::{Site, feedparser};
+use crate::support::{Site, feedparser};
 
 /// Title and summary use TOML escapes (TOML strings cannot hold raw control
 /// characters); the body holds raw ones.

@@ -14,8 +14,7 @@ use tidings::publish::Ingester;
 use tidings::service::{Job, Scheduler, Step};
 use tidings::store::Store;
 
-use crate::digest::{outbox, subscribe};
-use crate::helpers::{FIXTURE_CONFIG, Site};
+use crate::support::{FIXTURE_CONFIG, Site, outbox, subscribe};
 
 fn t(s: &str) -> DateTime<Utc> {
     DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc)

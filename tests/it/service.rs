@@ -5,10 +5,9 @@
 
 use std::time::{Duration, Instant};
 
-use crate::digest::{ok, recent, scheduled_site, subscribe};
-use crate::helpers::{Site, free_metrics_port, wait_until};
-use crate::ingest::sql;
-use crate::smtp::SmtpServer;
+use crate::support::{
+    Site, SmtpServer, free_metrics_port, ok, recent, scheduled_site, subscribe, wait_until,
+};
 
 const SECRET: &str = "a-secret-for-the-service-tests-0123456789";
 const API_TOKEN: &str = "api-token-for-the-service-tests";
@@ -85,15 +84,12 @@ fn run_resumes_an_edition_left_unfinished_and_sends_no_one_twice() {
     assert_eq!(smtp.count(), 4);
     // As if the process had died after sending to ada and bo: the other
     // two rows are still pending and the edition is not complete.
-    sql(
-        &site,
-        &[
-            "UPDATE deliveries SET status = 'pending', attempts = 0, finished_at = NULL
-             WHERE subscriber_id IN (SELECT id FROM subscribers
-                                     WHERE email IN ('cy@example.org', 'di@example.org'))",
-            "UPDATE editions SET completed_at = NULL",
-        ],
-    );
+    site.sql(&[
+        "UPDATE deliveries SET status = 'pending', attempts = 0, finished_at = NULL
+         WHERE subscriber_id IN (SELECT id FROM subscribers
+                                 WHERE email IN ('cy@example.org', 'di@example.org'))",
+        "UPDATE editions SET completed_at = NULL",
+    ]);
     let service = site.serve(&[("TIDINGS_SECRET", SECRET)]);
     assert!(
         wait_until(20, || smtp.count() >= 6),

@@ -3,154 +3,10 @@
 //! parsed as MIME, temporary failures retried, permanent ones bounced, and
 //! a sender killed mid-edition that resumes with nobody skipped.
 
-use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader};
-use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::digest::{Mail, digest_site, ok, parse_all, recent, subscribe};
-use crate::helpers::Site;
-
-/// aiosmtpd running on 127.0.0.1, killed when dropped.
-pub struct SmtpServer {
-    child: Child,
-    pub port: u16,
-    pub maildir: tempfile::TempDir,
-}
-
-impl SmtpServer {
-    /// Starts the server, or returns `None` (after saying so) when Python's
-    /// aiosmtpd is not installed and this is not CI; under `CI=true` a
-    /// missing aiosmtpd fails the test.
-    pub fn start() -> Option<SmtpServer> {
-        SmtpServer::start_with(&[])
-    }
-
-    /// A server that keeps only who got each message (`count()` and
-    /// `recipient_counts()` work; `raw()` is empty): for tens of thousands.
-    pub fn start_light() -> Option<SmtpServer> {
-        SmtpServer::start_with(&["--light"])
-    }
-
-    /// A server that requires a login as `user` with `password` (also
-    /// without TLS) and refuses mail without one (530).
-    pub fn start_with_auth(user: &str, password: &str) -> Option<SmtpServer> {
-        SmtpServer::start_with(&["--auth", &format!("{user}:{password}")])
-    }
-
-    /// A server that offers STARTTLS with a self-signed certificate, which
-    /// a client rightly refuses.
-    pub fn start_with_self_signed_starttls() -> Option<SmtpServer> {
-        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/smtp-tls");
-        let (cert, key) = (dir.join("cert.pem"), dir.join("key.pem"));
-        SmtpServer::start_with(&["--starttls", cert.to_str().unwrap(), key.to_str().unwrap()])
-    }
-
-    fn start_with(args: &[&str]) -> Option<SmtpServer> {
-        let python = std::env::var("TIDINGS_TEST_PYTHON").unwrap_or_else(|_| "python3".into());
-        let probe = Command::new(&python)
-            .args(["-c", "import aiosmtpd"])
-            .output();
-        if !probe.is_ok_and(|o| o.status.success()) {
-            if std::env::var("CI").as_deref() == Ok("true") {
-                panic!(
-                    "aiosmtpd is required under CI=true: run scripts/test.sh, which installs it"
-                );
-            }
-            eprintln!(
-                "SKIPPED: Python's aiosmtpd is not installed (pip install aiosmtpd, or run scripts/test.sh)"
-            );
-            return None;
-        }
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let maildir = tempfile::tempdir().unwrap();
-        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/smtpserver.py");
-        let mut child = Command::new(&python)
-            .arg(script)
-            .arg(port.to_string())
-            .arg(maildir.path())
-            .args(args)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start the SMTP server");
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut line)
-            .unwrap();
-        assert_eq!(line.trim(), "ready", "the SMTP server did not start");
-        Some(SmtpServer {
-            child,
-            port,
-            maildir,
-        })
-    }
-
-    pub fn transport(&self) -> String {
-        format!("smtp://127.0.0.1:{}?tls=none", self.port)
-    }
-
-    /// How many messages were accepted so far (without reading them).
-    pub fn count(&self) -> usize {
-        if let Ok(log) = std::fs::read_to_string(self.maildir.path().join("recipients.log")) {
-            return log.lines().count();
-        }
-        std::fs::read_dir(self.maildir.path())
-            .unwrap()
-            .filter(|e| {
-                e.as_ref()
-                    .is_ok_and(|e| e.path().extension().is_some_and(|x| x == "eml"))
-            })
-            .count()
-    }
-
-    /// How many messages each recipient got (light servers).
-    pub fn recipient_counts(&self) -> BTreeMap<String, usize> {
-        let log =
-            std::fs::read_to_string(self.maildir.path().join("recipients.log")).unwrap_or_default();
-        let mut out = BTreeMap::new();
-        for line in log.lines() {
-            for rcpt in line.split_whitespace().skip(1) {
-                *out.entry(rcpt.to_owned()).or_insert(0) += 1;
-            }
-        }
-        out
-    }
-
-    /// Every accepted message, in order of acceptance.
-    pub fn raw(&self) -> Vec<Vec<u8>> {
-        let mut paths: Vec<_> = std::fs::read_dir(self.maildir.path())
-            .unwrap()
-            .map(|e| e.unwrap().path())
-            .filter(|p| p.extension().is_some_and(|e| e == "eml"))
-            .collect();
-        paths.sort();
-        paths
-            .into_iter()
-            .map(|p| std::fs::read(p).unwrap())
-            .collect()
-    }
-
-    pub fn by_recipient(&self) -> BTreeMap<String, Vec<Mail>> {
-        let mut out: BTreeMap<String, Vec<Mail>> = BTreeMap::new();
-        for m in parse_all(self.raw()) {
-            out.entry(m.to.clone()).or_default().push(m);
-        }
-        out
-    }
-}
-
-impl Drop for SmtpServer {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
+use crate::support::{Site, SmtpServer, digest_site, ok, recent, subscribe};
 
 /// A digest site sending to `server`, with `extra` lines in [mail].
 fn smtp_site(server: &SmtpServer, extra: &str) -> Site {
@@ -167,12 +23,12 @@ fn smtp_site(server: &SmtpServer, extra: &str) -> Site {
 }
 
 /// Runs `digest send` with fast retries.
-fn send(site: &Site) -> crate::helpers::Run {
+fn send(site: &Site) -> crate::support::Run {
     send_env(site, &[])
 }
 
 /// [`send`] with `env` set.
-fn send_env(site: &Site, env: &[(&str, &str)]) -> crate::helpers::Run {
+fn send_env(site: &Site, env: &[(&str, &str)]) -> crate::support::Run {
     site.tidings_env(
         &["digest", "send"],
         &[
@@ -203,7 +59,7 @@ fn deliveries(site: &Site) -> Vec<(String, i64)> {
     use sqlx::Connection as _;
     use tidings::config::StorageUrl;
     let url = site.storage_url();
-    crate::helpers::block_on(|| async move {
+    crate::support::block_on(|| async move {
         let query = "SELECT status, CAST(attempts AS BIGINT) FROM deliveries ORDER BY id";
         match &url {
             StorageUrl::Sqlite(path) => {
@@ -225,7 +81,7 @@ fn deliveries(site: &Site) -> Vec<(String, i64)> {
 fn assert_stopped_untouched(
     site: &Site,
     server: &SmtpServer,
-    run: &crate::helpers::Run,
+    run: &crate::support::Run,
     says: &str,
 ) {
     assert_eq!(run.code, 1, "{run}");
@@ -507,12 +363,9 @@ fn a_sender_killed_mid_edition_resumes_with_nobody_skipped() {
         .find(|p| !got.contains(p))
         .unwrap()
         .clone();
-    crate::ingest::sql(
-        &site,
-        &[&format!(
-            "UPDATE subscribers SET status = 'unsubscribed' WHERE email = '{leaver}'"
-        )],
-    );
+    site.sql(&[&format!(
+        "UPDATE subscribers SET status = 'unsubscribed' WHERE email = '{leaver}'"
+    )]);
 
     let run = ok(send(&site));
     assert!(run.stdout.contains("resuming edition 1"), "{run}");
@@ -606,7 +459,7 @@ fn sigterm_stops_claiming_lets_in_flight_finish_and_the_rest_waits() {
         .status()
         .unwrap();
     assert!(term.success());
-    let out = crate::helpers::Run::from(child.wait_with_output().unwrap());
+    let out = crate::support::Run::from(child.wait_with_output().unwrap());
     assert_eq!(out.code, 0, "a graceful stop:\n{out}");
     assert!(out.stderr.contains("stopping: no new sends"), "{out}");
     assert!(out.stdout.contains("left for the next run"), "{out}");
@@ -626,20 +479,6 @@ fn sigterm_stops_claiming_lets_in_flight_finish_and_the_rest_waits() {
         mail.values().all(|m| m.len() == 1),
         "a graceful stop sends nobody twice"
     );
-}
-
-impl SmtpServer {
-    /// (start, end) of every DATA command the server handled.
-    fn data_log(&self) -> Vec<(f64, f64)> {
-        std::fs::read_to_string(self.maildir.path().join("data.log"))
-            .unwrap_or_default()
-            .lines()
-            .map(|l| {
-                let (a, b) = l.split_once(' ').unwrap();
-                (a.parse().unwrap(), b.parse().unwrap())
-            })
-            .collect()
-    }
 }
 
 #[test]
@@ -696,12 +535,12 @@ fn concurrency_and_rate_limit_are_honoured() {
 }
 
 /// Runs `check --smtp` with `env` set.
-fn check_smtp(site: &Site, env: &[(&str, &str)]) -> crate::helpers::Run {
+fn check_smtp(site: &Site, env: &[(&str, &str)]) -> crate::support::Run {
     site.tidings_env(&["check", "--smtp"], env)
 }
 
 /// The step lines `check --smtp` printed, without their indentation.
-fn step_lines(run: &crate::helpers::Run) -> Vec<&str> {
+fn step_lines(run: &crate::support::Run) -> Vec<&str> {
     run.stdout
         .lines()
         .filter_map(|l| l.strip_prefix("  "))
@@ -770,7 +609,7 @@ fn check_smtp_fails_at_the_step_that_fails_and_says_what_to_do() {
     };
     let port = server.port;
     let site = three_subscribers(&format!("smtp://127.0.0.1:{port}"));
-    let failed_at = |run: &crate::helpers::Run, step: &str, says: &str| {
+    let failed_at = |run: &crate::support::Run, step: &str, says: &str| {
         assert_eq!(run.code, 1, "{run}");
         let steps = step_lines(run);
         let last = steps.last().unwrap();
@@ -818,7 +657,7 @@ fn check_smtp_fails_at_the_step_that_fails_and_says_what_to_do() {
     set_transport(&site, &format!("smtp://127.0.0.1:{port}?tls=tls"));
     failed_at(&check_smtp(&site, &[]), "TLS", "TLS failed");
     // Nobody listening.
-    let closed = crate::helpers::free_port();
+    let closed = crate::support::free_port();
     set_transport(&site, &format!("smtp://127.0.0.1:{closed}?tls=none"));
     failed_at(
         &check_smtp(&site, &[]),

@@ -9,10 +9,9 @@ use std::time::Duration;
 use chrono::{NaiveDateTime, Utc};
 use serde_json::Value;
 
-use crate::digest::{digest_site, ok, outbox, subscribe};
-use crate::helpers::{FIXTURE_CONFIG, Run, Site};
-use crate::upstream::{
-    Reply, Upstream, WP_POSTS, fixture, wordpress_edited_fixture, wordpress_fixture,
+use crate::support::{
+    FIXTURE_CONFIG, Reply, Run, Site, Upstream, WP_POSTS, digest_site, fixture, ok, outbox,
+    subscribe, wordpress_edited_fixture, wordpress_fixture,
 };
 
 /// Retries wait milliseconds, not seconds.
@@ -561,7 +560,7 @@ fn check_says_whether_each_remote_source_answers() {
     let up = Upstream::start();
     up.wordpress(wordpress_fixture());
     up.set("/partner.rss", rss("feeds/partner.rss"));
-    let dead = format!("http://127.0.0.1:{}/feed.xml", crate::helpers::free_port());
+    let dead = format!("http://127.0.0.1:{}/feed.xml", crate::support::free_port());
     let site = site_with(&format!(
         "{}{}\n[[sources]]\nkind = \"feed\"\nurl = \"{dead}\"\ntimeout = 1\n",
         wordpress_source(&up, ""),
@@ -641,14 +640,14 @@ fn the_service_polls_a_source_on_its_own_schedule() {
     let atom = service.url("/feeds/atom.xml");
     let fetch = |url: &str| {
         let url = url.to_owned();
-        crate::helpers::block_on(|| async move {
+        crate::support::block_on(|| async move {
             reqwest::get(url).await.unwrap().text().await.unwrap()
         })
     };
     assert!(fetch(&atom).contains("water kiosk"), "{}", service.log());
     up.set("/partner.rss", rss("feeds/partner-updated.rss"));
     assert!(
-        crate::helpers::wait_until(20, || fetch(&atom).contains("Växjö and Vushtrri")),
+        crate::support::wait_until(20, || fetch(&atom).contains("Växjö and Vushtrri")),
         "the new entry did not reach the feed:\n{}",
         service.log()
     );

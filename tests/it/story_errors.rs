@@ -4,7 +4,7 @@
 
 use std::collections::BTreeSet;
 
-use crate::helpers::{Run, Site};
+use crate::support::{Run, Site};
 
 /// The fixture site with two good stories.
 fn site_with_good_stories() -> Site {

@@ -2,7 +2,7 @@
 //! rows and repeats), exporting, listing and erasing, read back through the
 //! exports and an independent CSV and JSON parse.
 
-use crate::helpers::{FIXTURE_CONFIG, Run, Site};
+use crate::support::{FIXTURE_CONFIG, Run, Site};
 
 /// The fixture site with a monthly digest in Swedish and English.
 fn site() -> Site {

@@ -6,10 +6,9 @@
 
 use reqwest::StatusCode;
 
-use crate::digest::ok;
-use crate::web_pages::{Page, client, get, serve, status, web_site};
+use crate::support::{Page, client, get, ok, serve, status, web_site};
 
-fn write(site: &crate::helpers::Site, rel: &str, text: &str) {
+fn write(site: &crate::support::Site, rel: &str, text: &str) {
     let path = site.path(rel);
     std::fs::create_dir_all(path.parent().unwrap()).unwrap();
     std::fs::write(path, text).unwrap();
@@ -66,7 +65,7 @@ fn run_refuses_to_start_with_a_broken_template() {
     site.write_config(&format!(
         "{config}\n[http]\nlisten = \"127.0.0.1:0\"\nmetrics_listen = \"off\"\n"
     ));
-    let run = site.tidings_env(&["run"], &[("TIDINGS_SECRET", crate::web_pages::SECRET)]);
+    let run = site.tidings_env(&["run"], &[("TIDINGS_SECRET", crate::support::SECRET)]);
     assert_eq!(run.code, 1, "{run}");
     assert!(run.stderr.contains("templates/confirm.html:1:"), "{run}");
     assert!(

@@ -8,45 +8,10 @@ use std::time::{Duration, SystemTime};
 use reqwest::header::HeaderMap;
 use reqwest::{Client, Method, StatusCode};
 
-use crate::helpers::{Service, Site};
-
-pub const TOKEN: &str = "test-token-5f2c";
+use crate::support::{Service, Site, TOKEN, raw_client, sample_site_to_serve as site};
 
 /// A theme of the sample site.
 const THEME: &str = "agenda-2030";
-
-/// The sample site on a free port, with its scheduled ingest moved out of
-/// the way so that only the test rewrites the feeds.
-pub fn site() -> Site {
-    let site = Site::sample();
-    let config = std::fs::read_to_string(site.config_path()).unwrap();
-    let mut lines: Vec<String> = config
-        .lines()
-        .map(|line| {
-            if line.starts_with("ingest =") {
-                "ingest = \"0 0 1 1 *\"".to_owned()
-            } else if line.starts_with("listen =") {
-                "listen = \"127.0.0.1:0\"".to_owned()
-            } else {
-                line.to_owned()
-            }
-        })
-        .collect();
-    if !config.contains("[schedule]") {
-        lines.push("[schedule]\ningest = \"0 0 1 1 *\"".into());
-    }
-    if !config.contains("[http]") {
-        lines.push("[http]\nlisten = \"127.0.0.1:0\"".into());
-    }
-    std::fs::write(site.config_path(), lines.join("\n") + "\n").unwrap();
-    site
-}
-
-/// A client that neither asks for nor decodes compression, so the test
-/// sees the bytes on the wire.
-pub fn raw_client() -> Client {
-    Client::builder().no_gzip().no_brotli().build().unwrap()
-}
 
 async fn get(client: &Client, url: &str, headers: &[(&str, &str)]) -> reqwest::Response {
     let mut req = client.get(url);

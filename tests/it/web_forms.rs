@@ -12,11 +12,9 @@ use reqwest::{Client, StatusCode};
 use tidings::links::tokens::{Purpose, Signer};
 use tidings::model::Status;
 
-use crate::digest::{Mail, ok, outbox, subscribe};
-use crate::helpers::{Service, Site, free_port};
-use crate::smtp::SmtpServer;
-use crate::web_pages::{
-    Page, SECRET, behind_proxy, client, eventually, get, serve, sql, status, subscriber, web_site,
+use crate::support::{
+    Mail, Page, SECRET, Service, Site, SmtpServer, behind_proxy, client, eventually, free_port,
+    get, ok, outbox, serve, sql, status, subscribe, subscriber, web_site,
 };
 
 fn signer() -> Signer {
@@ -310,7 +308,7 @@ async fn tampered_misused_and_expired_links_get_one_neutral_page() {
                 assert!(page.body.contains("action=\"/unsubscribe\""));
                 // The form token differs from page to page; nothing else.
                 let csrf =
-                    crate::web_pages::attr_after(&page.body, "name=\"csrf\"", "value").unwrap();
+                    crate::support::attr_after(&page.body, "name=\"csrf\"", "value").unwrap();
                 leave_pages.push(page.body.replace(&csrf, "CSRF"));
             }
         }

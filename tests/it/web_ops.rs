@@ -6,8 +6,7 @@ use std::collections::{BTreeMap, HashSet};
 use reqwest::StatusCode;
 use tidings::store::Store;
 
-use crate::digest::ok;
-use crate::web_feeds::{TOKEN, raw_client, site};
+use crate::support::{TOKEN, ok, raw_client, sample_site_to_serve as site};
 
 #[tokio::test]
 async fn healthz_answers_ok_while_the_store_does() {

@@ -1,130 +1,15 @@
 //! The site's pages from a running `tidings run`: `/` and every theme's
 //! page with their autodiscovery links (checked against the feed files on
 //! disk), the sign-up form as the browser test expects it, languages, the
-//! archive of editions, 404s, and a site without `[mail]`. Also the
-//! helpers the form tests share.
+//! archive of editions, 404s, and a site without `[mail]`.
 
 use std::time::{Duration, Instant};
 
-use reqwest::header::HeaderMap;
-use reqwest::{Client, StatusCode};
-use tidings::model::{Status, Subscriber};
-use tidings::store::Store;
+use reqwest::StatusCode;
 
-use crate::digest::{digest_site, ok, outbox, recent, subscribe};
-use crate::helpers::{Service, Site};
-
-/// The signing key every test service runs with, so tests can sign links.
-pub const SECRET: &str = "web-test-secret-0123456789abcdefghijklmnop";
-
-/// The fixture site with `[mail]` (sending through `transport`), a monthly
-/// digest and a few recent stories, built.
-pub fn web_site(transport: &str) -> Site {
-    let site = digest_site(transport);
-    recent(&site, "a1", "Alpha one", 2, &["alpha"]);
-    recent(&site, "b1", "Beta <one> & co", 1, &["beta"]);
-    recent(&site, "ag", "Alpha and gamma", 3, &["alpha", "gamma"]);
-    site.build();
-    site
-}
-
-/// Adds `[http]` with the client address taken from `X-Forwarded-For`.
-pub fn behind_proxy(site: &Site) {
-    let config = std::fs::read_to_string(site.config_path()).unwrap();
-    std::fs::write(
-        site.config_path(),
-        format!("{config}\n[http]\nlisten = \"127.0.0.1:0\"\nbehind_proxy = true\n"),
-    )
-    .unwrap();
-}
-
-pub fn serve(site: &Site) -> Service {
-    site.serve(&[("TIDINGS_SECRET", SECRET)])
-}
-
-/// A browser-like client: keeps cookies, never follows redirects.
-pub fn client() -> Client {
-    Client::builder()
-        .cookie_store(true)
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .unwrap()
-}
-
-/// An answer, read whole.
-#[derive(Debug)]
-pub struct Page {
-    pub status: StatusCode,
-    pub headers: HeaderMap,
-    pub body: String,
-}
-
-impl Page {
-    pub async fn from(response: reqwest::Response) -> Page {
-        Page {
-            status: response.status(),
-            headers: response.headers().clone(),
-            body: response.text().await.unwrap(),
-        }
-    }
-
-    pub fn header(&self, name: &str) -> &str {
-        self.headers
-            .get(name)
-            .unwrap_or_else(|| panic!("no {name} header in {:?}", self.headers))
-            .to_str()
-            .unwrap()
-    }
-
-    /// Asserts the page is HTML in `lang` with the security headers.
-    pub fn assert_html(&self, status: StatusCode, lang: &str) {
-        assert_eq!(self.status, status, "{}", self.body);
-        assert_eq!(self.header("content-type"), "text/html; charset=utf-8");
-        assert!(
-            self.body.starts_with("<!DOCTYPE html>"),
-            "{}",
-            &self.body[..80]
-        );
-        assert!(
-            self.body.contains(&format!("<html lang=\"{lang}\">")),
-            "not in {lang}: {}",
-            &self.body[..200]
-        );
-        assert_eq!(
-            self.header("content-security-policy"),
-            "default-src 'none'; style-src 'unsafe-inline'; img-src https: data:; \
-             form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
-        );
-        assert_eq!(self.header("x-content-type-options"), "nosniff");
-        assert_eq!(self.header("referrer-policy"), "no-referrer");
-        assert!(self.body.contains("name=\"viewport\""));
-        assert!(self.body.contains("<a class=\"skip\" href=\"#main\">"));
-        assert!(self.body.contains("<main id=\"main\""));
-        assert!(!self.body.to_lowercase().contains("<script"));
-    }
-
-    /// The element with `id`, from its start tag to the end of the line.
-    pub fn has_id(&self, id: &str) -> bool {
-        self.body.contains(&format!("id=\"{id}\""))
-    }
-
-    /// The value of the hidden `csrf` field.
-    pub fn csrf(&self) -> String {
-        attr_after(&self.body, "name=\"csrf\"", "value")
-            .unwrap_or_else(|| panic!("no csrf field in {}", self.body))
-    }
-}
-
-/// The value of attribute `attr` in the tag holding `marker`.
-pub fn attr_after(html: &str, marker: &str, attr: &str) -> Option<String> {
-    let at = html.find(marker)?;
-    let start = html[..at].rfind('<')?;
-    let end = at + html[at..].find('>')?;
-    let tag = &html[start..end];
-    let key = format!("{attr}=\"");
-    let from = tag.find(&key)? + key.len();
-    Some(tag[from..from + tag[from..].find('"')?].to_owned())
-}
+use crate::support::{
+    Page, SECRET, Site, attr_after, client, get, ok, outbox, serve, subscribe, web_site,
+};
 
 /// Every start tag `<name …>` of the page.
 pub fn tags<'a>(html: &'a str, name: &str) -> Vec<&'a str> {
@@ -132,46 +17,6 @@ pub fn tags<'a>(html: &'a str, name: &str) -> Vec<&'a str> {
     html.match_indices(&open)
         .map(|(i, _)| &html[i..i + html[i..].find('>').unwrap() + 1])
         .collect()
-}
-
-pub async fn get(client: &Client, url: &str) -> Page {
-    Page::from(client.get(url).send().await.unwrap()).await
-}
-
-/// The site's store, opened beside the running service.
-pub async fn store(site: &Site) -> Store {
-    Store::open(&site.storage_url()).await.unwrap()
-}
-
-pub async fn subscriber(site: &Site, email: &str) -> Option<Subscriber> {
-    let store = store(site).await;
-    let found = store.subscriber(&email.to_lowercase()).await.unwrap();
-    store.close().await;
-    found
-}
-
-pub async fn status(site: &Site, email: &str) -> Option<Status> {
-    subscriber(site, email).await.map(|s| s.status)
-}
-
-/// Runs SQL statements on the site's store (to set up states the CLI
-/// cannot make).
-pub async fn sql(site: &Site, statements: &[&str]) {
-    crate::helpers::exec_sql(&site.storage_url(), statements).await;
-}
-
-/// Polls `check` until it holds (at most 15 s): sign-ups are stored and
-/// mailed in a task of their own, after the answer.
-pub async fn eventually<F, Fut>(what: &str, mut check: F)
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = bool>,
-{
-    let end = Instant::now() + Duration::from_secs(15);
-    while !check().await {
-        assert!(Instant::now() < end, "timed out waiting until {what}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
 }
 
 #[tokio::test]

@@ -8,9 +8,7 @@ use std::io::{ErrorKind, Read as _, Write as _};
 use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
-use crate::helpers::{Service, Site};
-use crate::web_feeds::site;
-use crate::web_pages::{SECRET, web_site};
+use crate::support::{SECRET, Service, Site, sample_site_to_serve as site, web_site};
 
 /// How many stalled connections the tests open: a few hundred, under the
 /// common 1024 file descriptors of a test process.
