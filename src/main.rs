@@ -200,7 +200,7 @@ fn check(config: &Config) -> Result<ExitCode> {
     let stories: usize = scans.iter().map(|(_, s)| s.stories.len()).sum();
     let drafts: usize = scans.iter().map(|(_, s)| s.drafts.len()).sum();
     // Matching against an empty store finds duplicate slugs and ids.
-    let plan = ingest::plan(config, scans, &[], &HashSet::new());
+    let plan = tidings::publish::plan::plan(config, scans, &[], &HashSet::new());
     problems.extend(plan.report.skipped);
     // Remote sources: whether each answers, all at once.
     let probes = runtime.block_on(futures_util::future::join_all(

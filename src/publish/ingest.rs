@@ -18,7 +18,6 @@ use tokio::task::JoinHandle;
 
 use super::plan::Planner;
 // `tidings check` matches its scans against an empty store through here.
-pub use super::plan::{Plan, plan};
 use crate::config::{Config, DirectorySource, Source};
 use crate::model::problem::Problem;
 use crate::sources::directory::{self, Listing};

@@ -30,7 +30,7 @@ use super::answers::{
     BODY_LIMIT, bad_request, body_refused, is_form, media_type, rate_limited, retry_after,
     unavailable,
 };
-use super::guard::{available, check_origin, csrf_field, limit};
+use super::guard::{available, csrf_field, limit, refuse_foreign};
 use super::render::{Cache, Layout};
 use super::signup::{self, Choices, FieldError, FieldMessages, Input};
 use super::words::{Lang, PageLang};
@@ -240,7 +240,7 @@ async fn subscribe(
     let FormBody { input, csrf, lang } = parse_form(&body);
     let pl = pl.or_field(lang.as_deref());
     let w = super::words::words(pl.lang);
-    if let Err(answer) = check_origin(&shared, pl, &headers, csrf.as_deref()) {
+    if let Some(answer) = refuse_foreign(&shared, pl, &headers, csrf.as_deref()) {
         return answer;
     }
     if !input.website.trim().is_empty() {

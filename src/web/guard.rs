@@ -48,20 +48,20 @@ pub fn csrf_field(shared: &AppState, headers: &HeaderMap) -> (String, HeaderValu
     )
 }
 
-/// Checks a posted form's origin and CSRF token; the answer to give when
-/// they fail.
-pub fn check_origin(
+/// Checks a posted form's origin and CSRF token: `None` when they pass,
+/// else the answer to give (403).
+pub fn refuse_foreign(
     shared: &AppState,
     pl: PageLang,
     headers: &HeaderMap,
     token: Option<&str>,
-) -> Result<(), Response> {
+) -> Option<Response> {
     let checked = if csrf::cross_site(headers, &shared.config) {
         Err(csrf::CsrfError::CrossSite)
     } else {
         shared.forms.csrf.verify(token, headers, Utc::now())
     };
-    checked.map_err(|why| {
+    checked.err().map(|why| {
         tracing::info!(reason = %why, "form refused: CSRF");
         let w = super::words::words(pl.lang);
         refusal(

@@ -26,7 +26,7 @@ use serde::Serialize;
 
 use super::AppState;
 use super::answers::{BODY_LIMIT, bad_request, body_refused, is_form, rate_limited, unavailable};
-use super::guard::{self, check_origin, csrf_field};
+use super::guard::{self, csrf_field, refuse_foreign};
 use super::render::{Cache, Layout};
 use super::words::PageLang;
 use crate::model::{Status, SubscriberEmail};
@@ -192,7 +192,7 @@ async fn request(
     }
     let fields = parse(&body);
     let pl = pl.or_field(fields.lang.as_deref());
-    if let Err(answer) = check_origin(&shared, pl, &headers, fields.csrf.as_deref()) {
+    if let Some(answer) = refuse_foreign(&shared, pl, &headers, fields.csrf.as_deref()) {
         return answer;
     }
     if fields
