@@ -222,14 +222,14 @@ impl<'de> Deserialize<'de> for Localized {
             fn visit_str<E: de::Error>(self, s: &str) -> Result<Localized, E> {
                 Ok(Localized(BTreeMap::from([(
                     String::new(),
-                    crate::sources::content::clean_line(s),
+                    crate::model::text::clean_line(s),
                 )])))
             }
             fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Localized, A::Error> {
                 let mut out = BTreeMap::new();
                 while let Some((k, v)) = map.next_entry::<String, String>()? {
                     Language::parse(&k).map_err(de::Error::custom)?;
-                    out.insert(k, crate::sources::content::clean_line(&v));
+                    out.insert(k, crate::model::text::clean_line(&v));
                 }
                 Ok(Localized(out))
             }
@@ -1074,12 +1074,12 @@ fn validate_site(cx: &mut Context, raw: RawSite, value: &Spanned<DeValue<'_>>) -
     }
     // Feeds are XML: characters it forbids must not reach them.
     Some(Site {
-        title: crate::sources::content::clean_line(&raw.title),
+        title: crate::model::text::clean_line(&raw.title),
         base_url: base_url?,
         language: language?,
         timezone: timezone?,
-        description: crate::sources::content::clean_line(&raw.description),
-        author: crate::sources::content::clean_line(&raw.author),
+        description: crate::model::text::clean_line(&raw.description),
+        author: crate::model::text::clean_line(&raw.author),
     })
 }
 

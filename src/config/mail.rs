@@ -274,7 +274,7 @@ pub(super) fn validate_mail(
         concurrency,
         rate_limit,
         max_attempts,
-        organization: crate::sources::content::clean_line(&raw.organization),
+        organization: crate::model::text::clean_line(&raw.organization),
         unsubscribe_address,
         dkim,
     })

@@ -6,11 +6,14 @@
 pub mod language;
 pub mod outcome;
 pub mod problem;
+pub mod source;
 pub mod story;
 pub mod subscriber;
+pub mod text;
 
 pub use language::{Lang, Language};
 pub use outcome::{DeliveryState, JobOutcome};
 pub use problem::{Problem, Problems, printable, printable_lines};
+pub use source::SourceState;
 pub use story::{Story, StoryId, ThemeSlug};
 pub use subscriber::{NewSubscriber, Status, Subscriber, SubscriberEmail, redact};

@@ -20,11 +20,11 @@ pub mod feed;
 pub mod http;
 pub mod wordpress;
 
+pub use crate::model::SourceState;
 use std::collections::HashMap;
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
-use serde::{Deserialize, Serialize};
 
 use crate::config::{Config, Source};
 use crate::model::problem::Problem;
@@ -56,32 +56,6 @@ pub struct ItemRef {
     pub id: Option<StoryId>,
     pub slug: Option<String>,
     pub origin: String,
-}
-
-/// What a remote source remembers between runs (stored as JSON, per
-/// source key).
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct SourceState {
-    /// `ETag` of the last full answer, sent back as `If-None-Match`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub etag: Option<String>,
-    /// `Last-Modified` of the last full answer, sent as `If-Modified-Since`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub last_modified: Option<String>,
-    /// Where a permanent redirect moved the source.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub moved_to: Option<String>,
-    /// When the source answered `410 Gone`; it is not polled after that.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub gone_at: Option<DateTime<Utc>>,
-    /// WordPress: the latest `modified_gmt` read, where the next
-    /// incremental read starts.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub cursor: Option<String>,
-    /// WordPress: when every post was last read (absent posts are then
-    /// withdrawn); a full read is made once a day.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub full_at: Option<DateTime<Utc>>,
 }
 
 /// What a scan of one source gets to work with.

@@ -78,7 +78,7 @@ impl Store {
     /// left out: the source then starts afresh.
     pub async fn source_states(
         &self,
-    ) -> Result<std::collections::HashMap<String, crate::sources::SourceState>> {
+    ) -> Result<std::collections::HashMap<String, crate::model::SourceState>> {
         let rows = crate::store::dispatch!(self, jobs::source_states())?;
         Ok(rows
             .into_iter()
@@ -95,7 +95,7 @@ impl Store {
     pub async fn save_source_state(
         &self,
         source: &str,
-        state: &crate::sources::SourceState,
+        state: &crate::model::SourceState,
         now: DateTime<Utc>,
     ) -> Result<()> {
         let json = serde_json::to_string(state)?;

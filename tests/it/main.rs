@@ -18,6 +18,7 @@ mod ingest;
 mod instances;
 mod jobs;
 mod keys;
+mod layers;
 mod leave;
 mod outage;
 mod outbox;
