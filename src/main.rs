@@ -3,7 +3,6 @@
 //! config or content (after printing every problem) or a failed run, 2
 //! usage error (clap's own).
 
-use std::collections::HashSet;
 use std::path::Path;
 use std::process::ExitCode;
 
@@ -13,9 +12,7 @@ use clap::Parser;
 use tidings::cli::{Cli, Command, LogFormat};
 use tidings::config::Config;
 use tidings::config::env::Environment;
-use tidings::model::problem::{Problems, printable_lines};
-use tidings::publish::{build, ingest};
-use tidings::{init, store::Store};
+use tidings::model::problem::printable_lines;
 
 mod commands;
 
@@ -75,37 +72,18 @@ fn run(cli: Cli) -> Result<ExitCode> {
         }
     };
     match cli.command {
-        Command::Init { dir } => {
-            let files = init::init(&dir)?;
-            for f in &files {
-                println!("created {}", f.display());
-            }
-            println!(
-                "next: tidings --config {} build",
-                dir.join("config.toml").display()
-            );
-            Ok(ExitCode::SUCCESS)
-        }
+        Command::Init { dir } => commands::init::run(&dir),
         Command::Check { smtp } => {
             let Some(config) = load_config(&cli.config) else {
                 return Ok(ExitCode::from(1));
             };
-            let checked = check(&config)?;
-            if !smtp {
-                return Ok(checked);
-            }
-            let relay = runtime()?.block_on(commands::check_smtp::run(&config))?;
-            Ok(if relay == ExitCode::SUCCESS {
-                checked
-            } else {
-                relay
-            })
+            runtime()?.block_on(commands::check::run(&config, smtp))
         }
         Command::Build { strict } => {
             let Some(config) = load_config(&cli.config) else {
                 return Ok(ExitCode::from(1));
             };
-            runtime()?.block_on(build_command(&config, strict))
+            runtime()?.block_on(commands::build::run(&config, strict))
         }
         Command::Run => {
             let Some(config) = load_config(&cli.config) else {
@@ -157,123 +135,13 @@ fn load_config(path: &Path) -> Option<Config> {
     match Config::load(path) {
         Ok(config) => Some(config),
         Err(problems) => {
-            print_problems(&problems);
+            commands::print_problems(&problems);
             eprintln!(
                 "{} in {}",
-                plural(problems.len(), "problem"),
+                commands::plural(problems.len(), "problem"),
                 path.display()
             );
             None
         }
     }
-}
-
-fn print_problems(problems: &Problems) {
-    for p in problems.iter() {
-        eprintln!("{p}");
-    }
-}
-
-/// `1 story`, `2 stories`, `3 themes`.
-fn plural(n: usize, word: &str) -> String {
-    match (n, word.strip_suffix('y')) {
-        (1, _) => format!("{n} {word}"),
-        (_, Some(stem)) => format!("{n} {stem}ies"),
-        _ => format!("{n} {word}s"),
-    }
-}
-
-fn check(config: &Config) -> Result<ExitCode> {
-    let runtime = runtime()?;
-    let client = tidings::sources::http::Client::new(config)?;
-    let scanned = runtime.block_on(ingest::scan_all(
-        config,
-        &client,
-        &ingest::Known::default(),
-        &Default::default(),
-        &ingest::Which::Local,
-        chrono::Utc::now(),
-        |_| true,
-    ));
-    let scans = scanned.scans;
-    let mut problems = scanned.problems;
-    let stories: usize = scans.iter().map(|(_, s)| s.stories.len()).sum();
-    let drafts: usize = scans.iter().map(|(_, s)| s.drafts.len()).sum();
-    // Matching against an empty store finds duplicate slugs and ids.
-    let plan = tidings::publish::plan::plan(config, scans, &[], &HashSet::new());
-    problems.extend(plan.report.skipped);
-    // Remote sources: whether each answers, all at once.
-    let probes = runtime.block_on(futures_util::future::join_all(
-        config
-            .sources
-            .iter()
-            .map(|s| tidings::sources::probe(&client, s)),
-    ));
-    for (source, probe) in config.sources.iter().zip(probes) {
-        match probe {
-            Some(Ok(says)) => println!("{}: {says}", source.key()),
-            Some(Err(p)) => problems.push(p),
-            None => {}
-        }
-    }
-    // Every template, rendered with sample data.
-    problems.extend(tidings::preflight::check_templates(config));
-    if problems.is_empty() {
-        println!(
-            "{}: ok — {}, {}; {} ready to publish, {}",
-            config.path.display(),
-            plural(config.themes.len(), "theme"),
-            plural(config.sources.len(), "source"),
-            plural(stories, "story"),
-            plural(drafts, "draft"),
-        );
-        Ok(ExitCode::SUCCESS)
-    } else {
-        let problems = Problems(problems).sorted();
-        print_problems(&problems);
-        eprintln!("{}", plural(problems.len(), "problem"));
-        Ok(ExitCode::from(1))
-    }
-}
-
-async fn build_command(config: &Config, strict: bool) -> Result<ExitCode> {
-    let store = Store::open(&config.storage.url).await?;
-    let report = build::build(config, &store, &tidings::publish::ingest::Which::All).await;
-    store.close().await;
-    let report = report?;
-    let skipped = Problems(report.ingest.skipped.clone()).sorted();
-    print_problems(&skipped);
-    let i = &report.ingest;
-    println!(
-        "stories: {} new, {} updated, {} withdrawn, {} unchanged, {} skipped; {} published",
-        i.new,
-        i.changed,
-        i.withdrawn,
-        i.unchanged,
-        skipped.len(),
-        report.published
-    );
-    let f = &report.feeds;
-    println!(
-        "feeds: {} written, {} unchanged{} in {}",
-        f.written.len(),
-        f.unchanged,
-        if f.removed.is_empty() {
-            String::new()
-        } else {
-            format!(", {} removed", f.removed.len())
-        },
-        config.feeds.dir.display()
-    );
-    for e in &report.problems {
-        eprintln!("error: {e:#}");
-    }
-    if !report.problems.is_empty() {
-        return Ok(ExitCode::from(1));
-    }
-    if strict && !skipped.is_empty() {
-        eprintln!("--strict: {} skipped", plural(skipped.len(), "story"));
-        return Ok(ExitCode::from(1));
-    }
-    Ok(ExitCode::SUCCESS)
 }

@@ -1,12 +1,14 @@
-//! What is checked before anything goes live: every template a site
-//! renders — the pages, the feeds' index, the digest (HTML, text and
-//! subject, in each of its languages), the confirmation and unsubscribe
-//! emails — rendered against sample data. `tidings check` lists the
-//! problems; `tidings run` refuses to start on any, so that a broken
-//! template is found by the operator, not by a subscriber whose sign-up
-//! silently sends nothing.
+//! What is checked before anything goes live ([`check`], for `tidings
+//! check`): every story read and matched as a build would, every remote
+//! source asked whether it answers, and every template a site renders —
+//! the pages, the feeds' index, the digest (HTML, text and subject, in each
+//! of its languages), the confirmation and unsubscribe emails — rendered
+//! against sample data ([`check_templates`], which `tidings run` also
+//! calls, refusing to start on any problem, so that a broken template is
+//! found by the operator, not by a subscriber whose sign-up silently sends
+//! nothing).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use chrono::Utc;
 
@@ -14,9 +16,64 @@ use crate::config::Config;
 use crate::digest::{compose, render};
 use crate::links::tokens::Signer;
 use crate::model::SubscriberEmail;
-use crate::model::problem::Problem;
+use crate::model::problem::{Problem, Problems};
 use crate::store::{FeedFacts, Indexed};
 use crate::templates::{SAMPLE_RECIPIENT, problem, sample_stories};
+
+/// What [`check`] found.
+#[derive(Debug, Default)]
+pub struct Checked {
+    /// Every problem, sorted by file and line.
+    pub problems: Vec<Problem>,
+    /// Stories ready to publish, and drafts.
+    pub stories: usize,
+    pub drafts: usize,
+    /// What each remote source that answered said, by source key.
+    pub reachable: Vec<(String, String)>,
+}
+
+/// Everything `tidings check` checks, without touching the store or the
+/// feeds: the stories (matched against an empty store, which finds
+/// duplicate slugs and ids), the remote sources (asked all at once), the
+/// templates.
+pub async fn check(config: &Config) -> anyhow::Result<Checked> {
+    let client = crate::sources::http::Client::new(config)?;
+    let scanned = crate::publish::ingest::scan_all(
+        config,
+        &client,
+        &crate::publish::ingest::Known::default(),
+        &Default::default(),
+        &crate::publish::ingest::Which::Local,
+        Utc::now(),
+        |_| true,
+    )
+    .await;
+    let mut checked = Checked {
+        stories: scanned.scans.iter().map(|(_, s)| s.stories.len()).sum(),
+        drafts: scanned.scans.iter().map(|(_, s)| s.drafts.len()).sum(),
+        ..Checked::default()
+    };
+    let mut problems = scanned.problems;
+    let plan = crate::publish::plan::plan(config, scanned.scans, &[], &HashSet::new());
+    problems.extend(plan.report.skipped);
+    let probes = futures_util::future::join_all(
+        config
+            .sources
+            .iter()
+            .map(|s| crate::sources::probe(&client, s)),
+    )
+    .await;
+    for (source, probe) in config.sources.iter().zip(probes) {
+        match probe {
+            Some(Ok(says)) => checked.reachable.push((source.key(), says)),
+            Some(Err(p)) => problems.push(p),
+            None => {}
+        }
+    }
+    problems.extend(check_templates(config));
+    checked.problems = Problems(problems).sorted().0;
+    Ok(checked)
+}
 
 /// Every template problem of the site, each naming the file, line and
 /// column and what is wrong.

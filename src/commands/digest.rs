@@ -137,26 +137,7 @@ async fn send(
     let now = Utc::now();
     let unfinished = store.unfinished_edition(&digest.id).await?;
     if dry_run {
-        match &unfinished {
-            Some(e) => {
-                let c = store.delivery_counts(e.id).await?;
-                println!(
-                    "would resume {}: {} of {} deliveries left",
-                    delivery::describe(e),
-                    c.pending + c.sending,
-                    c.total()
-                );
-            }
-            None => {
-                let stories = store.pending_stories(&digest.id, now).await?;
-                println!(
-                    "would freeze a new edition of {} with {} stories (nothing written)",
-                    digest.id,
-                    stories.len()
-                );
-            }
-        }
-        return Ok(ExitCode::SUCCESS);
+        return say_what_would_be_sent(store, digest, unfinished.as_ref(), now).await;
     }
     // Everything that can fail before sending fails before freezing.
     let mailer = mailer(config)?;
@@ -181,24 +162,6 @@ async fn send(
             frozen.edition
         }
     };
-    let stop = Arc::new(AtomicBool::new(false));
-    let flag = stop.clone();
-    tokio::spawn(async move {
-        tidings::service::shutdown_signal().await;
-        eprintln!("stopping: no new sends; waiting for those in flight");
-        flag.store(true, Ordering::SeqCst);
-    });
-    // A bar on a terminal; log lines (TIDINGS_LOG=info) otherwise.
-    let bar = std::io::IsTerminal::is_terminal(&std::io::stderr()).then(|| {
-        let bar = indicatif::ProgressBar::new(0);
-        bar.set_style(
-            indicatif::ProgressStyle::with_template(
-                "{bar:40} {pos}/{len} sent, failed or skipped ({per_sec}, {eta} left)",
-            )
-            .expect("a valid template"),
-        );
-        bar
-    });
     let worker = Worker::new(
         config,
         &mailer,
@@ -207,8 +170,9 @@ async fn send(
         store,
         &signer,
         Options::new(env),
-        stop.clone(),
+        stop_on_signal(),
     );
+    let bar = progress_bar();
     let counts = worker
         .deliver(&edition, |c| {
             if let Some(bar) = &bar {
@@ -246,6 +210,63 @@ async fn send(
         ExitCode::from(1)
     } else {
         ExitCode::SUCCESS
+    })
+}
+
+/// `--dry-run`: the edition that would be resumed, or the stories a new
+/// one would freeze; nothing written.
+async fn say_what_would_be_sent(
+    store: &Store,
+    digest: &Digest,
+    unfinished: Option<&tidings::store::editions::Edition>,
+    now: chrono::DateTime<Utc>,
+) -> Result<ExitCode> {
+    match unfinished {
+        Some(e) => {
+            let c = store.delivery_counts(e.id).await?;
+            println!(
+                "would resume {}: {} of {} deliveries left",
+                delivery::describe(e),
+                c.pending + c.sending,
+                c.total()
+            );
+        }
+        None => {
+            let stories = store.pending_stories(&digest.id, now).await?;
+            println!(
+                "would freeze a new edition of {} with {} stories (nothing written)",
+                digest.id,
+                stories.len()
+            );
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// A flag set by Ctrl-C or SIGTERM: the send stops taking new rows and
+/// lets those in flight finish.
+fn stop_on_signal() -> Arc<AtomicBool> {
+    let stop = Arc::new(AtomicBool::new(false));
+    let flag = stop.clone();
+    tokio::spawn(async move {
+        tidings::service::shutdown_signal().await;
+        eprintln!("stopping: no new sends; waiting for those in flight");
+        flag.store(true, Ordering::SeqCst);
+    });
+    stop
+}
+
+/// A bar on a terminal; log lines (TIDINGS_LOG=info) otherwise.
+fn progress_bar() -> Option<indicatif::ProgressBar> {
+    std::io::IsTerminal::is_terminal(&std::io::stderr()).then(|| {
+        let bar = indicatif::ProgressBar::new(0);
+        bar.set_style(
+            indicatif::ProgressStyle::with_template(
+                "{bar:40} {pos}/{len} sent, failed or skipped ({per_sec}, {eta} left)",
+            )
+            .expect("a valid template"),
+        );
+        bar
     })
 }
 

@@ -43,138 +43,167 @@ async fn dispatch(
             confirmed,
             send_confirmation,
         } => {
-            let status = if confirmed {
-                Status::Active
-            } else {
-                Status::Pending
-            };
             let choice = Choice {
                 email: &email,
                 themes: &themes,
                 language: language.as_deref().unwrap_or(""),
                 digest: digest.as_deref().unwrap_or(""),
             };
-            let source = if confirmed {
-                "cli (confirmed by the operator)"
-            } else {
-                "cli"
-            };
-            let person = match choice.parse(config, status, source) {
-                Ok(p) => p,
-                Err(e) => {
-                    eprintln!("error: {}", printable(&e.to_string()));
-                    return Ok(ExitCode::from(1));
-                }
-            };
-            // Links this process signs must work in the service: refused
-            // before anything is added.
-            let keys = match send_confirmation {
-                true => Some(Keys::load(store, env).await?),
-                false => None,
-            };
-            let added = store
-                .add_subscribers(std::slice::from_ref(&person), Utc::now())
-                .await?;
-            if added.added == 1 {
-                println!("added {} ({status})", person.email);
-                if let Some(keys) = &keys {
-                    send_confirmation_email(config, store, &person, &keys.signer()).await?;
-                }
-            } else {
-                let existing = store.subscriber(&person.email.key()).await?;
-                let status = existing.map_or("unknown".into(), |s| s.status.to_string());
-                eprintln!(
-                    "{} is already a subscriber ({status}); nothing changed",
-                    person.email
-                );
-            }
-            Ok(ExitCode::SUCCESS)
+            add(config, env, store, &choice, confirmed, send_confirmation).await
         }
         SubscribersCommand::Import { file, confirmed } => {
-            let status = if confirmed {
-                Status::Active
-            } else {
-                Status::Pending
-            };
-            // Report the first problems in full, then only count them: a
-            // broken million-row file must not flood the terminal.
-            const SHOWN: u64 = 100;
-            let mut seen = 0u64;
-            let report = io::import(config, store, &file, status, Utc::now(), |p| {
-                seen += 1;
-                if seen <= SHOWN {
-                    eprintln!("{p}");
-                }
-            })
-            .await?;
-            if report.bad > SHOWN {
-                eprintln!("… and {} more bad rows", report.bad - SHOWN);
-            }
-            println!(
-                "{} rows: {} added ({status}), {} already subscribed, {} bad rows skipped",
-                report.rows, report.added, report.existing, report.bad
-            );
-            Ok(ExitCode::SUCCESS)
+            import(config, store, &file, confirmed).await
         }
-        SubscribersCommand::Export { format } => {
-            let format = match format {
-                ExportFormat::Csv => Format::Csv,
-                ExportFormat::Json => Format::Json,
-            };
-            let n = io::export(store, format, std::io::stdout().lock()).await?;
-            eprintln!("{n} subscribers exported");
-            Ok(ExitCode::SUCCESS)
+        SubscribersCommand::Export { format } => export(store, format).await,
+        SubscribersCommand::List { status } => list(store, status).await,
+        SubscribersCommand::Remove { email } => remove(store, &email).await,
+    }
+}
+
+/// `subscribers add`: one subscriber, and with `--send-confirmation` their
+/// double opt-in email.
+async fn add(
+    config: &Config,
+    env: &Environment,
+    store: &Store,
+    choice: &Choice<'_>,
+    confirmed: bool,
+    send_confirmation: bool,
+) -> Result<ExitCode> {
+    let status = if confirmed {
+        Status::Active
+    } else {
+        Status::Pending
+    };
+    let source = if confirmed {
+        "cli (confirmed by the operator)"
+    } else {
+        "cli"
+    };
+    let person = match choice.parse(config, status, source) {
+        Ok(p) => p,
+        Err(e) => {
+            eprintln!("error: {}", printable(&e.to_string()));
+            return Ok(ExitCode::from(1));
         }
-        SubscribersCommand::List { status } => {
-            let status = status.map(|s| match s {
-                StatusArg::Pending => Status::Pending,
-                StatusArg::Active => Status::Active,
-                StatusArg::Unsubscribed => Status::Unsubscribed,
-                StatusArg::Bounced => Status::Bounced,
-            });
-            let mut out = std::io::BufWriter::new(std::io::stdout().lock());
-            writeln!(out, "email\tstatus\tlanguage\tdigest\tthemes")?;
-            let mut stream = std::pin::pin!(store.subscribers(status));
-            let mut n = 0;
-            while let Some(s) = stream.try_next().await? {
-                let themes: Vec<&str> = s.themes.iter().map(|t| t.as_str()).collect();
-                writeln!(
-                    out,
-                    "{}\t{}\t{}\t{}\t{}",
-                    s.email,
-                    s.status,
-                    s.language,
-                    s.digest,
-                    themes.join(",")
-                )?;
-                n += 1;
-            }
-            out.flush()?;
-            eprintln!("{n} subscribers");
-            Ok(ExitCode::SUCCESS)
+    };
+    // Links this process signs must work in the service: refused
+    // before anything is added.
+    let keys = match send_confirmation {
+        true => Some(Keys::load(store, env).await?),
+        false => None,
+    };
+    let added = store
+        .add_subscribers(std::slice::from_ref(&person), Utc::now())
+        .await?;
+    if added.added == 1 {
+        println!("added {} ({status})", person.email);
+        if let Some(keys) = &keys {
+            send_confirmation_email(config, store, &person, &keys.signer()).await?;
         }
-        SubscribersCommand::Remove { email } => {
-            let key = match SubscriberEmail::parse(&email) {
-                Ok(e) => e.key(),
-                Err(e) => {
-                    eprintln!("error: {}", printable(&e));
-                    return Ok(ExitCode::from(1));
-                }
-            };
-            if store.remove_subscriber(&key).await? {
-                println!(
-                    "removed {} and everything stored about them",
-                    printable(&email)
-                );
-                Ok(ExitCode::SUCCESS)
-            } else {
-                eprintln!(
-                    "error: no subscriber with the address {}",
-                    printable(&email)
-                );
-                Ok(ExitCode::from(1))
-            }
+    } else {
+        let existing = store.subscriber(&person.email.key()).await?;
+        let status = existing.map_or("unknown".into(), |s| s.status.to_string());
+        eprintln!(
+            "{} is already a subscriber ({status}); nothing changed",
+            person.email
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `subscribers import`: a CSV file, bad rows reported with their line.
+async fn import(
+    config: &Config,
+    store: &Store,
+    file: &std::path::Path,
+    confirmed: bool,
+) -> Result<ExitCode> {
+    let status = if confirmed {
+        Status::Active
+    } else {
+        Status::Pending
+    };
+    // Report the first problems in full, then only count them: a
+    // broken million-row file must not flood the terminal.
+    const SHOWN: u64 = 100;
+    let mut seen = 0u64;
+    let report = io::import(config, store, file, status, Utc::now(), |p| {
+        seen += 1;
+        if seen <= SHOWN {
+            eprintln!("{p}");
         }
+    })
+    .await?;
+    if report.bad > SHOWN {
+        eprintln!("… and {} more bad rows", report.bad - SHOWN);
+    }
+    println!(
+        "{} rows: {} added ({status}), {} already subscribed, {} bad rows skipped",
+        report.rows, report.added, report.existing, report.bad
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `subscribers export`: everyone, as CSV or JSON, to standard output.
+async fn export(store: &Store, format: ExportFormat) -> Result<ExitCode> {
+    let format = match format {
+        ExportFormat::Csv => Format::Csv,
+        ExportFormat::Json => Format::Json,
+    };
+    let n = io::export(store, format, std::io::stdout().lock()).await?;
+    eprintln!("{n} subscribers exported");
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `subscribers list`: one tab-separated line per subscriber.
+async fn list(store: &Store, status: Option<StatusArg>) -> Result<ExitCode> {
+    let status = status.map(|s| match s {
+        StatusArg::Pending => Status::Pending,
+        StatusArg::Active => Status::Active,
+        StatusArg::Unsubscribed => Status::Unsubscribed,
+        StatusArg::Bounced => Status::Bounced,
+    });
+    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+    writeln!(out, "email\tstatus\tlanguage\tdigest\tthemes")?;
+    let mut stream = std::pin::pin!(store.subscribers(status));
+    let mut n = 0;
+    while let Some(s) = stream.try_next().await? {
+        let themes: Vec<&str> = s.themes.iter().map(|t| t.as_str()).collect();
+        writeln!(
+            out,
+            "{}\t{}\t{}\t{}\t{}",
+            s.email,
+            s.status,
+            s.language,
+            s.digest,
+            themes.join(",")
+        )?;
+        n += 1;
+    }
+    out.flush()?;
+    eprintln!("{n} subscribers");
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `subscribers remove`: the person erased, deliveries included.
+async fn remove(store: &Store, email: &str) -> Result<ExitCode> {
+    let key = match SubscriberEmail::parse(email) {
+        Ok(e) => e.key(),
+        Err(e) => {
+            eprintln!("error: {}", printable(&e));
+            return Ok(ExitCode::from(1));
+        }
+    };
+    if store.remove_subscriber(&key).await? {
+        println!(
+            "removed {} and everything stored about them",
+            printable(email)
+        );
+        Ok(ExitCode::SUCCESS)
+    } else {
+        eprintln!("error: no subscriber with the address {}", printable(email));
+        Ok(ExitCode::from(1))
     }
 }
 
