@@ -7,6 +7,7 @@
 //! template can reorder it, and no value is ever substituted into a phrase
 //! outside the template's escaping.
 
+use crate::model::Lang;
 use chrono::{DateTime, Datelike, NaiveDate, TimeZone};
 use serde::Serialize;
 
@@ -104,21 +105,18 @@ const MONTHS_EN: [&str; 12] = [
     "December",
 ];
 
-/// Whether `language` is Swedish (`sv`, or a regional tag such as `sv-FI`).
-fn is_swedish(language: &str) -> bool {
-    language == "sv" || language.starts_with("sv-")
-}
-
-/// The words in `language`: Swedish for `sv`, English for anything else.
+/// The words for text in `language` (see [`Lang::of`]).
 pub fn words(language: &str) -> &'static Words {
-    if is_swedish(language) { &SV } else { &EN }
+    match Lang::of(language) {
+        Lang::Sv => &SV,
+        Lang::En => &EN,
+    }
 }
 
 fn month_name(language: &str, month0: u32) -> &'static str {
-    let months = if is_swedish(language) {
-        &MONTHS_SV
-    } else {
-        &MONTHS_EN
+    let months = match Lang::of(language) {
+        Lang::Sv => &MONTHS_SV,
+        Lang::En => &MONTHS_EN,
     };
     months[month0 as usize % 12]
 }
