@@ -317,6 +317,10 @@ impl Scheduler {
                 tracing::error!(job = %name, error = %format!("{e:#}"), "cannot resume an unfinished edition; retried at the next tick");
             }
         }
+        // After a failed help, the next waits longer (up to five minutes):
+        // a relay refused as set up is not asked again every few seconds.
+        let mut help_pause = HELP_INTERVAL;
+        let mut help_after = tokio::time::Instant::now();
         loop {
             if *shutdown.borrow() {
                 break;
@@ -334,9 +338,21 @@ impl Scheduler {
             // (several instances share the rows; one restarted after a
             // crash finishes its own).
             if let Job::Digest(id) = &job
-                && let Err(e) = self.help(id).await
+                && tokio::time::Instant::now() >= help_after
             {
-                tracing::error!(job = %name, error = %format!("{e:#}"), "cannot help with an unfinished edition; trying again soon");
+                match self.help(id).await {
+                    Ok(()) => help_pause = HELP_INTERVAL,
+                    Err(e) => {
+                        tracing::error!(
+                            job = %name,
+                            error = %format!("{e:#}"),
+                            retry_in_s = help_pause.as_secs(),
+                            "cannot send the unfinished edition; trying again later"
+                        );
+                        help_after = tokio::time::Instant::now() + help_pause;
+                        help_pause = (help_pause * 2).min(StdDuration::from_secs(300));
+                    }
+                }
             }
             tracing::debug!(job = %name, next = %until, "waiting");
             // Wake at least each minute to look again: the wall clock may
