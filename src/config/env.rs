@@ -1,6 +1,13 @@
 //! The environment variables tidings reads, read once at start with their
 //! errors: a value that is set but cannot be used stops the program with a
-//! message naming the variable, instead of being silently ignored.
+//! message naming the variable, instead of being silently ignored. Nothing
+//! else in tidings reads the environment: `main` reads it before logging
+//! starts and passes the values on, those that belong to a section of
+//! config.toml through [`Config::with_environment`](super::Config::with_environment).
+//!
+//! `PGPASSWORD` is not among them: when the `[storage]` URL has no
+//! password, sqlx takes it from there itself, with the other libpq
+//! variables (`PGHOST`, `PGSSLMODE`, ...), as every PostgreSQL client does.
 
 use std::fmt;
 use std::time::Duration;
@@ -12,6 +19,11 @@ pub struct Secret(String);
 impl Secret {
     pub fn as_bytes(&self) -> &[u8] {
         self.0.as_bytes()
+    }
+
+    /// The secret itself, for the one place that hands it on.
+    pub fn expose(&self) -> &str {
+        &self.0
     }
 }
 
@@ -36,10 +48,26 @@ pub struct Environment {
     pub lease: Duration,
     /// `TIDINGS_BACKOFF_SECONDS`: the first wait after a temporary failure.
     pub backoff: Duration,
+    /// `TIDINGS_SMTP_PASSWORD`: the password of the `[mail] transport`
+    /// user, as set (only a transport with a user needs it).
+    pub smtp_password: Option<Secret>,
+    /// `TIDINGS_API_TOKEN`: the bearer token of `POST /api/ingest`; empty
+    /// or blank is unset.
+    pub api_token: Option<Secret>,
+    /// `TIDINGS_HTTP_BACKOFF_MS`: the first pause after a remote source
+    /// failed to answer. Tests shorten it; operators have no reason to.
+    pub http_backoff: Duration,
+    /// `TIDINGS_LOG`: the log filter, as set (checked); `None` leaves the
+    /// command's own level.
+    pub log: Option<String>,
 }
 
 /// The shortest secret accepted, in characters.
 pub const MIN_SECRET: usize = 32;
+
+/// The first pause after a remote source failed to answer, unless
+/// `TIDINGS_HTTP_BACKOFF_MS` says otherwise.
+pub const DEFAULT_HTTP_BACKOFF: Duration = Duration::from_secs(1);
 
 impl Default for Environment {
     fn default() -> Self {
@@ -49,6 +77,10 @@ impl Default for Environment {
             shutdown: Duration::from_secs(30),
             lease: Duration::from_secs(60),
             backoff: Duration::from_secs(30),
+            smtp_password: None,
+            api_token: None,
+            http_backoff: DEFAULT_HTTP_BACKOFF,
+            log: None,
         }
     }
 }
@@ -66,10 +98,9 @@ impl Environment {
         get: impl Fn(&str) -> Option<std::ffi::OsString>,
     ) -> Result<Environment, Vec<String>> {
         let mut problems = Vec::new();
-        let mut text = |name: &str| -> Option<String> {
-            let value = get(name)?;
-            match value.into_string() {
-                Ok(s) if s.trim().is_empty() => None,
+        // The value as set; a problem when it is not UTF-8.
+        let mut read = |name: &str| -> Option<String> {
+            match get(name)?.into_string() {
                 Ok(s) => Some(s),
                 Err(_) => {
                     problems.push(format!("{name}: the value is not valid UTF-8"));
@@ -77,11 +108,19 @@ impl Environment {
                 }
             }
         };
-        let secret = text("TIDINGS_SECRET");
-        let previous = text("TIDINGS_SECRET_PREVIOUS");
-        let shutdown = text("TIDINGS_SHUTDOWN_SECONDS");
-        let lease = text("TIDINGS_LEASE_SECONDS");
-        let backoff = text("TIDINGS_BACKOFF_SECONDS");
+        // An empty or blank value counts as unset.
+        let text = |value: Option<String>| value.filter(|s| !s.trim().is_empty());
+        let secret = text(read("TIDINGS_SECRET"));
+        let previous = text(read("TIDINGS_SECRET_PREVIOUS"));
+        let shutdown = text(read("TIDINGS_SHUTDOWN_SECONDS"));
+        let lease = text(read("TIDINGS_LEASE_SECONDS"));
+        let backoff = text(read("TIDINGS_BACKOFF_SECONDS"));
+        // A password is taken as it is, spaces and all.
+        let smtp_password = read("TIDINGS_SMTP_PASSWORD");
+        let api_token = text(read("TIDINGS_API_TOKEN"));
+        let http_backoff = text(read("TIDINGS_HTTP_BACKOFF_MS"));
+        // As tracing reads it: an empty filter is one (errors only).
+        let log = read("TIDINGS_LOG");
 
         let d = Environment::default();
         let secret = secret.and_then(|s| {
@@ -101,28 +140,40 @@ impl Environment {
             }
         }
         let mut seconds = |name: &str, value: Option<String>, least: u64, default: Duration| {
-            let Some(value) = value else {
-                return default;
-            };
-            match value.trim().parse::<u64>() {
-                Ok(n) if n >= least => Duration::from_secs(n),
-                Ok(n) => {
-                    problems.push(format!("{name}: {n} is too small: use at least {least}"));
-                    default
-                }
-                Err(_) => {
-                    problems.push(format!(
-                        "{name}: `{}` is not a whole number of seconds (such as {})",
-                        value.trim().escape_debug(),
-                        default.as_secs()
-                    ));
-                    default
-                }
-            }
+            let n = whole(
+                name,
+                value,
+                least,
+                default.as_secs(),
+                "seconds",
+                &mut problems,
+            );
+            Duration::from_secs(n)
         };
         let shutdown = seconds("TIDINGS_SHUTDOWN_SECONDS", shutdown, 0, d.shutdown);
         let lease = seconds("TIDINGS_LEASE_SECONDS", lease, 1, d.lease);
         let backoff = seconds("TIDINGS_BACKOFF_SECONDS", backoff, 0, d.backoff);
+        let http_backoff = Duration::from_millis(whole(
+            "TIDINGS_HTTP_BACKOFF_MS",
+            http_backoff,
+            0,
+            d.http_backoff.as_millis() as u64,
+            "milliseconds",
+            &mut problems,
+        ));
+        let log = log.filter(
+            |filter| match tracing_subscriber::EnvFilter::try_new(filter) {
+                Ok(_) => true,
+                Err(e) => {
+                    problems.push(format!(
+                        "TIDINGS_LOG: `{}` is not a log filter (such as `info` or \
+                     `warn,tidings=debug`): {e}",
+                        filter.escape_debug()
+                    ));
+                    false
+                }
+            },
+        );
         if problems.is_empty() {
             Ok(Environment {
                 secret,
@@ -130,9 +181,42 @@ impl Environment {
                 shutdown,
                 lease,
                 backoff,
+                smtp_password: smtp_password.map(Secret),
+                api_token: api_token.map(Secret),
+                http_backoff,
+                log,
             })
         } else {
             Err(problems)
+        }
+    }
+}
+
+/// `value` as a whole number of `unit`s, at least `least`; `default` when
+/// unset, or with a problem naming `name` when unusable.
+fn whole(
+    name: &str,
+    value: Option<String>,
+    least: u64,
+    default: u64,
+    unit: &str,
+    problems: &mut Vec<String>,
+) -> u64 {
+    let Some(value) = value else {
+        return default;
+    };
+    match value.trim().parse::<u64>() {
+        Ok(n) if n >= least => n,
+        Ok(n) => {
+            problems.push(format!("{name}: {n} is too small: use at least {least}"));
+            default
+        }
+        Err(_) => {
+            problems.push(format!(
+                "{name}: `{}` is not a whole number of {unit} (such as {default})",
+                value.trim().escape_debug(),
+            ));
+            default
         }
     }
 }
@@ -204,5 +288,53 @@ mod tests {
         assert_eq!(env.previous_secrets.len(), 2);
         assert_eq!(env.lease, Duration::from_secs(3));
         assert!(!format!("{:?}", read(&[("TIDINGS_SECRET", &key)])).contains(&key));
+    }
+
+    #[test]
+    fn the_settings_handed_on_are_read_too() {
+        let env = read(&[
+            ("TIDINGS_SMTP_PASSWORD", " right horse "),
+            ("TIDINGS_API_TOKEN", "token-1"),
+            ("TIDINGS_HTTP_BACKOFF_MS", "10"),
+            ("TIDINGS_LOG", "info,tidings=debug"),
+        ])
+        .unwrap();
+        // A password is kept as set, spaces and all.
+        assert_eq!(
+            env.smtp_password.as_ref().unwrap().expose(),
+            " right horse "
+        );
+        assert_eq!(env.api_token.as_ref().unwrap().expose(), "token-1");
+        assert_eq!(env.http_backoff, Duration::from_millis(10));
+        assert_eq!(env.log.as_deref(), Some("info,tidings=debug"));
+        let shown = format!("{env:?}");
+        assert!(
+            !shown.contains("right horse") && !shown.contains("token-1"),
+            "{shown}"
+        );
+
+        let unset = read(&[("TIDINGS_API_TOKEN", "  "), ("TIDINGS_LOG", "")]).unwrap();
+        assert!(unset.api_token.is_none() && unset.smtp_password.is_none());
+        assert_eq!(unset.http_backoff, DEFAULT_HTTP_BACKOFF);
+        // An empty filter is one, as tracing reads it (errors only).
+        assert_eq!(unset.log.as_deref(), Some(""));
+    }
+
+    #[test]
+    fn a_bad_backoff_or_log_filter_is_named() {
+        let problems = read(&[
+            ("TIDINGS_HTTP_BACKOFF_MS", "fast"),
+            ("TIDINGS_LOG", "tidings=loud"),
+        ])
+        .unwrap_err();
+        let all = problems.join("\n");
+        assert!(
+            all.contains("TIDINGS_HTTP_BACKOFF_MS: `fast` is not a whole number of milliseconds"),
+            "{all}"
+        );
+        assert!(
+            all.contains("TIDINGS_LOG: `tidings=loud` is not a log filter"),
+            "{all}"
+        );
     }
 }

@@ -10,6 +10,7 @@ use toml::Spanned;
 use toml::de::DeValue;
 use url::Url;
 
+use super::env::Secret;
 use super::parse_base_url;
 use super::spans::{Checks, Context};
 
@@ -41,6 +42,11 @@ pub struct Http {
     /// Default 1024: connections open at once on each listener; one more
     /// is closed as soon as it is accepted.
     pub max_connections: usize,
+    /// `TIDINGS_API_TOKEN`, the bearer token of `POST /api/ingest`: from
+    /// the environment, never from config.toml (set by
+    /// [`Config::with_environment`](super::Config::with_environment)).
+    /// `None` refuses everyone.
+    pub api_token: Option<Secret>,
 }
 
 impl Default for Http {
@@ -54,6 +60,7 @@ impl Default for Http {
             body_timeout: Duration::from_secs(DEFAULT_BODY_TIMEOUT as u64),
             keepalive: Duration::from_secs(DEFAULT_KEEPALIVE as u64),
             max_connections: DEFAULT_MAX_CONNECTIONS as usize,
+            api_token: None,
         }
     }
 }
@@ -157,6 +164,7 @@ pub(super) fn validate(
         body_timeout,
         keepalive,
         max_connections,
+        api_token: None,
     })
 }
 

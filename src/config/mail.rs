@@ -8,6 +8,7 @@ use serde::Deserialize;
 use toml::Spanned;
 use toml::de::DeValue;
 
+use super::env::Secret;
 use super::spans::{Checks, Context};
 
 /// `[mail]`.
@@ -32,6 +33,10 @@ pub struct Mail {
     pub unsubscribe_address: Option<lettre::Address>,
     /// Default none.
     pub dkim: Option<Dkim>,
+    /// `TIDINGS_SMTP_PASSWORD`, the password of the transport's user: from
+    /// the environment, never from config.toml (set by
+    /// [`Config::with_environment`](super::Config::with_environment)).
+    pub smtp_password: Option<Secret>,
 }
 
 /// Where messages go.
@@ -156,6 +161,7 @@ pub(super) fn validate(
         organization: crate::sources::content::clean_line(&raw.organization),
         unsubscribe_address,
         dkim: dkim.flatten(),
+        smtp_password: None,
     })
 }
 

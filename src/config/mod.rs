@@ -11,7 +11,9 @@
 //!
 //! One file per section: [`site`], [`themes`], [`sources`] (directory and
 //! remote), [`feeds`], [`storage`], [`mail`], [`digests`], [`schedule`],
-//! [`http`]. The environment ([`env`]) is read apart, once, at start.
+//! [`http`]. The environment ([`env`]) is read apart, once, at start;
+//! [`Config::with_environment`] hands the values that belong to a section
+//! (the SMTP password, the API token, the HTTP backoff) to it.
 
 use std::path::{Path, PathBuf};
 
@@ -20,6 +22,7 @@ use url::Url;
 
 use crate::model::ThemeSlug;
 use crate::model::problem::{Problem, Problems};
+use env::Environment;
 use read::RawConfig;
 use spans::Context;
 
@@ -109,6 +112,22 @@ impl Config {
         } else {
             Err(cx.problems.sorted())
         }
+    }
+
+    /// The config with the settings of the environment that belong to its
+    /// sections: the SMTP password to `[mail]`, the API token to `[http]`,
+    /// the HTTP backoff to each remote source. `main` calls it once, with
+    /// the environment it read at start; nothing deeper reads the
+    /// environment.
+    pub fn with_environment(mut self, env: &Environment) -> Config {
+        if let Some(mail) = &mut self.mail {
+            mail.smtp_password = env.smtp_password.clone();
+        }
+        self.http.api_token = env.api_token.clone();
+        for remote in self.sources.iter_mut().filter_map(Source::remote_mut) {
+            remote.backoff = env.http_backoff;
+        }
+        self
     }
 
     /// The digest with `id`, or the first one when `id` is `None`.
@@ -242,5 +261,40 @@ items = "many"
         );
         assert!(joined.contains("config.toml:12:8: `themes[1].slug`: duplicate theme slug `a`, already used on line 8"), "{joined}");
         assert!(joined.contains("`feeds.items`"), "{joined}");
+    }
+
+    #[test]
+    fn the_environment_reaches_the_sections_that_use_it() {
+        let text = r#"[site]
+title = "T"
+base_url = "https://example.org"
+
+[[sources]]
+kind = "feed"
+url = "https://partner.example.org/feed.xml"
+
+[mail]
+from = "news@example.org"
+transport = "smtp://news@smtp.example.org"
+"#;
+        let config = Config::from_str(Path::new("config.toml"), text).unwrap();
+        let env = Environment::from_vars(|name| match name {
+            "TIDINGS_SMTP_PASSWORD" => Some("pw".into()),
+            "TIDINGS_API_TOKEN" => Some("token".into()),
+            "TIDINGS_HTTP_BACKOFF_MS" => Some("10".into()),
+            _ => None,
+        })
+        .unwrap();
+        let config = config.with_environment(&env);
+        let mail = config.mail.as_ref().unwrap();
+        assert_eq!(mail.smtp_password.as_ref().unwrap().expose(), "pw");
+        assert_eq!(config.http.api_token.as_ref().unwrap().expose(), "token");
+        let remote = config.sources[0].remote().unwrap();
+        assert_eq!(remote.backoff, std::time::Duration::from_millis(10));
+        let shown = format!("{config:?}");
+        assert!(
+            !shown.contains("\"pw\"") && !shown.contains("token\""),
+            "{shown}"
+        );
     }
 }

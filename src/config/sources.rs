@@ -15,6 +15,7 @@ use toml::de::DeValue;
 use url::Url;
 
 use super::Theme;
+use super::env::DEFAULT_HTTP_BACKOFF;
 use super::spans::{Checks, Context};
 use crate::model::{Language, ThemeSlug};
 use crate::schedule::CronSchedule;
@@ -73,6 +74,10 @@ pub struct Remote {
     pub timeout: Duration,
     /// The largest answer read; a larger one is refused.
     pub max_bytes: u64,
+    /// The pause after a failed try, doubled after each: 1 s, or
+    /// `TIDINGS_HTTP_BACKOFF_MS` (tests shorten it; operators have no
+    /// reason to), set by [`Config::with_environment`](super::Config::with_environment).
+    pub backoff: Duration,
 }
 
 impl Source {
@@ -102,6 +107,14 @@ impl Source {
             Source::Directory(_) => None,
             Source::WordPress(w) => Some(&w.remote),
             Source::Feed(f) => Some(&f.remote),
+        }
+    }
+
+    pub(super) fn remote_mut(&mut self) -> Option<&mut Remote> {
+        match self {
+            Source::Directory(_) => None,
+            Source::WordPress(w) => Some(&mut w.remote),
+            Source::Feed(f) => Some(&mut f.remote),
         }
     }
 }
@@ -468,6 +481,7 @@ fn remote_settings(
         language,
         timeout: Duration::from_secs(raw.timeout as u64),
         max_bytes: raw.max_size_mb as u64 * 1024 * 1024,
+        backoff: DEFAULT_HTTP_BACKOFF,
     }
 }
 
