@@ -97,126 +97,150 @@ impl Environment {
     pub fn from_vars(
         get: impl Fn(&str) -> Option<std::ffi::OsString>,
     ) -> Result<Environment, Vec<String>> {
-        let mut problems = Vec::new();
-        // The value as set; a problem when it is not UTF-8.
-        let mut read = |name: &str| -> Option<String> {
-            match get(name)?.into_string() {
-                Ok(s) => Some(s),
-                Err(_) => {
-                    problems.push(format!("{name}: the value is not valid UTF-8"));
-                    None
-                }
-            }
+        let mut r = Reader {
+            get,
+            problems: Vec::new(),
         };
-        // An empty or blank value counts as unset.
-        let text = |value: Option<String>| value.filter(|s| !s.trim().is_empty());
-        let secret = text(read("TIDINGS_SECRET"));
-        let previous = text(read("TIDINGS_SECRET_PREVIOUS"));
-        let shutdown = text(read("TIDINGS_SHUTDOWN_SECONDS"));
-        let lease = text(read("TIDINGS_LEASE_SECONDS"));
-        let backoff = text(read("TIDINGS_BACKOFF_SECONDS"));
+        // Every value first: one that is not UTF-8 is reported first.
+        let secret = r.text("TIDINGS_SECRET");
+        let previous = r.text("TIDINGS_SECRET_PREVIOUS");
+        let shutdown = r.text("TIDINGS_SHUTDOWN_SECONDS");
+        let lease = r.text("TIDINGS_LEASE_SECONDS");
+        let backoff = r.text("TIDINGS_BACKOFF_SECONDS");
         // A password is taken as it is, spaces and all.
-        let smtp_password = read("TIDINGS_SMTP_PASSWORD");
-        let api_token = text(read("TIDINGS_API_TOKEN"));
-        let http_backoff = text(read("TIDINGS_HTTP_BACKOFF_MS"));
+        let smtp_password = r.raw("TIDINGS_SMTP_PASSWORD");
+        let api_token = r.text("TIDINGS_API_TOKEN");
+        let http_backoff = r.text("TIDINGS_HTTP_BACKOFF_MS");
         // As tracing reads it: an empty filter is one (errors only).
-        let log = read("TIDINGS_LOG");
+        let log = r.raw("TIDINGS_LOG");
 
         let d = Environment::default();
-        let secret = secret.and_then(|s| {
-            check_secret("TIDINGS_SECRET", &s)
-                .map_err(|e| problems.push(e))
-                .ok()
-        });
-        let mut previous_secrets = Vec::new();
-        for (n, s) in previous
-            .iter()
-            .flat_map(|p| p.split_whitespace())
-            .enumerate()
-        {
-            match check_secret("TIDINGS_SECRET_PREVIOUS", s) {
-                Ok(s) => previous_secrets.push(s),
-                Err(e) => problems.push(format!("{e} (the key number {} of the list)", n + 1)),
-            }
-        }
-        let mut seconds = |name: &str, value: Option<String>, least: u64, default: Duration| {
-            let n = whole(
-                name,
-                value,
-                least,
-                default.as_secs(),
-                "seconds",
-                &mut problems,
-            );
-            Duration::from_secs(n)
-        };
-        let shutdown = seconds("TIDINGS_SHUTDOWN_SECONDS", shutdown, 0, d.shutdown);
-        let lease = seconds("TIDINGS_LEASE_SECONDS", lease, 1, d.lease);
-        let backoff = seconds("TIDINGS_BACKOFF_SECONDS", backoff, 0, d.backoff);
-        let http_backoff = Duration::from_millis(whole(
-            "TIDINGS_HTTP_BACKOFF_MS",
-            http_backoff,
-            0,
-            d.http_backoff.as_millis() as u64,
-            "milliseconds",
-            &mut problems,
-        ));
-        let log = log.filter(
-            |filter| match tracing_subscriber::EnvFilter::try_new(filter) {
-                Ok(_) => true,
-                Err(e) => {
-                    problems.push(format!(
-                        "TIDINGS_LOG: `{}` is not a log filter (such as `info` or \
-                     `warn,tidings=debug`): {e}",
-                        filter.escape_debug()
-                    ));
-                    false
-                }
-            },
-        );
-        if problems.is_empty() {
-            Ok(Environment {
-                secret,
-                previous_secrets,
-                shutdown,
-                lease,
-                backoff,
-                smtp_password: smtp_password.map(Secret),
-                api_token: api_token.map(Secret),
+        let env = Environment {
+            secret: secret.and_then(|s| r.secret("TIDINGS_SECRET", &s)),
+            previous_secrets: r.previous_secrets(previous.as_deref()),
+            shutdown: r.seconds("TIDINGS_SHUTDOWN_SECONDS", shutdown, 0, d.shutdown),
+            lease: r.seconds("TIDINGS_LEASE_SECONDS", lease, 1, d.lease),
+            backoff: r.seconds("TIDINGS_BACKOFF_SECONDS", backoff, 0, d.backoff),
+            smtp_password: smtp_password.map(Secret),
+            api_token: api_token.map(Secret),
+            http_backoff: Duration::from_millis(r.whole(
+                "TIDINGS_HTTP_BACKOFF_MS",
                 http_backoff,
-                log,
-            })
+                0,
+                d.http_backoff.as_millis() as u64,
+                "milliseconds",
+            )),
+            log: log.filter(|filter| r.log_filter(filter)),
+        };
+        if r.problems.is_empty() {
+            Ok(env)
         } else {
-            Err(problems)
+            Err(r.problems)
         }
     }
 }
 
-/// `value` as a whole number of `unit`s, at least `least`; `default` when
-/// unset, or with a problem naming `name` when unusable.
-fn whole(
-    name: &str,
-    value: Option<String>,
-    least: u64,
-    default: u64,
-    unit: &str,
-    problems: &mut Vec<String>,
-) -> u64 {
-    let Some(value) = value else {
-        return default;
-    };
-    match value.trim().parse::<u64>() {
-        Ok(n) if n >= least => n,
-        Ok(n) => {
-            problems.push(format!("{name}: {n} is too small: use at least {least}"));
-            default
+/// Reads variables through `get`, collecting a problem, naming its
+/// variable, for each value that cannot be used.
+struct Reader<G> {
+    get: G,
+    problems: Vec<String>,
+}
+
+impl<G: Fn(&str) -> Option<std::ffi::OsString>> Reader<G> {
+    /// The value as set; a problem when it is not UTF-8.
+    fn raw(&mut self, name: &str) -> Option<String> {
+        match (self.get)(name)?.into_string() {
+            Ok(s) => Some(s),
+            Err(_) => {
+                self.problems
+                    .push(format!("{name}: the value is not valid UTF-8"));
+                None
+            }
         }
-        Err(_) => {
-            problems.push(format!(
-                "{name}: `{}` is not a whole number of {unit} (such as {default})",
-                value.trim().escape_debug(),
-            ));
-            default
+    }
+
+    /// The value, where empty or blank counts as unset.
+    fn text(&mut self, name: &str) -> Option<String> {
+        self.raw(name).filter(|s| !s.trim().is_empty())
+    }
+
+    fn secret(&mut self, name: &str, value: &str) -> Option<Secret> {
+        check_secret(name, value)
+            .map_err(|e| self.problems.push(e))
+            .ok()
+    }
+
+    /// `TIDINGS_SECRET_PREVIOUS`: keys separated by spaces.
+    fn previous_secrets(&mut self, value: Option<&str>) -> Vec<Secret> {
+        let mut out = Vec::new();
+        for (n, s) in value
+            .into_iter()
+            .flat_map(str::split_whitespace)
+            .enumerate()
+        {
+            match check_secret("TIDINGS_SECRET_PREVIOUS", s) {
+                Ok(s) => out.push(s),
+                Err(e) => self
+                    .problems
+                    .push(format!("{e} (the key number {} of the list)", n + 1)),
+            }
+        }
+        out
+    }
+
+    fn seconds(
+        &mut self,
+        name: &str,
+        value: Option<String>,
+        least: u64,
+        default: Duration,
+    ) -> Duration {
+        Duration::from_secs(self.whole(name, value, least, default.as_secs(), "seconds"))
+    }
+
+    /// `value` as a whole number of `unit`s, at least `least`; `default`
+    /// when unset, or with a problem when unusable.
+    fn whole(
+        &mut self,
+        name: &str,
+        value: Option<String>,
+        least: u64,
+        default: u64,
+        unit: &str,
+    ) -> u64 {
+        let Some(value) = value else {
+            return default;
+        };
+        match value.trim().parse::<u64>() {
+            Ok(n) if n >= least => n,
+            Ok(n) => {
+                self.problems
+                    .push(format!("{name}: {n} is too small: use at least {least}"));
+                default
+            }
+            Err(_) => {
+                self.problems.push(format!(
+                    "{name}: `{}` is not a whole number of {unit} (such as {default})",
+                    value.trim().escape_debug(),
+                ));
+                default
+            }
+        }
+    }
+
+    /// Whether tracing can read `filter` (`TIDINGS_LOG`).
+    fn log_filter(&mut self, filter: &str) -> bool {
+        match tracing_subscriber::EnvFilter::try_new(filter) {
+            Ok(_) => true,
+            Err(e) => {
+                self.problems.push(format!(
+                    "TIDINGS_LOG: `{}` is not a log filter (such as `info` or \
+                     `warn,tidings=debug`): {e}",
+                    filter.escape_debug()
+                ));
+                false
+            }
         }
     }
 }

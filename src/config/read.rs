@@ -64,50 +64,27 @@ pub(super) fn read<'i>(cx: &mut Context, root: &'i DeTable<'i>) -> RawConfig<'i>
         any_section_failed: false,
     };
     for (key, value) in root {
-        let failed = match key.get_ref().as_ref() {
-            "site" => {
-                raw.site = table(cx, "site", value, SITE_KEYS);
-                raw.site.is_none()
-            }
-            "themes" => {
-                let (themes, failed) = tables(cx, "themes", value, |cx, key, item| {
-                    cx.section::<RawTheme>(key, item, THEME_KEYS)
-                });
-                raw.themes = themes;
-                failed
-            }
-            "sources" => {
-                let (sources, failed) = tables(cx, "sources", value, sources::read);
-                raw.sources = sources;
-                failed
-            }
-            "feeds" => {
-                raw.feeds = table(cx, "feeds", value, FEEDS_KEYS).map(|(s, v)| (s, Some(v)));
-                raw.feeds.is_none()
-            }
-            "storage" => {
-                raw.storage = table(cx, "storage", value, STORAGE_KEYS).map(|(s, v)| (s, Some(v)));
-                raw.storage.is_none()
-            }
-            "mail" => {
-                raw.mail = table(cx, "mail", value, MAIL_KEYS);
-                raw.mail.is_none()
-            }
-            "digests" => {
-                let (digests, failed) = tables(cx, "digests", value, |cx, key, item| {
-                    cx.section::<RawDigest>(key, item, DIGEST_KEYS)
-                });
-                raw.digests = digests;
-                failed
-            }
-            "schedule" => {
-                raw.schedule = table(cx, "schedule", value, SCHEDULE_KEYS);
-                raw.schedule.is_none()
-            }
-            "http" => {
-                raw.http = table(cx, "http", value, HTTP_KEYS);
-                raw.http.is_none()
-            }
+        let name = key.get_ref().as_ref();
+        let failed = match name {
+            "site" => store(&mut raw.site, table(cx, name, value, SITE_KEYS)),
+            "themes" => tables(cx, name, value, &mut raw.themes, |cx, key, item| {
+                cx.section::<RawTheme>(key, item, THEME_KEYS)
+            }),
+            "sources" => tables(cx, name, value, &mut raw.sources, sources::read),
+            "feeds" => store(
+                &mut raw.feeds,
+                table(cx, name, value, FEEDS_KEYS).map(|(s, v)| (s, Some(v))),
+            ),
+            "storage" => store(
+                &mut raw.storage,
+                table(cx, name, value, STORAGE_KEYS).map(|(s, v)| (s, Some(v))),
+            ),
+            "mail" => store(&mut raw.mail, table(cx, name, value, MAIL_KEYS)),
+            "digests" => tables(cx, name, value, &mut raw.digests, |cx, key, item| {
+                cx.section::<RawDigest>(key, item, DIGEST_KEYS)
+            }),
+            "schedule" => store(&mut raw.schedule, table(cx, name, value, SCHEDULE_KEYS)),
+            "http" => store(&mut raw.http, table(cx, name, value, HTTP_KEYS)),
             other => {
                 let hint = suggestion(other, SECTIONS);
                 cx.problem(
@@ -126,6 +103,12 @@ pub(super) fn read<'i>(cx: &mut Context, root: &'i DeTable<'i>) -> RawConfig<'i>
     raw
 }
 
+/// Puts what was read in `slot`; whether it could not be read.
+fn store<T>(slot: &mut Option<T>, read: Option<T>) -> bool {
+    *slot = read;
+    slot.is_none()
+}
+
 /// The section `[name]` with its `known` keys.
 fn table<'i, T: serde::de::DeserializeOwned>(
     cx: &mut Context,
@@ -137,15 +120,15 @@ fn table<'i, T: serde::de::DeserializeOwned>(
         .map(|s| (s, value.clone()))
 }
 
-/// Each table of `[[name]]` that `read` can read, and whether one could
-/// not be read.
+/// Each table of `[[name]]` that `read` can read, into `out`; whether
+/// one could not be read.
 fn tables<'i, T>(
     cx: &mut Context,
     name: &str,
     value: &'i Spanned<DeValue<'i>>,
+    out: &mut Vec<ReadItem<'i, T>>,
     mut read: impl FnMut(&mut Context, &str, &'i Spanned<DeValue<'i>>) -> Option<T>,
-) -> (Vec<ReadItem<'i, T>>, bool) {
-    let mut out = Vec::new();
+) -> bool {
     let mut failed = false;
     for (i, item) in cx.array_of_tables(name, value).into_iter().enumerate() {
         match read(cx, &format!("{name}[{i}]"), item) {
@@ -153,5 +136,5 @@ fn tables<'i, T>(
             None => failed = true,
         }
     }
-    (out, failed)
+    failed
 }
