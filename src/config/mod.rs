@@ -2,16 +2,16 @@
 //! sources, the feeds, the store, the mail and digests, and the service.
 //!
 //! Loading happens in two steps, as ripgrep parses its flags before acting
-//! on them. [`read`] parses the file once into a spanned TOML tree and
+//! on them. The file is parsed once into a spanned TOML tree, and `read`
 //! reads each section into its raw form (strings and numbers, as serde
 //! sees them); then each section's `validate` turns the raw values into
 //! typed ones (`Url`, `Tz`, `ThemeSlug`, `CronSchedule`, ...). Every problem
-//! carries the file, line, column and key ([`spans`] holds that
-//! machinery), and all of them are returned together.
+//! carries the file, line, column and key (`spans` holds that machinery),
+//! and all of them are returned together.
 //!
-//! One file per section: [`site`], [`themes`], [`sources`] (directory and
-//! remote), [`feeds`], [`storage`], [`mail`], [`digests`], [`schedule`],
-//! [`http`]. The environment ([`env`]) is read apart, once, at start;
+//! One file per section: `site`, `themes`, `sources` (directory and
+//! remote), `feeds`, `storage`, `mail`, `digests`, `schedule`, `http`. The
+//! environment ([`env`]) is read apart, once, at start;
 //! [`Config::with_environment`] hands the values that belong to a section
 //! (the SMTP password, the API token, the HTTP backoff) to it.
 

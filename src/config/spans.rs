@@ -2,7 +2,8 @@
 //! [`Context`] that collects problems with their file, line, column and
 //! key; reading one table with serde while reporting every bad and unknown
 //! key (with a "did you mean" suggestion) instead of stopping at the
-//! first; and finding the span of a key in the spanned TOML tree. It knows
+//! first; finding the span of a key in the spanned TOML tree; and
+//! [`Checks`], with which a section checks its keys one by one. It knows
 //! nothing of the sections themselves.
 
 use std::ops::Range;
