@@ -25,14 +25,26 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    // Read once, here, before logging (TIDINGS_LOG sets it up); a variable
+    // that is set but unusable stops every command (even one that would
+    // not use it) so it is never ignored.
+    let env = match Environment::from_process() {
+        Ok(env) => env,
+        Err(problems) => {
+            for p in &problems {
+                eprintln!("error: {p}");
+            }
+            return ExitCode::from(1);
+        }
+    };
     // The service reports what it does; one-shot commands only problems.
     let level = if matches!(cli.command, Command::Run) {
         "info"
     } else {
         "warn"
     };
-    init_logging(cli.log_format, level);
-    match run(cli) {
+    init_logging(cli.log_format, env.log.as_deref(), level);
+    match run(cli, env) {
         Ok(code) => code,
         Err(e) => {
             // Errors quote what they are about (an argument, a server's
@@ -46,9 +58,13 @@ fn main() -> ExitCode {
     }
 }
 
-fn init_logging(format: LogFormat, level: &str) {
+/// Logging to stderr, filtered by `filter` (`TIDINGS_LOG`) when set, else
+/// at `level`.
+fn init_logging(format: LogFormat, filter: Option<&str>, level: &str) {
     use tracing_subscriber::EnvFilter;
-    let filter = EnvFilter::try_from_env("TIDINGS_LOG").unwrap_or_else(|_| EnvFilter::new(level));
+    let filter = filter
+        .and_then(|f| EnvFilter::try_new(f).ok())
+        .unwrap_or_else(|| EnvFilter::new(level));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
@@ -59,64 +75,53 @@ fn init_logging(format: LogFormat, level: &str) {
     }
 }
 
-fn run(cli: Cli) -> Result<ExitCode> {
-    // Read once, here; a variable that is set but unusable stops every
-    // command (even one that would not use it) so it is never ignored.
-    let env = match Environment::from_process() {
-        Ok(env) => env,
-        Err(problems) => {
-            for p in &problems {
-                eprintln!("error: {p}");
-            }
-            return Ok(ExitCode::from(1));
-        }
-    };
+fn run(cli: Cli, env: Environment) -> Result<ExitCode> {
     match cli.command {
         Command::Init { dir } => commands::init::run(&dir),
         Command::Check { smtp } => {
-            let Some(config) = load_config(&cli.config) else {
+            let Some(config) = load_config(&cli.config, &env) else {
                 return Ok(ExitCode::from(1));
             };
             runtime()?.block_on(commands::check::run(&config, smtp))
         }
         Command::Build { strict } => {
-            let Some(config) = load_config(&cli.config) else {
+            let Some(config) = load_config(&cli.config, &env) else {
                 return Ok(ExitCode::from(1));
             };
             runtime()?.block_on(commands::build::run(&config, strict))
         }
         Command::Run => {
-            let Some(config) = load_config(&cli.config) else {
+            let Some(config) = load_config(&cli.config, &env) else {
                 return Ok(ExitCode::from(1));
             };
             runtime()?.block_on(commands::run::run(config, env))
         }
         Command::Status => {
-            let Some(config) = load_config(&cli.config) else {
+            let Some(config) = load_config(&cli.config, &env) else {
                 return Ok(ExitCode::from(1));
             };
             runtime()?.block_on(commands::status::run(&config))
         }
         Command::Digest { command } => {
-            let Some(config) = load_config(&cli.config) else {
+            let Some(config) = load_config(&cli.config, &env) else {
                 return Ok(ExitCode::from(1));
             };
             runtime()?.block_on(commands::digest::run(&config, &env, command))
         }
         Command::Subscribers { command } => {
-            let Some(config) = load_config(&cli.config) else {
+            let Some(config) = load_config(&cli.config, &env) else {
                 return Ok(ExitCode::from(1));
             };
             runtime()?.block_on(commands::subscribers::run(&config, &env, command))
         }
         Command::Db { command } => {
-            let Some(config) = load_config(&cli.config) else {
+            let Some(config) = load_config(&cli.config, &env) else {
                 return Ok(ExitCode::from(1));
             };
             runtime()?.block_on(commands::db::run(&config, command))
         }
         Command::Key { command } => {
-            let Some(config) = load_config(&cli.config) else {
+            let Some(config) = load_config(&cli.config, &env) else {
                 return Ok(ExitCode::from(1));
             };
             runtime()?.block_on(commands::key::run(&config, &env, command))
@@ -131,9 +136,9 @@ fn runtime() -> Result<tokio::runtime::Runtime> {
 }
 
 /// Loads the config, printing every problem; `None` when there were any.
-fn load_config(path: &Path) -> Option<Config> {
+fn load_config(path: &Path, env: &Environment) -> Option<Config> {
     match Config::load(path) {
-        Ok(config) => Some(config),
+        Ok(config) => Some(config.with_environment(env)),
         Err(problems) => {
             commands::print_problems(&problems);
             eprintln!(

@@ -1,7 +1,6 @@
-//! `[mail]` and `[[digests]]`: how email leaves, and which periodic digests
-//! exist. Read by the same loader as the rest of config.toml.
+//! `[mail]`: how email leaves — the sender's address, the transport (an
+//! outbox folder or an SMTP relay), its pace and the DKIM key.
 
-use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 
 use lettre::message::Mailbox;
@@ -9,7 +8,8 @@ use serde::Deserialize;
 use toml::Spanned;
 use toml::de::DeValue;
 
-use super::{Context, Localized, span_of};
+use super::env::Secret;
+use super::spans::{Checks, Context};
 
 /// `[mail]`.
 #[derive(Debug, Clone)]
@@ -33,6 +33,10 @@ pub struct Mail {
     pub unsubscribe_address: Option<lettre::Address>,
     /// Default none.
     pub dkim: Option<Dkim>,
+    /// `TIDINGS_SMTP_PASSWORD`, the password of the transport's user: from
+    /// the environment, never from config.toml (set by
+    /// [`Config::with_environment`](super::Config::with_environment)).
+    pub smtp_password: Option<Secret>,
 }
 
 /// Where messages go.
@@ -66,37 +70,6 @@ pub struct Dkim {
     pub selector: String,
     /// PEM private key (RSA or Ed25519), resolved against the config's folder.
     pub key_file: PathBuf,
-}
-
-/// One `[[digests]]` table.
-#[derive(Debug, Clone)]
-pub struct Digest {
-    /// `[a-z0-9-]+`, unique.
-    pub id: String,
-    pub title: Localized,
-    /// When the service (`tidings run`, a later version) sends it, read in
-    /// `[site] timezone`.
-    pub schedule: crate::schedule::CronSchedule,
-    /// Tera template text per language; `{{ period }}` is the edition's
-    /// period. Default: the title followed by the period.
-    pub subject: Localized,
-    /// Default true: no email to a subscriber with nothing new.
-    pub skip_if_empty: bool,
-    /// Default 10.
-    pub max_stories_per_theme: usize,
-}
-
-impl Digest {
-    /// The languages this digest can be sent in: those its title has a
-    /// text for (all the site's supported ones when it has one text).
-    pub fn languages(&self, site_language: &str) -> Vec<String> {
-        let mut langs: Vec<String> = self.title.languages().map(str::to_owned).collect();
-        if langs.is_empty() {
-            langs = vec![site_language.to_owned(), "sv".into(), "en".into()];
-            langs.dedup();
-        }
-        langs
-    }
 }
 
 #[derive(Debug, Deserialize)]
@@ -148,135 +121,82 @@ struct RawDkim {
     key_file: String,
 }
 
-#[derive(Debug, Deserialize)]
-pub(super) struct RawDigest {
-    id: String,
-    title: Localized,
-    #[serde(default = "default_schedule")]
-    schedule: String,
-    subject: Option<Localized>,
-    #[serde(default = "default_true")]
-    skip_if_empty: bool,
-    #[serde(default = "default_max_stories")]
-    max_stories_per_theme: i64,
-}
-pub(super) const DIGEST_KEYS: &[&str] = &[
-    "id",
-    "title",
-    "schedule",
-    "subject",
-    "skip_if_empty",
-    "max_stories_per_theme",
-];
-
-fn default_schedule() -> String {
-    "0 8 1 * *".into()
-}
-fn default_true() -> bool {
-    true
-}
-fn default_max_stories() -> i64 {
-    10
-}
-
-pub(super) fn validate_mail(
+/// `[mail]` checked; relative paths resolve against `root`.
+pub(super) fn validate(
     cx: &mut Context,
     raw: RawMail,
     value: &Spanned<DeValue<'_>>,
     root: &Path,
 ) -> Option<Mail> {
-    let mut ok = true;
-    let mut mailbox = |cx: &mut Context, key: &str, text: &str| match text.parse::<Mailbox>() {
-        Ok(m) => Some(m),
-        Err(e) => {
-            cx.problem(
-                &format!("mail.{key}"),
-                span_of(value, key),
-                format!(
-                    "`{text}` is not an email address ({e}): expected \"Name <name@example.org>\" \
-                     or \"name@example.org\""
-                ),
-            );
-            ok = false;
-            None
-        }
-    };
-    let from = mailbox(cx, "from", &raw.from);
+    let mut t = Checks::new(cx, "mail", value);
+    let from = mailbox(&mut t, "from", &raw.from);
     let reply_to = raw
         .reply_to
         .as_deref()
-        .and_then(|r| mailbox(cx, "reply_to", r));
-    let transport = match parse_transport(&raw.transport, root) {
-        Ok(t) => Some(t),
-        Err(e) => {
-            cx.problem("mail.transport", span_of(value, "transport"), e);
-            None
-        }
-    };
-    let mut range = |cx: &mut Context, key: &str, n: i64, min: i64, max: i64| -> i64 {
-        if n < min || n > max {
-            cx.problem(
-                &format!("mail.{key}"),
-                span_of(value, key),
-                format!("{n} is out of range: expected a number from {min} to {max}"),
-            );
-            ok = false;
-        }
-        n.clamp(min, max)
-    };
-    let concurrency = range(cx, "concurrency", raw.concurrency, 1, 256) as usize;
-    let rate_limit = range(cx, "rate_limit", raw.rate_limit, 0, 100_000) as u32;
-    let max_attempts = range(cx, "max_attempts", raw.max_attempts, 1, 100) as u32;
-    let unsubscribe_address = match raw.unsubscribe_address.as_deref().map(str::trim) {
-        Some(a) => {
-            match a.parse::<lettre::Address>() {
-                Ok(a) => Some(a),
-                Err(e) => {
-                    cx.problem(
-                    "mail.unsubscribe_address",
-                    span_of(value, "unsubscribe_address"),
-                    format!("`{a}` is not an email address ({e}): expected \"unsubscribe@example.org\""),
-                );
-                    ok = false;
-                    None
-                }
-            }
-        }
-        None => None,
-    };
-    let dkim = raw.dkim.and_then(|d| {
-        let key_file = root.join(&d.key_file);
-        if !key_file.is_file() {
-            cx.problem(
-                "mail.dkim.key_file",
-                span_of(value, "dkim"),
-                format!(
-                    "`{}` is not a file (resolved to {}): expected a PEM private key",
-                    d.key_file,
-                    key_file.display()
-                ),
-            );
-            return None;
-        }
-        Some(Dkim {
-            domain: d.domain,
-            selector: d.selector,
-            key_file,
-        })
-    });
-    if !ok {
+        .map(|r| mailbox(&mut t, "reply_to", r));
+    let transport = t.check("transport", parse_transport(&raw.transport, root));
+    let concurrency = t.range("concurrency", raw.concurrency, 1, 256) as usize;
+    let rate_limit = t.range("rate_limit", raw.rate_limit, 0, 100_000) as u32;
+    let max_attempts = t.range("max_attempts", raw.max_attempts, 1, 100) as u32;
+    let unsubscribe_address = t.optional(
+        "unsubscribe_address",
+        raw.unsubscribe_address.as_deref().map(str::trim),
+        |a| {
+            a.parse::<lettre::Address>().map_err(|e| {
+                format!("`{a}` is not an email address ({e}): expected \"unsubscribe@example.org\"")
+            })
+        },
+    );
+    let dkim = raw.dkim.map(|d| dkim(&mut t, d, root));
+    if !t.ok {
         return None;
     }
     Some(Mail {
         from: from?,
-        reply_to,
+        reply_to: reply_to.flatten(),
         transport: transport?,
         concurrency,
         rate_limit,
         max_attempts,
         organization: crate::model::text::clean_line(&raw.organization),
         unsubscribe_address,
-        dkim,
+        dkim: dkim.flatten(),
+        smtp_password: None,
+    })
+}
+
+/// `text` as a mailbox (`"Name <address>"` or a bare address).
+fn mailbox(t: &mut Checks, key: &str, text: &str) -> Option<Mailbox> {
+    let parsed = text.parse::<Mailbox>().map_err(|e| {
+        format!(
+            "`{text}` is not an email address ({e}): expected \"Name <name@example.org>\" \
+             or \"name@example.org\""
+        )
+    });
+    t.check(key, parsed)
+}
+
+/// `dkim = { … }`, when its key file is there.
+fn dkim(t: &mut Checks, raw: RawDkim, root: &Path) -> Option<Dkim> {
+    let key_file = root.join(&raw.key_file);
+    if !key_file.is_file() {
+        let span = t.span("dkim");
+        t.cx.problem(
+            "mail.dkim.key_file",
+            span,
+            format!(
+                "`{}` is not a file (resolved to {}): expected a PEM private key",
+                raw.key_file,
+                key_file.display()
+            ),
+        );
+        t.ok = false;
+        return None;
+    }
+    Some(Dkim {
+        domain: raw.domain,
+        selector: raw.selector,
+        key_file,
     })
 }
 
@@ -340,76 +260,6 @@ fn percent_decode(s: &str) -> String {
         .next()
         .map(|(_, v)| v.into_owned())
         .unwrap_or_else(|| s.to_owned())
-}
-
-pub(super) fn validate_digests(
-    cx: &mut Context,
-    raw: Vec<(usize, RawDigest, Spanned<DeValue<'_>>)>,
-    site_language: Option<&str>,
-) -> Vec<Digest> {
-    let mut seen = HashSet::new();
-    let mut out = Vec::new();
-    for (i, raw, value) in raw {
-        let key = format!("digests[{i}]");
-        if crate::model::ThemeSlug::parse(&raw.id).is_err() {
-            cx.problem(
-                &format!("{key}.id"),
-                span_of(&value, "id"),
-                format!("`{}` is not a valid digest id: expected lowercase letters, digits and hyphens, such as \"monthly\"", raw.id),
-            );
-            continue;
-        }
-        if !seen.insert(raw.id.clone()) {
-            cx.problem(
-                &format!("{key}.id"),
-                span_of(&value, "id"),
-                format!(
-                    "duplicate digest id `{}`: each digest needs its own id",
-                    raw.id
-                ),
-            );
-            continue;
-        }
-        if raw.max_stories_per_theme < 1 || raw.max_stories_per_theme > 1000 {
-            cx.problem(
-                &format!("{key}.max_stories_per_theme"),
-                span_of(&value, "max_stories_per_theme"),
-                format!(
-                    "{} is out of range: expected a number from 1 to 1000",
-                    raw.max_stories_per_theme
-                ),
-            );
-            continue;
-        }
-        if let Some(lang) = site_language
-            && !raw.title.has(lang)
-        {
-            cx.problem(
-                &format!("{key}.title"),
-                span_of(&value, "title"),
-                format!("missing a title in `{lang}`, the site's language ([site] language)"),
-            );
-        }
-        let schedule = match crate::schedule::CronSchedule::parse(&raw.schedule) {
-            Ok(s) => s,
-            Err(e) => {
-                cx.problem(&format!("{key}.schedule"), span_of(&value, "schedule"), e);
-                continue;
-            }
-        };
-        let subject = raw
-            .subject
-            .unwrap_or_else(|| raw.title.map(|t| format!("{t} {{{{ period }}}}")));
-        out.push(Digest {
-            id: raw.id,
-            title: raw.title,
-            schedule,
-            subject,
-            skip_if_empty: raw.skip_if_empty,
-            max_stories_per_theme: raw.max_stories_per_theme as usize,
-        });
-    }
-    out
 }
 
 #[cfg(test)]

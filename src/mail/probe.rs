@@ -13,6 +13,7 @@ use lettre::transport::smtp::client::{AsyncSmtpConnection, TlsParameters};
 use lettre::transport::smtp::extension::{ClientId, Extension, ServerInfo};
 
 use super::transport::{self, SMTP_TIMEOUT, SendError};
+use crate::config::env::Secret;
 use crate::config::{Mail, Tls, Transport};
 
 /// One step of the check and how it went.
@@ -91,6 +92,7 @@ pub async fn check(mail: &Mail, mut report: impl FnMut(&Step)) -> Option<Step> {
                 server: format!("{host}:{port}"),
                 port: *port,
                 user: user.as_deref(),
+                password: mail.smtp_password.as_ref(),
                 tls: *tls,
             };
             relay.check(&mut steps).await;
@@ -167,6 +169,8 @@ struct Target<'a> {
     /// `host:port`, for messages.
     server: String,
     user: Option<&'a str>,
+    /// `TIDINGS_SMTP_PASSWORD`, for the user.
+    password: Option<&'a Secret>,
     tls: Tls,
 }
 
@@ -309,7 +313,7 @@ impl Target<'_> {
                 Outcome::Skipped("no user in the transport: messages go without a login".into()),
             );
         };
-        let credentials = match transport::credentials(user) {
+        let credentials = match transport::credentials(user, self.password) {
             Ok(c) => c,
             Err(e) => return steps.step("AUTH", Outcome::Failed(e.to_string())),
         };

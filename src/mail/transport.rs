@@ -14,6 +14,7 @@ use lettre::transport::smtp::extension::{ClientId, Extension};
 use lettre::transport::smtp::response::Response;
 use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
 
+use crate::config::env::Secret;
 use crate::config::{Mail, Tls, Transport};
 
 /// Why a send failed, as a retry loop needs to know it.
@@ -161,15 +162,18 @@ impl std::fmt::Debug for Sender {
 /// temporary failure.
 pub(crate) const SMTP_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
 
-/// The login of `user`, with the password from `TIDINGS_SMTP_PASSWORD`.
-pub(crate) fn credentials(user: &str) -> Result<Credentials> {
-    let password = std::env::var("TIDINGS_SMTP_PASSWORD").map_err(|_| {
+/// The login of `user`, with `password` (`TIDINGS_SMTP_PASSWORD`).
+pub(crate) fn credentials(user: &str, password: Option<&Secret>) -> Result<Credentials> {
+    let password = password.ok_or_else(|| {
         anyhow!(
             "[mail] transport names the user `{user}`: set its password in the environment \
              variable TIDINGS_SMTP_PASSWORD"
         )
     })?;
-    Ok(Credentials::new(user.to_owned(), password))
+    Ok(Credentials::new(
+        user.to_owned(),
+        password.expose().to_owned(),
+    ))
 }
 
 impl Sender {
@@ -185,7 +189,11 @@ impl Sender {
                 user,
                 tls,
             } => {
-                let credentials = user.as_deref().map(credentials).transpose()?;
+                let password = mail.smtp_password.as_ref();
+                let credentials = user
+                    .as_deref()
+                    .map(|user| credentials(user, password))
+                    .transpose()?;
                 if matches!(tls, Tls::None | Tls::Starttls) {
                     return Ok(Sender::Relay(Arc::new(Relay {
                         host: host.clone(),

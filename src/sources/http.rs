@@ -19,16 +19,6 @@ const MAX_REDIRECTS: usize = 10;
 /// errors.
 const ATTEMPTS: u32 = 3;
 
-/// The pause after the first failed try; doubled after each.
-fn first_backoff() -> Duration {
-    // Tests shorten it; operators have no reason to.
-    std::env::var("TIDINGS_HTTP_BACKOFF_MS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .map(Duration::from_millis)
-        .unwrap_or(Duration::from_secs(1))
-}
-
 /// The client every remote source of a run shares.
 #[derive(Clone)]
 pub struct Client {
@@ -61,10 +51,12 @@ pub struct Get<'a> {
     /// From the previous answer, for a conditional request.
     pub etag: Option<&'a str>,
     pub last_modified: Option<&'a str>,
+    /// The pause after the first failed try; doubled after each.
+    pub backoff: Duration,
 }
 
 impl<'a> Get<'a> {
-    /// A plain GET with the source's timeout and size limit.
+    /// A plain GET with the source's timeout, size limit and backoff.
     pub fn new(url: &'a Url, accept: &'static str, remote: &crate::config::Remote) -> Get<'a> {
         Get {
             url,
@@ -73,6 +65,7 @@ impl<'a> Get<'a> {
             max_bytes: remote.max_bytes,
             etag: None,
             last_modified: None,
+            backoff: remote.backoff,
         }
     }
 }
@@ -142,7 +135,7 @@ impl Client {
     /// GETs `req.url`, following redirects, trying again with backoff
     /// after 5xx answers and network errors.
     pub async fn get(&self, req: &Get<'_>) -> Result<Answer, FetchError> {
-        let mut pause = first_backoff();
+        let mut pause = req.backoff;
         let mut attempt = 1;
         loop {
             match self.get_once(req).await {

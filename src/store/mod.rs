@@ -319,14 +319,12 @@ async fn open_sqlite(path: &std::path::Path) -> Result<Store> {
 
 async fn open_postgres(url: &str) -> Result<Store> {
     let shown = StorageUrl::Postgres(url.to_owned()).to_string();
-    let mut options = PgConnectOptions::from_str(url)
+    // A password missing from the URL comes from PGPASSWORD: sqlx reads
+    // it here, with the other libpq variables, as every PostgreSQL client
+    // does.
+    let options = PgConnectOptions::from_str(url)
         .with_context(|| format!("not a PostgreSQL URL: {shown}"))?
         .application_name("tidings");
-    if !url_has_password(url)
-        && let Ok(password) = std::env::var("PGPASSWORD")
-    {
-        options = options.password(&password);
-    }
     let pool = PgPoolOptions::new()
         .max_connections(16)
         // A server that is down or restarting: requests wait this long for
@@ -344,8 +342,4 @@ async fn open_postgres(url: &str) -> Result<Store> {
     }
     .migrated()
     .await
-}
-
-fn url_has_password(url: &str) -> bool {
-    url::Url::parse(url).is_ok_and(|u| u.password().is_some())
 }

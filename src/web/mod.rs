@@ -64,9 +64,11 @@ impl Shared {
         ingester: Arc<Ingester>,
         mailer: Option<Arc<Mailer>>,
     ) -> anyhow::Result<Shared> {
-        let api_token = std::env::var("TIDINGS_API_TOKEN")
-            .ok()
-            .filter(|t| !t.trim().is_empty());
+        let api_token = config
+            .http
+            .api_token
+            .as_ref()
+            .map(|t| t.expose().to_owned());
         Ok(Shared {
             feeds: feeds::FeedCache::new(&config),
             forms: guard::FormState::new(&config, &keys.signer()),

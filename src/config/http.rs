@@ -1,5 +1,6 @@
-//! `[schedule]` and `[http]`: what `tidings run` does on its own, where
-//! it listens, and how long it waits for a client.
+//! `[http]`: where `tidings run` listens (the public pages and, apart,
+//! the metrics), how the world reaches it, and how long it waits for a
+//! client.
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -9,27 +10,9 @@ use toml::Spanned;
 use toml::de::DeValue;
 use url::Url;
 
-use super::{Context, parse_base_url, span_of};
-use crate::schedule::CronSchedule;
-use crate::schedule::OnMissed;
-
-/// `[schedule]`.
-#[derive(Debug, Clone)]
-pub struct Schedule {
-    /// Default every 10 minutes: poll the sources, rebuild feeds on change.
-    pub ingest: CronSchedule,
-    /// Default `run_once`.
-    pub on_missed: OnMissed,
-}
-
-impl Default for Schedule {
-    fn default() -> Self {
-        Schedule {
-            ingest: CronSchedule::parse(DEFAULT_INGEST).expect("a valid default"),
-            on_missed: OnMissed::RunOnce,
-        }
-    }
-}
+use super::env::Secret;
+use super::parse_base_url;
+use super::spans::{Checks, Context};
 
 /// `[http]`.
 #[derive(Debug, Clone)]
@@ -59,6 +42,11 @@ pub struct Http {
     /// Default 1024: connections open at once on each listener; one more
     /// is closed as soon as it is accepted.
     pub max_connections: usize,
+    /// `TIDINGS_API_TOKEN`, the bearer token of `POST /api/ingest`: from
+    /// the environment, never from config.toml (set by
+    /// [`Config::with_environment`](super::Config::with_environment)).
+    /// `None` refuses everyone.
+    pub api_token: Option<Secret>,
 }
 
 impl Default for Http {
@@ -72,33 +60,17 @@ impl Default for Http {
             body_timeout: Duration::from_secs(DEFAULT_BODY_TIMEOUT as u64),
             keepalive: Duration::from_secs(DEFAULT_KEEPALIVE as u64),
             max_connections: DEFAULT_MAX_CONNECTIONS as usize,
+            api_token: None,
         }
     }
 }
 
-const DEFAULT_INGEST: &str = "*/10 * * * *";
 const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
 const DEFAULT_METRICS_LISTEN: &str = "127.0.0.1:8081";
 const DEFAULT_HEADER_TIMEOUT: i64 = 10;
 const DEFAULT_BODY_TIMEOUT: i64 = 30;
 const DEFAULT_KEEPALIVE: i64 = 75;
 const DEFAULT_MAX_CONNECTIONS: i64 = 1024;
-
-#[derive(Debug, Deserialize)]
-pub(super) struct RawSchedule {
-    #[serde(default = "default_ingest")]
-    ingest: String,
-    #[serde(default = "default_on_missed")]
-    on_missed: String,
-}
-pub(super) const SCHEDULE_KEYS: &[&str] = &["ingest", "on_missed"];
-
-fn default_ingest() -> String {
-    DEFAULT_INGEST.into()
-}
-fn default_on_missed() -> String {
-    "run_once".into()
-}
 
 #[derive(Debug, Deserialize)]
 pub(super) struct RawHttp {
@@ -149,117 +121,50 @@ fn default_max_connections() -> i64 {
     DEFAULT_MAX_CONNECTIONS
 }
 
-pub(super) fn validate_schedule(
-    cx: &mut Context,
-    raw: RawSchedule,
-    value: &Spanned<DeValue<'_>>,
-) -> Option<Schedule> {
-    let ingest = match CronSchedule::parse(&raw.ingest) {
-        Ok(s) => Some(s),
-        Err(e) => {
-            cx.problem("schedule.ingest", span_of(value, "ingest"), e);
-            None
-        }
-    };
-    let on_missed = match raw.on_missed.as_str() {
-        "run_once" => Some(OnMissed::RunOnce),
-        "skip" => Some(OnMissed::Skip),
-        other => {
-            cx.problem(
-                "schedule.on_missed",
-                span_of(value, "on_missed"),
-                format!("unknown value `{other}`; expected \"run_once\" or \"skip\""),
-            );
-            None
-        }
-    };
-    Some(Schedule {
-        ingest: ingest?,
-        on_missed: on_missed?,
-    })
-}
-
-pub(super) fn validate_http(
+/// `[http]` checked.
+pub(super) fn validate(
     cx: &mut Context,
     raw: RawHttp,
     value: &Spanned<DeValue<'_>>,
 ) -> Option<Http> {
-    let listen = match raw.listen.parse::<SocketAddr>() {
-        Ok(a) => Some(a),
-        Err(_) => {
-            cx.problem(
-                "http.listen",
-                span_of(value, "listen"),
-                format!(
-                    "`{}` is not an address and port: expected such as \"127.0.0.1:8080\" or \"[::]:8080\"",
-                    raw.listen
-                ),
-            );
-            None
-        }
-    };
-    let public_url = match raw.public_url.as_deref().map(parse_base_url) {
-        None => Some(None),
-        Some(Ok(u)) => Some(Some(u)),
-        Some(Err(e)) => {
-            cx.problem("http.public_url", span_of(value, "public_url"), e);
-            None
-        }
-    };
-    let metrics_listen = match parse_metrics_listen(&raw.metrics_listen, listen) {
-        Ok(a) => Some(a),
-        Err(e) => {
-            cx.problem("http.metrics_listen", span_of(value, "metrics_listen"), e);
-            None
-        }
-    };
-    let mut ok = true;
-    let mut range = |cx: &mut Context, key: &str, n: i64, min: i64, max: i64| -> i64 {
-        if n < min || n > max {
-            cx.problem(
-                &format!("http.{key}"),
-                span_of(value, key),
-                format!("{n} is out of range: expected a number from {min} to {max}"),
-            );
-            ok = false;
-        }
-        n.clamp(min, max)
-    };
+    let mut t = Checks::new(cx, "http", value);
+    let listen = t.check(
+        "listen",
+        raw.listen.parse::<SocketAddr>().map_err(|_| {
+            format!(
+                "`{}` is not an address and port: expected such as \"127.0.0.1:8080\" or \"[::]:8080\"",
+                raw.listen
+            )
+        }),
+    );
+    let public_url = t.optional("public_url", raw.public_url.as_deref(), parse_base_url);
+    let metrics_listen = t.check(
+        "metrics_listen",
+        parse_metrics_listen(&raw.metrics_listen, listen),
+    );
     let seconds = |n: i64| Duration::from_secs(n as u64);
-    let header_timeout = seconds(range(
-        cx,
+    let header_timeout = seconds(t.range(
         "header_timeout_seconds",
         raw.header_timeout_seconds,
         1,
         3600,
     ));
-    let body_timeout = seconds(range(
-        cx,
-        "body_timeout_seconds",
-        raw.body_timeout_seconds,
-        1,
-        3600,
-    ));
-    let keepalive = seconds(range(
-        cx,
-        "keepalive_seconds",
-        raw.keepalive_seconds,
-        0,
-        3600,
-    ));
-    let max_connections = range(cx, "max_connections", raw.max_connections, 1, 1_000_000) as usize;
-    if !ok {
+    let body_timeout = seconds(t.range("body_timeout_seconds", raw.body_timeout_seconds, 1, 3600));
+    let keepalive = seconds(t.range("keepalive_seconds", raw.keepalive_seconds, 0, 3600));
+    let max_connections = t.range("max_connections", raw.max_connections, 1, 1_000_000) as usize;
+    if !t.ok {
         return None;
     }
     Some(Http {
         listen: listen?,
-        public_url: public_url?,
+        public_url,
         behind_proxy: raw.behind_proxy,
         metrics_listen: metrics_listen?,
         header_timeout,
         body_timeout,
         keepalive,
         max_connections,
+        api_token: None,
     })
 }
 

@@ -1,0 +1,138 @@
+//! `[site]`: the site's name, address, language and time zone.
+
+use chrono_tz::Tz;
+use serde::Deserialize;
+use toml::Spanned;
+use toml::de::DeValue;
+use url::Url;
+
+use super::spans::{Checks, Context};
+use crate::model::Language;
+use crate::model::text::clean_line;
+
+/// `[site]`.
+#[derive(Debug, Clone)]
+pub struct Site {
+    pub title: String,
+    /// Absolute, with a path ending in `/`.
+    pub base_url: Url,
+    /// Default `sv`. Theme titles and feed languages follow it.
+    pub language: Language,
+    /// Default `UTC`. Dates without an offset are read in it.
+    pub timezone: Tz,
+    /// Default empty.
+    pub description: String,
+    /// Default empty.
+    pub author: String,
+}
+
+#[derive(Debug, Deserialize)]
+pub(super) struct RawSite {
+    title: String,
+    base_url: String,
+    #[serde(default = "default_language")]
+    language: String,
+    #[serde(default = "default_timezone")]
+    timezone: String,
+    #[serde(default)]
+    description: String,
+    #[serde(default)]
+    author: String,
+}
+pub(super) const SITE_KEYS: &[&str] = &[
+    "title",
+    "base_url",
+    "language",
+    "timezone",
+    "description",
+    "author",
+];
+
+fn default_language() -> String {
+    "sv".into()
+}
+fn default_timezone() -> String {
+    "UTC".into()
+}
+
+/// `[site]` checked. `raw` is `None` when the section could not be read
+/// (its problems are reported already) or is not in the file (`present`
+/// false), which is a problem of its own.
+pub(super) fn validate(
+    cx: &mut Context,
+    raw: Option<(RawSite, Spanned<DeValue<'_>>)>,
+    present: bool,
+) -> Option<Site> {
+    let Some((raw, value)) = raw else {
+        if !present {
+            cx.problem(
+                "site",
+                Some(0..0),
+                "missing section [site]: it needs at least `title` and `base_url`, \
+                 such as base_url = \"https://example.org\"",
+            );
+        }
+        return None;
+    };
+    let mut t = Checks::new(cx, "site", &value);
+    let base_url = t.check("base_url", parse_base_url(&raw.base_url));
+    let timezone = t.check(
+        "timezone",
+        raw.timezone.parse::<Tz>().map_err(|_| {
+            format!(
+                "unknown time zone `{}`: expected an IANA name such as \"Europe/Stockholm\" or \"UTC\"",
+                raw.timezone
+            )
+        }),
+    );
+    let language = t.check("language", Language::parse(&raw.language));
+    if raw.title.trim().is_empty() {
+        t.fail("title", "must not be empty");
+    }
+    if !t.ok {
+        return None;
+    }
+    // Feeds are XML: characters it forbids must not reach them.
+    Some(Site {
+        title: clean_line(&raw.title),
+        base_url: base_url?,
+        language: language?,
+        timezone: timezone?,
+        description: clean_line(&raw.description),
+        author: clean_line(&raw.author),
+    })
+}
+
+/// An absolute http(s) URL; its path is made to end in `/` so that story
+/// URLs join under it.
+pub fn parse_base_url(s: &str) -> Result<Url, String> {
+    let expected = "expected an absolute http(s) URL such as \"https://example.org\"";
+    let mut url =
+        Url::parse(s).map_err(|e| format!("`{s}` is not an absolute URL ({e}): {expected}"))?;
+    if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none() {
+        return Err(format!("`{s}` is not an http(s) URL: {expected}"));
+    }
+    if url.query().is_some() || url.fragment().is_some() {
+        return Err(format!("`{s}` has a query or fragment: {expected}"));
+    }
+    if !url.path().ends_with('/') {
+        let path = format!("{}/", url.path());
+        url.set_path(&path);
+    }
+    Ok(url)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn base_url_gets_a_trailing_slash() {
+        assert_eq!(
+            parse_base_url("https://x.org/site").unwrap().as_str(),
+            "https://x.org/site/"
+        );
+        assert!(parse_base_url("/relative").is_err());
+        assert!(parse_base_url("ftp://x.org").is_err());
+    }
+}
