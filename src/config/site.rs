@@ -6,6 +6,7 @@ use toml::Spanned;
 use toml::de::DeValue;
 use url::Url;
 
+use super::Localized;
 use super::spans::{Checks, Context};
 use crate::model::Language;
 use crate::model::text::clean_line;
@@ -20,11 +21,20 @@ pub struct Site {
     pub language: Language,
     /// Default `UTC`. Dates without an offset are read in it.
     pub timezone: Tz,
-    /// Default empty.
-    pub description: String,
+    /// Default empty; one string, or one per language.
+    pub description: Localized,
     /// Default empty.
     pub author: String,
+    /// The site's logo (an absolute URL, or a path under `base_url`), shown
+    /// at the top of the pages and the emails. Default none.
+    pub logo: Option<Url>,
+    /// The accent colour of the pages and the emails (buttons, links,
+    /// headings), `#rrggbb`. Default `#1d5c8f`.
+    pub accent: String,
 }
+
+/// The accent colour when `[site] accent` is not set.
+pub const DEFAULT_ACCENT: &str = "#1d5c8f";
 
 #[derive(Debug, Deserialize)]
 pub(super) struct RawSite {
@@ -35,9 +45,13 @@ pub(super) struct RawSite {
     #[serde(default = "default_timezone")]
     timezone: String,
     #[serde(default)]
-    description: String,
+    description: Localized,
     #[serde(default)]
     author: String,
+    #[serde(default)]
+    logo: Option<String>,
+    #[serde(default)]
+    accent: Option<String>,
 }
 pub(super) const SITE_KEYS: &[&str] = &[
     "title",
@@ -46,6 +60,8 @@ pub(super) const SITE_KEYS: &[&str] = &[
     "timezone",
     "description",
     "author",
+    "logo",
+    "accent",
 ];
 
 fn default_language() -> String {
@@ -89,6 +105,14 @@ pub(super) fn validate(
     if raw.title.trim().is_empty() {
         t.fail("title", "must not be empty");
     }
+    let logo = match (&raw.logo, &base_url) {
+        (Some(logo), Some(base)) => t.check("logo", parse_logo(base, logo)).map(Some),
+        _ => Some(None),
+    };
+    let accent = match &raw.accent {
+        Some(accent) => t.check("accent", parse_colour(accent)),
+        None => Some(DEFAULT_ACCENT.to_owned()),
+    };
     if !t.ok {
         return None;
     }
@@ -98,9 +122,39 @@ pub(super) fn validate(
         base_url: base_url?,
         language: language?,
         timezone: timezone?,
-        description: clean_line(&raw.description),
+        description: raw.description.map(clean_line),
         author: clean_line(&raw.author),
+        logo: logo?,
+        accent: accent?,
     })
+}
+
+/// The logo's URL: absolute (http or https), or a path joined to the
+/// site's address.
+fn parse_logo(base: &Url, logo: &str) -> Result<Url, String> {
+    let url = base
+        .join(logo.trim())
+        .map_err(|e| format!("`{logo}` is not a URL ({e}): expected such as \"/logo.png\""))?;
+    if !matches!(url.scheme(), "http" | "https") {
+        return Err(format!(
+            "`{logo}` is not an http(s) URL: expected such as \"/logo.png\" or \"https://example.org/logo.png\""
+        ));
+    }
+    Ok(url)
+}
+
+/// A colour as `#rrggbb` (or `#rgb`), lower-cased; anything else could
+/// break out of a `style` attribute.
+fn parse_colour(colour: &str) -> Result<String, String> {
+    let c = colour.trim().to_ascii_lowercase();
+    let hex = c.strip_prefix('#').unwrap_or("");
+    if matches!(hex.len(), 3 | 6) && hex.bytes().all(|b| b.is_ascii_hexdigit()) {
+        Ok(c)
+    } else {
+        Err(format!(
+            "`{colour}` is not a colour: expected `#rrggbb`, such as \"{DEFAULT_ACCENT}\""
+        ))
+    }
 }
 
 /// An absolute http(s) URL; its path is made to end in `/` so that story
@@ -134,5 +188,24 @@ mod tests {
         );
         assert!(parse_base_url("/relative").is_err());
         assert!(parse_base_url("ftp://x.org").is_err());
+    }
+
+    #[test]
+    fn logos_join_the_site_and_colours_are_hex() {
+        let base = parse_base_url("https://x.org/news/").unwrap();
+        assert_eq!(
+            parse_logo(&base, "img/logo.png").unwrap().as_str(),
+            "https://x.org/news/img/logo.png"
+        );
+        assert_eq!(
+            parse_logo(&base, "https://cdn.org/l.svg").unwrap().as_str(),
+            "https://cdn.org/l.svg"
+        );
+        assert!(parse_logo(&base, "javascript:alert(1)").is_err());
+        assert_eq!(parse_colour(" #1D5C8F ").unwrap(), "#1d5c8f");
+        assert_eq!(parse_colour("#abc").unwrap(), "#abc");
+        for bad in ["1d5c8f", "#12345", "red", "#12345g", "#123;x"] {
+            assert!(parse_colour(bad).is_err(), "{bad}");
+        }
     }
 }

@@ -91,7 +91,7 @@ pub fn render(template: &Templates, config: &Config, feeds: &[Feed]) -> Result<V
     let page = Page {
         site: SiteVars {
             title: &config.site.title,
-            description: &config.site.description,
+            description: config.site.description.get(lang),
             language: lang,
             base_url: config.site.base_url.as_str(),
         },

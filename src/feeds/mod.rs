@@ -98,7 +98,7 @@ fn config_key(config: &Config) -> String {
         site.base_url.as_str(),
         site.language.as_str(),
         site.timezone.name(),
-        site.description.as_str(),
+        site.description.get(site.language.as_str()),
         site.author.as_str(),
         prepare::feeds_base(config).as_str(),
     ]

@@ -102,7 +102,7 @@ pub fn prepare<'a>(
     feeds.push(Feed {
         dir: String::new(),
         title: config.site.title.clone(),
-        description: non_empty(&config.site.description, &config.site.title),
+        description: non_empty(config.site.description.get(lang), &config.site.title),
         home_url: config.site.base_url.clone(),
         theme: None,
         updated: site_updated,

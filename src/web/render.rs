@@ -182,7 +182,7 @@ impl Layout {
             words: super::words::words(lang),
             site: SiteVars {
                 title: config.site.title.clone(),
-                description: config.site.description.clone(),
+                description: config.site.description.get(lang.code()).to_owned(),
             },
             title,
             alternates: Vec::new(),
