@@ -163,14 +163,19 @@ if wants digest; then
   sed -i "s|^transport = .*|transport = \"smtp://127.0.0.1:$SMTP_PORT?tls=none\"|" "$site/config.toml"
   "$tidings" --config "$site/config.toml" build > /dev/null 2>&1
   "$tidings" --config "$site/config.toml" subscribers import "$site/people.csv" --confirmed > /dev/null
-  cp "$site/tidings.db" "$out/digest-base.db"
+  # The store with its write-ahead log, if the import left one (SQLite
+  # folds it into the file when the last connection closes, which a
+  # process on its way out may not wait for): a copy of the file alone
+  # could miss the last batch.
+  rm -rf "$out/digest-base" && mkdir -p "$out/digest-base"
+  cp "$site"/tidings.db* "$out/digest-base/"
   concurrency=$(awk -F' *= *' '/^concurrency/ { print $2 }' "$site/config.toml")
   smtp-sink -u postfix "127.0.0.1:$SMTP_PORT" 1024 &
   pids+=($!)
   sleep 0.5
   for rep in $(seq "$reps"); do
     rm -f "$site"/tidings.db*
-    cp "$out/digest-base.db" "$site/tidings.db"
+    cp "$out"/digest-base/tidings.db* "$site/"
     measure digest tidings "$rep" -- "$tidings" --config "$site/config.toml" digest send
     grep -q "$SUBSCRIBERS sent" "$out/last.out" || { echo "digest send did not send $SUBSCRIBERS:" >&2; cat "$out/last.out" >&2; exit 1; }
     record digest-rate tidings "$rep" "$(awk -v n="$SUBSCRIBERS" '{ print n / $1 }' "$out/time")"
