@@ -17,6 +17,7 @@ use anyhow::{Context as _, Result, anyhow};
 use chrono::{DateTime, Utc};
 use tokio::sync::watch;
 
+use crate::config::env::Environment;
 use crate::config::{Config, Digest};
 use crate::digest::delivery::{self, Options, Worker};
 use crate::digest::render::Templates;
@@ -400,6 +401,161 @@ pub fn shutdown_signal() -> impl std::future::Future<Output = ()> {
             }
             _ => {
                 let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+}
+
+/// The service's listeners, bound before anything else so that a busy
+/// port fails at once and changes nothing.
+pub struct Listeners {
+    public: tokio::net::TcpListener,
+    metrics: Option<tokio::net::TcpListener>,
+}
+
+/// Where the service listens (port 0 in the config is a free port).
+pub struct Addresses {
+    pub public: std::net::SocketAddr,
+    pub metrics: Option<std::net::SocketAddr>,
+}
+
+impl Listeners {
+    /// Binds `[http] listen` and `[http] metrics_listen`, or says which key
+    /// names a busy or foreign address.
+    pub async fn bind(http: &crate::config::Http) -> Result<Listeners> {
+        async fn bind(address: std::net::SocketAddr, key: &str) -> Result<tokio::net::TcpListener> {
+            tokio::net::TcpListener::bind(address)
+                .await
+                .with_context(|| format!("cannot listen on {address} ([http] {key})"))
+        }
+        let public = bind(http.listen, "listen").await?;
+        let metrics = match http.metrics_listen {
+            Some(address) => Some(bind(address, "metrics_listen").await?),
+            None => None,
+        };
+        Ok(Listeners { public, metrics })
+    }
+}
+
+/// `tidings run`: opens the store (waiting for a database server that is
+/// not up yet), checks the signing keys, ingests once so the feeds are
+/// fresh, then serves the web on `listeners` (calling `announce` once they
+/// serve) and runs every scheduled job until SIGTERM or Ctrl-C; then takes
+/// no new work, lets in-flight sends and answers finish for at most
+/// `TIDINGS_SHUTDOWN_SECONDS`, and returns.
+pub async fn serve(
+    config: Config,
+    env: Environment,
+    listeners: Listeners,
+    announce: impl FnOnce(&Addresses),
+) -> Result<()> {
+    let mut stop_signal = Box::pin(shutdown_signal());
+    let config = Arc::new(config);
+    let Some(store) = open_store(&config, &mut stop_signal).await? else {
+        return Ok(());
+    };
+    let keys = Arc::new(Keys::load(&store, &env).await?);
+    let mailer = Mailer::new(&config)?.map(Arc::new);
+    let ingester = Arc::new(Ingester::new(config.clone(), store.clone()));
+
+    // Fresh feeds before the first request, whatever the schedule says.
+    // A failure is logged and recorded; the service still starts.
+    let _ = ingester.run_now("start").await;
+
+    let shared = Arc::new(crate::web::Shared::new(
+        config.clone(),
+        store.clone(),
+        keys.clone(),
+        ingester.clone(),
+        mailer.clone(),
+    )?);
+    let background = shared.background.clone();
+    let at = Addresses {
+        public: listeners.public.local_addr()?,
+        metrics: listeners
+            .metrics
+            .as_ref()
+            .map(|l| l.local_addr())
+            .transpose()?,
+    };
+    let mut routed = vec![(listeners.public, crate::web::router(shared.clone()))];
+    if let Some(metrics) = listeners.metrics {
+        routed.push((metrics, crate::web::metrics_router(shared)));
+    }
+
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let stop = Arc::new(AtomicBool::new(false));
+    let scheduler = Arc::new(Scheduler {
+        config: config.clone(),
+        store: store.clone(),
+        keys,
+        ingester,
+        mailer,
+        digest_templates: Arc::new(Templates::load(&config)?),
+        options: Options::new(&env),
+        stop: stop.clone(),
+    });
+    let mut jobs = tokio::task::JoinSet::new();
+    for job in scheduler.jobs() {
+        jobs.spawn(scheduler.clone().job_loop(job, stop_rx.clone()));
+    }
+    let rules = crate::web::server::Rules::of(&config.http);
+    let mut server = crate::web::server::start(routed, stop_rx, rules)
+        .context("cannot start the HTTP threads")?;
+    tracing::info!(address = %at.public, public_url = %config.public_url(), "listening");
+    if let Some(metrics) = at.metrics {
+        tracing::info!(address = %metrics, "serving /metrics");
+    }
+    announce(&at);
+
+    stop_signal.await;
+    tracing::info!("stopping: no new work; waiting for what is in flight");
+    stop.store(true, Ordering::SeqCst);
+    let _ = stop_tx.send(true);
+    let grace = env.shutdown;
+    let finished = tokio::time::timeout(grace, async {
+        while jobs.join_next().await.is_some() {}
+        server.stopped().await;
+        // Confirmation emails of sign-ups just answered.
+        background.close();
+        background.wait().await;
+    })
+    .await;
+    if finished.is_err() {
+        tracing::warn!(
+            seconds = grace.as_secs(),
+            "gave up waiting; rows still sending are taken again after their lease"
+        );
+    }
+    store.close().await;
+    server.release().await;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+/// Opens the store, waiting for a database server that is not up yet (a
+/// machine booting, PostgreSQL restarting): each failure is logged and
+/// tried again with a growing pause, up to a minute; `None` when a stop
+/// signal came first.
+async fn open_store(
+    config: &Config,
+    stop: &mut std::pin::Pin<Box<impl std::future::Future<Output = ()>>>,
+) -> Result<Option<Store>> {
+    let mut pause = StdDuration::from_secs(1);
+    loop {
+        match Store::open(&config.storage.url).await {
+            Ok(store) => return Ok(Some(store)),
+            // A SQLite file that cannot be opened will not open later.
+            Err(e) if matches!(config.storage.url, crate::config::StorageUrl::Sqlite(_)) => {
+                return Err(e);
+            }
+            Err(e) => {
+                tracing::error!(error = %format!("{e:#}"), retry_in_s = pause.as_secs(), "cannot open the store");
+                tokio::select! {
+                    _ = tokio::time::sleep(pause) => {}
+                    _ = stop.as_mut() => return Ok(None),
+                }
+                pause = (pause * 2).min(StdDuration::from_secs(60));
             }
         }
     }

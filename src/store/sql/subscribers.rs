@@ -309,23 +309,12 @@ pub async fn canonicalize(
     now: DateTime<Utc>,
 ) -> Result<Canonicalized> {
     let mut report = Canonicalized::default();
-    let owed = "SELECT COUNT(*) FROM fixups WHERE name = $1";
-    let due: i64 = sqlx::query_scalar(owed)
-        .bind(CANONICAL_FIXUP)
-        .fetch_one(pool)
-        .await
-        .context("cannot read the fixups")?;
-    if due == 0 {
+    if !fixup_owed(pool).await? {
         return Ok(report);
     }
     let mut tx = super::begin_write(pool).await?;
     // Another process may have made it meanwhile.
-    let due: i64 = sqlx::query_scalar(owed)
-        .bind(CANONICAL_FIXUP)
-        .fetch_one(&mut *tx)
-        .await
-        .context("cannot read the fixups")?;
-    if due == 0 {
+    if !fixup_owed(&mut *tx).await? {
         return Ok(report);
     }
     // Only quotes, backslashes and brackets change under the canonical
@@ -346,102 +335,16 @@ pub async fn canonicalize(
         .context("cannot read subscribers")?;
     for (id, email) in rows {
         let Ok(fixed) = canonical(&email) else {
-            let status: String = sqlx::query_scalar("SELECT status FROM subscribers WHERE id = $1")
-                .bind(id)
-                .fetch_one(&mut *tx)
-                .await
-                .context("cannot read a subscriber")?;
-            if status == Status::Pending.as_str() {
-                sqlx::query("DELETE FROM subscribers WHERE id = $1")
-                    .bind(id)
-                    .execute(&mut *tx)
-                    .await
-                    .context("cannot remove a subscriber")?;
-                report.removed.push(id);
-            } else if status == Status::Active.as_str() {
-                sqlx::query("UPDATE subscribers SET status = 'bounced', bounced_at = $2 WHERE id = $1")
-                    .bind(id)
-                    .bind(now)
-                    .execute(&mut *tx)
-                    .await
-                    .context("cannot update a subscriber")?;
-                report.bounced.push(id);
-            }
+            set_aside_unmailable(&mut tx, id, now, &mut report).await?;
             continue;
         };
-        let key = fixed.to_lowercase();
-        let this = sqlx::query(&format!("SELECT {MEMBER} FROM subscribers WHERE id = $1"))
-            .bind(id)
-            .fetch_one(&mut *tx)
-            .await
-            .context("cannot read a subscriber")?;
-        let mut group = vec![member(&this)?];
-        for r in sqlx::query(&format!(
-            "SELECT {MEMBER} FROM subscribers WHERE email_key = $1 AND id <> $2"
-        ))
-        .bind(&key)
-        .bind(id)
-        .fetch_all(&mut *tx)
-        .await
-        .context("cannot read subscribers")?
-        {
-            group.push(member(&r)?);
-        }
+        let group = inbox_group(&mut tx, id, &fixed.to_lowercase()).await?;
         if group.len() == 1 {
-            sqlx::query("UPDATE subscribers SET email = $2, email_key = $3 WHERE id = $1")
-                .bind(id)
-                .bind(&fixed)
-                .bind(&key)
-                .execute(&mut *tx)
-                .await
-                .context("cannot update a subscriber")?;
+            rewrite(&mut tx, id, &fixed).await?;
             report.rewritten.push(id);
-            continue;
+        } else {
+            report.merged.push(merge(&mut tx, group, &fixed).await?);
         }
-        // One inbox, several rows: the earliest consent is kept; a stop
-        // from any of them wins, then a bounce, then a confirmation.
-        group.sort_by_key(|m| (m.consent_at, m.id));
-        let kept = group[0].id;
-        let any = |s: Status| group.iter().any(|m| m.status == s);
-        let first = |f: fn(&Member) -> Option<DateTime<Utc>>| group.iter().filter_map(f).min();
-        let status = [Status::Unsubscribed, Status::Bounced, Status::Active]
-            .into_iter()
-            .find(|s| any(*s))
-            .unwrap_or(Status::Pending);
-        let removed: Vec<i64> = group[1..].iter().map(|m| m.id).collect();
-        for dup in &removed {
-            sqlx::query(
-                "UPDATE deliveries SET subscriber_id = $1
-                 WHERE subscriber_id = $2
-                   AND edition_id NOT IN (SELECT edition_id FROM deliveries WHERE subscriber_id = $1)",
-            )
-            .bind(kept)
-            .bind(dup)
-            .execute(&mut *tx)
-            .await
-            .context("cannot move deliveries")?;
-            sqlx::query("DELETE FROM subscribers WHERE id = $1")
-                .bind(dup)
-                .execute(&mut *tx)
-                .await
-                .context("cannot remove a subscriber")?;
-        }
-        sqlx::query(
-            "UPDATE subscribers SET email = $2, email_key = $3, status = $4,
-                 confirmed_at = $5, unsubscribed_at = $6, bounced_at = $7
-             WHERE id = $1",
-        )
-        .bind(kept)
-        .bind(&fixed)
-        .bind(&key)
-        .bind(status.as_str())
-        .bind(first(|m| m.confirmed_at))
-        .bind((status == Status::Unsubscribed).then(|| first(|m| m.unsubscribed_at)).flatten())
-        .bind((status == Status::Bounced).then(|| first(|m| m.bounced_at)).flatten())
-        .execute(&mut *tx)
-        .await
-        .context("cannot update a subscriber")?;
-        report.merged.push((kept, removed));
     }
     sqlx::query("DELETE FROM fixups WHERE name = $1")
         .bind(CANONICAL_FIXUP)
@@ -450,4 +353,132 @@ pub async fn canonicalize(
         .context("cannot record the fixup")?;
     tx.commit().await.context("cannot store the canonical addresses")?;
     Ok(report)
+}
+
+type Tx = sqlx::Transaction<'static, DB>;
+
+/// Whether the canonical form is still owed.
+async fn fixup_owed<'e>(db: impl sqlx::Executor<'e, Database = DB>) -> Result<bool> {
+    let due: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM fixups WHERE name = $1")
+        .bind(CANONICAL_FIXUP)
+        .fetch_one(db)
+        .await
+        .context("cannot read the fixups")?;
+    Ok(due > 0)
+}
+
+/// A subscriber whose address no relay delivers to: removed while pending,
+/// bounced while active, left as it is otherwise (they get nothing).
+async fn set_aside_unmailable(
+    tx: &mut Tx,
+    id: i64,
+    now: DateTime<Utc>,
+    report: &mut Canonicalized,
+) -> Result<()> {
+    let status: String = sqlx::query_scalar("SELECT status FROM subscribers WHERE id = $1")
+        .bind(id)
+        .fetch_one(&mut **tx)
+        .await
+        .context("cannot read a subscriber")?;
+    if status == Status::Pending.as_str() {
+        sqlx::query("DELETE FROM subscribers WHERE id = $1")
+            .bind(id)
+            .execute(&mut **tx)
+            .await
+            .context("cannot remove a subscriber")?;
+        report.removed.push(id);
+    } else if status == Status::Active.as_str() {
+        sqlx::query("UPDATE subscribers SET status = 'bounced', bounced_at = $2 WHERE id = $1")
+            .bind(id)
+            .bind(now)
+            .execute(&mut **tx)
+            .await
+            .context("cannot update a subscriber")?;
+        report.bounced.push(id);
+    }
+    Ok(())
+}
+
+/// The subscriber `id` and every other one whose address is `key` in the
+/// canonical form: the same inbox.
+async fn inbox_group(tx: &mut Tx, id: i64, key: &str) -> Result<Vec<Member>> {
+    let this = sqlx::query(&format!("SELECT {MEMBER} FROM subscribers WHERE id = $1"))
+        .bind(id)
+        .fetch_one(&mut **tx)
+        .await
+        .context("cannot read a subscriber")?;
+    let mut group = vec![member(&this)?];
+    let others = sqlx::query(&format!(
+        "SELECT {MEMBER} FROM subscribers WHERE email_key = $1 AND id <> $2"
+    ))
+    .bind(key)
+    .bind(id)
+    .fetch_all(&mut **tx)
+    .await
+    .context("cannot read subscribers")?;
+    for r in &others {
+        group.push(member(r)?);
+    }
+    Ok(group)
+}
+
+/// The address of `id`, alone in its inbox, in its canonical form.
+async fn rewrite(tx: &mut Tx, id: i64, fixed: &str) -> Result<()> {
+    sqlx::query("UPDATE subscribers SET email = $2, email_key = $3 WHERE id = $1")
+        .bind(id)
+        .bind(fixed)
+        .bind(fixed.to_lowercase())
+        .execute(&mut **tx)
+        .await
+        .context("cannot update a subscriber")?;
+    Ok(())
+}
+
+/// One inbox, several rows: the earliest consent is kept (its id, consent
+/// and choices), the others' deliveries join it, and they are removed; a
+/// stop from any of them wins, then a bounce, then a confirmation.
+/// Returns the kept id and the removed ones.
+async fn merge(tx: &mut Tx, mut group: Vec<Member>, fixed: &str) -> Result<(i64, Vec<i64>)> {
+    group.sort_by_key(|m| (m.consent_at, m.id));
+    let kept = group[0].id;
+    let any = |s: Status| group.iter().any(|m| m.status == s);
+    let first = |f: fn(&Member) -> Option<DateTime<Utc>>| group.iter().filter_map(f).min();
+    let status = [Status::Unsubscribed, Status::Bounced, Status::Active]
+        .into_iter()
+        .find(|s| any(*s))
+        .unwrap_or(Status::Pending);
+    let removed: Vec<i64> = group[1..].iter().map(|m| m.id).collect();
+    for dup in &removed {
+        sqlx::query(
+            "UPDATE deliveries SET subscriber_id = $1
+             WHERE subscriber_id = $2
+               AND edition_id NOT IN (SELECT edition_id FROM deliveries WHERE subscriber_id = $1)",
+        )
+        .bind(kept)
+        .bind(dup)
+        .execute(&mut **tx)
+        .await
+        .context("cannot move deliveries")?;
+        sqlx::query("DELETE FROM subscribers WHERE id = $1")
+            .bind(dup)
+            .execute(&mut **tx)
+            .await
+            .context("cannot remove a subscriber")?;
+    }
+    sqlx::query(
+        "UPDATE subscribers SET email = $2, email_key = $3, status = $4,
+             confirmed_at = $5, unsubscribed_at = $6, bounced_at = $7
+         WHERE id = $1",
+    )
+    .bind(kept)
+    .bind(fixed)
+    .bind(fixed.to_lowercase())
+    .bind(status.as_str())
+    .bind(first(|m| m.confirmed_at))
+    .bind((status == Status::Unsubscribed).then(|| first(|m| m.unsubscribed_at)).flatten())
+    .bind((status == Status::Bounced).then(|| first(|m| m.bounced_at)).flatten())
+    .execute(&mut **tx)
+    .await
+    .context("cannot update a subscriber")?;
+    Ok((kept, removed))
 }
