@@ -194,8 +194,9 @@ pub enum DigestCommand {
         #[arg(long)]
         dry_run: bool,
     },
-    /// Send the current preview to one address, to see it in a real mail
-    /// client before the real send. Nothing is frozen or recorded.
+    /// Send a sample to one address, to see it in a real mail client: the
+    /// newest stories of every theme, `[TEST]` in the subject. Nothing is
+    /// frozen or recorded.
     Test {
         /// Where to send it.
         #[arg(long, value_name = "ADDR")]

@@ -80,6 +80,7 @@ pub(crate) fn story(slug: &str, title: &str, themes: &[&str], day: u32) -> Store
             image_alt: Some("Två teknikerer tar vattenprov vid en kanal".into()),
             published: Utc.with_ymd_and_hms(2024, 3, day, 8, 30, 0).unwrap(),
             updated: None,
+            featured: false,
             origin: format!("content/stories/{slug}.md"),
             stamp: None,
         },
@@ -127,10 +128,12 @@ pub(crate) fn email<'a>(
             Section {
                 theme: theme("miljo-och-klimat"),
                 stories: vec![&stories[0], &stories[2]],
+                more: 0,
             },
             Section {
                 theme: theme("lokal-demokrati"),
                 stories: vec![&stories[1]],
+                more: 0,
             },
         ],
         links: Links {
@@ -139,5 +142,8 @@ pub(crate) fn email<'a>(
             edition: "https://goda-exempel.example.org/digests/monthly/2024-03/".into(),
         },
         recipient: "anna@example.se",
+        note: None,
+        test: false,
+        web: false,
     }
 }

@@ -71,6 +71,7 @@ pub async fn check(config: &Config) -> anyhow::Result<Checked> {
         }
     }
     problems.extend(check_templates(config));
+    problems.extend(crate::digest::note::check(config));
     checked.problems = Problems(problems).sorted().0;
     Ok(checked)
 }
@@ -98,6 +99,7 @@ pub fn check_templates(config: &Config) -> Vec<Problem> {
     if let Err(e) = &digest_templates {
         push(problem(e, "templates/digest.html", &origin));
     }
+    let sample_note = crate::digest::note::render(config, "A note from the *editor*.");
     for digest in &config.digests {
         for language in digest.languages(config.site.language.as_str()) {
             let language = language.as_str();
@@ -107,7 +109,14 @@ pub fn check_templates(config: &Config) -> Vec<Problem> {
                     config,
                     digest,
                     language,
-                    period: &crate::digest::email::period_label(config, language, now),
+                    period: &crate::digest::email::period_label(
+                        config,
+                        language,
+                        crate::store::editions::Period {
+                            start: now - crate::store::editions::FIRST_EDITION_LOOKBACK,
+                            end: now,
+                        },
+                    ),
                     sections: compose::sections(config, digest, &themes, &stories),
                     links: crate::digest::email::links(
                         config,
@@ -118,8 +127,15 @@ pub fn check_templates(config: &Config) -> Vec<Problem> {
                         now,
                     ),
                     recipient: SAMPLE_RECIPIENT,
+                    note: Some(&sample_note),
+                    test: false,
+                    web: false,
                 };
                 if let Err(e) = render::render(templates, &email) {
+                    push(problem(&e, "templates/digest.html", &origin));
+                }
+                let web = render::DigestEmail { web: true, ..email };
+                if let Err(e) = render::render(templates, &web) {
                     push(problem(&e, "templates/digest.html", &origin));
                 }
             }

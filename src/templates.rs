@@ -265,6 +265,7 @@ pub fn sample_stories(config: &Config) -> Vec<StoredStory> {
                     image_alt: (i == 0).then(|| "A sample picture".to_owned()),
                     published,
                     updated: None,
+                    featured: false,
                     origin: "sample".into(),
                     stamp: None,
                 },

@@ -20,8 +20,10 @@ pub struct Digest {
     /// When the service (`tidings run`, a later version) sends it, read in
     /// `[site] timezone`.
     pub schedule: CronSchedule,
-    /// Tera template text per language; `{{ period }}` is the edition's
-    /// period. Default: the title followed by the period.
+    /// Tera template text per language, with `lead` (the lead story's
+    /// title), `count` (the reader's new stories), `themes` (their themes'
+    /// titles), `period`, `site` and `digest` (the titles). Default:
+    /// [`DEFAULT_SUBJECT`].
     pub subject: Localized,
     /// Default true: no email to a subscriber with nothing new.
     pub skip_if_empty: bool,
@@ -62,6 +64,10 @@ pub(super) const DIGEST_KEYS: &[&str] = &[
     "skip_if_empty",
     "max_stories_per_theme",
 ];
+
+/// The subject when a digest sets none: the lead story's title first (what
+/// makes a reader open it), then the digest and the period.
+pub const DEFAULT_SUBJECT: &str = "{% if lead %}{{ lead }} | {% endif %}{{ digest }} {{ period }}";
 
 fn default_schedule() -> String {
     "0 8 1 * *".into()
@@ -131,7 +137,7 @@ fn validate_digest(
     let schedule = t.check("schedule", CronSchedule::parse(&raw.schedule))?;
     let subject = raw
         .subject
-        .unwrap_or_else(|| raw.title.map(|title| format!("{title} {{{{ period }}}}")));
+        .unwrap_or_else(|| raw.title.map(|_| DEFAULT_SUBJECT.to_owned()));
     Some(Digest {
         id: raw.id,
         title: raw.title,

@@ -1,7 +1,8 @@
 //! What one subscriber gets from an edition: the edition's stories under
 //! the subscriber's themes, in the order they chose them; a story in
 //! several chosen themes appears once, under the first; at most
-//! `max_stories_per_theme` per theme, newest first. A chosen theme with
+//! `max_stories_per_theme` per theme, newest first (the email then says how
+//! many more the theme has). A chosen theme with
 //! nothing new keeps its (empty) section, so the email can still name it
 //! among the reader's themes.
 
@@ -26,15 +27,16 @@ pub fn sections<'a>(
         let Some(theme) = config.theme(slug) else {
             continue;
         };
-        let picked: Vec<&StoredStory> = stories
+        let mut new = stories
             .iter()
-            .filter(|s| s.story.themes.contains(slug) && !shown.contains(s.id.as_str()))
-            .take(digest.max_stories_per_theme)
-            .collect();
+            .filter(|s| s.story.themes.contains(slug) && !shown.contains(s.id.as_str()));
+        let picked: Vec<&StoredStory> = new.by_ref().take(digest.max_stories_per_theme).collect();
+        let more = new.count();
         shown.extend(picked.iter().map(|s| s.id.as_str()));
         out.push(Section {
             theme,
             stories: picked,
+            more,
         });
     }
     out

@@ -271,7 +271,8 @@ impl Worker<'_> {
         let issue = Issue {
             edition: Some(edition.id),
             issued: edition.created_at,
-            period_end: edition.period_end,
+            period: edition.period(),
+            test: false,
         };
         composer.with_email(person.into(), sections, issue, |email| {
             let encoded =

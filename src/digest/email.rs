@@ -5,9 +5,13 @@
 //! links, the sender's address and DKIM key); a [`Reader`] and an
 //! [`Issue`] say whom one email is for and which edition it belongs to.
 
-use anyhow::{Context as _, Result};
-use chrono::{DateTime, Duration, Utc};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 
+use anyhow::{Context as _, Result};
+use chrono::{DateTime, Utc};
+
+use super::note::{self, Note};
 use super::render::{self, DigestEmail, Links, Section, Templates};
 use super::{compose, words};
 use crate::config::{Config, Digest, Mail};
@@ -16,6 +20,7 @@ use crate::mail::Mailer;
 use crate::mail::message::{self, DkimSigner, Encoded, Envelope};
 use crate::mail::rendered::Rendered;
 use crate::model::{Subscriber, SubscriberEmail};
+use crate::store::editions::{Edition, FIRST_EDITION_LOOKBACK, Period};
 use crate::store::{Store, StoredStory};
 
 /// Whom one email is for.
@@ -47,8 +52,21 @@ pub struct Issue {
     /// When the links' tokens are issued (an edition's: the same tokens
     /// whenever a row is sent again).
     pub issued: DateTime<Utc>,
-    /// When the period the email covers ends (see [`period_label`]).
-    pub period_end: DateTime<Utc>,
+    /// The window of time the email covers (see [`period_label`]).
+    pub period: Period,
+    /// A test send (`digest test`): `[TEST]` in the subject.
+    pub test: bool,
+}
+
+/// The window the next edition of `digest` would cover if frozen at `now`
+/// (for a preview or a test send).
+pub async fn next_period(store: &Store, digest: &str, now: DateTime<Utc>) -> Result<Period> {
+    let last = store.editions(digest, 1).await?;
+    let start = last
+        .first()
+        .map_or(now - FIRST_EDITION_LOOKBACK, |e| e.period_end)
+        .min(now);
+    Ok(Period { start, end: now })
 }
 
 /// What every email of one digest shares.
@@ -59,7 +77,13 @@ pub struct Composer<'a> {
     pub templates: &'a Templates,
     pub signer: &'a Signer,
     pub dkim: Option<&'a DkimSigner>,
+    /// The editor's notes read so far, by language and period: each file
+    /// is read once per edition, not once per reader.
+    notes: Mutex<HashMap<NoteKey, Option<Arc<Note>>>>,
 }
+
+/// A reader's language and the edition's period: one note each.
+type NoteKey = (String, Period);
 
 impl<'a> Composer<'a> {
     pub fn new(
@@ -76,7 +100,28 @@ impl<'a> Composer<'a> {
             templates,
             signer,
             dkim: mailer.dkim.as_ref(),
+            notes: Mutex::default(),
         }
+    }
+
+    /// The editor's note for readers in `language` of the edition covering
+    /// `period`. A note that cannot be read is logged once and left out:
+    /// it must not stop an edition.
+    pub fn note(&self, language: &str, period: Period) -> Option<Arc<Note>> {
+        let key = (language.to_owned(), period);
+        let mut notes = self.notes.lock().expect("not poisoned");
+        notes
+            .entry(key)
+            .or_insert_with(|| {
+                match note::find(self.config, self.digest, language, period) {
+                    Ok(found) => found.map(Arc::new),
+                    Err(e) => {
+                        tracing::error!(error = %format!("{e:#}"), "the editor's note cannot be read; the edition goes out without it");
+                        None
+                    }
+                }
+            })
+            .clone()
     }
 
     /// The reader's sections: their themes in their order, each with its
@@ -98,7 +143,8 @@ impl<'a> Composer<'a> {
         issue: Issue,
         then: impl FnOnce(&DigestEmail<'_>) -> T,
     ) -> T {
-        let period = period_label(self.config, reader.language, issue.period_end);
+        let period = period_label(self.config, reader.language, issue.period);
+        let note = self.note(reader.language, issue.period);
         let email = DigestEmail {
             config: self.config,
             digest: self.digest,
@@ -114,6 +160,9 @@ impl<'a> Composer<'a> {
                 issue.issued,
             ),
             recipient: reader.email,
+            note: note.as_deref(),
+            test: issue.test,
+            web: false,
         };
         then(&email)
     }
@@ -191,7 +240,8 @@ pub async fn preview(
     let issue = Issue {
         edition: None,
         issued: now,
-        period_end: now,
+        period: next_period(store, &composer.digest.id, now).await?,
+        test: false,
     };
     let rendered = composer.render(reader.into(), sections, issue)?;
     Ok((rendered, count))
@@ -205,9 +255,12 @@ pub struct TestSent {
     pub reply: String,
 }
 
-/// Sends `to` what the next edition would hold of every theme, in
-/// `language`. Its links belong to no subscriber (id 0 matches nobody);
-/// nothing is frozen or recorded.
+/// Sends `to` a realistic sample in `language`: the newest stories of
+/// every theme (up to `max_stories_per_theme` each), whether or not an
+/// edition already sent them, marked `[TEST]` in the subject. When `to` is
+/// a subscriber, the links are theirs and work; otherwise they belong to
+/// no one (id 0), and the pages they open say the link is not valid and
+/// offer to unsubscribe by address. Nothing is frozen or recorded.
 pub async fn send_test(
     composer: &Composer<'_>,
     mailer: &Mailer,
@@ -216,7 +269,7 @@ pub async fn send_test(
     language: &str,
     now: DateTime<Utc>,
 ) -> Result<TestSent> {
-    let stories = store.pending_stories(&composer.digest.id, now).await?;
+    let stories = newest_of_every_theme(composer, store).await?;
     let themes: Vec<_> = composer
         .config
         .themes
@@ -225,15 +278,17 @@ pub async fn send_test(
         .collect();
     let sections = composer.sections(&themes, &stories);
     let count = compose::story_count(&sections);
+    let subscriber = store.subscriber(&to.key()).await?;
     let reader = Reader {
-        id: 0,
+        id: subscriber.as_ref().map_or(0, |s| s.id),
         email: to.as_str(),
         language,
     };
     let issue = Issue {
         edition: None,
         issued: now,
-        period_end: now,
+        period: next_period(store, &composer.digest.id, now).await?,
+        test: true,
     };
     let message_id = composer.test_message_id();
     let message = composer.message(reader, sections, issue, message_id.clone())?;
@@ -247,6 +302,29 @@ pub async fn send_test(
         stories: count,
         reply,
     })
+}
+
+/// The newest published stories of each configured theme, at most as many
+/// as the digest shows of one theme, newest first.
+async fn newest_of_every_theme(composer: &Composer<'_>, store: &Store) -> Result<Vec<StoredStory>> {
+    let index = store.published_index().await?;
+    let mut ids = Vec::new();
+    for theme in &composer.config.themes {
+        for s in index
+            .iter()
+            .filter(|s| s.themes.contains(&theme.slug))
+            .take(composer.digest.max_stories_per_theme)
+        {
+            if !ids.contains(&&s.id) {
+                ids.push(&s.id);
+            }
+        }
+    }
+    let mut stories = store.published_by_ids(&ids).await?;
+    stories.sort_by(|a, b| {
+        (b.story.published, a.id.as_str()).cmp(&(a.story.published, b.id.as_str()))
+    });
+    Ok(stories)
 }
 
 /// The links of a digest email: signed preferences and unsubscribe links
@@ -284,10 +362,76 @@ pub fn unsubscribe_mailto(mail: &Mail, unsubscribe_url: &str) -> Option<String> 
     Some(format!("mailto:{address}?subject={subject}"))
 }
 
-/// The period an edition ending at `end` is named after: the month of
-/// the day before it ends, so that a monthly digest sent on the 1st is
-/// named after the month it covers.
-pub fn period_label(config: &Config, language: &str, end: DateTime<Utc>) -> String {
-    let day = (end - Duration::days(1)).with_timezone(&config.site.timezone);
-    words::period(language, day.date_naive())
+/// What an edition covering `period` is called in `language`: the months
+/// it mostly covers, so that a monthly digest sent on the 1st (or by hand
+/// on the 2nd) is named after the month before, or the days of a short one
+/// ([`words::period_between`]).
+pub fn period_label(config: &Config, language: &str, period: Period) -> String {
+    let (first, last) = period.days(config);
+    words::period_between(language, first, last)
+}
+
+/// The edition's page on the site: the email's design with every theme of
+/// the edition, in `language`, with no personal link (a sign-up box in
+/// their place) and the editor's note. Returns what goes inside the page's
+/// `<main>`: the email's body, its styles inlined, after the `<style>` its
+/// head keeps (the dark-mode and narrow-screen rules).
+pub fn web_edition(
+    config: &Config,
+    templates: &Templates,
+    digest: &Digest,
+    language: &str,
+    edition: &Edition,
+    stories: &[StoredStory],
+) -> Result<String> {
+    let themes: Vec<_> = config.themes.iter().map(|t| t.slug.clone()).collect();
+    let period = period_label(config, language, edition.period());
+    let note = note::find(config, digest, language, edition.period()).unwrap_or_else(|e| {
+        tracing::error!(error = %format!("{e:#}"), "the editor's note cannot be read; the page goes without it");
+        None
+    });
+    let base = config.public_url();
+    let email = DigestEmail {
+        config,
+        digest,
+        language,
+        period: &period,
+        sections: compose::sections(config, digest, &themes, stories),
+        links: Links {
+            preferences: format!("{base}unsubscribe"),
+            unsubscribe: format!("{base}unsubscribe"),
+            edition: format!("{base}archive/{}/{}", digest.id, edition.id),
+        },
+        recipient: "",
+        note: note.as_ref(),
+        test: false,
+        web: true,
+    };
+    let html = render::render(templates, &email)?.html;
+    Ok(body_of(&html))
+}
+
+/// The `<style>` elements of a page's head and what its `<body>` holds.
+fn body_of(html: &str) -> String {
+    let lower = html.to_ascii_lowercase();
+    let head_end = lower.find("</head>").unwrap_or(0);
+    let mut out = String::new();
+    let mut at = 0;
+    while let Some(start) = lower[at..head_end].find("<style") {
+        let start = at + start;
+        let Some(end) = lower[start..head_end].find("</style>") else {
+            break;
+        };
+        let end = start + end + "</style>".len();
+        out.push_str(&html[start..end]);
+        out.push('\n');
+        at = end;
+    }
+    let body = lower
+        .find("<body")
+        .and_then(|b| lower[b..].find('>').map(|e| b + e + 1))
+        .unwrap_or(0);
+    let body_end = lower.rfind("</body>").unwrap_or(html.len()).max(body);
+    out.push_str(html[body..body_end].trim());
+    out
 }

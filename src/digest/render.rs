@@ -11,9 +11,9 @@
 use anyhow::{Context as _, Result};
 use serde::Serialize;
 
+use super::note::Note;
 use super::words::{self, Words};
 use crate::config::{Config, Digest, Theme};
-use crate::feeds::prepare::theme_url;
 use crate::mail::rendered::{Rendered, inline_css, one_line};
 use crate::store::StoredStory;
 use crate::templates;
@@ -49,6 +49,8 @@ impl Templates {
 pub struct Section<'a> {
     pub theme: &'a Theme,
     pub stories: Vec<&'a StoredStory>,
+    /// New stories of the theme left out at `max_stories_per_theme`.
+    pub more: usize,
 }
 
 /// The subscriber's own links, already signed.
@@ -66,19 +68,26 @@ pub struct DigestEmail<'a> {
     pub digest: &'a Digest,
     /// `sv` or `en`: the words, dates and titles are in it.
     pub language: &'a str,
-    /// Already formatted, such as "november 2026" ([`words::period`]).
+    /// Already formatted, such as "november 2026" ([`words::period_between`]).
     pub period: &'a str,
     /// In the subscriber's theme order; a story appears in only one.
     pub sections: Vec<Section<'a>>,
     pub links: Links,
     /// The subscriber's address.
     pub recipient: &'a str,
+    /// The editor's note for this edition and language, if any.
+    pub note: Option<&'a Note>,
+    /// Marks a test send: `[TEST]` before the subject.
+    pub test: bool,
+    /// The edition's page on the site rather than an email: no personal
+    /// links, a sign-up box instead of the reason for the email.
+    pub web: bool,
 }
 
 /// Renders one subscriber's digest.
 pub fn render(templates: &Templates, email: &DigestEmail) -> Result<Rendered> {
-    let subject = subject(templates, email)?;
-    let vars = Vars::new(email, &subject);
+    let mut vars = Vars::new(email);
+    vars.subject = subject(templates, email, &vars)?;
     let context = tera::Context::from_serialize(&vars).map_err(anyhow::Error::new)?;
     let html = templates.0.render(HTML_FILE, &context)?;
     let html = inline_css(&html).with_context(|| {
@@ -89,21 +98,26 @@ pub fn render(templates: &Templates, email: &DigestEmail) -> Result<Rendered> {
     })?;
     let text = templates.0.render(TEXT_FILE, &context)?;
     Ok(Rendered {
-        subject,
+        subject: vars.subject,
         html,
         text,
     })
 }
 
-/// The digest's subject template for the language, rendered with `period`,
-/// `site` (the site's title) and `digest` (the digest's title) and made
-/// into one line. It is not HTML-escaped: a header is not HTML.
-fn subject(templates: &Templates, email: &DigestEmail) -> Result<String> {
+/// The digest's subject template for the language, rendered with `lead`
+/// (the lead story's title), `count` (the reader's new stories), `themes`
+/// (the titles of the reader's themes), `period`, `site` (the site's
+/// title) and `digest` (the digest's title), and made into one line. It is
+/// not HTML-escaped: a header is not HTML.
+fn subject(templates: &Templates, email: &DigestEmail, vars: &Vars) -> Result<String> {
     let lang = email.language;
     let mut context = tera::Context::new();
     context.insert("period", email.period);
     context.insert("site", &email.config.site.title);
     context.insert("digest", email.digest.title.get(lang));
+    context.insert("lead", vars.lead.as_ref().map_or("", |l| l.title));
+    context.insert("count", &vars.story_count);
+    context.insert("themes", &vars.themes);
     let text = templates
         .0
         .render_str(email.digest.subject.get(lang), &context, false)
@@ -113,19 +127,27 @@ fn subject(templates: &Templates, email: &DigestEmail) -> Result<String> {
                 email.digest.id
             )
         })?;
-    Ok(one_line(&text))
+    let text = one_line(&text);
+    Ok(if email.test {
+        format!("[TEST] {text}")
+    } else {
+        text
+    })
 }
 
 /// The names the templates see.
 #[derive(Serialize)]
 struct Vars<'a> {
     lang: &'a str,
-    subject: &'a str,
+    subject: String,
     period: &'a str,
     words: &'static Words,
     site: SiteVars<'a>,
     digest: DigestVars<'a>,
     recipient: &'a str,
+    /// The story the email leads with, shown large above the sections
+    /// (and not again in its section).
+    lead: Option<StoryVars<'a>>,
     sections: Vec<SectionVars<'a>>,
     /// The titles of every theme the subscriber chose, in their order.
     themes: Vec<&'a str>,
@@ -135,12 +157,22 @@ struct Vars<'a> {
     links: LinkVars<'a>,
     /// Name and postal address, or empty.
     organization: &'a str,
+    /// The editor's note: `html` (sanitised) and `text`, or none.
+    note: Option<NoteVars<'a>>,
+    test: bool,
+    web: bool,
 }
 
 #[derive(Serialize)]
 struct SiteVars<'a> {
     title: &'a str,
     url: &'a str,
+    /// The logo's URL, or none.
+    logo: Option<&'a str>,
+    /// `#rrggbb`, and the colour of text on it (black or white, whichever
+    /// reads better).
+    accent: &'a str,
+    accent_text: &'static str,
 }
 
 #[derive(Serialize)]
@@ -150,14 +182,27 @@ struct DigestVars<'a> {
 }
 
 #[derive(Serialize)]
+struct NoteVars<'a> {
+    html: &'a str,
+    text: &'a str,
+}
+
+#[derive(Serialize)]
 struct SectionVars<'a> {
     slug: &'a str,
     title: &'a str,
     url: String,
+    /// Every story of the theme in this email, the lead story too (marked
+    /// `lead`), so that a template that lists sections misses nothing.
     stories: Vec<StoryVars<'a>>,
+    /// The same without the lead story, which the built-in templates show
+    /// above the sections instead.
+    others: Vec<StoryVars<'a>>,
+    /// How many new stories of the theme the email leaves out.
+    more: usize,
 }
 
-#[derive(Serialize)]
+#[derive(Clone, Serialize)]
 struct StoryVars<'a> {
     title: &'a str,
     url: &'a str,
@@ -169,6 +214,16 @@ struct StoryVars<'a> {
     summary: &'a str,
     image: Option<&'a str>,
     image_alt: &'a str,
+    /// "Anna Berg och Per Ek", or empty.
+    authors: String,
+    /// Minutes to read the body, at least 1.
+    reading_minutes: usize,
+    /// The story's language tag when it differs from the email's (for a
+    /// `lang` attribute), else none.
+    lang: Option<&'a str>,
+    featured: bool,
+    /// The story the email leads with.
+    lead: bool,
 }
 
 #[derive(Serialize)]
@@ -176,41 +231,63 @@ struct LinkVars<'a> {
     preferences: &'a str,
     unsubscribe: &'a str,
     edition: &'a str,
+    /// The sign-up form, for a reader the email was forwarded to.
+    subscribe: String,
+    /// The digest's archive of editions.
+    archive: String,
 }
 
 impl<'a> Vars<'a> {
-    fn new(email: &'a DigestEmail<'a>, subject: &'a str) -> Vars<'a> {
+    fn new(email: &'a DigestEmail<'a>) -> Vars<'a> {
         let config = email.config;
         let lang = email.language;
         let words = words::words(lang);
+        let lead = lead_story(&email.sections);
         let sections: Vec<SectionVars> = email
             .sections
             .iter()
             .map(|s| SectionVars {
                 slug: s.theme.slug.as_str(),
                 title: s.theme.title.get(lang),
-                url: theme_url(config, s.theme).to_string(),
+                url: theme_page(config, s.theme),
                 stories: s
                     .stories
                     .iter()
-                    .map(|story| StoryVars::new(config, lang, words, story))
+                    .map(|story| {
+                        let mut vars = StoryVars::new(config, lang, words, story);
+                        vars.lead = lead.is_some_and(|l| l.id == story.id);
+                        vars
+                    })
                     .collect(),
+                others: Vec::new(),
+                more: s.more,
+            })
+            .map(|mut s| {
+                s.others = s.stories.iter().filter(|v| !v.lead).cloned().collect();
+                s
             })
             .collect();
-        let first_summary = sections
+        let lead = lead.map(|story| StoryVars {
+            lead: true,
+            ..StoryVars::new(config, lang, words, story)
+        });
+        let first_summary = lead
             .iter()
-            .flat_map(|s| &s.stories)
+            .chain(sections.iter().flat_map(|s| &s.others))
             .map(|s| s.summary.trim())
             .find(|s| !s.is_empty())
             .unwrap_or_default();
         Vars {
             lang,
-            subject,
+            subject: String::new(),
             period: email.period,
             words,
             site: SiteVars {
                 title: &config.site.title,
                 url: config.site.base_url.as_str(),
+                logo: config.site.logo.as_ref().map(|u| u.as_str()),
+                accent: &config.site.accent,
+                accent_text: crate::mail::rendered::text_on(&config.site.accent),
             },
             digest: DigestVars {
                 id: &email.digest.id,
@@ -220,40 +297,120 @@ impl<'a> Vars<'a> {
             themes: sections.iter().map(|s| s.title).collect(),
             story_count: sections.iter().map(|s| s.stories.len()).sum(),
             preheader_summary: shorten(first_summary, PREHEADER_CHARS),
+            lead,
             sections,
             links: LinkVars {
                 preferences: &email.links.preferences,
                 unsubscribe: &email.links.unsubscribe,
                 edition: &email.links.edition,
+                subscribe: format!("{}#subscribe", config.public_url()),
+                archive: format!("{}archive/{}/", config.public_url(), email.digest.id),
             },
             organization: config.mail.as_ref().map_or("", |m| m.organization.as_str()),
+            note: email.note.map(|n| NoteVars {
+                html: &n.html,
+                text: &n.text,
+            }),
+            test: email.test,
+            web: email.web,
         }
     }
+}
+
+/// The story a reader's email leads with: the newest the editor marked
+/// `featured`, else the newest with an image, else the newest.
+fn lead_story<'a>(sections: &[Section<'a>]) -> Option<&'a StoredStory> {
+    let all = || sections.iter().flat_map(|s| s.stories.iter().copied());
+    let newest = |it: &mut dyn Iterator<Item = &'a StoredStory>| {
+        it.max_by(|a, b| {
+            (a.story.published, b.id.as_str()).cmp(&(b.story.published, a.id.as_str()))
+        })
+    };
+    newest(&mut all().filter(|s| s.story.featured))
+        .or_else(|| newest(&mut all().filter(|s| StoryVars::image_of(s).is_some())))
+        .or_else(|| newest(&mut all()))
+}
+
+/// Where tidings serves a theme's page: under the public address, which
+/// is not always the site's.
+fn theme_page(config: &Config, theme: &Theme) -> String {
+    format!("{}themes/{}/", config.public_url(), theme.slug)
+}
+
+/// Minutes to read sanitised HTML at 200 words a minute, at least 1.
+fn reading_minutes(html: &str) -> usize {
+    let (mut words, mut in_tag, mut in_word) = (0usize, false, false);
+    for c in html.chars() {
+        match c {
+            '<' => {
+                in_tag = true;
+                in_word = false;
+            }
+            '>' => in_tag = false,
+            _ if in_tag => {}
+            c if c.is_whitespace() => in_word = false,
+            _ => {
+                if !in_word {
+                    words += 1;
+                }
+                in_word = true;
+            }
+        }
+    }
+    words.div_ceil(200).max(1)
 }
 
 impl<'a> StoryVars<'a> {
     fn new(config: &Config, lang: &str, words: &'static Words, stored: &'a StoredStory) -> Self {
         let story = &stored.story;
         let published = story.published.with_timezone(&config.site.timezone);
-        // Sources make image URLs absolute; anything else (a data: or
-        // javascript: URL) has no business in an email.
-        let image = story
-            .image
-            .as_deref()
-            .filter(|u| u.starts_with("https://") || u.starts_with("http://"));
         StoryVars {
             title: &story.title,
             url: &story.url,
             date: words::date(lang, published),
             date_iso: published.format("%Y-%m-%d").to_string(),
             summary: &story.summary,
-            image,
+            image: Self::image_of(stored),
             image_alt: story
                 .image_alt
                 .as_deref()
                 .filter(|a| !a.trim().is_empty())
                 .unwrap_or(words.image_alt_fallback),
+            authors: join_names(&story.authors, words.and),
+            reading_minutes: reading_minutes(&story.body_html),
+            lang: story
+                .language
+                .as_ref()
+                .map(|l| l.as_str())
+                .filter(|l| !same_primary(l, lang)),
+            featured: story.featured,
+            lead: false,
         }
+    }
+
+    /// Sources make image URLs absolute; anything else (a data: or
+    /// javascript: URL) has no business in an email.
+    fn image_of(stored: &StoredStory) -> Option<&str> {
+        stored
+            .story
+            .image
+            .as_deref()
+            .filter(|u| u.starts_with("https://") || u.starts_with("http://"))
+    }
+}
+
+/// Whether two language tags share their primary language (`sv`, `sv-FI`).
+fn same_primary(a: &str, b: &str) -> bool {
+    let primary = |t: &str| t.split('-').next().unwrap_or_default().to_ascii_lowercase();
+    primary(a) == primary(b)
+}
+
+/// "A", "A and B", "A, B and C".
+fn join_names(names: &[String], and: &str) -> String {
+    match names {
+        [] => String::new(),
+        [one] => one.clone(),
+        [rest @ .., last] => format!("{} {and} {last}", rest.join(", ")),
     }
 }
 
@@ -332,19 +489,39 @@ mod tests {
         }
         assert!(html.contains(r#"alt="Två teknikerer tar vattenprov vid en kanal""#));
         assert!(html.contains(r#"width="536""#));
-        assert!(html.contains("Publicerad 14 mars 2024"), "{html}");
+        assert!(
+            html.contains(r#"Publicerad <time datetime="2024-03-14">14 mars 2024</time>"#),
+            "{html}"
+        );
         assert!(!html.contains("BODY-MUST-NOT-APPEAR"));
         // Theme headings in the subscriber's language, linked to the theme.
         assert!(
             html.contains(r#"href="https://goda-exempel.example.org/themes/miljo-och-klimat/""#)
         );
         assert!(html.contains("Miljö och klimat"));
-        // Stories stay in the order given, themes in the subscriber's order.
+        // The newest story with an image leads, once; the others stay in
+        // the order given, themes in the subscriber's order.
         let pos = |s: &str| html.find(s).unwrap_or_else(|| panic!("{s}"));
-        assert!(pos("Växjö och An") < pos("Hållbar stad"));
-        assert!(pos("Hållbar stad") < pos("Lokal demokrati</a></h2>"));
-        // The hidden preheader: a count and the first summary.
-        assert!(html.contains("3 nya berättelser: Sammanfattning av vaxjo-an-giang"));
+        assert!(pos("Hållbar stad") < pos("Miljö och klimat</a></h2>"));
+        assert_eq!(
+            html.matches(">Hållbar stad i Windhoek</a>").count(),
+            1,
+            "{html}"
+        );
+        assert!(html.contains(r#"<h2 class="lead-title""#), "{html}");
+        assert!(pos("Miljö och klimat</a></h2>") < pos("Växjö och An"));
+        assert!(pos("Växjö och An") < pos("Lokal demokrati</a></h2>"));
+        // The hidden preheader: a count and the lead's summary.
+        assert!(html.contains("3 nya berättelser: Sammanfattning av hallbar-stad"));
+        // "View in browser" at the top as well as the bottom, and a way in
+        // for a reader the email was forwarded to.
+        assert!(pos("Visa i webbläsaren") < pos("<h1"));
+        assert!(html.contains(
+            r#"Har någon skickat det här vidare till dig? <a href="https://goda-exempel.example.org/#subscribe""#
+        ), "{html}");
+        // Reading time and the accent colour.
+        assert!(html.contains("1 min läsning"), "{html}");
+        assert!(html.contains("#1d5c8f"), "{html}");
         assert!(html.contains("display: none"));
         // The footer.
         assert!(
@@ -382,12 +559,16 @@ mod tests {
         assert!(out.html.contains(r#"<html lang="en">"#));
         assert!(out.html.contains("New stories in the themes you chose"));
         assert!(out.html.contains("Environment and climate"));
-        assert!(out.html.contains("Published 14 March 2024"));
+        assert!(out.html.contains(">14 March 2024</time>"));
+        assert!(out.html.contains("Published <time"));
         assert!(out.html.contains("Unsubscribe"));
         assert!(out.html.contains("Change your themes or language"));
         assert!(out.html.contains("Read this edition on the web"));
         assert!(!out.html.contains("Publicerad"));
-        assert_eq!(out.subject, "Good examples – monthly March 2024");
+        assert_eq!(
+            out.subject,
+            "Hållbar stad i Windhoek | Good examples – monthly March 2024"
+        );
         assert!(out.text.contains("ENVIRONMENT AND CLIMATE\n"));
         assert!(out.text.contains("You receive this email because"));
     }
@@ -417,14 +598,22 @@ mod tests {
                 "too long: {line}"
             );
         }
-        assert!(out.text.contains("Publicerad 14 mars 2024\n"));
-        assert!(out.text.contains("MILJÖ OCH KLIMAT\n"));
         assert!(
             out.text
-                .starts_with("Goda exempel – månadsbrev\nmars 2024\n\n"),
+                .contains("Publicerad 14 mars 2024 · 1 min läsning\n")
+        );
+        assert!(out.text.contains("MILJÖ OCH KLIMAT\n"));
+        assert!(
+            out.text.starts_with(
+                "Visa i webbläsaren:\nhttps://goda-exempel.example.org/digests/monthly/2024-03/\n\n\
+                 Goda exempel – månadsbrev\nmars 2024\n\n"
+            ),
             "{}",
             out.text
         );
+        // The signature separator is "-- " and everything after it is
+        // wrapped like the rest.
+        assert!(out.text.contains("\n-- \n"), "{}", out.text);
         assert!(!out.text.contains("BODY-MUST-NOT-APPEAR"));
         assert!(!out.text.contains("&amp;"));
         assert!(
@@ -438,7 +627,7 @@ mod tests {
         let (_site, out) = rendered("", "sv", "mars 2024\r\nBcc: x@evil.example");
         assert_eq!(
             out.subject,
-            "Goda exempel – månadsbrev mars 2024 Bcc: x@evil.example"
+            "Hållbar stad i Windhoek | Goda exempel – månadsbrev mars 2024 Bcc: x@evil.example"
         );
         let (_site, out) = rendered(
             "subject = { sv = \"{{ site }}:\\r\\n\\tBcc: y@evil.example {{ period }}\" }\n",
@@ -481,6 +670,172 @@ mod tests {
         assert!(
             err.contains(&format!("the template {} does not parse", path.display())),
             "{err}"
+        );
+    }
+
+    #[test]
+    fn a_featured_story_leads_else_the_newest_with_an_image() {
+        let site = site("");
+        let templates = Templates::load(&site.config).unwrap();
+        let mut stories = stories();
+        // The oldest, in the second theme, marked featured: it leads.
+        stories[1].story.featured = true;
+        let out = render(&templates, &email(&site.config, &stories, "sv", "mars")).unwrap();
+        let lead = &out.html[out.html.find(r#"<h2 class="lead-title""#).unwrap()..];
+        assert!(lead[..300].contains("Tom &amp; Jerry"), "{lead}");
+        assert!(
+            out.subject
+                .starts_with("<b>Tom & Jerry</b> i \"Kisumu\" | "),
+            "{}",
+            out.subject
+        );
+        // Without images and flags, the newest leads.
+        let mut stories = crate::fixtures::stories();
+        for s in &mut stories {
+            s.story.image = None;
+        }
+        let out = render(&templates, &email(&site.config, &stories, "en", "March")).unwrap();
+        assert!(
+            out.subject.starts_with("Hållbar stad i Windhoek | "),
+            "{}",
+            out.subject
+        );
+        assert!(!out.html.contains("lead-image"), "{}", out.html);
+    }
+
+    #[test]
+    fn cards_name_authors_reading_time_and_a_story_in_another_language() {
+        let site = site("");
+        let templates = Templates::load(&site.config).unwrap();
+        let mut stories = stories();
+        stories[0].story.authors = vec!["Anna Berg".into(), "Per Ek".into(), "Li Wu".into()];
+        stories[0].story.body_html = format!("<p>{}</p>", "ord ".repeat(450));
+        stories[0].story.language = Some(crate::model::Language::parse("en").unwrap());
+        let out = render(&templates, &email(&site.config, &stories, "sv", "mars")).unwrap();
+        assert!(
+            out.html
+                .contains("Av Anna Berg, Per Ek och Li Wu · 3 min läsning"),
+            "{}",
+            out.html
+        );
+        assert!(
+            out.text
+                .contains("Av Anna Berg, Per Ek och Li Wu · 3 min läsning"),
+            "{}",
+            out.text
+        );
+        assert!(out.html.contains(r#"<td lang="en""#), "{}", out.html);
+        // A story in the email's own language gets no attribute.
+        assert_eq!(out.html.matches(" lang=\"").count(), 2, "{}", out.html);
+    }
+
+    #[test]
+    fn a_theme_cut_short_says_how_many_more_and_links_to_the_served_theme_page() {
+        let site = site("[http]\npublic_url = \"https://nyhetsbrev.example.net/\"\n");
+        let templates = Templates::load(&site.config).unwrap();
+        let stories = stories();
+        let mut email = email(&site.config, &stories, "en", "March 2024");
+        email.sections[1].more = 4;
+        let out = render(&templates, &email).unwrap();
+        assert!(
+            out.html.contains(
+                r#"<a href="https://nyhetsbrev.example.net/themes/lokal-demokrati/" style="#
+            ) || out
+                .html
+                .contains(r#"href="https://nyhetsbrev.example.net/themes/lokal-demokrati/""#),
+            "{}",
+            out.html
+        );
+        assert!(
+            out.html.contains("4 more in Local democracy</a>"),
+            "{}",
+            out.html
+        );
+        assert!(
+            out.text.contains("4 more in Local democracy:\nhttps://nyhetsbrev.example.net/themes/lokal-demokrati/\n"),
+            "{}",
+            out.text
+        );
+        assert!(
+            !out.html.contains("goda-exempel.example.org/themes/"),
+            "{}",
+            out.html
+        );
+        assert!(
+            out.html
+                .contains(r#"href="https://nyhetsbrev.example.net/#subscribe""#)
+        );
+    }
+
+    #[test]
+    fn the_editors_note_and_a_test_mark() {
+        let site = site("");
+        let templates = Templates::load(&site.config).unwrap();
+        let stories = stories();
+        let note = crate::digest::note::render(&site.config, "Hej! Läs om **vatten**.");
+        let mut email = email(&site.config, &stories, "sv", "mars 2024");
+        email.note = Some(&note);
+        email.test = true;
+        let out = render(&templates, &email).unwrap();
+        assert!(out.html.contains("<strong>vatten</strong>"), "{}", out.html);
+        let pos = |s: &str| out.html.find(s).unwrap();
+        assert!(pos("<strong>vatten") < pos(r#"<h2 class="lead-title""#));
+        assert!(
+            out.text.contains("mars 2024\n\nHej! Läs om vatten.\n"),
+            "{}",
+            out.text
+        );
+        assert!(out.subject.starts_with("[TEST] "), "{}", out.subject);
+    }
+
+    #[test]
+    fn the_subject_may_use_the_count_the_themes_and_the_lead() {
+        let (_site, out) = rendered(
+            "subject = \"{{ count }} nya i {{ themes | join(sep=' och ') }}: {{ lead }}\"\n",
+            "sv",
+            "mars",
+        );
+        assert_eq!(
+            out.subject,
+            "3 nya i Miljö och klimat och Lokal demokrati: Hållbar stad i Windhoek"
+        );
+    }
+
+    #[test]
+    fn the_web_edition_has_no_personal_link_and_a_sign_up_box() {
+        let site = site("");
+        let templates = Templates::load(&site.config).unwrap();
+        let stories = stories();
+        let mut email = email(&site.config, &stories, "sv", "mars 2024");
+        email.web = true;
+        let out = render(&templates, &email).unwrap();
+        assert!(!out.html.contains("preferences/?t=abc"), "{}", out.html);
+        assert!(!out.html.contains("Du får det här mejlet"), "{}", out.html);
+        assert!(out.html.contains("Vill du få nästa utskick i din inkorg?"));
+        assert!(
+            out.html
+                .contains(r#"href="https://goda-exempel.example.org/archive/monthly/""#)
+        );
+        assert!(out.html.contains("Växjö och An Giang"));
+    }
+
+    #[test]
+    fn email_html_is_fluid_with_a_fixed_table_for_outlook() {
+        let (_site, out) = rendered("", "sv", "mars 2024");
+        let html = &out.html;
+        assert!(
+            html.contains("<!--[if mso]><table role=\"presentation\" width=\"600\""),
+            "{html}"
+        );
+        let at = html.find(r#"class="container""#).unwrap();
+        let tag = &html[at..at + html[at..].find('>').unwrap()];
+        assert!(tag.contains(r#"width="100%""#), "{tag}");
+        assert!(tag.contains("max-width: 600px"), "{tag}");
+        // Images are as wide as the text column, never wider.
+        assert!(html.contains(r#"class="image""#), "{html}");
+        assert!(
+            html.contains("width: 100%;max-width: 536px;height: auto;"),
+            "{html}"
         );
     }
 

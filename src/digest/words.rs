@@ -41,6 +41,24 @@ pub struct Words {
     /// Alt text of a story image that has none (stories normally default
     /// it to their title).
     pub image_alt_fallback: &'static str,
+    /// The link to the edition's page, at the top.
+    pub view_in_browser: &'static str,
+    /// Before the sign-up link: for a reader who got it from someone else.
+    pub forwarded: &'static str,
+    /// The sign-up link.
+    pub subscribe: &'static str,
+    /// {n} "more in" {theme}: when a theme has more than the email shows.
+    pub more_in: &'static str,
+    /// {n} "min read".
+    pub minutes_read: &'static str,
+    /// "By" {authors}.
+    pub by: &'static str,
+    /// Between the last two authors.
+    pub and: &'static str,
+    /// On the edition's web page: the link to the digest's archive.
+    pub all_editions: &'static str,
+    /// On the edition's web page: above the sign-up button.
+    pub web_signup: &'static str,
 }
 
 static SV: Words = Words {
@@ -57,6 +75,15 @@ static SV: Words = Words {
     unsubscribe: "Avsluta prenumerationen",
     view_online: "Läs det här utskicket på webben",
     image_alt_fallback: "Bild till berättelsen",
+    view_in_browser: "Visa i webbläsaren",
+    forwarded: "Har någon skickat det här vidare till dig?",
+    subscribe: "Prenumerera här",
+    more_in: "fler i",
+    minutes_read: "min läsning",
+    by: "Av",
+    and: "och",
+    all_editions: "Alla utskick",
+    web_signup: "Vill du få nästa utskick i din inkorg?",
 };
 
 static EN: Words = Words {
@@ -73,6 +100,15 @@ static EN: Words = Words {
     unsubscribe: "Unsubscribe",
     view_online: "Read this edition on the web",
     image_alt_fallback: "Image for the story",
+    view_in_browser: "View in browser",
+    forwarded: "Forwarded to you?",
+    subscribe: "Subscribe here",
+    more_in: "more in",
+    minutes_read: "min read",
+    by: "By",
+    and: "and",
+    all_editions: "All editions",
+    web_signup: "Want the next edition in your inbox?",
 };
 
 const MONTHS_SV: [&str; 12] = [
@@ -127,6 +163,89 @@ pub fn period(language: &str, start: NaiveDate) -> String {
     format!("{} {}", month_name(language, start.month0()), start.year())
 }
 
+/// A window shorter than this is named by its days ("23–29 november
+/// 2026"), a longer one by its months.
+const DAYS_NAMED_BY_DAY: i64 = 20;
+/// A month the window only touches (fewer days than this at either end)
+/// is left out of its name: a monthly edition sent by hand on 2 December
+/// covers November.
+const DAYS_THAT_NAME_A_MONTH: i64 = 7;
+
+/// The name of the period from the day `first` to the day `last` (both
+/// included, in the site's time zone): a short window by its days
+/// ("23–29 november 2026", "28 November – 4 December 2026"), a longer one
+/// by the months it mostly covers ("november 2026", "oktober–december
+/// 2026", "December 2026 – January 2027").
+pub fn period_between(language: &str, first: NaiveDate, last: NaiveDate) -> String {
+    let (first, last) = (first.min(last), first.max(last));
+    let month = |d: NaiveDate| month_name(language, d.month0());
+    if (last - first).num_days() + 1 < DAYS_NAMED_BY_DAY {
+        return if first == last {
+            format!("{} {} {}", last.day(), month(last), last.year())
+        } else if (first.year(), first.month()) == (last.year(), last.month()) {
+            format!(
+                "{}–{} {} {}",
+                first.day(),
+                last.day(),
+                month(last),
+                last.year()
+            )
+        } else if first.year() == last.year() {
+            format!(
+                "{} {} – {} {} {}",
+                first.day(),
+                month(first),
+                last.day(),
+                month(last),
+                last.year()
+            )
+        } else {
+            format!(
+                "{} {} {} – {} {} {}",
+                first.day(),
+                month(first),
+                first.year(),
+                last.day(),
+                month(last),
+                last.year()
+            )
+        };
+    }
+    let (from, to) = named_months(first, last);
+    if (from.year(), from.month()) == (to.year(), to.month()) {
+        period(language, from)
+    } else if from.year() == to.year() {
+        format!("{}–{} {}", month(from), month(to), to.year())
+    } else {
+        format!("{} – {}", period(language, from), period(language, to))
+    }
+}
+
+/// The first days of the first and last months a period from `first` to
+/// `last` is named after: the months it covers less one it only touches at
+/// either end; for a short period, the month of its last day twice.
+pub fn named_months(first: NaiveDate, last: NaiveDate) -> (NaiveDate, NaiveDate) {
+    let (first, last) = (first.min(last), first.max(last));
+    let month_of = |d: NaiveDate| d.with_day(1).expect("day 1 exists");
+    if (last - first).num_days() + 1 < DAYS_NAMED_BY_DAY {
+        return (month_of(last), month_of(last));
+    }
+    let (mut from, mut to) = (month_of(first), month_of(last));
+    if from != to && (next_month(from) - first).num_days() < DAYS_THAT_NAME_A_MONTH {
+        from = next_month(from);
+    }
+    if from != to && i64::from(last.day()) < DAYS_THAT_NAME_A_MONTH {
+        to = month_of(to.pred_opt().expect("a day before"));
+    }
+    (from, to)
+}
+
+fn next_month(first_of_month: NaiveDate) -> NaiveDate {
+    (first_of_month + chrono::Days::new(31))
+        .with_day(1)
+        .expect("day 1 exists")
+}
+
 /// A day as readers write it: "14 mars 2024", "14 March 2024". The time is
 /// read in its own zone, so pass it already in the site's time zone.
 pub fn date<Tz: TimeZone>(language: &str, at: DateTime<Tz>) -> String {
@@ -179,6 +298,59 @@ mod tests {
             .collect();
         assert_eq!(all[0], "januari 2024");
         assert_eq!(all[11], "december 2024");
+    }
+
+    #[test]
+    fn a_period_is_named_by_the_months_or_days_it_covers() {
+        let d = |y, m, d| NaiveDate::from_ymd_opt(y, m, d).unwrap();
+        // A monthly edition, sent on schedule or by hand a day late.
+        assert_eq!(
+            period_between("sv", d(2026, 11, 1), d(2026, 11, 30)),
+            "november 2026"
+        );
+        assert_eq!(
+            period_between("sv", d(2026, 11, 1), d(2026, 12, 2)),
+            "november 2026"
+        );
+        assert_eq!(
+            period_between("en", d(2026, 10, 31), d(2026, 12, 1)),
+            "November 2026"
+        );
+        // Mid-month to mid-month, a quarter, a year's turn.
+        assert_eq!(
+            period_between("sv", d(2026, 11, 15), d(2026, 12, 14)),
+            "november–december 2026"
+        );
+        assert_eq!(
+            period_between("en", d(2026, 10, 1), d(2026, 12, 31)),
+            "October–December 2026"
+        );
+        assert_eq!(
+            period_between("en", d(2026, 12, 10), d(2027, 1, 20)),
+            "December 2026 – January 2027"
+        );
+        // Weeks and single days.
+        assert_eq!(
+            period_between("sv", d(2026, 11, 23), d(2026, 11, 29)),
+            "23–29 november 2026"
+        );
+        assert_eq!(
+            period_between("en", d(2026, 11, 28), d(2026, 12, 4)),
+            "28 November – 4 December 2026"
+        );
+        assert_eq!(
+            period_between("sv", d(2026, 12, 28), d(2027, 1, 3)),
+            "28 december 2026 – 3 januari 2027"
+        );
+        assert_eq!(
+            period_between("en", d(2026, 12, 2), d(2026, 12, 2)),
+            "2 December 2026"
+        );
+        // Given the wrong way round, the same.
+        assert_eq!(
+            period_between("sv", d(2026, 11, 29), d(2026, 11, 23)),
+            "23–29 november 2026"
+        );
     }
 
     #[test]

@@ -79,6 +79,9 @@ struct Vars<'a> {
     recipient: &'a str,
     confirm_url: &'a str,
     organization: &'a str,
+    logo: Option<&'a str>,
+    accent: &'a str,
+    accent_text: &'static str,
 }
 
 /// Renders the confirmation email. Templates are read for each call:
@@ -101,6 +104,9 @@ pub fn render(
         recipient: recipient.as_str(),
         confirm_url,
         organization: config.mail.as_ref().map_or("", |m| m.organization.as_str()),
+        logo: config.site.logo.as_ref().map(|u| u.as_str()),
+        accent: &config.site.accent,
+        accent_text: rendered::text_on(&config.site.accent),
     };
     rendered::notice(config, (HTML_FILE, TEXT_FILE), subject.clone(), &vars)
 }

@@ -72,6 +72,9 @@ struct Vars<'a> {
     recipient: &'a str,
     unsubscribe_url: &'a str,
     organization: &'a str,
+    logo: Option<&'a str>,
+    accent: &'a str,
+    accent_text: &'static str,
 }
 
 /// Renders the email (templates read at each call: these are rare).
@@ -91,6 +94,9 @@ pub fn render(
         recipient: recipient.as_str(),
         unsubscribe_url,
         organization: config.mail.as_ref().map_or("", |m| m.organization.as_str()),
+        logo: config.site.logo.as_ref().map(|u| u.as_str()),
+        accent: &config.site.accent,
+        accent_text: rendered::text_on(&config.site.accent),
     };
     rendered::notice(config, (HTML_FILE, TEXT_FILE), subject.clone(), &vars)
 }

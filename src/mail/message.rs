@@ -626,7 +626,7 @@ mod tests {
         );
         assert_eq!(
             parsed.subject(),
-            Some("Goda exempel – månadsbrev mars 2024")
+            Some("Hållbar stad i Windhoek | Goda exempel – månadsbrev mars 2024")
         );
         assert_eq!(parsed.date().unwrap().to_timestamp(), 1_711_951_200);
         assert_eq!(
@@ -714,7 +714,9 @@ mod tests {
         let parsed = MessageParser::default().parse(&bytes).unwrap();
         assert_eq!(
             parsed.subject(),
-            Some("Goda exempel – månadsbrev mars 2024 Bcc: x@evil.example")
+            Some(
+                "Hållbar stad i Windhoek | Goda exempel – månadsbrev mars 2024 Bcc: x@evil.example"
+            )
         );
         assert!(parsed.bcc().is_none());
         assert!(parsed.header_raw("Bcc").is_none());

@@ -58,3 +58,24 @@ pub fn notice(
         text,
     })
 }
+
+/// Black or white, whichever contrasts more with `#rrggbb` (WCAG's
+/// relative luminance).
+pub fn text_on(hex: &str) -> &'static str {
+    let channel = |i: usize| {
+        let v = u8::from_str_radix(hex.get(i..i + 2).unwrap_or("00"), 16).unwrap_or(0);
+        let c = f64::from(v) / 255.0;
+        if c <= 0.03928 {
+            c / 12.92
+        } else {
+            ((c + 0.055) / 1.055).powf(2.4)
+        }
+    };
+    let l = 0.2126 * channel(1) + 0.7152 * channel(3) + 0.0722 * channel(5);
+    // Contrast with white is 1.05 / (l + 0.05), with black (l + 0.05) / 0.05.
+    if 1.05 / (l + 0.05) >= (l + 0.05) / 0.05 {
+        "#ffffff"
+    } else {
+        "#000000"
+    }
+}

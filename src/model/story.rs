@@ -132,6 +132,9 @@ pub struct Story {
     pub published: DateTime<Utc>,
     /// The editor's own `updated` time, if given.
     pub updated: Option<DateTime<Utc>>,
+    /// The editor asked for it to lead the digest (`featured = true`).
+    #[serde(default)]
+    pub featured: bool,
     /// Where the story came from (a file path, a URL), for messages.
     pub origin: String,
     /// What the source knows of the item's version without reading it (a
@@ -181,6 +184,11 @@ impl Story {
         opt(&mut h, self.image_alt.as_deref());
         field(&mut h, self.published.to_rfc3339().as_bytes());
         opt(&mut h, self.updated.map(|u| u.to_rfc3339()).as_deref());
+        // Only when set, so that stories stored before the flag existed
+        // keep their hash (and are not taken for edited).
+        if self.featured {
+            field(&mut h, b"featured");
+        }
         hex::encode(h.finalize())
     }
 }

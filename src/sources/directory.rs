@@ -42,6 +42,8 @@ struct FrontMatter {
     #[serde(default)]
     draft: bool,
     id: Option<String>,
+    #[serde(default)]
+    featured: bool,
 }
 const KEYS: &[&str] = &[
     "title",
@@ -56,6 +58,7 @@ const KEYS: &[&str] = &[
     "slug",
     "draft",
     "id",
+    "featured",
 ];
 
 /// A story folder's files, in path order, each with what the file system
@@ -554,6 +557,7 @@ fn story(
             .filter(|s| !s.is_empty()),
         published,
         updated,
+        featured: fm.featured,
         origin: front.place.file.display().to_string(),
         stamp: None,
     })

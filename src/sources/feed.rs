@@ -260,6 +260,7 @@ fn story(
         image_alt: None,
         published,
         updated: entry.updated.filter(|u| *u > published),
+        featured: false,
         origin: String::new(),
         stamp: None,
     })

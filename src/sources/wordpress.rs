@@ -44,6 +44,9 @@ struct Post {
     title: Option<Rendered>,
     content: Option<Rendered>,
     excerpt: Option<Rendered>,
+    /// Pinned to the front of the blog: the digest leads with it.
+    #[serde(default)]
+    sticky: bool,
     #[serde(rename = "_embedded")]
     embedded: Option<Embedded>,
 }
@@ -430,6 +433,7 @@ fn story(
         image_alt,
         published,
         updated: modified.filter(|m| *m > published),
+        featured: post.sticky,
         origin: origin.to_owned(),
         stamp,
     })

@@ -107,6 +107,7 @@ const TABLES: &[Table] = {
                 ("image_alt", Text),
                 ("summary", Text),
                 ("body_html", Text),
+                ("featured", Bool),
             ],
             order: "id",
             max_rows: 200,

@@ -29,6 +29,36 @@ pub struct Edition {
     pub completed_at: Option<DateTime<Utc>>,
 }
 
+impl Edition {
+    /// The window it covers.
+    pub fn period(&self) -> Period {
+        Period {
+            start: self.period_start,
+            end: self.period_end,
+        }
+    }
+}
+
+/// The window an edition covers: from the previous edition's end (or
+/// [`FIRST_EDITION_LOOKBACK`] before a first one) until it was frozen.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Period {
+    pub start: DateTime<Utc>,
+    pub end: DateTime<Utc>,
+}
+
+impl Period {
+    /// The days it covers in the site's time zone, both included.
+    pub fn days(&self, config: &crate::config::Config) -> (chrono::NaiveDate, chrono::NaiveDate) {
+        let tz = &config.site.timezone;
+        let last = (self.end - Duration::seconds(1)).max(self.start);
+        (
+            self.start.with_timezone(tz).date_naive(),
+            last.with_timezone(tz).date_naive(),
+        )
+    }
+}
+
 /// What freezing did.
 #[derive(Debug, Clone)]
 pub struct Frozen {

@@ -35,7 +35,7 @@ use crate::config::StorageUrl;
 use crate::model::{Story, StoryId, ThemeSlug};
 
 pub(crate) const STORY_COLUMNS: &str = "id, guid, slug, origin, url, title, summary, body_html, language, \
-    authors, themes, image, image_alt, published_at, updated_at, first_seen_at, changed_at";
+    authors, themes, image, image_alt, published_at, updated_at, first_seen_at, changed_at, featured";
 
 static SQLITE_MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
 static POSTGRES_MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");

@@ -48,6 +48,8 @@ pub struct Shared {
     pub feeds: feeds::FeedCache,
     pub forms: guard::FormState,
     pub pages: answers::Pages,
+    /// The digest's templates: an edition's web page is the email's design.
+    pub editions: crate::digest::render::Templates,
     /// Work a request starts and does not wait for (sign-up: store and
     /// send the confirmation); a stop waits for it like for digest sends.
     pub background: tokio_util::task::TaskTracker,
@@ -73,6 +75,7 @@ impl Shared {
             feeds: feeds::FeedCache::new(&config),
             forms: guard::FormState::new(&config, &keys.signer()),
             pages: answers::Pages::load(&config)?,
+            editions: crate::digest::render::Templates::load(&config)?,
             config,
             store,
             keys,

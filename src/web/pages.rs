@@ -281,7 +281,7 @@ async fn digest_vars(
                 let sent = e.period_end.with_timezone(&config.site.timezone);
                 EditionLink {
                     href: format!("/archive/{}/{}", digest.id, e.id),
-                    label: crate::digest::email::period_label(config, lang.code(), e.period_end),
+                    label: crate::digest::email::period_label(config, lang.code(), e.period()),
                     date: crate::digest::words::date(lang.code(), sent),
                     date_iso: sent.format("%Y-%m-%d").to_string(),
                     stories: a.stories,
@@ -344,23 +344,6 @@ async fn digest_archive(
         .page(StatusCode::OK, "archive.html", &layout, &page, Cache::Short)
 }
 
-#[derive(Serialize)]
-struct EditionPage {
-    digest: String,
-    period: String,
-    date: String,
-    date_iso: String,
-    archive_href: String,
-    sections: Vec<SectionVars>,
-}
-
-#[derive(Serialize)]
-struct SectionVars {
-    title: String,
-    href: String,
-    stories: Vec<StoryVars>,
-}
-
 async fn edition(
     State(shared): State<AppState>,
     Path((digest_id, edition_id)): Path<(String, String)>,
@@ -386,28 +369,22 @@ async fn edition(
         Ok(None) => return not_found_page(&shared, pl),
         Err(e) => return internal_error(&shared, pl, &e),
     };
-    let all: Vec<ThemeSlug> = config.themes.iter().map(|t| t.slug.clone()).collect();
-    let sections = crate::digest::compose::sections(config, digest, &all, &stories);
-    let sent = edition.period_end.with_timezone(&config.site.timezone);
+    let email = match crate::digest::email::web_edition(
+        config,
+        &shared.editions,
+        digest,
+        lang.code(),
+        &edition,
+        &stories,
+    ) {
+        Ok(email) => email,
+        Err(e) => return internal_error(&shared, pl, &e),
+    };
     let page = EditionPage {
         digest: digest.title.get(lang.code()).to_owned(),
-        period: crate::digest::email::period_label(config, lang.code(), edition.period_end),
-        date: crate::digest::words::date(lang.code(), sent),
-        date_iso: sent.format("%Y-%m-%d").to_string(),
+        period: crate::digest::email::period_label(config, lang.code(), edition.period()),
         archive_href: format!("/archive/{}/", digest.id),
-        sections: sections
-            .iter()
-            .filter(|s| !s.stories.is_empty())
-            .map(|s| SectionVars {
-                title: s.theme.title.get(lang.code()).to_owned(),
-                href: theme_path(s.theme),
-                stories: s
-                    .stories
-                    .iter()
-                    .map(|st| StoryVars::new(config, lang, st))
-                    .collect(),
-            })
-            .collect(),
+        email,
     };
     let path = format!("/archive/{}/{}", digest.id, edition.id);
     let heading = format!("{} {}", page.digest, page.period);
@@ -415,6 +392,17 @@ async fn edition(
     shared
         .pages
         .page(StatusCode::OK, "edition.html", &layout, &page, Cache::Short)
+}
+
+/// An edition's page: the email itself, made for the web
+/// (`digest::email::web_edition`).
+#[derive(Serialize)]
+struct EditionPage {
+    digest: String,
+    period: String,
+    archive_href: String,
+    /// The email's styles and body, as HTML the digest's templates made.
+    email: String,
 }
 
 /// Every page of this module with sample values (see
@@ -466,7 +454,14 @@ pub(super) fn samples(config: &Config, lang: Lang) -> Vec<render::Sample> {
             href: format!("/archive/{}/", d.id),
             editions: vec![EditionLink {
                 href: format!("/archive/{}/1", d.id),
-                label: crate::digest::email::period_label(config, lang.code(), chrono::Utc::now()),
+                label: crate::digest::email::period_label(
+                    config,
+                    lang.code(),
+                    crate::store::editions::Period {
+                        start: chrono::Utc::now() - crate::store::editions::FIRST_EDITION_LOOKBACK,
+                        end: chrono::Utc::now(),
+                    },
+                ),
                 date: crate::digest::words::date(lang.code(), chrono::Utc::now()),
                 date_iso: "2026-12-01".into(),
                 stories: stories.len() as i64,
@@ -488,6 +483,7 @@ pub(super) fn samples(config: &Config, lang: Lang) -> Vec<render::Sample> {
             },
         ));
     }
+    let w = super::words::words(lang);
     if let Some(d) = digests.first() {
         out.push(render::Sample::new(
             "edition.html",
@@ -495,22 +491,11 @@ pub(super) fn samples(config: &Config, lang: Lang) -> Vec<render::Sample> {
             &EditionPage {
                 digest: d.title.clone(),
                 period: d.editions[0].label.clone(),
-                date: d.editions[0].date.clone(),
-                date_iso: d.editions[0].date_iso.clone(),
                 archive_href: d.href.clone(),
-                sections: config
-                    .themes
-                    .iter()
-                    .map(|t| SectionVars {
-                        title: t.title.get(lang.code()).to_owned(),
-                        href: theme_path(t),
-                        stories: story_vars(),
-                    })
-                    .collect(),
+                email: "<h1>A sample edition</h1>".into(),
             },
         ));
     }
-    let w = super::words::words(lang);
     out.push(render::Sample::new(
         "message.html",
         layout("/", w.not_found_heading),

@@ -102,14 +102,17 @@ fn each_subscriber_gets_only_their_themes_once() {
         "a story in two chosen themes appears once"
     );
     assert_eq!(bo.text.matches("/stories/ag/").count(), 1, "{}", bo.text);
-    // Under the first chosen theme: gamma comes before beta and alpha.
+    // The newest story leads (none has an image or is featured), above
+    // the themes and not again under its first chosen theme, gamma, which
+    // is left with nothing; then beta and alpha in bo's order.
     let at = |needle: &str| {
         bo.text
             .find(needle)
             .unwrap_or_else(|| panic!("{needle} in {}", bo.text))
     };
+    assert!(!bo.text.contains("/themes/gamma/\n"), "{}", bo.text);
+    assert!(bo.subject.starts_with("Nytt "), "{}", bo.subject);
     let order = [
-        at("/themes/gamma/"),
         at("/stories/ag/"),
         at("/themes/beta/"),
         at("/stories/b1/"),
@@ -565,4 +568,108 @@ fn status_says_what_the_site_holds_and_what_runs_next() {
             .contains("1 sent, 0 failed, 0 skipped, 0 pending, 0 sending"),
         "{after}"
     );
+}
+
+#[test]
+fn the_editors_note_is_in_the_preview_and_the_email_and_check_names_bad_files() {
+    let site = digest_site("file:outbox");
+    recent(&site, "a1", "Alpha one", 1, &["alpha"]);
+    site.build();
+    subscribe(&site, "ann@example.org", "alpha");
+    // A note for the day this edition's period ends (today, in the site's
+    // time zone), in Swedish only.
+    let today = Utc::now()
+        .with_timezone(&chrono_tz::Europe::Stockholm)
+        .format("%Y-%m-%d");
+    let dir = site.path("content/digests/monthly");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(
+        dir.join(format!("{today}.sv.md")),
+        "Hej från **redaktionen**! <script>alert(1)</script>",
+    )
+    .unwrap();
+    ok(site.tidings(&["check"]));
+    let preview = ok(site.tidings(&["digest", "preview", "--email", "ann@example.org"]));
+    assert!(
+        preview.stdout.contains("<strong>redaktionen</strong>"),
+        "{preview}"
+    );
+    assert!(!preview.stdout.contains("alert(1)"), "{preview}");
+    ok(site.tidings(&["digest", "send"]));
+    let ann = &outbox(&site)["ann@example.org"][0];
+    assert!(
+        ann.html.contains("<strong>redaktionen</strong>"),
+        "{}",
+        ann.html
+    );
+    assert!(ann.text.contains("Hej från redaktionen!"), "{}", ann.text);
+    let pos = |s: &str| ann.html.find(s).unwrap_or_else(|| panic!("{s}"));
+    assert!(pos("redaktionen") < pos(">Alpha one</a>"));
+
+    // A misnamed note is named by check, with what is wrong.
+    std::fs::write(dir.join("2026-13.md"), "?").unwrap();
+    std::fs::write(dir.join(format!("{today}.de.md")), "?").unwrap();
+    let check = site.tidings(&["check"]);
+    assert_eq!(check.code, 1, "{check}");
+    assert!(
+        check
+            .stdout
+            .contains("2026-13.md: `2026-13` is not a month or a day")
+            || check
+                .stderr
+                .contains("2026-13.md: `2026-13` is not a month or a day"),
+        "{check}"
+    );
+    assert!(
+        check
+            .stdout
+            .contains(".de.md: `de` is not a language of this digest")
+            || check
+                .stderr
+                .contains(".de.md: `de` is not a language of this digest"),
+        "{check}"
+    );
+}
+
+#[test]
+fn a_test_send_shows_the_newest_of_every_theme_even_after_an_edition() {
+    let site = digest_site("file:outbox");
+    recent(&site, "a1", "Alpha one", 1, &["alpha"]);
+    recent(&site, "b1", "Beta one", 2, &["beta"]);
+    site.build();
+    subscribe(&site, "ann@example.org", "alpha");
+    ok(site.tidings(&["digest", "send"]));
+    // Right after the edition, nothing is pending, but the test still
+    // shows a realistic email.
+    ok(site.tidings(&["digest", "test", "--to", "editor@example.org"]));
+    ok(site.tidings(&["digest", "test", "--to", "ann@example.org"]));
+    let mail = outbox(&site);
+    let test = &mail["editor@example.org"][0];
+    assert!(test.subject.starts_with("[TEST] "), "{}", test.subject);
+    assert_eq!(titles_in(test, TITLES), ["Alpha one", "Beta one"]);
+    // Ann is a subscriber: the links of her test are hers and verify.
+    let ann_test = mail["ann@example.org"]
+        .iter()
+        .find(|m| m.subject.starts_with("[TEST] "))
+        .unwrap();
+    let signer = site_signer(&site);
+    let token = ann_test
+        .text
+        .lines()
+        .find_map(|l| {
+            l.trim()
+                .strip_prefix("https://example.org/news/unsubscribe/")
+        })
+        .unwrap_or_else(|| panic!("{}", ann_test.text));
+    let token = tidings::links::tokens::Unverified::parse(token).unwrap();
+    let claims = signer
+        .verify(
+            &token,
+            tidings::links::tokens::Purpose::Unsubscribe,
+            "ann@example.org",
+            Utc::now(),
+        )
+        .unwrap();
+    assert_ne!(token.subscriber_id(), 0);
+    let _ = claims;
 }

@@ -13,6 +13,7 @@ mod cli;
 mod config_errors;
 mod db_copy;
 mod digest;
+mod email_layout;
 mod feeds;
 mod ingest;
 mod instances;

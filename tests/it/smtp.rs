@@ -420,7 +420,7 @@ fn a_test_send_reaches_one_address_and_records_nothing() {
         m.html.contains("Alpha one") && m.html.contains("Beta one"),
         "every theme"
     );
-    assert!(m.subject.starts_with("News "), "{}", m.subject);
+    assert!(m.subject.starts_with("[TEST] News "), "{}", m.subject);
     let status = ok(site.tidings(&["digest", "status"]));
     assert!(status.stdout.contains("no editions yet"), "{status}");
     let bad = site.tidings(&["digest", "test", "--to", "not-an-address"]);

@@ -76,7 +76,8 @@ pub async fn apply(
                        url = $5, title = $6, summary = $7, body_html = $8, language = $9,
                        authors = $10, themes = $11, image = $12, image_alt = $13, published_at = $14,
                        updated_at = $15, content_hash = $16, withdrawn_at = NULL,
-                       changed_at = CASE WHEN $17 THEN $18 ELSE changed_at END
+                       changed_at = CASE WHEN $17 THEN $18 ELSE changed_at END,
+                       featured = $20
                      WHERE id = $19",
                 )
                 .bind(source)
@@ -98,6 +99,7 @@ pub async fn apply(
                 .bind(content_changed)
                 .bind(now)
                 .bind(id.as_str())
+                .bind(story.featured)
                 .execute(&mut **tx)
                 .await
                 .with_context(|| format!("cannot update story {id} ({})", story.origin))?;
@@ -301,7 +303,7 @@ async fn insert_stories(
     let mut q = QueryBuilder::<DB>::new(
         "INSERT INTO stories (id, guid, source, slug, origin, origin_stamp, url, title, summary,
            body_html, language, authors, themes, image, image_alt, published_at, updated_at,
-           content_hash, first_seen_at) ",
+           content_hash, first_seen_at, featured) ",
     );
     q.push_values(
         &rows,
@@ -324,7 +326,8 @@ async fn insert_stories(
                 .push_bind(story.published)
                 .push_bind(story.updated)
                 .push_bind(hash.as_str())
-                .push_bind(now);
+                .push_bind(now)
+                .push_bind(story.featured);
         },
     );
     // Another instance ingesting the same new story at the same moment
@@ -394,6 +397,7 @@ pub(crate) fn stored_story(r: &<DB as sqlx::Database>::Row) -> Result<StoredStor
         image_alt: r.get("image_alt"),
         published: r.get("published_at"),
         updated: r.get("updated_at"),
+        featured: r.get("featured"),
         origin: r.get("origin"),
         stamp: None,
     };
