@@ -269,6 +269,14 @@ async fn the_archive_lists_editions_and_shows_each_one() {
     assert!(page.body.contains("Inga utskick ännu."));
     drop(empty);
 
+    // The editor's note of this edition (its period ends today), in
+    // Swedish only: on the Swedish page, not on the English one.
+    let today = chrono::Utc::now()
+        .with_timezone(&chrono_tz::Europe::Stockholm)
+        .format("%Y-%m-%d");
+    let notes = site.path("content/digests/monthly");
+    std::fs::create_dir_all(&notes).unwrap();
+    std::fs::write(notes.join(format!("{today}.sv.md")), "Redaktörens **ord**.").unwrap();
     ok(site.tidings_env(&["digest", "send"], &[("TIDINGS_SECRET", SECRET)]));
     let mail = outbox(&site);
     let view = &mail["ann@example.org"][0];
@@ -311,6 +319,7 @@ async fn the_archive_lists_editions_and_shows_each_one() {
     english.assert_html(StatusCode::OK, "en");
     assert!(english.body.contains(">Alpha</a></h2>"));
     assert!(english.body.contains("Monthly letter"));
+    assert!(!english.body.contains("Redaktörens"));
     let slash = get(&c, &service.url("/archive/monthly/1/")).await;
     assert_eq!(slash.status, StatusCode::OK);
 
