@@ -130,18 +130,23 @@ async fn the_sample_site_does_the_whole_round_on_one_machine() {
     assert!(done.has_id("confirmed"), "{}", done.body);
     assert_eq!(status(&site, email).await, Some(Status::Active));
 
-    // 3. A story of today (a digest's first edition sends only the last
-    // 31 days), `build` to ingest it now, and `digest send`, all while the
-    // service runs: the email's links are local too.
-    let today = chrono::Local::now().format("%Y-%m-%d");
-    site.write_story(
-        "try-it",
-        &format!(
-            "title = \"Ett nytt exempel\"\ndate = {today}\nthemes = [\"lokal-demokrati\"]\n\
-             summary = \"En berättelse för att prova hela varvet.\""
-        ),
-        "Brödtext.\n",
-    );
+    // 3. The README's story of today (a digest's first edition sends only
+    // the last 31 days), written by the README's own command; `build` to
+    // ingest it now, and `digest send`, all while the service runs: the
+    // email's links are local too.
+    let readme =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md")).unwrap();
+    let printf = readme
+        .lines()
+        .map(str::trim)
+        .find(|l| l.starts_with("printf ") && l.contains("content/stories/try-it.md"))
+        .expect("the README's round writes a story with printf");
+    let wrote = std::process::Command::new("sh")
+        .args(["-c", printf])
+        .current_dir(site.root())
+        .status()
+        .unwrap();
+    assert!(wrote.success(), "{printf}");
     let built = ok(site.tidings(&["build"]));
     assert!(built.stdout.contains("1 new"), "{built}");
     let sent = ok(site.tidings(&["digest", "send"]));
