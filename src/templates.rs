@@ -41,6 +41,7 @@ pub const BUILT_IN: &[(&str, &str)] = built_in![
     "web/errors.html",
     "web/signup_form.html",
     "web/stories.html",
+    "web/signup_box.html",
     "web/index.html",
     "web/theme.html",
     "web/signup.html",

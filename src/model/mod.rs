@@ -3,6 +3,7 @@
 //! problems reported about operator input. Nothing here reads a file, the
 //! store or the network.
 
+pub mod colour;
 pub mod language;
 pub mod outcome;
 pub mod problem;

@@ -61,6 +61,10 @@ pub struct StoryVars {
     date: String,
     date_iso: String,
     summary: String,
+    /// The story's picture (only https: the pages' Content-Security-Policy
+    /// loads no other), and its text alternative ("" when it has none).
+    image: Option<String>,
+    image_alt: String,
     themes: Vec<Link>,
 }
 
@@ -76,6 +80,8 @@ impl StoryVars {
             date: crate::digest::words::date(lang.code(), published),
             date_iso: published.format("%Y-%m-%d").to_string(),
             summary: story.summary.clone(),
+            image: story.image.clone().filter(|u| u.starts_with("https://")),
+            image_alt: story.image_alt.clone().unwrap_or_default(),
             themes: story
                 .themes
                 .iter()
@@ -169,8 +175,10 @@ async fn index(State(shared): State<AppState>, pl: PageLang, headers: HeaderMap)
             .collect(),
         signup,
     };
-    let layout =
-        Layout::new(config, lang, pl.explicit, "/", &config.site.title).alternates(alternates);
+    let layout = Layout::new(config, lang, pl.explicit, "/", &config.site.title)
+        .alternates(alternates)
+        .signup_here()
+        .wide();
     let mut response =
         shared
             .pages
@@ -215,8 +223,9 @@ async fn theme(
         ..Prefill::default()
     };
     let (signup, cookie) = forms::signup_form(&shared, pl, &headers, prefill);
-    let layout =
-        Layout::new(config, lang, pl.explicit, &vars.href, &vars.title).alternates(alternates);
+    let layout = Layout::new(config, lang, pl.explicit, &vars.href, &vars.title)
+        .alternates(alternates)
+        .signup_here();
     let page = ThemePage {
         stories: stories
             .iter()

@@ -138,7 +138,48 @@ impl FeedLinks {
 #[derive(Debug, Serialize)]
 struct SiteVars {
     title: String,
+    /// `[site] description` in the page's language.
     description: String,
+    /// `[site] logo`, shown in the header with the title as its `alt`.
+    logo: Option<String>,
+    accent: Accent,
+}
+
+/// The colours of the pages, derived from `[site] accent` so that every
+/// pair stays readable (WCAG AA, 4.5:1): the template only writes them
+/// into CSS custom properties.
+#[derive(Debug, Serialize)]
+struct Accent {
+    /// Buttons' background and the header's rule.
+    accent: String,
+    /// Text on a button: white or near-black, by the accent's luminance.
+    on_accent: String,
+    /// Links: the accent, or the nearest darker shade readable on the
+    /// light page and its cards.
+    link: String,
+    /// The same three in the dark colour scheme (a lighter shade).
+    dark_accent: String,
+    dark_on_accent: String,
+    dark_link: String,
+}
+
+impl Accent {
+    fn new(accent: &str) -> Accent {
+        use crate::model::colour::{Rgb, TEXT_CONTRAST, WHITE};
+        // The backgrounds of base.html: page and card, light and dark.
+        const SOFT: Rgb = Rgb(0xf3, 0xf5, 0xf7);
+        const DARK: [Rgb; 2] = [Rgb(0x16, 0x16, 0x16), Rgb(0x23, 0x26, 0x29)];
+        let rgb = Rgb::parse(accent).unwrap_or(Rgb(0x1d, 0x5c, 0x8f));
+        let dark = rgb.readable_on(&DARK, TEXT_CONTRAST);
+        Accent {
+            accent: rgb.to_string(),
+            on_accent: rgb.text_on().to_string(),
+            link: rgb.readable_on(&[WHITE, SOFT], TEXT_CONTRAST).to_string(),
+            dark_accent: dark.to_string(),
+            dark_on_accent: dark.text_on().to_string(),
+            dark_link: dark.to_string(),
+        }
+    }
 }
 
 /// The link to the same page in the other language.
@@ -163,6 +204,14 @@ pub struct Layout {
     switch: Switch,
     /// Pages behind a token are kept out of search engines.
     noindex: bool,
+    /// Whether the site takes sign-ups (`[mail]` and a digest): the
+    /// header's "Subscribe" link and `web/signup_box.html` show then.
+    signup: bool,
+    /// Where the header's "Subscribe" leads: the form on this page
+    /// (`#signup`) or the sign-up page.
+    subscribe_href: String,
+    /// A page laid out in two columns on a wide screen (the front page).
+    wide: bool,
 }
 
 impl Layout {
@@ -177,20 +226,26 @@ impl Layout {
         } else {
             format!("{heading} – {}", config.site.title)
         };
+        let lang_query = if explicit {
+            format!("?lang={}", lang.code())
+        } else {
+            String::new()
+        };
         Layout {
             lang: lang.code(),
             words: super::words::words(lang),
             site: SiteVars {
                 title: config.site.title.clone(),
                 description: config.site.description.get(lang.code()).to_owned(),
+                logo: config.site.logo.as_ref().map(|u| u.to_string()),
+                accent: Accent::new(&config.site.accent),
             },
             title,
             alternates: Vec::new(),
-            lang_query: if explicit {
-                format!("?lang={}", lang.code())
-            } else {
-                String::new()
-            },
+            signup: config.mail.is_some() && !config.digests.is_empty(),
+            subscribe_href: format!("/subscribe{lang_query}"),
+            wide: false,
+            lang_query,
             switch: Switch {
                 lang: other.code(),
                 href: format!("{path}?lang={}", other.code()),
@@ -201,6 +256,19 @@ impl Layout {
 
     pub fn alternates(mut self, alternates: Vec<Alternate>) -> Layout {
         self.alternates = alternates;
+        self
+    }
+
+    /// For a page that shows the sign-up form (in `<section id="signup">`):
+    /// the header's "Subscribe" leads to it.
+    pub fn signup_here(mut self) -> Layout {
+        self.subscribe_href = "#signup".into();
+        self
+    }
+
+    /// Two columns on a wide screen.
+    pub fn wide(mut self) -> Layout {
+        self.wide = true;
         self
     }
 

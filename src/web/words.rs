@@ -129,6 +129,8 @@ pub struct Words {
     pub archive: &'static str,
     /// Label of the language switch ("In English" on a Swedish page).
     pub other_language: &'static str,
+    /// The header's link to the sign-up form, on every page.
+    pub subscribe: &'static str,
 
     pub feeds_heading: &'static str,
     pub feeds_intro: &'static str,
@@ -154,6 +156,9 @@ pub struct Words {
     pub submit: &'static str,
     pub privacy: &'static str,
     pub signup_unavailable: &'static str,
+    /// The sign-up box of the pages without the form (`signup_box.html`).
+    pub signup_box_text: &'static str,
+    pub signup_box_button: &'static str,
 
     pub errors_heading: &'static str,
     pub err_email: &'static str,
@@ -233,6 +238,7 @@ static SV: Words = Words {
     home: "Startsida",
     archive: "Arkiv",
     other_language: "In English",
+    subscribe: "Prenumerera",
 
     feeds_heading: "Flöden",
     feeds_intro: "Följ alla berättelser, eller bara ett tema, i din flödesläsare.",
@@ -258,6 +264,8 @@ static SV: Words = Words {
     submit: "Prenumerera",
     privacy: "Vi använder din adress bara för nyhetsbrevet. Varje utskick har en länk för att avsluta prenumerationen.",
     signup_unavailable: "Det går inte att prenumerera via webbplatsen just nu.",
+    signup_box_text: "Få de nya berättelserna i de teman du väljer i ett mejl, på svenska eller engelska.",
+    signup_box_button: "Välj teman och prenumerera",
 
     errors_heading: "Formuläret behöver rättas:",
     err_email: "Skriv en giltig e-postadress, till exempel namn@exempel.se.",
@@ -335,6 +343,7 @@ static EN: Words = Words {
     home: "Home",
     archive: "Archive",
     other_language: "På svenska",
+    subscribe: "Subscribe",
 
     feeds_heading: "Feeds",
     feeds_intro: "Follow every story, or one theme only, in your feed reader.",
@@ -360,6 +369,8 @@ static EN: Words = Words {
     submit: "Subscribe",
     privacy: "We use your address for the newsletter only. Every email has a link to unsubscribe.",
     signup_unavailable: "Subscribing through the website is not possible at the moment.",
+    signup_box_text: "Get the new stories in the themes you choose by email, in English or Swedish.",
+    signup_box_button: "Choose themes and subscribe",
 
     errors_heading: "Please correct the form:",
     err_email: "Enter a valid email address, such as name@example.org.",

@@ -788,3 +788,218 @@ async fn a_visitor_signs_up_confirms_changes_themes_reads_a_digest_and_leaves() 
         artifacts_dir().display()
     );
 }
+
+/// A Chrome DevTools command through chromedriver
+/// (`POST /session/<id>/goog/cdp/execute`): how a window is given a
+/// phone's viewport, which resizing the window cannot do below Chrome's
+/// smallest window.
+#[derive(Debug)]
+struct Cdp(serde_json::Value);
+
+impl fantoccini::wd::WebDriverCompatibleCommand for Cdp {
+    fn endpoint(
+        &self,
+        base: &url::Url,
+        session: Option<&str>,
+    ) -> Result<url::Url, url::ParseError> {
+        base.join(&format!(
+            "session/{}/goog/cdp/execute",
+            session.unwrap_or_default()
+        ))
+    }
+
+    fn method_and_body(&self, _: &url::Url) -> (axum::http::Method, Option<String>) {
+        (axum::http::Method::POST, Some(self.0.to_string()))
+    }
+}
+
+/// Makes the viewport `width` × `height` CSS pixels (a phone's is
+/// `mobile`: the page's `<meta name="viewport">` applies).
+async fn viewport(browser: &Browser, width: u64, height: u64) {
+    let cmd = Cdp(json!({
+        "cmd": "Emulation.setDeviceMetricsOverride",
+        "params": { "width": width, "height": height, "deviceScaleFactor": 1, "mobile": width < 600 },
+    }));
+    if let Err(e) = browser.client.issue_cmd(cmd).await {
+        panic!("cannot set a {width}×{height} viewport: {e}");
+    }
+}
+
+/// What the layout check measures on a page.
+const MEASURE: &str = "
+    const d = document.documentElement, w = window.innerWidth;
+    const wide = [...document.querySelectorAll('body *')]
+      .filter(e => { const r = e.getBoundingClientRect(); return r.width > 0 && r.right > w + 0.5; })
+      .slice(0, 5)
+      .map(e => e.tagName.toLowerCase() + (e.id ? '#' + e.id : '') + (e.className ? '.' + e.className : '')
+                + ' (right edge ' + Math.round(e.getBoundingClientRect().right) + ')');
+    return [d.scrollWidth, w, Math.max(d.scrollHeight, document.body.scrollHeight), wide];";
+
+/// Asserts the page on screen is no wider than the viewport, and saves a
+/// screenshot of all of it as `target/e2e/layout/<width>-<name>.png`.
+async fn fits(s: &Steps<'_>, width: u64, height: u64, name: &str) {
+    let step = format!("layout/{width}-{name}");
+    let measured = match s.browser.client.execute(MEASURE, vec![]).await {
+        Ok(v) => v,
+        Err(e) => {
+            s.fail(&step, &format!("cannot measure the page: {e}"))
+                .await
+        }
+    };
+    let (scroll, inner) = (measured[0].as_u64().unwrap(), measured[1].as_u64().unwrap());
+    assert_eq!(inner, width, "{step}: the viewport is not {width} px wide");
+    if scroll > inner {
+        s.fail(
+            &step,
+            &format!(
+                "the page is {scroll} px wide in a {inner} px window; too wide: {}",
+                measured[3]
+            ),
+        )
+        .await;
+    }
+    // The whole page in one picture: the viewport as tall as the page.
+    let full = measured[2].as_u64().unwrap_or(height).clamp(height, 12_000);
+    viewport(s.browser, width, full).await;
+    let png = s.browser.client.screenshot().await;
+    viewport(s.browser, width, height).await;
+    let png = png.unwrap_or_else(|e| panic!("screenshot of {step}: {e}"));
+    let path = artifacts_dir().join(format!("{step}.png"));
+    std::fs::write(&path, png).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+}
+
+/// Every kind of page at a phone's width (375 px) and a desktop's (1280
+/// px): none is wider than the window (nothing scrolls sideways), and on
+/// a phone the front page shows the header's "Subscribe" and the sign-up
+/// form's address field in its first screen. Screenshots of every page
+/// are kept in `target/e2e/layout/`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_page_fits_a_phone_and_a_desktop() {
+    let Some(browser) = Browser::start().await else {
+        return;
+    };
+    std::fs::create_dir_all(artifacts_dir().join("layout")).unwrap();
+    let site = digest_site("file:outbox");
+    let date = (chrono::Utc::now() - chrono::Duration::days(1)).format("%Y-%m-%dT%H:%M:%SZ");
+    site.write_story(
+        "pictured",
+        &format!(
+            "title = \"Vatten, avfall och partnerskap: en ovanligt lång rubrik om samarbete över kontinenterna\"\n\
+             date = {date}\nthemes = [\"alpha\", \"beta\"]\n\
+             summary = \"En sammanfattning med ett långt ord: kommunalförbundssamverkansavtalsförhandlingarna.\"\n\
+             image = \"https://example.org/news/img/well.jpg\"\n\
+             image_alt = \"Två personer vid en brunn\""
+        ),
+        "Body.\n",
+    );
+    recent(&site, "a1", "Alpha one", 2, &["alpha"]);
+    recent(&site, "g1", "Gamma one", 3, &["gamma"]);
+    let port = free_port();
+    let config = std::fs::read_to_string(site.config_path()).unwrap();
+    std::fs::write(
+        site.config_path(),
+        format!(
+            "{config}\n[http]\nlisten = \"127.0.0.1:{port}\"\npublic_url = \"http://127.0.0.1:{port}/\"\n"
+        ),
+    )
+    .unwrap();
+    ok(tidings(&site, &["build"]));
+    let email = "ann.with.a.rather.long.address@example.org";
+    ok(tidings(
+        &site,
+        &[
+            "subscribers",
+            "add",
+            email,
+            "--themes",
+            "alpha",
+            "--confirmed",
+        ],
+    ));
+    ok(tidings(&site, &["digest", "send"]));
+    let id = crate::support::subscriber(&site, email).await.unwrap().id;
+    let signer = tidings::links::tokens::Signer::new(SECRET.as_bytes());
+    let link = |purpose, kind: &str| {
+        format!(
+            "/{kind}/{}",
+            signer.sign(purpose, id, email, chrono::Utc::now())
+        )
+    };
+    use tidings::links::tokens::Purpose;
+    let pages = [
+        ("index", "/".to_owned()),
+        ("index-en", "/?lang=en".into()),
+        ("theme", "/themes/alpha/".into()),
+        ("archive", "/archive/".into()),
+        ("digest-archive", "/archive/monthly/".into()),
+        ("edition", "/archive/monthly/1".into()),
+        ("subscribe", "/subscribe".into()),
+        ("confirm", link(Purpose::Confirm, "confirm")),
+        ("preferences", link(Purpose::Preferences, "preferences")),
+        ("unsubscribe", link(Purpose::Unsubscribe, "unsubscribe")),
+        ("leave", "/unsubscribe".into()),
+        ("bad-link", "/confirm/not-a-token".into()),
+        ("not-found", "/no/such/page".into()),
+    ];
+    let service = site.serve(&[("TIDINGS_SECRET", SECRET)]);
+    let s = Steps {
+        browser: &browser,
+        service: &service,
+    };
+    for (width, height) in [(375, 812), (1280, 900)] {
+        viewport(&browser, width, height).await;
+        for (name, path) in &pages {
+            let step = format!("layout/{width}-{name}");
+            s.goto(&step, &service.url(path)).await;
+            s.find(&step, "main h1").await;
+            fits(&s, width, height, name).await;
+        }
+        // The answers to a posted form: "check your inbox", and the form
+        // again with its problems.
+        let step = format!("layout/{width}-check-inbox");
+        s.goto(&step, &service.url("/subscribe")).await;
+        let field = s.find(&step, "form#subscribe #email").await;
+        field
+            .send_keys(&format!("visitor-{width}@example.org"))
+            .await
+            .unwrap();
+        s.tick(&step, "form#subscribe input[name=themes][value=beta]", true)
+            .await;
+        s.click(&step, "form#subscribe button[type=submit]").await;
+        s.find(&step, "#check-inbox").await;
+        fits(&s, width, height, "check-inbox").await;
+        let step = format!("layout/{width}-form-errors");
+        s.goto(&step, &service.url("/subscribe")).await;
+        s.click(&step, "form#subscribe button[type=submit]").await;
+        s.find(&step, "#form-errors").await;
+        fits(&s, width, height, "form-errors").await;
+    }
+
+    // On a phone, the front page's first screen offers the sign-up.
+    viewport(&browser, 375, 812).await;
+    s.goto("layout/375-first-screen", &service.url("/")).await;
+    s.find("layout/375-first-screen", "form#subscribe").await;
+    let at = browser
+        .client
+        .execute(
+            "const b = s => document.querySelector(s).getBoundingClientRect().bottom;
+             return [b('header a.subscribe'), b('form#subscribe #email'), window.innerHeight];",
+            vec![],
+        )
+        .await
+        .expect("measure the front page");
+    let (link, field, screen) = (
+        at[0].as_f64().unwrap(),
+        at[1].as_f64().unwrap(),
+        at[2].as_f64().unwrap(),
+    );
+    assert!(
+        link <= screen && field <= screen,
+        "on a 375×812 phone the header's Subscribe ends at {link} px and the form's address \
+         field at {field} px: both should be within the first {screen} px"
+    );
+
+    browser.close().await;
+    let (code, log) = service.stop();
+    assert_eq!(code, 0, "tidings run did not exit cleanly:\n{log}");
+}

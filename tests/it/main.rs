@@ -23,6 +23,7 @@ mod layers;
 mod leave;
 mod outage;
 mod outbox;
+mod sample_round;
 mod sanitize;
 mod scheduler;
 mod service;

@@ -1,14 +1,17 @@
 //! The site's pages from a running `tidings run`: `/` and every theme's
 //! page with their autodiscovery links (checked against the feed files on
 //! disk), the sign-up form as the browser test expects it, languages, the
-//! archive of editions, 404s, and a site without `[mail]`.
+//! archive of editions, 404s, a site without `[mail]`, and the brand
+//! (description per language, logo, accent colour), the header's
+//! "Subscribe", the stories' pictures and the archive's sign-up box.
 
 use std::time::{Duration, Instant};
 
 use reqwest::StatusCode;
 
 use crate::support::{
-    Page, SECRET, Site, attr_after, client, get, ok, outbox, serve, subscribe, web_site,
+    Page, SECRET, Site, attr_after, client, digest_site, get, ok, outbox, serve, subscribe,
+    web_site,
 };
 
 /// Every start tag `<name …>` of the page.
@@ -462,4 +465,135 @@ async fn a_site_may_replace_any_page_template() {
         String::from_utf8_lossy(&out.stdout).is_empty(),
         "it never listened"
     );
+}
+
+/// The pages' part of branding and the sign-up near the top: `[site]
+/// description` in the page's language, `[site] logo` in the header with
+/// the title as its text, the accent colour with readable text on it, a
+/// "Subscribe" in every page's header, the form before the stories on the
+/// front page, the stories' pictures, and a sign-up box on the archive.
+#[tokio::test]
+async fn pages_carry_the_brand_the_pictures_and_a_way_to_subscribe() {
+    let site = digest_site("file:outbox");
+    let config = std::fs::read_to_string(site.config_path())
+        .unwrap()
+        .replace(
+            "description = \"A site for tests\"",
+            "description = { sv = \"En webbplats för tester\", en = \"A site for tests\" }\n\
+             logo = \"img/logo.png\"\naccent = \"#FFCC00\"",
+        );
+    site.write_config(&config);
+    site.write_story(
+        "pictured",
+        "title = \"With a picture\"\ndate = 2024-05-01\nthemes = [\"alpha\"]\n\
+         image = \"https://example.org/news/img/well.jpg\"\nimage_alt = \"Two people at a well\"",
+        "Body.\n",
+    );
+    site.story("plain", "Without a picture", "2024-04-01", &["beta"]);
+    site.build();
+    let service = serve(&site);
+    let c = client();
+
+    let sv = get(&c, &service.url("/")).await;
+    sv.assert_html(StatusCode::OK, "sv");
+    assert!(
+        sv.body
+            .contains("<p class=\"lead\">En webbplats för tester</p>")
+    );
+    assert!(
+        !sv.body.contains("A site for tests"),
+        "only the page's language"
+    );
+    let en = get(&c, &service.url("/?lang=en")).await;
+    assert!(en.body.contains("<p class=\"lead\">A site for tests</p>"));
+    assert!(
+        en.body.contains("Fixture site – A site for tests"),
+        "the footer"
+    );
+    assert!(!en.body.contains("En webbplats för tester"));
+
+    // The logo, with the title as its text; the accent, light here, gets
+    // near-black text and a darker shade for links.
+    assert!(
+        sv.body.contains(
+            "<p class=\"site-title\"><a href=\"/\"><img src=\"https://example.org/news/img/logo.png\" alt=\"Fixture site\"></a></p>"
+        ),
+        "{}",
+        &sv.body[..3000]
+    );
+    assert!(
+        sv.body
+            .contains("--accent: #ffcc00; --accent-text: #111111;")
+    );
+    // Links on the light page: a darker shade (the first `--link`; the
+    // dark scheme's, after it, may keep the yellow).
+    let link = &sv.body[sv.body.find("--link: ").unwrap()..][..15];
+    assert_ne!(link, "--link: #ffcc00", "too pale for text on white");
+
+    // The front page: "Subscribe" in the header leads to the form, which
+    // comes before the stories; the pictures, with their text.
+    assert!(
+        sv.body
+            .contains("<a class=\"subscribe\" href=\"#signup\">Prenumerera</a>")
+    );
+    let pos = |s: &str| sv.body.find(s).unwrap_or_else(|| panic!("{s}"));
+    assert!(
+        pos("<header") < pos("class=\"subscribe\"") && pos("class=\"subscribe\"") < pos("<main")
+    );
+    assert!(pos("id=\"signup\"") < pos("id=\"latest-heading\""));
+    assert!(pos("id=\"signup\"") < pos("With a picture"));
+    assert!(sv.body.contains(
+        "<li class=\"has-image\">\n<img src=\"https://example.org/news/img/well.jpg\" alt=\"Two people at a well\""
+    ));
+    assert_eq!(sv.body.matches("<li class=\"has-image\">").count(), 1);
+    assert_signup_form(&sv.body, &["alpha", "beta", "gamma"], &[]);
+
+    // Elsewhere "Subscribe" leads to the sign-up page, and the archive has
+    // a box that does the same (no form: the page stays cacheable).
+    let archive = get(&c, &service.url("/archive/?lang=en")).await;
+    archive.assert_html(StatusCode::OK, "en");
+    assert_eq!(archive.header("cache-control"), "public, max-age=60");
+    assert!(
+        archive
+            .body
+            .contains("<a class=\"subscribe\" href=\"/subscribe?lang=en\">Subscribe</a>")
+    );
+    assert!(
+        archive
+            .body
+            .contains("<h2 id=\"signup-box-heading\">Subscribe to the newsletter</h2>")
+    );
+    assert!(archive.body.contains(
+        "<a class=\"button\" href=\"/subscribe?lang=en\">Choose themes and subscribe</a>"
+    ));
+    assert!(!archive.body.contains("<form"));
+    let one = get(&c, &service.url("/archive/monthly/")).await;
+    assert!(one.body.contains("id=\"signup-box-heading\""));
+    let missing = get(&c, &service.url("/nope")).await;
+    assert!(
+        missing
+            .body
+            .contains("<a class=\"subscribe\" href=\"/subscribe\">")
+    );
+}
+
+/// Without `[mail]` there is nothing to subscribe to: no header link, no box.
+#[tokio::test]
+async fn a_site_without_mail_offers_no_subscribe_link() {
+    let site = Site::new();
+    site.story("s1", "Only story", "2024-05-01", &["alpha"]);
+    site.build();
+    let service = serve(&site);
+    let c = client();
+    for path in ["/", "/archive/", "/nope"] {
+        let page = get(&c, &service.url(path)).await;
+        assert!(!page.body.contains("class=\"subscribe\""), "{path}");
+        assert!(!page.body.contains("signup-box"), "{path}");
+        // The default accent: white on the blue.
+        assert!(
+            page.body
+                .contains("--link: #1d5c8f; --accent: #1d5c8f; --accent-text: #ffffff;"),
+            "{path}"
+        );
+    }
 }
