@@ -172,7 +172,9 @@ struct SiteVars<'a> {
     /// `#rrggbb`, and the colour of text on it (black or white, whichever
     /// reads better).
     accent: &'a str,
-    accent_text: &'static str,
+    accent_text: String,
+    /// The accent as a link colour readable on white.
+    link: String,
 }
 
 #[derive(Serialize)]
@@ -288,6 +290,7 @@ impl<'a> Vars<'a> {
                 logo: config.site.logo.as_ref().map(|u| u.as_str()),
                 accent: &config.site.accent,
                 accent_text: crate::mail::rendered::text_on(&config.site.accent),
+                link: crate::mail::rendered::link_on_white(&config.site.accent),
             },
             digest: DigestVars {
                 id: &email.digest.id,

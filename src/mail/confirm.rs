@@ -81,7 +81,7 @@ struct Vars<'a> {
     organization: &'a str,
     logo: Option<&'a str>,
     accent: &'a str,
-    accent_text: &'static str,
+    accent_text: String,
 }
 
 /// Renders the confirmation email. Templates are read for each call:

@@ -74,7 +74,7 @@ struct Vars<'a> {
     organization: &'a str,
     logo: Option<&'a str>,
     accent: &'a str,
-    accent_text: &'static str,
+    accent_text: String,
 }
 
 /// Renders the email (templates read at each call: these are rare).

@@ -2,6 +2,7 @@
 //! takes on its way from a template to a message: a subject made one
 //! header line, and CSS inlined for mail clients.
 
+use crate::model::colour::{Rgb, TEXT_CONTRAST, WHITE};
 use anyhow::Result;
 
 /// The email's parts, ready for [`super::message`].
@@ -59,23 +60,17 @@ pub fn notice(
     })
 }
 
-/// Black or white, whichever contrasts more with `#rrggbb` (WCAG's
-/// relative luminance).
-pub fn text_on(hex: &str) -> &'static str {
-    let channel = |i: usize| {
-        let v = u8::from_str_radix(hex.get(i..i + 2).unwrap_or("00"), 16).unwrap_or(0);
-        let c = f64::from(v) / 255.0;
-        if c <= 0.03928 {
-            c / 12.92
-        } else {
-            ((c + 0.055) / 1.055).powf(2.4)
-        }
-    };
-    let l = 0.2126 * channel(1) + 0.7152 * channel(3) + 0.0722 * channel(5);
-    // Contrast with white is 1.05 / (l + 0.05), with black (l + 0.05) / 0.05.
-    if 1.05 / (l + 0.05) >= (l + 0.05) / 0.05 {
-        "#ffffff"
-    } else {
-        "#000000"
-    }
+/// The colour of text on a button of `accent` (`#rrggbb`): white or near
+/// black, whichever reads better ([`Rgb::text_on`]).
+pub fn text_on(accent: &str) -> String {
+    Rgb::parse(accent).map_or_else(|| "#ffffff".to_owned(), |c| c.text_on().to_string())
+}
+
+/// `accent` as a link colour on a white page: itself, or the nearest
+/// darker shade that reaches WCAG's 4.5:1 ([`Rgb::readable_on`]).
+pub fn link_on_white(accent: &str) -> String {
+    Rgb::parse(accent).map_or_else(
+        || accent.to_owned(),
+        |c| c.readable_on(&[WHITE], TEXT_CONTRAST).to_string(),
+    )
 }
