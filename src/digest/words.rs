@@ -55,8 +55,6 @@ pub struct Words {
     pub by: &'static str,
     /// Between the last two authors.
     pub and: &'static str,
-    /// On the edition's web page: the link to the digest's archive.
-    pub all_editions: &'static str,
     /// On the edition's web page: above the sign-up button.
     pub web_signup: &'static str,
 }
@@ -82,7 +80,6 @@ static SV: Words = Words {
     minutes_read: "min läsning",
     by: "Av",
     and: "och",
-    all_editions: "Alla utskick",
     web_signup: "Vill du få nästa utskick i din inkorg?",
 };
 
@@ -107,7 +104,6 @@ static EN: Words = Words {
     minutes_read: "min read",
     by: "By",
     and: "and",
-    all_editions: "All editions",
     web_signup: "Want the next edition in your inbox?",
 };
 
