@@ -499,6 +499,10 @@ pub async fn serve(
     for job in scheduler.jobs() {
         jobs.spawn(scheduler.clone().job_loop(job, stop_rx.clone()));
     }
+    if config.feeds.websub.builtin() {
+        let websub = scheduler.ingester.websub().clone();
+        jobs.spawn(crate::websub::distribute::run(websub, stop_rx.clone()));
+    }
     let rules = crate::web::server::Rules::of(&config.http);
     let mut server = crate::web::server::start(routed, stop_rx, rules)
         .context("cannot start the HTTP threads")?;

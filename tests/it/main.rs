@@ -36,3 +36,4 @@ mod web_forms;
 mod web_ops;
 mod web_pages;
 mod web_server;
+mod websub;
