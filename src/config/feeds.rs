@@ -262,6 +262,62 @@ fn parse_hub(text: &str) -> Result<Hub, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::Config;
+
+    const SITE: &str = "[site]\ntitle = \"T\"\nbase_url = \"https://example.org/news\"\n\n\
+        [[sources]]\nkind = \"feed\"\nurl = \"https://partner.example.org/feed.xml\"\n\n";
+
+    fn load(feeds: &str) -> Result<Config, String> {
+        Config::from_str(Path::new("config.toml"), &format!("{SITE}[feeds]\n{feeds}")).map_err(
+            |p| {
+                p.iter()
+                    .map(|p| p.to_string())
+                    .collect::<Vec<_>>()
+                    .join("\n")
+            },
+        )
+    }
+
+    #[test]
+    fn the_builtin_hub_is_under_the_public_url() {
+        let config = load("websub_hubs = [\"builtin\", \"https://hub.example.net/\"]").unwrap();
+        let hubs: Vec<String> = config.hub_urls().iter().map(Url::to_string).collect();
+        assert_eq!(
+            hubs,
+            [
+                "https://example.org/news/websub",
+                "https://hub.example.net/"
+            ]
+        );
+        assert!(config.feeds.websub.builtin());
+        assert!(!config.feeds.websub.allow_private_callbacks);
+        assert_eq!(
+            config.feeds.websub.default_lease,
+            Duration::from_secs(10 * 86400)
+        );
+        assert!(load("").unwrap().hub_urls().is_empty());
+    }
+
+    #[test]
+    fn lease_settings_must_agree() {
+        let e = load(
+            "websub_min_lease_seconds = 600\nwebsub_max_lease_seconds = 60\n\
+             websub_default_lease_seconds = 30\nwebsub_max_subscriptions_per_host = 0\n",
+        )
+        .unwrap_err();
+        assert!(
+            e.contains("config.toml:11:28: `feeds.websub_max_lease_seconds`: 60 is less than"),
+            "{e}"
+        );
+        assert!(
+            e.contains("`feeds.websub_default_lease_seconds`: 30 is out of range"),
+            "{e}"
+        );
+        assert!(
+            e.contains("`feeds.websub_max_subscriptions_per_host`: 0 is out of range"),
+            "{e}"
+        );
+    }
 
     #[test]
     fn a_hub_is_builtin_or_an_http_url() {

@@ -4,8 +4,13 @@
 //! private network behind it: the host is resolved, and an address that is
 //! loopback, private, link-local, unspecified or otherwise not global is
 //! refused unless `[feeds] websub_allow_private_callbacks` is true.
+//! The check is made when a subscription is asked for (to answer 400
+//! with the reason) and again by the resolver of the client that calls
+//! callbacks ([`PublicOnly`]), on the very addresses it connects to: a
+//! name cannot resolve to a public address for the check and to a private
+//! one for the request.
 
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
 use url::Url;
 
@@ -81,6 +86,31 @@ pub async fn check_addresses(url: &Url, allow_private: bool) -> Result<(), Strin
             "the callback's host is at {ip}, a loopback, private or local address"
         )),
         None => Ok(()),
+    }
+}
+
+/// The resolver of the client that calls callbacks when private
+/// callbacks are not allowed: a name with any address that is not public
+/// does not resolve.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct PublicOnly;
+
+impl reqwest::dns::Resolve for PublicOnly {
+    fn resolve(&self, name: reqwest::dns::Name) -> reqwest::dns::Resolving {
+        let host = name.as_str().to_owned();
+        Box::pin(async move {
+            let addresses: Vec<SocketAddr> =
+                tokio::net::lookup_host((host.as_str(), 0)).await?.collect();
+            if let Some(private) = addresses.iter().find(|a| !is_public(a.ip())) {
+                let refused = format!(
+                    "`{host}` is at {}, a loopback, private or local address",
+                    private.ip()
+                );
+                return Err(refused.into());
+            }
+            let addresses: reqwest::dns::Addrs = Box::new(addresses.into_iter());
+            Ok(addresses)
+        })
     }
 }
 
@@ -169,6 +199,16 @@ mod tests {
         }
         for public in ["93.184.216.34", "8.8.8.8", "2606:4700::1111"] {
             assert!(is_public(public.parse().unwrap()), "{public}");
+        }
+    }
+
+    #[tokio::test]
+    async fn the_callback_resolver_refuses_private_names() {
+        use reqwest::dns::Resolve as _;
+        let name = "localhost".parse().unwrap();
+        match PublicOnly.resolve(name).await {
+            Ok(_) => panic!("localhost resolved for a callback"),
+            Err(e) => assert!(e.to_string().contains("loopback"), "{e}"),
         }
     }
 

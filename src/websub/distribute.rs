@@ -199,7 +199,7 @@ async fn send(
         .into_iter()
         .find(|f| rel.ends_with(f.file_name()))
         .unwrap_or(Format::Atom);
-    let mut request = websub.client().post(target).header(
+    let mut request = websub.callbacks().post(target).header(
         reqwest::header::CONTENT_TYPE,
         format!("{}; charset=utf-8", format.media_type()),
     );

@@ -201,7 +201,7 @@ pub async fn verify(websub: &WebSub, request: &Request) -> anyhow::Result<Verifi
             query.append_pair("hub.lease_seconds", &request.lease.as_secs().to_string());
         }
     }
-    let answer = match websub.client().get(url).send().await {
+    let answer = match websub.callbacks().get(url).send().await {
         Ok(answer) => answer,
         Err(e) => return Ok(Verified::NotConfirmed(reason(&e))),
     };

@@ -35,7 +35,11 @@ pub const TIMEOUT: Duration = Duration::from_secs(10);
 pub struct WebSub {
     config: Arc<Config>,
     store: Store,
+    /// For the external hubs the operator configured.
     client: reqwest::Client,
+    /// For subscribers' callbacks: refuses private addresses unless
+    /// `websub_allow_private_callbacks` (see [`callback::PublicOnly`]).
+    callbacks: reqwest::Client,
     wake: Arc<Notify>,
 }
 
@@ -54,19 +58,29 @@ impl WebSub {
             env!("CARGO_PKG_VERSION"),
             config.site.base_url
         );
-        let client = reqwest::Client::builder()
-            .user_agent(agent)
-            // A callback or hub that redirects could lead anywhere,
-            // past the address checks: redirects are failures.
-            .redirect(reqwest::redirect::Policy::none())
-            .connect_timeout(TIMEOUT)
-            .timeout(TIMEOUT)
-            .build()
-            .unwrap_or_default();
+        // A callback or hub that redirects could lead anywhere, past the
+        // address checks: redirects are failures.
+        let builder = || {
+            reqwest::Client::builder()
+                .user_agent(agent.clone())
+                .redirect(reqwest::redirect::Policy::none())
+                .connect_timeout(TIMEOUT)
+                .timeout(TIMEOUT)
+        };
+        let client = builder().build().unwrap_or_default();
+        let callbacks = if config.feeds.websub.allow_private_callbacks {
+            client.clone()
+        } else {
+            builder()
+                .dns_resolver(Arc::new(callback::PublicOnly))
+                .build()
+                .unwrap_or_default()
+        };
         WebSub {
             config,
             store,
             client,
+            callbacks,
             wake: Arc::new(Notify::new()),
         }
     }
@@ -79,8 +93,14 @@ impl WebSub {
         &self.store
     }
 
+    /// The client for external hubs.
     pub fn client(&self) -> &reqwest::Client {
         &self.client
+    }
+
+    /// The client for subscribers' callbacks.
+    pub fn callbacks(&self) -> &reqwest::Client {
+        &self.callbacks
     }
 
     /// Whether any hub is configured.
@@ -92,6 +112,9 @@ impl WebSub {
     /// dir, as a build reports them) changed. Never fails: what cannot be
     /// done is logged, and the build stands.
     pub async fn feeds_changed(&self, written: &[String], pings: Pings) {
+        if !self.enabled() {
+            return;
+        }
         let topics = topics(&self.config, written);
         if topics.is_empty() {
             return;
