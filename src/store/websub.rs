@@ -135,6 +135,12 @@ impl Store {
         crate::store::dispatch!(self, websub::expire(ms(now)))
     }
 
+    /// How many subscriptions are live at `now`, and how many
+    /// distributions are owed: for the metrics.
+    pub async fn websub_counts(&self, now: DateTime<Utc>) -> Result<(i64, i64)> {
+        crate::store::dispatch!(self, websub::counts(ms(now)))
+    }
+
     /// Distributions owed: (topic, callback, failed tries), for tests and
     /// status.
     pub async fn websub_owed(&self) -> Result<Vec<Claimed>> {

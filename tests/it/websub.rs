@@ -531,3 +531,97 @@ async fn a_failing_callback_is_tried_again_then_dropped() {
     tokio::time::sleep(Duration::from_millis(800)).await;
     assert_eq!(posts(&s).len(), 6);
 }
+
+#[tokio::test]
+async fn a_callback_host_holds_a_limited_number_of_subscriptions() {
+    let site = site(&format!("{BUILTIN}\nwebsub_max_subscriptions_per_host = 1"));
+    let service = serve(&site);
+    let s = subscriber();
+    subscribe(&service, &s.url(CALLBACK), "3600").await;
+    eventually("the hub verifies the intent", || async {
+        service.log().contains("websub: intent verified")
+    })
+    .await;
+    // Another callback on the same host: over the limit.
+    let (status, text) = hub_request(
+        &service,
+        &[
+            ("hub.mode", "subscribe"),
+            ("hub.topic", TOPIC),
+            ("hub.callback", &s.url("/another")),
+        ],
+    )
+    .await;
+    assert_eq!(status, StatusCode::TOO_MANY_REQUESTS, "{text}");
+    assert!(text.contains("holds 1 subscriptions"), "{text}");
+    // Renewing the one it holds is not a new one.
+    subscribe(&service, &s.url(CALLBACK), "7200").await;
+    eventually("the renewal is verified", || async { gets(&s).len() == 2 }).await;
+    eventually("the lease is renewed", || async {
+        let active = store(&site)
+            .await
+            .websub_active(chrono::Utc::now())
+            .await
+            .unwrap();
+        active.len() == 1 && active[0].lease_seconds == 7200
+    })
+    .await;
+    let metrics = raw_client()
+        .get(service.metrics_url())
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains("\ntidings_websub_subscriptions 1\n"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("\ntidings_websub_distributions_owed 0\n"),
+        "{metrics}"
+    );
+}
+
+#[tokio::test]
+async fn what_a_build_owes_while_the_service_is_down_is_sent_when_it_starts() {
+    let site = site(BUILTIN);
+    let service = serve(&site);
+    let s = subscriber();
+    subscribe(&service, &s.url(CALLBACK), "3600").await;
+    eventually("the hub verifies the intent", || async {
+        service.log().contains("websub: intent verified")
+    })
+    .await;
+    let (code, log) = service.stop();
+    assert_eq!(code, 0, "{log}");
+
+    // `tidings build` writes the feed and notes what is owed in the store.
+    recent(
+        &site,
+        "second",
+        "Written while the service was down",
+        1,
+        &["beta"],
+    );
+    site.build();
+    let owed = store(&site).await.websub_owed().await.unwrap();
+    assert_eq!(owed.len(), 1, "{owed:?}");
+    assert_eq!(owed[0].topic, TOPIC);
+    assert!(posts(&s).is_empty());
+
+    let service = serve(&site);
+    eventually("the owed feed is delivered", || async {
+        !posts(&s).is_empty()
+    })
+    .await;
+    assert!(
+        String::from_utf8_lossy(&posts(&s)[0].body).contains("Written while the service was down")
+    );
+    eventually("nothing is owed any more", || async {
+        store(&site).await.websub_owed().await.unwrap().is_empty()
+    })
+    .await;
+    drop(service);
+}

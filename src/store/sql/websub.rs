@@ -231,3 +231,17 @@ pub async fn owed(pool: &Pool<DB>) -> Result<Vec<Claimed>> {
         })
         .collect())
 }
+
+pub async fn counts(pool: &Pool<DB>, now_ms: i64) -> Result<(i64, i64)> {
+    let live: i64 =
+        sqlx::query_scalar("SELECT COUNT(*) FROM websub_subscriptions WHERE expires_ms > $1")
+            .bind(now_ms)
+            .fetch_one(pool)
+            .await
+            .context("cannot count the WebSub subscriptions")?;
+    let owed: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM websub_deliveries")
+        .fetch_one(pool)
+        .await
+        .context("cannot count the WebSub distributions")?;
+    Ok((live, owed))
+}
