@@ -456,7 +456,7 @@ pub async fn serve(
     };
     let keys = Arc::new(Keys::load(&store, &env).await?);
     let mailer = Mailer::new(&config)?.map(Arc::new);
-    let ingester = Arc::new(Ingester::new(config.clone(), store.clone()));
+    let ingester = Arc::new(Ingester::new(config.clone(), store.clone())?);
 
     // Fresh feeds before the first request, whatever the schedule says.
     // A failure is logged and recorded; the service still starts.

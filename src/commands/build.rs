@@ -17,13 +17,19 @@ use tidings::websub::{Pings, WebSub};
 pub async fn run(config: &Config, strict: bool) -> Result<ExitCode> {
     let store = Store::open(&config.storage.url).await?;
     let report = build::build(config, &store, &Which::All).await;
-    if let Ok(report) = &report {
+    if let Ok(report) = &report
+        && !config.feeds.websub.hubs.is_empty()
+    {
         // A process that exits at once pings each hub once and waits; the
         // built-in hub's distributions are sent by `tidings run`.
-        let websub = WebSub::new(std::sync::Arc::new(config.clone()), store.clone());
-        websub
-            .feeds_changed(&report.feeds.written, Pings::OnceAndWait)
-            .await;
+        match WebSub::new(std::sync::Arc::new(config.clone()), store.clone()) {
+            Ok(websub) => {
+                websub
+                    .feeds_changed(&report.feeds.written, Pings::OnceAndWait)
+                    .await
+            }
+            Err(e) => eprintln!("warning: cannot tell the WebSub hubs: {e:#}"),
+        }
     }
     store.close().await;
     let report = report?;

@@ -32,16 +32,17 @@ pub struct Ingester {
 pub const INGEST_JOB: &str = "ingest";
 
 impl Ingester {
-    /// Made within the tokio runtime its builds are to run on.
-    pub fn new(config: Arc<Config>, store: Store) -> Ingester {
-        let websub = Arc::new(WebSub::new(config.clone(), store.clone()));
-        Ingester {
+    /// Made within the tokio runtime its builds are to run on. Fails only
+    /// when the WebSub side's HTTP client cannot be made.
+    pub fn new(config: Arc<Config>, store: Store) -> Result<Ingester> {
+        let websub = Arc::new(WebSub::new(config.clone(), store.clone())?);
+        Ok(Ingester {
             config,
             store,
             lock: Arc::new(Mutex::new(())),
             runtime: tokio::runtime::Handle::current(),
             websub,
-        }
+        })
     }
 
     /// The site's WebSub side: the hubs each build tells, and the built-in

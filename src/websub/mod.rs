@@ -52,7 +52,8 @@ pub enum Pings {
 }
 
 impl WebSub {
-    pub fn new(config: Arc<Config>, store: Store) -> WebSub {
+    /// Fails only when an HTTP client cannot be made (TLS set-up).
+    pub fn new(config: Arc<Config>, store: Store) -> anyhow::Result<WebSub> {
         let agent = format!(
             "tidings/{} (+{}; WebSub)",
             env!("CARGO_PKG_VERSION"),
@@ -67,22 +68,21 @@ impl WebSub {
                 .connect_timeout(TIMEOUT)
                 .timeout(TIMEOUT)
         };
-        let client = builder().build().unwrap_or_default();
+        let client = builder().build()?;
         let callbacks = if config.feeds.websub.allow_private_callbacks {
             client.clone()
         } else {
             builder()
                 .dns_resolver(Arc::new(callback::PublicOnly))
-                .build()
-                .unwrap_or_default()
+                .build()?
         };
-        WebSub {
+        Ok(WebSub {
             config,
             store,
             client,
             callbacks,
             wake: Arc::new(Notify::new()),
-        }
+        })
     }
 
     pub fn config(&self) -> &Config {
