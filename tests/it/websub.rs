@@ -611,6 +611,20 @@ async fn what_a_build_owes_while_the_service_is_down_is_sent_when_it_starts() {
     assert_eq!(owed[0].topic, TOPIC);
     assert!(posts(&s).is_empty());
 
+    let status = crate::support::ok(site.tidings(&["status"]));
+    assert!(
+        status
+            .stdout
+            .contains("websub (built-in hub): 1 live subscriptions, 1 distributions owed"),
+        "{status}"
+    );
+    assert!(
+        status
+            .stdout
+            .contains(&format!("websub hubs: {BUILTIN_HUB}")),
+        "{status}"
+    );
+
     let service = serve(&site);
     eventually("the owed feed is delivered", || async {
         !posts(&s).is_empty()
