@@ -5,7 +5,8 @@
 //! `tidings` binary drive the same code. `ARCHITECTURE.md` is the map; in
 //! short, from the bottom up: [`model`] and [`config`] are parsed once at
 //! the edge; [`sources`] read stories; [`publish`] records them in the
-//! [`store`] and has [`feeds`] written; [`digest`] freezes editions and
+//! [`store`] and has [`feeds`] written, then tells the WebSub hubs
+//! ([`websub`]); [`digest`] freezes editions and
 //! delivers them through [`mail`]; [`web`] serves it all; [`service`] runs
 //! the schedule ([`schedule`]); the binary's `commands` call these.
 
@@ -28,6 +29,7 @@ pub mod store;
 pub mod subscribers;
 pub mod templates;
 pub mod web;
+pub mod websub;
 
 /// Runs CPU-bound `work` here (it may use rayon's threads), telling a
 /// multi-threaded tokio runtime first so that its other tasks move to

@@ -456,7 +456,7 @@ pub async fn serve(
     };
     let keys = Arc::new(Keys::load(&store, &env).await?);
     let mailer = Mailer::new(&config)?.map(Arc::new);
-    let ingester = Arc::new(Ingester::new(config.clone(), store.clone()));
+    let ingester = Arc::new(Ingester::new(config.clone(), store.clone())?);
 
     // Fresh feeds before the first request, whatever the schedule says.
     // A failure is logged and recorded; the service still starts.
@@ -498,6 +498,10 @@ pub async fn serve(
     let mut jobs = tokio::task::JoinSet::new();
     for job in scheduler.jobs() {
         jobs.spawn(scheduler.clone().job_loop(job, stop_rx.clone()));
+    }
+    if config.feeds.websub.builtin() {
+        let websub = scheduler.ingester.websub().clone();
+        jobs.spawn(crate::websub::distribute::run(websub, stop_rx.clone()));
     }
     let rules = crate::web::server::Rules::of(&config.http);
     let mut server = crate::web::server::start(routed, stop_rx, rules)

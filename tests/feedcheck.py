@@ -37,6 +37,7 @@ def feed(path):
         "language": d.feed.get("language"),
         "updated": d.feed.get("updated"),
         "self": [l.get("href") for l in d.feed.get("links", []) if l.get("rel") == "self"],
+        "hubs": [l.get("href") for l in d.feed.get("links", []) if l.get("rel") == "hub"],
         "entries": [
             {
                 "id": e.get("id"),

@@ -1,5 +1,6 @@
 //! `tidings build [--strict]`: ingest every source, then write the feeds
-//! that changed (see `tidings::publish::build`), and say what changed.
+//! that changed (see `tidings::publish::build`), tell the WebSub hubs, and
+//! say what changed.
 
 use std::process::ExitCode;
 
@@ -11,10 +12,25 @@ use tidings::model::Problems;
 use tidings::publish::build;
 use tidings::publish::ingest::Which;
 use tidings::store::Store;
+use tidings::websub::{Pings, WebSub};
 
 pub async fn run(config: &Config, strict: bool) -> Result<ExitCode> {
     let store = Store::open(&config.storage.url).await?;
     let report = build::build(config, &store, &Which::All).await;
+    if let Ok(report) = &report
+        && !config.feeds.websub.hubs.is_empty()
+    {
+        // A process that exits at once pings each hub once and waits; the
+        // built-in hub's distributions are sent by `tidings run`.
+        match WebSub::new(std::sync::Arc::new(config.clone()), store.clone()) {
+            Ok(websub) => {
+                websub
+                    .feeds_changed(&report.feeds.written, Pings::OnceAndWait)
+                    .await
+            }
+            Err(e) => eprintln!("warning: cannot tell the WebSub hubs: {e:#}"),
+        }
+    }
     store.close().await;
     let report = report?;
     let skipped = Problems(report.ingest.skipped.clone()).sorted();

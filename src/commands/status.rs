@@ -79,6 +79,14 @@ async fn report(config: &Config, store: &Store) -> Result<ExitCode> {
             println!("  {key}: {}", notes.join("; "));
         }
     }
+    if !config.feeds.websub.hubs.is_empty() {
+        let hubs: Vec<String> = config.hub_urls().iter().map(|u| u.to_string()).collect();
+        println!("websub hubs: {}", hubs.join(", "));
+    }
+    if config.feeds.websub.builtin() {
+        let (live, owed) = store.websub_counts(now).await?;
+        println!("websub (built-in hub): {live} live subscriptions, {owed} distributions owed");
+    }
     let queue = store.delivery_totals().await?;
     println!(
         "delivery queue: {} pending, {} sending (all editions: {} sent, {} failed, {} skipped)",

@@ -57,6 +57,9 @@ pub struct Environment {
     /// `TIDINGS_HTTP_BACKOFF_MS`: the first pause after a remote source
     /// failed to answer. Tests shorten it; operators have no reason to.
     pub http_backoff: Duration,
+    /// `TIDINGS_WEBSUB_BACKOFF_MS`: the first pause after a WebSub hub or
+    /// subscriber failed to answer (default 30 s). Tests shorten it.
+    pub websub_backoff: Duration,
     /// `TIDINGS_LOG`: the log filter, as set (checked); `None` leaves the
     /// command's own level.
     pub log: Option<String>,
@@ -80,6 +83,7 @@ impl Default for Environment {
             smtp_password: None,
             api_token: None,
             http_backoff: DEFAULT_HTTP_BACKOFF,
+            websub_backoff: super::feeds::DEFAULT_WEBSUB_BACKOFF,
             log: None,
         }
     }
@@ -111,6 +115,7 @@ impl Environment {
         let smtp_password = r.raw("TIDINGS_SMTP_PASSWORD");
         let api_token = r.text("TIDINGS_API_TOKEN");
         let http_backoff = r.text("TIDINGS_HTTP_BACKOFF_MS");
+        let websub_backoff = r.text("TIDINGS_WEBSUB_BACKOFF_MS");
         // As tracing reads it: an empty filter is one (errors only).
         let log = r.raw("TIDINGS_LOG");
 
@@ -128,6 +133,13 @@ impl Environment {
                 http_backoff,
                 0,
                 d.http_backoff.as_millis() as u64,
+                "milliseconds",
+            )),
+            websub_backoff: Duration::from_millis(r.whole(
+                "TIDINGS_WEBSUB_BACKOFF_MS",
+                websub_backoff,
+                0,
+                d.websub_backoff.as_millis() as u64,
                 "milliseconds",
             )),
             log: log.filter(|filter| r.log_filter(filter)),

@@ -41,7 +41,7 @@ mod storage;
 mod themes;
 
 pub use digests::Digest;
-pub use feeds::Feeds;
+pub use feeds::{Feeds, Hub, WebSub};
 pub use http::Http;
 pub use localized::Localized;
 pub use mail::{Dkim, Mail, Tls, Transport};
@@ -127,6 +127,7 @@ impl Config {
         for remote in self.sources.iter_mut().filter_map(Source::remote_mut) {
             remote.backoff = env.http_backoff;
         }
+        self.feeds.websub.backoff = env.websub_backoff;
         self
     }
 
@@ -142,6 +143,27 @@ impl Config {
     /// else `[site] base_url`. Links to its pages start with it.
     pub fn public_url(&self) -> &Url {
         self.http.public_url.as_ref().unwrap_or(&self.site.base_url)
+    }
+
+    /// The URLs of the WebSub hubs every feed announces, in config order:
+    /// `<public_url>websub` for the built-in hub.
+    pub fn hub_urls(&self) -> Vec<Url> {
+        let websub = &self.feeds.websub;
+        websub
+            .hubs
+            .iter()
+            .map(|hub| match hub {
+                Hub::Builtin => self.builtin_hub_url(),
+                Hub::External(url) => url.clone(),
+            })
+            .collect()
+    }
+
+    /// Where the built-in WebSub hub is reached: `<public_url>websub`.
+    pub fn builtin_hub_url(&self) -> Url {
+        self.public_url()
+            .join("websub")
+            .expect("a constant relative path joins")
     }
 
     /// The theme with `slug`, if configured.

@@ -1,5 +1,5 @@
 //! Atom 1.0 (RFC 4287) with `atom_syndication`: RFC 3339 dates in the
-//! site's time zone, a `self` link, `tag:` ids that survive edits, escaped
+//! site's time zone, a `self` link, a `hub` link per WebSub hub, `tag:` ids that survive edits, escaped
 //! HTML content, categories with labels and the image as an enclosure.
 
 use atom_syndication::{
@@ -33,6 +33,14 @@ pub fn render(config: &Config, feed: &Feed, stories: &[&StoredStory]) -> Vec<u8>
             ..Link::default()
         },
     ];
+    // WebSub: the hubs that push this feed.
+    for hub in config.hub_urls() {
+        links.push(Link {
+            href: hub.to_string(),
+            rel: "hub".into(),
+            ..Link::default()
+        });
+    }
     for other in [Format::Rss, Format::Json] {
         links.push(Link {
             href: feed.url(config, other).to_string(),

@@ -19,7 +19,17 @@ struct JsonFeed<'a> {
     language: &'a str,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     authors: Vec<Author<'a>>,
+    /// WebSub hubs that push this feed.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    hubs: Vec<Hub>,
     items: Vec<JsonItem<'a>>,
+}
+
+#[derive(Serialize)]
+struct Hub {
+    #[serde(rename = "type")]
+    kind: &'static str,
+    url: String,
 }
 
 #[derive(Serialize)]
@@ -66,6 +76,14 @@ pub fn render(config: &Config, feed: &Feed, stories: &[&StoredStory]) -> Vec<u8>
         description: &feed.description,
         language: config.site.language.as_str(),
         authors,
+        hubs: config
+            .hub_urls()
+            .into_iter()
+            .map(|url| Hub {
+                kind: "WebSub",
+                url: url.to_string(),
+            })
+            .collect(),
         items: stories.iter().map(|s| item(config, s)).collect(),
     };
     let mut out = serde_json::to_vec_pretty(&json).expect("a feed always serializes");

@@ -107,6 +107,10 @@ fn config_key(config: &Config) -> String {
         "\0{}\0{}",
         config.feeds.items, config.feeds.full_content
     ));
+    for hub in config.hub_urls() {
+        key.push_str("\0hub\0");
+        key.push_str(hub.as_str());
+    }
     for theme in &config.themes {
         key.push_str("\0theme\0");
         key.push_str(theme.slug.as_str());
@@ -298,6 +302,42 @@ impl Plan<'_> {
     pub fn current(&self) -> usize {
         self.files.iter().filter(|f| f.current.is_some()).count()
     }
+}
+
+/// The URLs of every feed file (the site's and each theme's, in each
+/// format) with its path under the feeds dir: the topics a WebSub hub
+/// accepts.
+pub fn feed_urls(config: &Config) -> Vec<(String, url::Url)> {
+    let base = prepare::feeds_base(config);
+    let dirs = std::iter::once(String::new()).chain(
+        config
+            .themes
+            .iter()
+            .map(|t| format!("themes/{}/", t.slug.as_str())),
+    );
+    dirs.flat_map(|dir| {
+        Format::ALL.map(|format| {
+            let rel = format!("{dir}{}", format.file_name());
+            let url = base.join(&rel).expect("feed paths are valid URL paths");
+            (rel, url)
+        })
+    })
+    .collect()
+}
+
+/// The `Link` header of a feed under WebSub (`<hub>; rel="hub"` for each
+/// hub, then `<feed>; rel="self"`), or `None` when no hub is configured.
+pub fn websub_link(config: &Config, self_url: &url::Url) -> Option<String> {
+    let hubs = config.hub_urls();
+    if hubs.is_empty() {
+        return None;
+    }
+    let mut links: Vec<String> = hubs
+        .iter()
+        .map(|hub| format!("<{hub}>; rel=\"hub\""))
+        .collect();
+    links.push(format!("<{self_url}>; rel=\"self\""));
+    Some(links.join(", "))
 }
 
 /// Writes `files` under the feeds dir, each only if its bytes changed, and

@@ -1,4 +1,5 @@
-//! RSS 2.0 with the `rss` crate: RFC 822 dates, `atom:link rel="self"`,
+//! RSS 2.0 with the `rss` crate: RFC 822 dates, `atom:link rel="self"`
+//! (and `rel="hub"` for each WebSub hub),
 //! guids that are not permalinks (`tag:` URIs), `content:encoded` for the
 //! full body, `dc:creator` for authors and `media:content` for the image.
 
@@ -41,12 +42,19 @@ pub fn render(config: &Config, feed: &Feed, stories: &[&StoredStory]) -> Vec<u8>
         generator: Some(super::GENERATOR.to_owned()),
         docs: Some("https://www.rssboard.org/rss-specification".to_owned()),
         atom_ext: Some(AtomExtension {
-            links: vec![Link {
+            links: std::iter::once(Link {
                 href: feed.url(config, Format::Rss).to_string(),
                 rel: "self".to_owned(),
                 mime_type: Some(Format::Rss.media_type().to_owned()),
                 ..Link::default()
-            }],
+            })
+            // WebSub: the hubs that push this feed (`<atom:link rel="hub">`).
+            .chain(config.hub_urls().into_iter().map(|hub| Link {
+                href: hub.to_string(),
+                rel: "hub".to_owned(),
+                ..Link::default()
+            }))
+            .collect(),
         }),
         items: stories.iter().map(|s| item(config, s)).collect(),
         namespaces,

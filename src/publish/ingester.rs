@@ -1,5 +1,6 @@
 //! One build at a time, whoever asks: the ingest tick of the schedule and
-//! the CMS hook (`POST /api/ingest`) share an [`Ingester`].
+//! the CMS hook (`POST /api/ingest`) share an [`Ingester`]. After each
+//! build the WebSub hubs hear of the feeds it changed.
 
 use std::sync::Arc;
 
@@ -12,6 +13,7 @@ use super::ingest::Which;
 use crate::config::Config;
 use crate::model::JobOutcome;
 use crate::store::Store;
+use crate::websub::{Pings, WebSub};
 
 /// Runs ingest + feeds, one at a time: the scheduled tick and the CMS hook
 /// (`POST /api/ingest`) share it, so two never overlap.
@@ -22,20 +24,31 @@ pub struct Ingester {
     /// The runtime it was made on: a build runs there, on all its threads,
     /// even when asked from a request on one of the HTTP threads.
     runtime: tokio::runtime::Handle,
+    /// Told of the feeds each build changed.
+    websub: Arc<WebSub>,
 }
 
 /// The name of the ingest job in the store.
 pub const INGEST_JOB: &str = "ingest";
 
 impl Ingester {
-    /// Made within the tokio runtime its builds are to run on.
-    pub fn new(config: Arc<Config>, store: Store) -> Ingester {
-        Ingester {
+    /// Made within the tokio runtime its builds are to run on. Fails only
+    /// when the WebSub side's HTTP client cannot be made.
+    pub fn new(config: Arc<Config>, store: Store) -> Result<Ingester> {
+        let websub = Arc::new(WebSub::new(config.clone(), store.clone())?);
+        Ok(Ingester {
             config,
             store,
             lock: Arc::new(Mutex::new(())),
             runtime: tokio::runtime::Handle::current(),
-        }
+            websub,
+        })
+    }
+
+    /// The site's WebSub side: the hubs each build tells, and the built-in
+    /// hub's client and worker wake-up.
+    pub fn websub(&self) -> &Arc<WebSub> {
+        &self.websub
     }
 
     /// One ingest of the chosen sources, then the feeds; logs its figures.
@@ -44,11 +57,17 @@ impl Ingester {
         // that hung up) runs to its end before the next starts.
         let one_at_a_time = self.lock.clone().lock_owned().await;
         let (config, store, which) = (self.config.clone(), self.store.clone(), which.clone());
+        let websub = self.websub.clone();
         let report = self
             .runtime
             .spawn(async move {
                 let _one_at_a_time = one_at_a_time;
-                build::build(&config, &store, &which).await
+                let report = build::build(&config, &store, &which).await?;
+                // After the files are written, before the next build.
+                websub
+                    .feeds_changed(&report.feeds.written, Pings::Background)
+                    .await;
+                anyhow::Ok(report)
             })
             .await
             .map_err(|e| anyhow!("the build stopped: {e}"))??;

@@ -64,6 +64,11 @@ macro_rules! backend {
                 use super::{DB, PG};
                 include!("sql/limits.rs");
             }
+            pub mod websub {
+                #[allow(unused_imports)]
+                use super::{DB, PG};
+                include!("sql/websub.rs");
+            }
         }
     };
 }

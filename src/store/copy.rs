@@ -11,7 +11,8 @@
 //! checked for emptiness and filled; a non-empty target is refused before
 //! anything is written.
 //!
-//! The sign-up rate limits (`rate_limits`) are not copied (see
+//! The sign-up rate limits (`rate_limits`) and the WebSub distributions
+//! owed (`websub_deliveries`) are not copied (see
 //! [`NOT_COPIED`]).
 
 use std::path::Path;
@@ -76,8 +77,9 @@ impl Table {
 /// Tables left behind on purpose. `fixups` lists data changes still owed,
 /// which each store makes when it is opened (so the source's are made);
 /// the sign-up rate limits count the last hours, and start afresh on the
-/// new store.
-const NOT_COPIED: &[&str] = &["fixups", "rate_limits"];
+/// new store; WebSub distributions owed are of the feeds of the moment
+/// (the next change owes new ones; the subscriptions are copied).
+const NOT_COPIED: &[&str] = &["fixups", "rate_limits", "websub_deliveries"];
 
 /// Every table, parents before children (the order foreign keys need).
 const TABLES: &[Table] = {
@@ -228,6 +230,21 @@ const TABLES: &[Table] = {
             columns: &[("source", Text), ("state", Text), ("updated_at", Time)],
             order: "source",
             max_rows: 1000,
+            identity: false,
+        },
+        Table {
+            name: "websub_subscriptions",
+            columns: &[
+                ("topic", Text),
+                ("callback", Text),
+                ("callback_host", Text),
+                ("secret", Text),
+                ("lease_seconds", Int),
+                ("expires_ms", Int),
+                ("created_ms", Int),
+            ],
+            order: "topic, callback",
+            max_rows: 2000,
             identity: false,
         },
     ]

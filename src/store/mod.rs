@@ -1,5 +1,5 @@
 //! The store: stories, subscribers, editions and the delivery ledger, job
-//! state, sign-up rate limits — in SQLite (the default) or PostgreSQL,
+//! state, sign-up rate limits, the WebSub hub's subscriptions — in SQLite (the default) or PostgreSQL,
 //! behind one API.
 //!
 //! Each query is written once, in `src/store/sql/`, with `$N` parameters
@@ -30,6 +30,7 @@ pub mod keys;
 pub mod limits;
 pub mod metrics;
 pub mod subscribers;
+pub mod websub;
 
 use crate::config::StorageUrl;
 use crate::model::{Story, StoryId, ThemeSlug};

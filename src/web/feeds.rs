@@ -1,6 +1,6 @@
 //! `/feeds/…`: the feed files as written by the last build, with their
-//! media types, validators (`ETag`, `Last-Modified`, `304`), compression
-//! and `Cache-Control`.
+//! media types, validators (`ETag`, `Last-Modified`, `304`), compression,
+//! `Cache-Control` and, under WebSub, `Link` headers naming the hubs.
 //!
 //! Only the files a build writes are served: `rss.xml`, `atom.xml`,
 //! `feed.json`, `feeds.opml`, `index.html` and each configured theme's
@@ -58,6 +58,9 @@ struct Slot {
     content_type: HeaderValue,
     /// `index.html`: an HTML answer, with the pages' security headers.
     html: bool,
+    /// WebSub's `Link` header (hubs and self), for a feed when hubs are
+    /// configured.
+    link: Option<HeaderValue>,
     current: RwLock<Option<Arc<Version>>>,
 }
 
@@ -121,6 +124,13 @@ impl FeedCache {
                 files.push((rel, f.media_type()));
             }
         }
+        let links: HashMap<String, HeaderValue> = crate::feeds::feed_urls(config)
+            .into_iter()
+            .filter_map(|(rel, url)| {
+                let link = crate::feeds::websub_link(config, &url)?;
+                Some((rel, HeaderValue::try_from(link).ok()?))
+            })
+            .collect();
         let slots = files
             .into_iter()
             .map(|(rel, media_type)| {
@@ -129,6 +139,7 @@ impl FeedCache {
                 let slot = Slot {
                     path: config.feeds.dir.join(&rel),
                     html: media_type == "text/html",
+                    link: links.get(&rel).cloned(),
                     content_type,
                     current: RwLock::new(None),
                 };
@@ -424,6 +435,9 @@ async fn serve(State(state): State<AppState>, request: Request) -> Response {
     }
     h.insert(header::CONTENT_TYPE, slot.content_type.clone());
     h.insert(header::X_CONTENT_TYPE_OPTIONS, NOSNIFF);
+    if let Some(link) = &slot.link {
+        h.insert(header::LINK, link.clone());
+    }
     if slot.html {
         super::render::html_security(h);
     }

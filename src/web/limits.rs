@@ -9,6 +9,9 @@
 //!   the address, whether or not it is known or an email goes out, so the
 //!   answer never tells known addresses from new ones.
 //!
+//! The built-in WebSub hub's requests are limited the same way, per
+//! client and per callback host ([`WEBSUB_CLIENT`], [`WEBSUB_CALLBACK`]).
+//!
 //! The client is the connection's peer, or with `[http] behind_proxy` the
 //! last address of `X-Forwarded-For` (the one the proxy added). The counts
 //! are kept in the store ([`Store::rate_limit`]), under SHA-256 hashes of
@@ -35,6 +38,17 @@ pub const CLIENT: Quota = Quota {
 pub const ADDRESS: Quota = Quota {
     burst: 3,
     every: Duration::from_secs(8 * 60 * 60),
+};
+
+/// WebSub subscription requests per client (address bucket).
+pub const WEBSUB_CLIENT: Quota = Quota {
+    burst: 30,
+    every: Duration::from_secs(10),
+};
+/// WebSub subscription requests per callback host.
+pub const WEBSUB_CALLBACK: Quota = Quota {
+    burst: 20,
+    every: Duration::from_secs(60),
 };
 
 /// Which limit was hit, and when to try again.
@@ -70,6 +84,24 @@ pub async fn check(
     }
     let address = key("address", email_key);
     let wait = store.rate_limit(&address, ADDRESS, now).await?;
+    Ok(wait.map(|retry_after| Limited { retry_after }))
+}
+
+/// Counts a WebSub subscription request from `client` for a callback on
+/// `callback_host` at `now`, against the client's limit and then the
+/// host's. `Some` when one refused it.
+pub async fn websub(
+    store: &Store,
+    client: IpAddr,
+    callback_host: &str,
+    now: DateTime<Utc>,
+) -> anyhow::Result<Option<Limited>> {
+    let client = key("websub-client", &bucket(client).to_string());
+    if let Some(wait) = store.rate_limit(&client, WEBSUB_CLIENT, now).await? {
+        return Ok(Some(Limited { retry_after: wait }));
+    }
+    let host = key("websub-callback", callback_host);
+    let wait = store.rate_limit(&host, WEBSUB_CALLBACK, now).await?;
     Ok(wait.map(|retry_after| Limited { retry_after }))
 }
 

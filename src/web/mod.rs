@@ -1,8 +1,8 @@
 //! The web side of `tidings run` (axum): the feed files with validators
 //! and compression, the site's pages with the sign-up form, the signed
 //! subscriber pages (confirm, preferences, unsubscribe), the archive of
-//! editions, the CMS ingest hook, health and, on a listener of its own,
-//! metrics.
+//! editions, the CMS ingest hook, the built-in WebSub hub, health and, on
+//! a listener of its own, metrics.
 //!
 //! Each area owns one module and its own state; this module only joins
 //! their routes and holds what they share.
@@ -30,6 +30,7 @@ pub mod pages;
 pub mod render;
 pub mod server;
 pub mod signup;
+pub mod websub;
 pub mod words;
 
 /// What every handler can reach.
@@ -111,6 +112,7 @@ pub fn router(state: AppState) -> Router {
         .merge(manage::routes())
         .merge(leave::routes())
         .merge(ops::routes())
+        .merge(websub::routes())
         .with_state(state)
 }
 

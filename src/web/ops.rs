@@ -208,6 +208,21 @@ async fn exposition(state: &AppState) -> anyhow::Result<String> {
             m.sample("tidings_job_last_result", &labels, i64::from(r == last));
         }
     }
+    if state.config.feeds.websub.builtin() {
+        let (live, owed) = store.websub_counts(Utc::now()).await?;
+        m.family(
+            "tidings_websub_subscriptions",
+            "gauge",
+            "Live subscriptions of the built-in WebSub hub.",
+        );
+        m.sample("tidings_websub_subscriptions", &[], live);
+        m.family(
+            "tidings_websub_distributions_owed",
+            "gauge",
+            "Feeds owed to WebSub subscribers and not yet delivered.",
+        );
+        m.sample("tidings_websub_distributions_owed", &[], owed);
+    }
     Ok(m.text)
 }
 

@@ -38,3 +38,4 @@ mod web_forms;
 mod web_ops;
 mod web_pages;
 mod web_server;
+mod websub;

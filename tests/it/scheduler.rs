@@ -52,7 +52,7 @@ async fn scheduler(site: &Site) -> Arc<Scheduler> {
             .unwrap(),
     );
     Arc::new(Scheduler {
-        ingester: Arc::new(Ingester::new(config.clone(), store.clone())),
+        ingester: Arc::new(Ingester::new(config.clone(), store.clone()).unwrap()),
         mailer: Mailer::new(&config).unwrap().map(Arc::new),
         digest_templates: Arc::new(tidings::digest::render::Templates::load(&config).unwrap()),
         config,

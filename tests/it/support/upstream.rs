@@ -38,6 +38,9 @@ pub struct Reply {
     pub headers: Vec<(String, String)>,
     pub body: Vec<u8>,
     pub delay: Duration,
+    /// Answer with the value of this query parameter as the body (a
+    /// WebSub subscriber echoing `hub.challenge`), when set.
+    pub echo: Option<String>,
 }
 
 impl Reply {
@@ -55,6 +58,7 @@ impl Reply {
             headers: Vec::new(),
             body: Vec::new(),
             delay: Duration::ZERO,
+            echo: None,
         }
     }
 
@@ -73,6 +77,13 @@ impl Reply {
     pub fn header(mut self, name: &str, value: &str) -> Reply {
         self.headers.retain(|(k, _)| !k.eq_ignore_ascii_case(name));
         self.headers.push((name.to_owned(), value.to_owned()));
+        self
+    }
+
+    /// Answers with the request's query parameter `name` as the body (as
+    /// a WebSub subscriber echoes `hub.challenge`); empty when absent.
+    pub fn echo(mut self, name: &str) -> Reply {
+        self.echo = Some(name.to_owned());
         self
     }
 
@@ -121,6 +132,8 @@ pub struct Request {
     pub query: Vec<(String, String)>,
     /// The headers in order, names lowercased.
     pub headers: Vec<(String, String)>,
+    /// The body, as sent.
+    pub body: Vec<u8>,
 }
 
 impl Request {
@@ -331,7 +344,11 @@ fn lock(state: &Mutex<State>) -> MutexGuard<'_, State> {
 }
 
 async fn handle(AxumState(shared): AxumState<Shared>, request: axum::extract::Request) -> Response {
-    let (parts, _body) = request.into_parts();
+    let (parts, body) = request.into_parts();
+    let body = axum::body::to_bytes(body, 64 * 1024 * 1024)
+        .await
+        .map(|b| b.to_vec())
+        .unwrap_or_default();
     let raw_query = parts.uri.query().unwrap_or("");
     let request = Request {
         method: parts.method.as_str().to_owned(),
@@ -349,6 +366,7 @@ async fn handle(AxumState(shared): AxumState<Shared>, request: axum::extract::Re
                 )
             })
             .collect(),
+        body,
     };
     let reply = {
         let mut state = lock(&shared.state);
@@ -357,6 +375,10 @@ async fn handle(AxumState(shared): AxumState<Shared>, request: axum::extract::Re
     };
     if !reply.delay.is_zero() {
         tokio::time::sleep(reply.delay).await;
+    }
+    let mut reply = reply;
+    if let Some(name) = reply.echo.take() {
+        reply.body = request.query_value(&name).unwrap_or("").as_bytes().to_vec();
     }
     let mut response = Response::builder().status(reply.status);
     for (k, v) in &reply.headers {
@@ -438,6 +460,7 @@ fn conditional(reply: Reply, request: &Request) -> Reply {
             .collect(),
         body: Vec::new(),
         delay: reply.delay,
+        echo: None,
     }
 }
 
