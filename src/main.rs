@@ -59,12 +59,14 @@ fn main() -> ExitCode {
 }
 
 /// Logging to stderr, filtered by `filter` (`TIDINGS_LOG`) when set, else
-/// at `level`.
+/// at `level`. sqlx's warnings of slow statements are left out unless
+/// asked for (`TIDINGS_LOG=info,sqlx::query=warn`): on a busy machine a
+/// migration or a large first build trips them, and they are not problems.
 fn init_logging(format: LogFormat, filter: Option<&str>, level: &str) {
     use tracing_subscriber::EnvFilter;
     let filter = filter
         .and_then(|f| EnvFilter::try_new(f).ok())
-        .unwrap_or_else(|| EnvFilter::new(level));
+        .unwrap_or_else(|| EnvFilter::new(format!("{level},sqlx::query=error")));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
