@@ -10,7 +10,7 @@
 //! and all of them are returned together.
 //!
 //! One file per section: `site`, `themes`, `sources` (directory and
-//! remote), `feeds`, `storage`, `mail`, `digests`, `schedule`, `http`. The
+//! remote), `feeds`, `storage`, `mail`, `digests`, `schedule`, `http`, `bounces`. The
 //! environment ([`env`]) is read apart, once, at start;
 //! [`Config::with_environment`] hands the values that belong to a section
 //! (the SMTP password, the API token, the HTTP backoff) to it.
@@ -26,6 +26,7 @@ use env::Environment;
 use read::RawConfig;
 use spans::Context;
 
+mod bounces;
 mod digests;
 pub mod env;
 mod feeds;
@@ -40,6 +41,7 @@ mod spans;
 mod storage;
 mod themes;
 
+pub use bounces::Bounces;
 pub use digests::Digest;
 pub use feeds::Feeds;
 pub use http::Http;
@@ -71,6 +73,8 @@ pub struct Config {
     pub schedule: Schedule,
     /// `[http]`, for `tidings run`.
     pub http: Http,
+    /// `[bounces]`: the VERP envelope sender and the bounce policy.
+    pub bounces: Bounces,
 }
 
 impl Config {
@@ -191,6 +195,10 @@ fn validate(cx: &mut Context, raw: RawConfig<'_>) -> Option<Config> {
         Some((http, value)) => http::validate(cx, http, &value),
         None => Some(Http::default()),
     };
+    let bounces = match raw.bounces {
+        Some((bounces, value)) => bounces::validate(cx, bounces, &value),
+        None => Some(Bounces::default()),
+    };
     Some(Config {
         path: cx.file.clone(),
         root,
@@ -203,6 +211,7 @@ fn validate(cx: &mut Context, raw: RawConfig<'_>) -> Option<Config> {
         digests,
         schedule: schedule?,
         http: http?,
+        bounces: bounces?,
     })
 }
 
