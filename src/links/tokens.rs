@@ -14,6 +14,10 @@
 //! one a token names, so links signed before `tidings key rotate` keep
 //! working. Tokens of the first format (version 1, before keys had ids)
 //! name no key; they are checked against every key of the ring.
+//!
+//! The envelope sender of a digest carries a token of its own, shorter and
+//! case-proof because it lives in an address's local part: see
+//! [`BounceToken`].
 
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
