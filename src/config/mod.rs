@@ -273,6 +273,38 @@ items = "many"
     }
 
     #[test]
+    fn bounces_are_checked_with_line_and_key_and_default_when_absent() {
+        let site = "[site]\ntitle = \"T\"\nbase_url = \"https://example.org\"\n\n\
+                    [[sources]]\nkind = \"feed\"\nurl = \"https://partner.example.org/feed.xml\"\n";
+        let config = Config::from_str(Path::new("config.toml"), site).unwrap();
+        assert_eq!(config.bounces, Bounces::default());
+        assert_eq!(config.bounces.soft_limit, 3);
+        assert_eq!(config.bounces.soft_window_days, 30);
+        let text = format!(
+            "{site}\n[bounces]\nreturn_path = \"bounces+x@example.org\"\nsoft_limit = 0\nmailbox = \"imap://x\"\n"
+        );
+        let joined = problems(&text).join("\n");
+        assert!(
+            joined.contains("config.toml:10:15: `bounces.return_path`"),
+            "{joined}"
+        );
+        assert!(joined.contains("`bounces.soft_limit`"), "{joined}");
+        assert!(
+            joined.contains("config.toml:12:1: `bounces.mailbox`: unknown key"),
+            "{joined}"
+        );
+        let good = format!(
+            "{site}\n[bounces]\nreturn_path = \"bounces@example.org\"\nsoft_window_days = 7\n"
+        );
+        let config = Config::from_str(Path::new("config.toml"), &good).unwrap();
+        assert_eq!(
+            config.bounces.return_path.unwrap().to_string(),
+            "bounces@example.org"
+        );
+        assert_eq!(config.bounces.soft_window_days, 7);
+    }
+
+    #[test]
     fn the_environment_reaches_the_sections_that_use_it() {
         let text = r#"[site]
 title = "T"
