@@ -161,3 +161,138 @@ async fn verified<'t>(
     }
     Ok(None)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::StorageUrl;
+    use crate::model::{Language, NewSubscriber, Status, SubscriberEmail, ThemeSlug};
+    use crate::store::bounces::Action;
+
+    const FIXTURE_VERP: &str = "bounces+7-42-1-u5c7nq3sz6iuwwne@goda-exempel.example.org";
+
+    fn fixture(name: &str) -> String {
+        let path = format!(
+            "{}/tests/fixtures/bounces/{name}",
+            env!("CARGO_MANIFEST_DIR")
+        );
+        std::fs::read_to_string(&path).unwrap()
+    }
+
+    /// A SQLite store in a temporary folder with ann (active).
+    async fn store() -> (tempfile::TempDir, Store, i64) {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&StorageUrl::Sqlite(dir.path().join("b.db")))
+            .await
+            .unwrap();
+        let ann = NewSubscriber {
+            email: SubscriberEmail::parse("Ann@example.org").unwrap(),
+            status: Status::Active,
+            themes: vec![ThemeSlug::parse("alpha").unwrap()],
+            language: Language::parse("sv").unwrap(),
+            digest: "monthly".into(),
+            consent_source: "test".into(),
+        };
+        store.add_subscribers(&[ann], Utc::now()).await.unwrap();
+        let id = store
+            .subscriber("ann@example.org")
+            .await
+            .unwrap()
+            .unwrap()
+            .id;
+        (dir, store, id)
+    }
+
+    /// The fixture `name` re-addressed to `token`, with `salt` added so
+    /// that two reports of one fixture are two reports.
+    fn report(name: &str, token: &BounceToken, salt: &str) -> Vec<u8> {
+        let verp = format!("bounces+{token}@example.org");
+        format!(
+            "X-Salt: {salt}\n{}",
+            fixture(name).replace(FIXTURE_VERP, &verp)
+        )
+        .into_bytes()
+    }
+
+    #[tokio::test]
+    async fn soft_bounces_count_within_the_window_only() {
+        let (_dir, store, ann) = store().await;
+        let signer = Signer::new(b"k");
+        let config = Bounces {
+            soft_limit: 2,
+            soft_window_days: 30,
+            ..Bounces::default()
+        };
+        let token = signer.sign_bounce(3, ann, "ann@example.org");
+        let now = Utc::now();
+        let at = |days: i64| now - Duration::days(days);
+        let soft = |salt: &str| report("postfix-soft.eml", &token, salt);
+        // Two months ago: outside the window when the next one comes.
+        let first = import(&store, &signer, &config, &soft("a"), at(60))
+            .await
+            .unwrap();
+        let Imported::Matched { recorded, .. } = first else {
+            panic!("{first:?}")
+        };
+        assert!(matches!(
+            recorded,
+            Recorded::New {
+                action: Action::Counted { count: 1, limit: 2 },
+                ..
+            }
+        ));
+        let second = import(&store, &signer, &config, &soft("b"), at(1))
+            .await
+            .unwrap();
+        assert!(
+            second.to_string().contains("soft bounce 1 of 2"),
+            "{second}"
+        );
+        let third = import(&store, &signer, &config, &soft("c"), now)
+            .await
+            .unwrap();
+        assert!(third.to_string().contains("marked bounced"), "{third}");
+        let ann_now = store.subscriber_by_id(ann).await.unwrap().unwrap();
+        assert_eq!(ann_now.status, Status::Bounced);
+        // A hard bounce of someone already bounced changes nothing more.
+        let hard = report("postfix-hard.eml", &token, "d");
+        let fourth = import(&store, &signer, &config, &hard, now).await.unwrap();
+        assert!(
+            fourth
+                .to_string()
+                .contains("nothing changed (already bounced)"),
+            "{fourth}"
+        );
+    }
+
+    #[tokio::test]
+    async fn tokens_of_another_key_or_address_are_unmatched() {
+        let (_dir, store, ann) = store().await;
+        let signer = Signer::new(b"k");
+        let config = Bounces::default();
+        let now = Utc::now();
+        let other_key = Signer::new(b"another site").sign_bounce(3, ann, "ann@example.org");
+        let other_address = signer.sign_bounce(3, ann, "bo@example.org");
+        let nobody = signer.sign_bounce(3, ann + 100, "ann@example.org");
+        for token in [other_key, other_address, nobody] {
+            let raw = report("postfix-hard.eml", &token, "x");
+            let imported = import(&store, &signer, &config, &raw, now).await.unwrap();
+            assert_eq!(
+                imported,
+                Imported::Unmatched {
+                    kind: BounceKind::Hard,
+                    tokens: 1
+                }
+            );
+        }
+        let ann_now = store.subscriber_by_id(ann).await.unwrap().unwrap();
+        assert_eq!(ann_now.status, Status::Active);
+        assert!(
+            store
+                .bounce_events(&Default::default())
+                .await
+                .unwrap()
+                .is_empty()
+        );
+    }
+}
