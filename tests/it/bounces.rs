@@ -5,7 +5,7 @@
 //! import`, and the subscriber's status, the next digest, `bounces list`
 //! and `bounces show` say what happened.
 
-use crate::support::{Site, digest_site, ok, outbox, recent, subscribe};
+use crate::support::{Site, SmtpServer, digest_site, ok, outbox, recent, subscribe};
 
 /// The VERP address and the recipient in the fixtures.
 const FIXTURE_VERP: &str = "bounces+7-42-1-u5c7nq3sz6iuwwne@goda-exempel.example.org";
@@ -258,4 +258,45 @@ fn soft_bounces_count_up_to_the_limit() {
     assert!(stdout.contains("-: matched: soft bounce"), "{stdout}");
     assert!(stdout.contains("marked bounced"), "{stdout}");
     assert_eq!(status_of(&site, "ann@example.org"), "bounced");
+}
+
+#[test]
+fn over_smtp_the_verp_address_is_the_mail_from_and_no_header() {
+    let Some(server) = SmtpServer::start() else {
+        return;
+    };
+    let site = digest_site(&server.transport());
+    let config = std::fs::read_to_string(site.config_path()).unwrap();
+    site.write_config(&format!(
+        "{config}\n[bounces]\nreturn_path = \"bounces@example.org\"\n"
+    ));
+    recent(&site, "a1", "Alpha one", 2, &["alpha"]);
+    site.build();
+    subscribe(&site, "ann@example.org", "alpha");
+    let run = ok(site.tidings(&["digest", "send"]));
+    assert!(run.stdout.contains("1 sent"), "{run}");
+    let senders = server.envelope_senders();
+    assert_eq!(senders.len(), 1, "{senders:?}");
+    assert!(
+        senders[0].starts_with("bounces+") && senders[0].ends_with("@example.org"),
+        "{senders:?}"
+    );
+    let raw = String::from_utf8(server.raw().remove(0)).unwrap();
+    assert!(
+        !raw.contains("bounces+"),
+        "the VERP address is in no header:\n{raw}"
+    );
+    // A report to it is matched.
+    let file = report(
+        &site,
+        "qmail-hard.eml",
+        &senders[0],
+        "ann@example.org",
+        "q.eml",
+    );
+    let run = ok(site.tidings(&["bounces", "import", &file]));
+    assert!(run.stdout.contains("matched: hard bounce"), "{run}");
+    // A test send names no delivery: its envelope sender is the From address.
+    ok(site.tidings(&["digest", "test", "--to", "ann@example.org"]));
+    assert_eq!(server.envelope_senders()[1], "news@example.org");
 }
