@@ -79,6 +79,12 @@ pub enum Command {
         #[command(subcommand)]
         command: DbCommand,
     },
+    /// Bounces and complaints that came back by email: import reports,
+    /// see what they did.
+    Bounces {
+        #[command(subcommand)]
+        command: BouncesCommand,
+    },
     /// The keys that sign the links in emails (confirm, preferences,
     /// unsubscribe): see which there are, or add a new one.
     Key {
@@ -97,6 +103,44 @@ pub enum KeyCommand {
     /// random key kept in the store. Older keys keep verifying, so links in
     /// emails already sent keep working.
     Rotate,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum BouncesCommand {
+    /// Read raw reports (.eml files, or `-` for one message on standard
+    /// input, as an MTA pipes it) and act on those whose VERP token
+    /// verifies: a hard bounce marks the subscriber bounced, soft ones do
+    /// after [bounces] soft_limit, a complaint unsubscribes. Prints, per
+    /// message, whether it matched and what was done. Auto-replies and
+    /// anything without a token of ours change nothing.
+    Import {
+        /// The messages: files, or `-` for standard input.
+        #[arg(required = true, value_name = "FILE")]
+        files: Vec<PathBuf>,
+    },
+    /// Recorded events, newest first: id, time, kind, address, edition,
+    /// what was done, the server's diagnostic.
+    List {
+        /// Only events of this kind.
+        #[arg(long, value_enum)]
+        kind: Option<BounceKindArg>,
+        /// Only events of this address (any letter case).
+        #[arg(long, value_name = "ADDR")]
+        email: Option<String>,
+    },
+    /// One event with its diagnostic and the report as received (its
+    /// first 64 KiB).
+    Show {
+        /// The event's id (from `bounces list`).
+        id: i64,
+    },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum BounceKindArg {
+    Hard,
+    Soft,
+    Complaint,
 }
 
 #[derive(Debug, Subcommand)]

@@ -10,6 +10,7 @@
 //! delivers them through [`mail`]; [`web`] serves it all; [`service`] runs
 //! the schedule ([`schedule`]); the binary's `commands` call these.
 
+pub mod bounces;
 pub mod cli;
 pub mod config;
 pub mod digest;

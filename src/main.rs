@@ -122,6 +122,12 @@ fn run(cli: Cli, env: Environment) -> Result<ExitCode> {
             };
             runtime()?.block_on(commands::db::run(&config, command))
         }
+        Command::Bounces { command } => {
+            let Some(config) = load_config(&cli.config, &env) else {
+                return Ok(ExitCode::from(1));
+            };
+            runtime()?.block_on(commands::bounces::run(&config, &env, command))
+        }
         Command::Key { command } => {
             let Some(config) = load_config(&cli.config, &env) else {
                 return Ok(ExitCode::from(1));

@@ -89,6 +89,9 @@ class Handler:
         tmp = path + ".tmp"
         with open(tmp, "wb") as f:
             f.write(envelope.original_content)
+        # The envelope sender (MAIL FROM) beside the message, for the VERP tests.
+        with open(os.path.join(self.maildir, f"{n:07d}.from"), "w") as f:
+            f.write(envelope.mail_from or "")
         os.rename(tmp, path)
         return f"250 2.0.0 Ok: queued as {n}"
 

@@ -1,6 +1,7 @@
 //! Command handlers of the binary, one module per command group. Each
 //! parses what clap did not, calls the library, and prints.
 
+pub mod bounces;
 pub mod build;
 pub mod check;
 pub mod db;

@@ -12,7 +12,7 @@ use tidings::config::Config;
 use tidings::config::env::Environment;
 use tidings::links::keys::Keys;
 use tidings::model::problem::printable;
-use tidings::model::{Status, SubscriberEmail};
+use tidings::model::{BounceKind, Status, SubscriberEmail};
 use tidings::store::Store;
 use tidings::subscribers::Choice;
 use tidings::subscribers::io::{self, Format};
@@ -105,11 +105,30 @@ async fn add(
         let existing = store.subscriber(&person.email.key()).await?;
         let status = existing.map_or("unknown".into(), |s| s.status.to_string());
         eprintln!(
-            "{} is already a subscriber ({status}); nothing changed",
-            person.email
+            "{} is already a subscriber ({status}); nothing changed{}",
+            person.email,
+            why_not_back(store, &person.email).await?
         );
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Why an address that bounced or complained stays as it is: neither
+/// `add` nor `--confirmed` brings it back; only a fresh opt-in does.
+async fn why_not_back(store: &Store, email: &SubscriberEmail) -> Result<String> {
+    let kinds = store.bounce_kinds(&email.key()).await?;
+    let what = if kinds.contains(&BounceKind::Complaint) {
+        "it complained (reported a digest as spam)"
+    } else if kinds.contains(&BounceKind::Hard) || kinds.contains(&BounceKind::Soft) {
+        "its mail bounced"
+    } else {
+        return Ok(String::new());
+    };
+    Ok(format!(
+        ": {what}, and --confirmed does not override that; only a fresh opt-in \
+         (the sign-up form and its confirmation email) brings it back \
+         (see `tidings bounces list --email {email}`)"
+    ))
 }
 
 /// `subscribers import`: a CSV file, bad rows reported with their line.

@@ -10,7 +10,7 @@
 //! and all of them are returned together.
 //!
 //! One file per section: `site`, `themes`, `sources` (directory and
-//! remote), `feeds`, `storage`, `mail`, `digests`, `schedule`, `http`. The
+//! remote), `feeds`, `storage`, `mail`, `digests`, `schedule`, `http`, `bounces`. The
 //! environment ([`env`]) is read apart, once, at start;
 //! [`Config::with_environment`] hands the values that belong to a section
 //! (the SMTP password, the API token, the HTTP backoff) to it.
@@ -26,6 +26,7 @@ use env::Environment;
 use read::RawConfig;
 use spans::Context;
 
+mod bounces;
 mod digests;
 pub mod env;
 mod feeds;
@@ -40,6 +41,7 @@ mod spans;
 mod storage;
 mod themes;
 
+pub use bounces::Bounces;
 pub use digests::Digest;
 pub use feeds::{Feeds, Hub, WebSub};
 pub use http::Http;
@@ -71,6 +73,8 @@ pub struct Config {
     pub schedule: Schedule,
     /// `[http]`, for `tidings run`.
     pub http: Http,
+    /// `[bounces]`: the VERP envelope sender and the bounce policy.
+    pub bounces: Bounces,
 }
 
 impl Config {
@@ -213,6 +217,10 @@ fn validate(cx: &mut Context, raw: RawConfig<'_>) -> Option<Config> {
         Some((http, value)) => http::validate(cx, http, &value),
         None => Some(Http::default()),
     };
+    let bounces = match raw.bounces {
+        Some((bounces, value)) => bounces::validate(cx, bounces, &value),
+        None => Some(Bounces::default()),
+    };
     Some(Config {
         path: cx.file.clone(),
         root,
@@ -225,6 +233,7 @@ fn validate(cx: &mut Context, raw: RawConfig<'_>) -> Option<Config> {
         digests,
         schedule: schedule?,
         http: http?,
+        bounces: bounces?,
     })
 }
 
@@ -283,6 +292,38 @@ items = "many"
         );
         assert!(joined.contains("config.toml:12:8: `themes[1].slug`: duplicate theme slug `a`, already used on line 8"), "{joined}");
         assert!(joined.contains("`feeds.items`"), "{joined}");
+    }
+
+    #[test]
+    fn bounces_are_checked_with_line_and_key_and_default_when_absent() {
+        let site = "[site]\ntitle = \"T\"\nbase_url = \"https://example.org\"\n\n\
+                    [[sources]]\nkind = \"feed\"\nurl = \"https://partner.example.org/feed.xml\"\n";
+        let config = Config::from_str(Path::new("config.toml"), site).unwrap();
+        assert_eq!(config.bounces, Bounces::default());
+        assert_eq!(config.bounces.soft_limit, 3);
+        assert_eq!(config.bounces.soft_window_days, 30);
+        let text = format!(
+            "{site}\n[bounces]\nreturn_path = \"bounces+x@example.org\"\nsoft_limit = 0\nmailbox = \"imap://x\"\n"
+        );
+        let joined = problems(&text).join("\n");
+        assert!(
+            joined.contains("config.toml:10:15: `bounces.return_path`"),
+            "{joined}"
+        );
+        assert!(joined.contains("`bounces.soft_limit`"), "{joined}");
+        assert!(
+            joined.contains("config.toml:12:1: `bounces.mailbox`: unknown key"),
+            "{joined}"
+        );
+        let good = format!(
+            "{site}\n[bounces]\nreturn_path = \"bounces@example.org\"\nsoft_window_days = 7\n"
+        );
+        let config = Config::from_str(Path::new("config.toml"), &good).unwrap();
+        assert_eq!(
+            config.bounces.return_path.unwrap().to_string(),
+            "bounces@example.org"
+        );
+        assert_eq!(config.bounces.soft_window_days, 7);
     }
 
     #[test]

@@ -8,6 +8,7 @@
 use toml::Spanned;
 use toml::de::{DeTable, DeValue};
 
+use super::bounces::{BOUNCES_KEYS, RawBounces};
 use super::digests::{DIGEST_KEYS, RawDigest};
 use super::feeds::{FEEDS_KEYS, RawFeeds};
 use super::http::{HTTP_KEYS, RawHttp};
@@ -40,12 +41,14 @@ pub(super) struct RawConfig<'i> {
     pub digests: Vec<ReadItem<'i, RawDigest>>,
     pub schedule: Option<Read<'i, RawSchedule>>,
     pub http: Option<Read<'i, RawHttp>>,
+    pub bounces: Option<Read<'i, RawBounces>>,
     /// A section or table could not be read (its problems are reported).
     pub any_section_failed: bool,
 }
 
 const SECTIONS: &[&str] = &[
     "site", "themes", "sources", "feeds", "storage", "mail", "digests", "schedule", "http",
+    "bounces",
 ];
 
 /// Reads every section of `root`, reporting what cannot be read.
@@ -61,6 +64,7 @@ pub(super) fn read<'i>(cx: &mut Context, root: &'i DeTable<'i>) -> RawConfig<'i>
         digests: Vec::new(),
         schedule: None,
         http: None,
+        bounces: None,
         any_section_failed: false,
     };
     for (key, value) in root {
@@ -85,6 +89,7 @@ pub(super) fn read<'i>(cx: &mut Context, root: &'i DeTable<'i>) -> RawConfig<'i>
             }),
             "schedule" => store(&mut raw.schedule, table(cx, name, value, SCHEDULE_KEYS)),
             "http" => store(&mut raw.http, table(cx, name, value, HTTP_KEYS)),
+            "bounces" => store(&mut raw.bounces, table(cx, name, value, BOUNCES_KEYS)),
             other => {
                 let hint = suggestion(other, SECTIONS);
                 cx.problem(

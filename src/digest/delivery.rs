@@ -278,7 +278,12 @@ impl Worker<'_> {
             let encoded =
                 self.segments
                     .render(composer.templates, edition.id, email, &person.themes)?;
-            let message = composer.build(email, encoded, message_id.clone())?;
+            let message = composer.build(
+                email,
+                encoded,
+                message_id.clone(),
+                Some((edition.id, person.id)),
+            )?;
             Ok((message_id.clone(), message))
         })
     }

@@ -189,17 +189,25 @@ impl<'a> Composer<'a> {
     ) -> Result<lettre::Message> {
         self.with_email(reader, sections, issue, |email| {
             let rendered = render::render(self.templates, email)?;
-            self.build(email, Encoded::encode(&rendered), message_id)
+            let delivery = issue
+                .edition
+                .filter(|_| reader.id != 0 && !issue.test)
+                .map(|edition| (edition, reader.id));
+            self.build(email, Encoded::encode(&rendered), message_id, delivery)
         })
     }
 
     /// The message of `email` from its encoded parts: list headers naming
-    /// the digest, and the one-click unsubscribe of its links.
+    /// the digest, and the one-click unsubscribe of its links. `delivery`
+    /// (edition id, subscriber id) names an edition's email to a
+    /// subscriber, whose envelope sender is then the VERP address when
+    /// `[bounces] return_path` is set.
     pub fn build(
         &self,
         email: &DigestEmail<'_>,
         encoded: Encoded,
         message_id: String,
+        delivery: Option<(i64, i64)>,
     ) -> Result<lettre::Message> {
         let host = self.config.site.base_url.host_str().unwrap_or("localhost");
         let envelope = Envelope {
@@ -215,8 +223,25 @@ impl<'a> Composer<'a> {
             unsubscribe_mailto: unsubscribe_mailto(self.mail, &email.links.unsubscribe),
             unsubscribe_url: email.links.unsubscribe.clone(),
             date: Utc::now(),
+            return_path: delivery.and_then(|d| self.return_path(email, d)),
         };
         message::build_encoded(&envelope, encoded, self.dkim)
+    }
+
+    /// The VERP envelope sender of an edition's email to a subscriber,
+    /// when `[bounces] return_path` is set: `LOCAL+TOKEN@DOMAIN` (see
+    /// [`crate::bounces::verp_address`]). A preview or test send names no
+    /// delivery and keeps the From address.
+    fn return_path(
+        &self,
+        email: &DigestEmail<'_>,
+        (edition, subscriber): (i64, i64),
+    ) -> Option<lettre::Address> {
+        let base = self.config.bounces.return_path.as_ref()?;
+        let token = self
+            .signer
+            .sign_bounce(edition, subscriber, &email.recipient.to_lowercase());
+        crate::bounces::verp_address(base, &token)
     }
 
     /// The Message-ID of a test send: random, unlike a delivery's.

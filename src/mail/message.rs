@@ -50,6 +50,10 @@ pub struct Envelope<'a> {
     /// `mailto:unsubscribe@…?subject=unsubscribe%20…`, when there is one.
     pub unsubscribe_mailto: Option<String>,
     pub date: chrono::DateTime<chrono::Utc>,
+    /// The SMTP envelope sender (`MAIL FROM`) when it is not the From
+    /// address: the VERP address of `[bounces] return_path`. It is no
+    /// header: the receiving server writes `Return-Path` from it.
+    pub return_path: Option<lettre::Address>,
 }
 
 /// Builds the message, signed when `dkim` is given. The key file is read
@@ -87,10 +91,19 @@ pub fn build_encoded(
         message_id: envelope.message_id.clone(),
         date: envelope.date,
     };
-    let builder = headers(&notice, &encoded.subject)?
+    let mut builder = headers(&notice, &encoded.subject)?
         .header(list_id)
         .header(unsubscribe)
         .header(ListUnsubscribePost);
+    if let Some(return_path) = &envelope.return_path {
+        let to: lettre::Address = envelope
+            .to
+            .parse()
+            .map_err(|e| anyhow!("`{}` is not an email address: {e}", envelope.to))?;
+        let smtp = lettre::address::Envelope::new(Some(return_path.clone()), vec![to])
+            .context("cannot make the SMTP envelope")?;
+        builder = builder.envelope(smtp);
+    }
     finish(&notice, builder, encoded, signer)
 }
 
@@ -597,6 +610,7 @@ mod tests {
                 "mailto:unsubscribe@goda-exempel.example.org?subject=unsubscribe%20abc".into(),
             ),
             date: chrono::Utc.with_ymd_and_hms(2024, 4, 1, 6, 0, 0).unwrap(),
+            return_path: None,
         }
     }
 
@@ -686,6 +700,38 @@ mod tests {
         ] {
             assert!(text.lines().any(|l| l == url), "{url}");
         }
+    }
+
+    #[test]
+    fn a_return_path_is_the_smtp_sender_and_no_header() {
+        let from: Mailbox = "News <news@example.org>".parse().unwrap();
+        let rendered = Rendered {
+            subject: "S".into(),
+            html: "<p>h</p>".into(),
+            text: "t".into(),
+        };
+        let plain = build(&envelope(&from, None), &rendered, None).unwrap();
+        assert_eq!(
+            plain.envelope().from().unwrap().to_string(),
+            "news@example.org"
+        );
+        let mut e = envelope(&from, None);
+        e.return_path = Some(
+            "bounces+1-2-1-aaaaaaaaaaaaaaaa@example.org"
+                .parse()
+                .unwrap(),
+        );
+        let verp = build(&e, &rendered, None).unwrap();
+        assert_eq!(
+            verp.envelope().from().unwrap().to_string(),
+            "bounces+1-2-1-aaaaaaaaaaaaaaaa@example.org"
+        );
+        assert_eq!(verp.envelope().to()[0].to_string(), "anna@example.se");
+        let bytes = String::from_utf8(to_bytes(&verp)).unwrap();
+        assert!(
+            !bytes.contains("Return-Path") && !bytes.contains("bounces+"),
+            "{bytes}"
+        );
     }
 
     #[test]

@@ -229,7 +229,7 @@ impl Sender {
     pub async fn send(&self, message_id: &str, message: &Message) -> Result<String, SendError> {
         match self {
             Sender::File(dir) => {
-                let path = write_new_file(dir, message_id, &message.formatted())?;
+                let path = write_new_file(dir, message_id, &delivered_bytes(message))?;
                 Ok(format!("written to {}", path.display()))
             }
             Sender::Relay(relay) => {
@@ -249,6 +249,32 @@ impl Sender {
                 Err(e) => Err(classify_implicit_tls(&e, server)),
             },
         }
+    }
+}
+
+/// The message as a mailbox holds it after final delivery: when its
+/// envelope sender is not its From address (the VERP address of
+/// `[bounces] return_path`), a `Return-Path:` line first, as the delivery
+/// agent writes it (RFC 5321, 4.4), so the outbox records where bounces
+/// would go. Otherwise the bytes as sent.
+fn delivered_bytes(message: &Message) -> Vec<u8> {
+    let bytes = message.formatted();
+    let from: Option<lettre::message::Mailboxes> = message
+        .headers()
+        .get::<lettre::message::header::From>()
+        .map(Into::into);
+    let sender = message.envelope().from();
+    let same = from
+        .as_ref()
+        .and_then(|f| f.iter().next())
+        .is_some_and(|f| Some(&f.email) == sender);
+    match sender {
+        Some(sender) if !same => {
+            let mut out = format!("Return-Path: <{sender}>\r\n").into_bytes();
+            out.extend_from_slice(&bytes);
+            out
+        }
+        _ => bytes,
     }
 }
 

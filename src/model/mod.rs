@@ -3,6 +3,7 @@
 //! problems reported about operator input. Nothing here reads a file, the
 //! store or the network.
 
+pub mod bounce;
 pub mod colour;
 pub mod language;
 pub mod outcome;
@@ -12,6 +13,7 @@ pub mod story;
 pub mod subscriber;
 pub mod text;
 
+pub use bounce::BounceKind;
 pub use language::{Lang, Language};
 pub use outcome::{DeliveryState, JobOutcome};
 pub use problem::{Problem, Problems, printable, printable_lines};

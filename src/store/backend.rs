@@ -59,6 +59,11 @@ macro_rules! backend {
                 use super::{DB, PG};
                 include!("sql/metrics.rs");
             }
+            pub mod bounces {
+                #[allow(unused_imports)]
+                use super::{DB, PG};
+                include!("sql/bounces.rs");
+            }
             pub mod limits {
                 #[allow(unused_imports)]
                 use super::{DB, PG};

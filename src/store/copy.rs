@@ -247,6 +247,24 @@ const TABLES: &[Table] = {
             max_rows: 2000,
             identity: false,
         },
+        Table {
+            name: "bounce_events",
+            columns: &[
+                ("id", Int),
+                ("received_at", Time),
+                ("subscriber_id", Int),
+                ("edition_id", Int),
+                ("kind", Text),
+                ("diagnostic", Text),
+                ("action", Text),
+                ("report", Bytes),
+                ("report_size", Int),
+                ("report_hash", Text),
+            ],
+            order: "id",
+            max_rows: 200,
+            identity: true,
+        },
     ]
 };
 

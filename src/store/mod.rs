@@ -23,6 +23,7 @@ use sqlx::{PgPool, SqlitePool};
 
 pub mod archive;
 mod backend;
+pub mod bounces;
 pub mod copy;
 pub mod editions;
 pub mod jobs;

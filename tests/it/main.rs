@@ -8,6 +8,7 @@ mod support;
 
 mod addresses;
 mod atomic;
+mod bounces;
 mod browser;
 mod cli;
 mod config_errors;

@@ -119,6 +119,21 @@ impl SmtpServer {
         out
     }
 
+    /// The envelope sender (MAIL FROM) of every accepted message, in order
+    /// of acceptance (not on light servers).
+    pub fn envelope_senders(&self) -> Vec<String> {
+        let mut paths: Vec<_> = std::fs::read_dir(self.maildir.path())
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .filter(|p| p.extension().is_some_and(|e| e == "from"))
+            .collect();
+        paths.sort();
+        paths
+            .iter()
+            .map(|p| std::fs::read_to_string(p).unwrap())
+            .collect()
+    }
+
     /// Every accepted message, in order of acceptance.
     pub fn raw(&self) -> Vec<Vec<u8>> {
         let mut paths: Vec<_> = std::fs::read_dir(self.maildir.path())
