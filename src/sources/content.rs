@@ -81,6 +81,19 @@ pub fn markdown_to_html(markdown: &str, base: &Bases) -> String {
     }
 }
 
+/// pulldown-cmark's HTML for `markdown` before any sanitizing, and
+/// whether [`markdown_to_html`] takes its fast path for it: what the fuzz
+/// target compares the fast path against.
+#[cfg(fuzzing)]
+pub(crate) fn raw_markdown(markdown: &str, base: &Bases) -> (String, bool) {
+    let markdown = strip_illegal_chars(markdown);
+    let events: Vec<Event> = Parser::new_ext(&markdown, MARKDOWN).collect();
+    let fast = plain_markdown(&events, base).is_some();
+    let mut html = String::new();
+    html::push_html(&mut html, events.into_iter());
+    (html, fast)
+}
+
 /// `rel="noopener"` on every link pulldown-cmark wrote (`<a href="`),
 /// as ammonia's `link_rel` would add it. Every `<` of text and attribute
 /// values is escaped, so the pattern only ever matches a tag.

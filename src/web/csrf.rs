@@ -76,7 +76,11 @@ impl Csrf {
 
     /// The hidden field's value for the cookie's `nonce`.
     pub fn token(&self, nonce: &str, now: DateTime<Utc>) -> String {
-        let issued = now.timestamp();
+        self.token_at(now.timestamp(), nonce)
+    }
+
+    /// The token for `nonce` issued at `issued` (seconds since the epoch).
+    pub(crate) fn token_at(&self, issued: i64, nonce: &str) -> String {
         let mac = Csrf::mac(&self.keys[0], issued, nonce)
             .finalize()
             .into_bytes();
