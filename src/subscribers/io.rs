@@ -213,7 +213,7 @@ impl<'p, R: std::io::Read> Rows<'p, R> {
 /// on the line counted, or the one before when its last byte was an LF,
 /// and started as many lines before that as its values hold line breaks
 /// (quoted values keep theirs, untrimmed).
-fn first_line<R>(reader: &csv::Reader<Recent<R>>, record: &csv::ByteRecord) -> u64 {
+fn first_line<R: std::io::Read>(reader: &csv::Reader<Recent<R>>, record: &csv::ByteRecord) -> u64 {
     let after = reader.position();
     let ended_with_lf = after
         .byte()
