@@ -56,7 +56,6 @@ organization = "Fuzz, Box 1, 111 11 Stockholm"
 [[digests]]
 id = "monthly"
 title = { sv = "Månadsbrev", en = "Monthly" }
-languages = ["sv", "en"]
 "#;
 
 /// The site every target parses against.
