@@ -26,6 +26,7 @@ else
     mapfile -t targets < <(cargo fuzz list)
 fi
 
+bin=target/$(rustc -vV | sed -n 's/^host: //p')/release
 mkdir -p logs
 echo "building the fuzz targets (log: fuzz/logs/build.log)" >&2
 cargo fuzz build --sanitizer "$sanitizer" >logs/build.log 2>&1 || {
@@ -39,10 +40,13 @@ run_one() {
     local before
     before=$(find "artifacts/$target" -type f | wc -l)
     local start=$SECONDS
-    # libFuzzer stops at the first crash; its input is in artifacts/.
-    cargo fuzz run --sanitizer "$sanitizer" "$target" "corpus/$target" "seeds/$target" -- \
-        -max_total_time="$seconds" -rss_limit_mb=2048 -timeout=30 \
-        -print_final_stats=1 >"logs/$target.log" 2>&1 || true
+    # The binary built above, not `cargo fuzz run`, which would build
+    # again whenever src/ changed meanwhile. libFuzzer stops at the first
+    # crash; its input is kept in artifacts/.
+    ASAN_OPTIONS=${ASAN_OPTIONS:-detect_odr_violation=0} "$bin/$target" \
+        -artifact_prefix="artifacts/$target/" -max_total_time="$seconds" \
+        -rss_limit_mb=2048 -timeout=30 -print_final_stats=1 \
+        "corpus/$target" "seeds/$target" >"logs/$target.log" 2>&1 || true
     local took=$((SECONDS - start))
     local after
     after=$(find "artifacts/$target" -type f | wc -l)

@@ -163,9 +163,8 @@ pub fn csv_rows(bytes: &[u8]) -> Result<Vec<(u64, Result<NewSubscriber, Problem>
 }
 
 /// The fuzz site's signer: two keys, the second active.
-pub static SIGNER: LazyLock<Signer> = LazyLock::new(|| {
-    Signer::with_keys(2, vec![(1, b"the first key".to_vec()), (2, vec![7; 32])])
-});
+pub static SIGNER: LazyLock<Signer> =
+    LazyLock::new(|| Signer::with_keys(2, vec![(1, b"the first key".to_vec()), (2, vec![7; 32])]));
 
 pub const PURPOSES: [Purpose; 3] = [Purpose::Confirm, Purpose::Preferences, Purpose::Unsubscribe];
 
@@ -195,7 +194,11 @@ pub fn csrf_token(issued: i64, nonce: &str) -> String {
 
 /// A form token checked against a request whose `Cookie` header is
 /// `cookie`, at `now`.
-pub fn csrf_verify(token: Option<&str>, cookie: &[u8], now: DateTime<Utc>) -> Result<(), CsrfError> {
+pub fn csrf_verify(
+    token: Option<&str>,
+    cookie: &[u8],
+    now: DateTime<Utc>,
+) -> Result<(), CsrfError> {
     let mut headers = axum::http::HeaderMap::new();
     if let Ok(value) = axum::http::HeaderValue::from_bytes(cookie) {
         headers.insert(axum::http::header::COOKIE, value);
@@ -260,7 +263,14 @@ pub fn wordpress_stories(bytes: &[u8]) -> Result<Vec<Result<Story, String>>, Str
             let id = post.id.ok_or("a post without an `id`")?;
             let story_id = StoryId::parse(&format!("wp-cms.example.org-{id}")).expect("a valid id");
             let origin = format!("https://cms.example.org/wp-json/wp/v2/posts/{id}");
-            story(&CONFIG_LOADED, source, &post, story_id, &origin, post.modified_gmt.clone())
+            story(
+                &CONFIG_LOADED,
+                source,
+                &post,
+                story_id,
+                &origin,
+                post.modified_gmt.clone(),
+            )
         })
         .collect())
 }

@@ -13,7 +13,11 @@ fuzz_target!(|data: &[u8]| {
         return;
     };
     let canonical = email.as_str();
-    assert!(canonical.len() <= 254, "{} bytes: {canonical:?}", canonical.len());
+    assert!(
+        canonical.len() <= 254,
+        "{} bytes: {canonical:?}",
+        canonical.len()
+    );
     let again = SubscriberEmail::parse(canonical)
         .unwrap_or_else(|e| panic!("{canonical:?} (from {text:?}) refused when parsed again: {e}"));
     assert_eq!(again.as_str(), canonical, "from {text:?}");

@@ -11,7 +11,12 @@ fuzz_target!(|data: &[u8]| {
         Ok(person) => {
             let known = fuzzing::theme_slugs();
             assert!(!person.themes.is_empty());
-            assert!(person.themes.iter().all(|t| known.iter().any(|k| k == t.as_str())));
+            assert!(
+                person
+                    .themes
+                    .iter()
+                    .all(|t| known.iter().any(|k| k == t.as_str()))
+            );
             assert!(person.email.as_str().len() <= 254);
         }
         Err(errors) => assert!(!errors.is_empty()),

@@ -17,14 +17,21 @@ fuzz_target!(|data: &[u8]| {
     match fuzzing::story_file(text) {
         Ok(StoryFile::Story(story)) => {
             assert!(!story.title.trim().is_empty(), "a story without a title");
-            assert!(story.summary.chars().count() <= 301, "summary {:?}", story.summary);
+            assert!(
+                story.summary.chars().count() <= 301,
+                "summary {:?}",
+                story.summary
+            );
             assert!(!story.body_html.contains("<script"), "{}", story.body_html);
         }
         Ok(StoryFile::Draft) => {}
         Err(problem) => {
             let lines = text.split('\n').count();
             if let Some(line) = problem.line {
-                assert!(line >= 1 && line <= lines, "line {line} of {lines}: {problem:?}");
+                assert!(
+                    line >= 1 && line <= lines,
+                    "line {line} of {lines}: {problem:?}"
+                );
             }
         }
     }

@@ -8,10 +8,21 @@ use tidings::fuzzing::{self, content};
 
 fn assert_clean(html: &str) {
     let lower = html.to_ascii_lowercase();
-    for bad in ["<script", "<iframe", "<style", "javascript:", " onerror", " onclick"] {
+    for bad in [
+        "<script",
+        "<iframe",
+        "<style",
+        "javascript:",
+        " onerror",
+        " onclick",
+    ] {
         assert!(!lower.contains(bad), "{bad} survived in {html:?}");
     }
-    assert_eq!(content::strip_illegal_chars(html), html, "an illegal char in {html:?}");
+    assert_eq!(
+        content::strip_illegal_chars(html),
+        html,
+        "an illegal char in {html:?}"
+    );
 }
 
 fuzz_target!(|data: &[u8]| {
@@ -40,13 +51,19 @@ fuzz_target!(|data: &[u8]| {
 
     let max = usize::from(first);
     let summary = content::summary_from_markdown(text, max);
-    assert!(summary.chars().count() <= max + 1, "{summary:?} longer than {max}");
+    assert!(
+        summary.chars().count() <= max + 1,
+        "{summary:?} longer than {max}"
+    );
     let cut = content::truncate_words(text, max);
     if text.chars().count() <= max {
         assert_eq!(cut, text);
     } else {
         let kept = cut.strip_suffix('…').expect("a cut text ends in …");
-        assert!(text.starts_with(kept), "{kept:?} is not a prefix of {text:?}");
+        assert!(
+            text.starts_with(kept),
+            "{kept:?} is not a prefix of {text:?}"
+        );
         assert!(cut.chars().count() <= max + 1, "{cut:?} longer than {max}");
     }
 });

@@ -9,7 +9,12 @@ fuzz_target!(|data: &[u8]| {
         Some(Ok(person)) => {
             let known = fuzzing::theme_slugs();
             assert!(!person.themes.is_empty());
-            assert!(person.themes.iter().all(|t| known.iter().any(|k| k == t.as_str())));
+            assert!(
+                person
+                    .themes
+                    .iter()
+                    .all(|t| known.iter().any(|k| k == t.as_str()))
+            );
             assert!(person.email.as_str().len() <= 254);
         }
         Some(Err(errors)) => assert!(!errors.is_empty()),

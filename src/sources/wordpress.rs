@@ -323,7 +323,10 @@ fn modified_after(cursor: &str) -> String {
 }
 
 /// One page of posts: a JSON array of objects.
-pub(crate) fn parse_page(bytes: &[u8], content_type: &str) -> Result<Vec<serde_json::Value>, String> {
+pub(crate) fn parse_page(
+    bytes: &[u8],
+    content_type: &str,
+) -> Result<Vec<serde_json::Value>, String> {
     let value: serde_json::Value = serde_json::from_slice(bytes).map_err(|e| {
         let start = String::from_utf8_lossy(&bytes[..bytes.len().min(200)]).to_lowercase();
         if start.trim_start().starts_with('<') {
