@@ -55,6 +55,8 @@ run_one() {
         tail -1 | grep -o '[0-9]*$' || true)
     printf '%s\t%s\t%s\t%s\n' "$target" "${execs:-?}" "$took" "$((after - before))" \
         >"logs/$target.summary"
+    # Every run, kept across runs: date, target, executions, seconds, crashes.
+    printf '%s\t%s' "$(date -u +%FT%TZ)" "$(cat "logs/$target.summary")" >>logs/history.tsv
 }
 
 running=0

@@ -215,11 +215,14 @@ impl<'p, R: std::io::Read> Rows<'p, R> {
 /// (quoted values keep theirs, untrimmed).
 fn first_line<R: std::io::Read>(reader: &csv::Reader<Recent<R>>, record: &csv::ByteRecord) -> u64 {
     let after = reader.position();
-    let ended_with_lf = after
-        .byte()
-        .checked_sub(1)
-        .and_then(|last| reader.get_ref().byte_at(last))
-        == Some(b'\n');
+    // A record that the end of the input ended (an unclosed quote) has
+    // its last LF inside its value, counted with the breaks below.
+    let ended_with_lf = !reader.get_ref().ended
+        && after
+            .byte()
+            .checked_sub(1)
+            .and_then(|last| reader.get_ref().byte_at(last))
+            == Some(b'\n');
     let breaks = record
         .iter()
         .map(|f| memchr::memchr_iter(b'\n', f).count() as u64)
@@ -242,6 +245,10 @@ struct Recent<R> {
     /// The bytes from offset `start` of the input to the last one read.
     kept: Vec<u8>,
     start: u64,
+    /// The input has ended. The CSV reader asks for more only once it has
+    /// used every byte it has, so a record read after that is the last
+    /// one, ended by the end of the input rather than a line end.
+    ended: bool,
 }
 
 /// How many bytes [`Recent`] keeps at least.
@@ -253,6 +260,7 @@ impl<R> Recent<R> {
             inner,
             kept: Vec::with_capacity(2 * KEEP),
             start: 0,
+            ended: false,
         }
     }
 
@@ -266,6 +274,7 @@ impl<R> Recent<R> {
 impl<R: std::io::Read> std::io::Read for Recent<R> {
     fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
         let n = self.inner.read(buf)?;
+        self.ended |= n == 0 && !buf.is_empty();
         self.kept.extend_from_slice(&buf[..n]);
         if self.kept.len() > 2 * KEEP {
             let forget = self.kept.len() - KEEP;
@@ -353,4 +362,40 @@ pub async fn export(store: &Store, format: Format, out: impl Write) -> Result<u6
         }
     }
     Ok(n)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Each row's line, as [`Rows`] gives it.
+    fn lines(csv: &[u8]) -> Vec<u64> {
+        let site = crate::fixtures::site("");
+        let mut rows = Rows::new(csv, Path::new("people.csv"), Status::Pending).unwrap();
+        let mut lines = Vec::new();
+        while let Some((line, _)) = rows.next(&site.config).unwrap() {
+            lines.push(line);
+        }
+        lines
+    }
+
+    #[test]
+    fn rows_are_named_by_the_line_they_start_on() {
+        let csv = b"email,themes,language\r\n\r\na@example.org,x,sv\r\n\"b\n@example.org\",x,sv\nc@example.org,x,sv";
+        assert_eq!(lines(csv), [3, 4, 6]);
+        assert_eq!(lines(b"email,themes,language\na@example.org,x,sv\n"), [2]);
+    }
+
+    /// Found by the `csv_row` fuzz target: a quote left open to the end of
+    /// the file ends the last row with an LF of its own value, which was
+    /// counted twice, naming a line before the row's.
+    #[test]
+    fn a_quote_open_to_the_end_does_not_move_its_row_up() {
+        assert_eq!(
+            lines(b"email,themes,language\na@example.org,x,sv\n\"b\n"),
+            [2, 3]
+        );
+        let found = b"\xef\xbb\xbfemail,themes,language,digestv,tsm,m\"bai\nA\nn\riv,tg,\"i\n";
+        assert_eq!(lines(found), [2, 3, 3]);
+    }
 }
