@@ -56,7 +56,7 @@ run_one() {
     printf '%s\t%s\t%s\t%s\n' "$target" "${execs:-?}" "$took" "$((after - before))" \
         >"logs/$target.summary"
     # Every run, kept across runs: date, target, executions, seconds, crashes.
-    printf '%s\t%s' "$(date -u +%FT%TZ)" "$(cat "logs/$target.summary")" >>logs/history.tsv
+    printf '%s\t%s\n' "$(date -u +%FT%TZ)" "$(cat "logs/$target.summary")" >>logs/history.tsv
 }
 
 running=0

@@ -437,6 +437,8 @@ mod tests {
             "[x](<a\tb>)",
             "[x](https://exa\\mple.org/)",
             "[x](a|b) [y](<a b>) ![å](bilder/å.jpg) [z](a?b=1&c='d')",
+            // What the markdown fuzz target found, cut to the link.
+            "[r[l](/otZZZZZZZZZZZZZZZ&gZZZZZZ\\xample.org/x?a=2&b=2 \"T\").",
         ] {
             let mut raw = String::new();
             html::push_html(&mut raw, Parser::new_ext(md, MARKDOWN));
