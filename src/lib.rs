@@ -17,6 +17,9 @@ pub mod digest;
 pub mod feeds;
 #[cfg(test)]
 mod fixtures;
+#[cfg(fuzzing)]
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod init;
 pub mod links;
 pub mod mail;

@@ -310,7 +310,7 @@ fn file_slug(path: &Path) -> String {
     slug::slugify(stem)
 }
 
-enum Parsed {
+pub(crate) enum Parsed {
     Story(Box<Story>),
     Draft(ItemRef),
 }
@@ -336,7 +336,7 @@ fn read_story(config: &Config, source: &DirectorySource, path: &Path) -> Result<
 
 /// Parses story text as read from `file`: its front matter, then what a
 /// draft needs (slug and id), then, unless it is a draft, the story.
-fn parse_story(
+pub(crate) fn parse_story(
     config: &Config,
     source: &DirectorySource,
     file: &Path,
@@ -669,7 +669,7 @@ fn story_summary(fm: &FrontMatter, body: &str) -> String {
 
 /// Splits `+++\n<toml>\n+++\n<body>`; returns the TOML, its byte offset in
 /// `text`, and the body.
-fn split_front_matter(text: &str) -> Option<(&str, usize, &str)> {
+pub(crate) fn split_front_matter(text: &str) -> Option<(&str, usize, &str)> {
     let bom = if text.starts_with('\u{feff}') { 3 } else { 0 };
     let rest = &text[bom..];
     let first_line_end = rest.find('\n')?;

@@ -112,7 +112,7 @@ pub async fn scan(cx: Context<'_>, source: &FeedSource) -> Result<Scan, Problem>
 }
 
 /// Parses the body as a feed, saying plainly when it is something else.
-fn parse(body: &Body) -> Result<feed_rs::model::Feed, String> {
+pub(crate) fn parse(body: &Body) -> Result<feed_rs::model::Feed, String> {
     let parser = feed_rs::parser::Builder::new()
         .base_uri(Some(body.url.as_str()))
         // An entry without an id is known by its link, else its title,
@@ -166,7 +166,7 @@ fn entry_link(entry: &feed_rs::model::Entry, feed_url: &Url) -> Option<Url> {
         .find(|u| matches!(u.scheme(), "http" | "https"))
 }
 
-fn story(
+pub(crate) fn story(
     source: &FeedSource,
     feed_url: &Url,
     entry: &feed_rs::model::Entry,

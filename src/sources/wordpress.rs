@@ -32,12 +32,12 @@ const ACCEPT: &str = "application/json";
 /// A post as the API gives it; every field optional so that one odd post
 /// is reported, not the whole page.
 #[derive(Debug, Deserialize)]
-struct Post {
-    id: Option<u64>,
+pub(crate) struct Post {
+    pub(crate) id: Option<u64>,
     date: Option<String>,
     date_gmt: Option<String>,
     modified: Option<String>,
-    modified_gmt: Option<String>,
+    pub(crate) modified_gmt: Option<String>,
     slug: Option<String>,
     status: Option<String>,
     link: Option<String>,
@@ -326,7 +326,10 @@ fn modified_after(cursor: &str) -> String {
 }
 
 /// One page of posts: a JSON array of objects.
-fn parse_page(bytes: &[u8], content_type: &str) -> Result<Vec<serde_json::Value>, String> {
+pub(crate) fn parse_page(
+    bytes: &[u8],
+    content_type: &str,
+) -> Result<Vec<serde_json::Value>, String> {
     let value: serde_json::Value = serde_json::from_slice(bytes).map_err(|e| {
         let start = String::from_utf8_lossy(&bytes[..bytes.len().min(200)]).to_lowercase();
         if start.trim_start().starts_with('<') {
@@ -379,7 +382,7 @@ fn wp_time(gmt: Option<&str>, local: Option<&str>, config: &Config) -> Option<Da
 
 /// The story a published post gives; the error says what it lacks (a
 /// link, a title, a date).
-fn story(
+pub(crate) fn story(
     config: &Config,
     source: &WordPressSource,
     post: &Post,

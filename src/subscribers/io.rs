@@ -52,90 +52,16 @@ pub async fn import(
 ) -> Result<ImportReport> {
     let file =
         fs_err::File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
-    // Values are trimmed here, not by the reader: line breaks inside
-    // quoted values are counted first (see `first_line`).
-    let mut reader = csv::ReaderBuilder::new()
-        .flexible(true)
-        .buffer_capacity(READ_BUFFER)
-        .from_reader(Recent::new(file));
-    let headers = reader
-        .headers()
-        .with_context(|| format!("{}: cannot read the header line", path.display()))?
-        .clone();
-    let column = |name: &str| {
-        headers.iter().position(|h| {
-            h.trim_start_matches('\u{feff}')
-                .trim()
-                .eq_ignore_ascii_case(name)
-        })
-    };
-    let (Some(email), Some(themes), Some(language)) =
-        (column("email"), column("themes"), column("language"))
-    else {
-        bail!(
-            "{}:1: the header must name the columns email, themes and language (and optionally \
-             digest), found: {}",
-            path.display(),
-            printable(&headers.iter().map(str::trim).collect::<Vec<_>>().join(","))
-        );
-    };
-    let digest = column("digest");
-    let source = format!(
-        "import:{}",
-        path.file_name().unwrap_or_default().to_string_lossy()
-    );
-
+    let mut rows = Rows::new(file, path, status)?;
     let mut report = ImportReport::default();
     let mut batch: Vec<NewSubscriber> = Vec::with_capacity(BATCH);
-    let mut record = csv::ByteRecord::new();
-    loop {
-        let read = reader
-            .read_byte_record(&mut record)
-            .with_context(|| format!("cannot read {}", path.display()))?;
-        if !read {
-            break;
-        }
-        let line = first_line(&reader, &record);
-        if record.iter().all(|f| f.trim_ascii().is_empty()) {
-            continue;
-        }
+    while let Some((_, row)) = rows.next(config)? {
         report.rows += 1;
-        let record = match csv::StringRecord::from_byte_record(record.clone()) {
-            Ok(r) => r,
-            Err(e) => {
+        match row {
+            Row::Subscriber(person) => batch.push(person),
+            Row::Bad(problem) => {
                 report.bad += 1;
-                let field = e.utf8_error().field();
-                let name = headers
-                    .get(field)
-                    .map_or(String::new(), |h| format!("`{}` ", printable(h.trim())));
-                on_problem(
-                    Problem::new(
-                        path,
-                        format!(
-                            "the {name}value (column {}) is not UTF-8 text: save the file as UTF-8",
-                            field + 1
-                        ),
-                    )
-                    .line(line),
-                );
-                continue;
-            }
-        };
-        let field = |i: Option<usize>| i.and_then(|i| record.get(i)).unwrap_or("").trim();
-        let choice = Choice {
-            email: field(Some(email)),
-            themes: field(Some(themes)),
-            language: field(Some(language)),
-            digest: field(digest),
-        };
-        match choice.parse(config, status, &source) {
-            Ok(person) => batch.push(person),
-            Err(e) => {
-                report.bad += 1;
-                // The message quotes the value: a line break or an escape
-                // sequence in it must not reach the terminal as one.
-                let message = printable(&e.message).into_owned();
-                on_problem(Problem::new(path, message).line(line).key(e.field));
+                on_problem(problem);
             }
         }
         if batch.len() == BATCH {
@@ -146,6 +72,139 @@ pub async fn import(
     Ok(report)
 }
 
+/// One data row of an import file, checked against the config.
+#[derive(Debug)]
+pub(crate) enum Row {
+    Subscriber(NewSubscriber),
+    /// Why the row is skipped, with its file and line.
+    Bad(Problem),
+}
+
+/// The data rows of an import file, read one at a time (no store
+/// involved, so that the parsing can be tested and fuzzed on its own).
+pub(crate) struct Rows<'p, R> {
+    reader: csv::Reader<Recent<R>>,
+    headers: csv::StringRecord,
+    email: usize,
+    themes: usize,
+    language: usize,
+    digest: Option<usize>,
+    path: &'p Path,
+    /// The consent source every row records: `import:<file name>`.
+    source: String,
+    status: Status,
+    record: csv::ByteRecord,
+}
+
+impl<'p, R: std::io::Read> Rows<'p, R> {
+    /// Reads the header of `input` (read from `path`, for messages).
+    pub(crate) fn new(input: R, path: &'p Path, status: Status) -> Result<Rows<'p, R>> {
+        // Values are trimmed here, not by the reader: line breaks inside
+        // quoted values are counted first (see `first_line`).
+        let mut reader = csv::ReaderBuilder::new()
+            .flexible(true)
+            .buffer_capacity(READ_BUFFER)
+            .from_reader(Recent::new(input));
+        let headers = reader
+            .headers()
+            .with_context(|| format!("{}: cannot read the header line", path.display()))?
+            .clone();
+        let column = |name: &str| {
+            headers.iter().position(|h| {
+                h.trim_start_matches('\u{feff}')
+                    .trim()
+                    .eq_ignore_ascii_case(name)
+            })
+        };
+        let (Some(email), Some(themes), Some(language)) =
+            (column("email"), column("themes"), column("language"))
+        else {
+            bail!(
+                "{}:1: the header must name the columns email, themes and language (and \
+                 optionally digest), found: {}",
+                path.display(),
+                printable(&headers.iter().map(str::trim).collect::<Vec<_>>().join(","))
+            );
+        };
+        let digest = column("digest");
+        let source = format!(
+            "import:{}",
+            path.file_name().unwrap_or_default().to_string_lossy()
+        );
+        Ok(Rows {
+            reader,
+            headers,
+            email,
+            themes,
+            language,
+            digest,
+            path,
+            source,
+            status,
+            record: csv::ByteRecord::new(),
+        })
+    }
+
+    /// The next row that is not blank, with the line it starts on; `None`
+    /// at the end of the file.
+    pub(crate) fn next(&mut self, config: &Config) -> Result<Option<(u64, Row)>> {
+        loop {
+            let read = self
+                .reader
+                .read_byte_record(&mut self.record)
+                .with_context(|| format!("cannot read {}", self.path.display()))?;
+            if !read {
+                return Ok(None);
+            }
+            let line = first_line(&self.reader, &self.record);
+            if self.record.iter().all(|f| f.trim_ascii().is_empty()) {
+                continue;
+            }
+            return Ok(Some((line, self.row(config, line))));
+        }
+    }
+
+    /// The record just read, checked.
+    fn row(&self, config: &Config, line: u64) -> Row {
+        let record = match csv::StringRecord::from_byte_record(self.record.clone()) {
+            Ok(r) => r,
+            Err(e) => {
+                let field = e.utf8_error().field();
+                let name = self
+                    .headers
+                    .get(field)
+                    .map_or(String::new(), |h| format!("`{}` ", printable(h.trim())));
+                return Row::Bad(
+                    Problem::new(
+                        self.path,
+                        format!(
+                            "the {name}value (column {}) is not UTF-8 text: save the file as UTF-8",
+                            field + 1
+                        ),
+                    )
+                    .line(line),
+                );
+            }
+        };
+        let field = |i: Option<usize>| i.and_then(|i| record.get(i)).unwrap_or("").trim();
+        let choice = Choice {
+            email: field(Some(self.email)),
+            themes: field(Some(self.themes)),
+            language: field(Some(self.language)),
+            digest: field(self.digest),
+        };
+        match choice.parse(config, self.status, &self.source) {
+            Ok(person) => Row::Subscriber(person),
+            Err(e) => {
+                // The message quotes the value: a line break or an escape
+                // sequence in it must not reach the terminal as one.
+                let message = printable(&e.message).into_owned();
+                Row::Bad(Problem::new(self.path, message).line(line).key(e.field))
+            }
+        }
+    }
+}
+
 /// The line `record`, just read, starts on. The reader's own position for
 /// a record is where it began reading, before the line end of the record
 /// before and any blank lines, so it is not used. The reader counts the
@@ -154,13 +213,16 @@ pub async fn import(
 /// on the line counted, or the one before when its last byte was an LF,
 /// and started as many lines before that as its values hold line breaks
 /// (quoted values keep theirs, untrimmed).
-fn first_line(reader: &csv::Reader<Recent<fs_err::File>>, record: &csv::ByteRecord) -> u64 {
+fn first_line<R: std::io::Read>(reader: &csv::Reader<Recent<R>>, record: &csv::ByteRecord) -> u64 {
     let after = reader.position();
-    let ended_with_lf = after
-        .byte()
-        .checked_sub(1)
-        .and_then(|last| reader.get_ref().byte_at(last))
-        == Some(b'\n');
+    // A record that the end of the input ended (an unclosed quote) has
+    // its last LF inside its value, counted with the breaks below.
+    let ended_with_lf = !reader.get_ref().ended
+        && after
+            .byte()
+            .checked_sub(1)
+            .and_then(|last| reader.get_ref().byte_at(last))
+            == Some(b'\n');
     let breaks = record
         .iter()
         .map(|f| memchr::memchr_iter(b'\n', f).count() as u64)
@@ -183,6 +245,10 @@ struct Recent<R> {
     /// The bytes from offset `start` of the input to the last one read.
     kept: Vec<u8>,
     start: u64,
+    /// The input has ended. The CSV reader asks for more only once it has
+    /// used every byte it has, so a record read after that is the last
+    /// one, ended by the end of the input rather than a line end.
+    ended: bool,
 }
 
 /// How many bytes [`Recent`] keeps at least.
@@ -194,6 +260,7 @@ impl<R> Recent<R> {
             inner,
             kept: Vec::with_capacity(2 * KEEP),
             start: 0,
+            ended: false,
         }
     }
 
@@ -207,6 +274,7 @@ impl<R> Recent<R> {
 impl<R: std::io::Read> std::io::Read for Recent<R> {
     fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
         let n = self.inner.read(buf)?;
+        self.ended |= n == 0 && !buf.is_empty();
         self.kept.extend_from_slice(&buf[..n]);
         if self.kept.len() > 2 * KEEP {
             let forget = self.kept.len() - KEEP;
@@ -294,4 +362,40 @@ pub async fn export(store: &Store, format: Format, out: impl Write) -> Result<u6
         }
     }
     Ok(n)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Each row's line, as [`Rows`] gives it.
+    fn lines(csv: &[u8]) -> Vec<u64> {
+        let site = crate::fixtures::site("");
+        let mut rows = Rows::new(csv, Path::new("people.csv"), Status::Pending).unwrap();
+        let mut lines = Vec::new();
+        while let Some((line, _)) = rows.next(&site.config).unwrap() {
+            lines.push(line);
+        }
+        lines
+    }
+
+    #[test]
+    fn rows_are_named_by_the_line_they_start_on() {
+        let csv = b"email,themes,language\r\n\r\na@example.org,x,sv\r\n\"b\n@example.org\",x,sv\nc@example.org,x,sv";
+        assert_eq!(lines(csv), [3, 4, 6]);
+        assert_eq!(lines(b"email,themes,language\na@example.org,x,sv\n"), [2]);
+    }
+
+    /// Found by the `csv_row` fuzz target: a quote left open to the end of
+    /// the file ends the last row with an LF of its own value, which was
+    /// counted twice, naming a line before the row's.
+    #[test]
+    fn a_quote_open_to_the_end_does_not_move_its_row_up() {
+        assert_eq!(
+            lines(b"email,themes,language\na@example.org,x,sv\n\"b\n"),
+            [2, 3]
+        );
+        let found = b"\xef\xbb\xbfemail,themes,language,digestv,tsm,m\"bai\nA\nn\riv,tg,\"i\n";
+        assert_eq!(lines(found), [2, 3, 3]);
+    }
 }

@@ -76,7 +76,11 @@ impl Csrf {
 
     /// The hidden field's value for the cookie's `nonce`.
     pub fn token(&self, nonce: &str, now: DateTime<Utc>) -> String {
-        let issued = now.timestamp();
+        self.token_at(now.timestamp(), nonce)
+    }
+
+    /// The token for `nonce` issued at `issued` (seconds since the epoch).
+    pub(crate) fn token_at(&self, issued: i64, nonce: &str) -> String {
         let mac = Csrf::mac(&self.keys[0], issued, nonce)
             .finalize()
             .into_bytes();
@@ -109,9 +113,13 @@ impl Csrf {
         {
             return Err(CsrfError::Forged);
         }
-        let age = now.timestamp() - issued;
-        // A little slack for a clock that stepped back.
-        if age > MAX_AGE.num_seconds() || age < -300 {
+        // A little slack for a clock that stepped back. An issue time so
+        // far off that the age overflows is no fresher.
+        let fresh = now
+            .timestamp()
+            .checked_sub(issued)
+            .is_some_and(|age| (-300..=MAX_AGE.num_seconds()).contains(&age));
+        if !fresh {
             return Err(CsrfError::Expired);
         }
         match cookie_nonce(headers) {
@@ -217,6 +225,25 @@ mod tests {
 
     fn at(s: &str) -> DateTime<Utc> {
         DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc)
+    }
+
+    /// Found by the `tokens` fuzz target: a signed token whose issue time
+    /// is far from now made the age overflow (a panic in debug builds).
+    #[test]
+    fn an_issue_time_at_the_ends_of_the_range_is_expired() {
+        let csrf = Csrf::new(&Signer::new(b"0123456789abcdef0123456789abcdef"));
+        let nonce = new_nonce();
+        let cookie = headers(&[("cookie", &format!("{COOKIE}={nonce}"))]);
+        for (issued, now) in [
+            (i64::MIN, at("2026-01-01T12:00:00Z")),
+            (i64::MAX, at("1969-12-31T23:59:58Z")),
+        ] {
+            let token = csrf.token_at(issued, &nonce);
+            assert_eq!(
+                csrf.verify(Some(&token), &cookie, now),
+                Err(CsrfError::Expired)
+            );
+        }
     }
 
     #[test]

@@ -183,13 +183,13 @@ fn check_inbox(shared: &AppState, pl: PageLang) -> Response {
 
 /// The fields of an urlencoded sign-up; unknown ones are ignored and the
 /// first of a repeated single field counts.
-struct FormBody {
-    input: Input,
-    csrf: Option<String>,
-    lang: Option<String>,
+pub(crate) struct FormBody {
+    pub(crate) input: Input,
+    pub(crate) csrf: Option<String>,
+    pub(crate) lang: Option<String>,
 }
 
-fn parse_form(body: &[u8]) -> FormBody {
+pub(crate) fn parse_form(body: &[u8]) -> FormBody {
     let mut input = Input::default();
     let (mut email, mut language, mut digest, mut website) = (None, None, None, None);
     let (mut csrf, mut lang) = (None, None);
