@@ -334,13 +334,14 @@ pub async fn send_test(
 async fn newest_of_every_theme(composer: &Composer<'_>, store: &Store) -> Result<Vec<StoredStory>> {
     let index = store.published_index().await?;
     let mut ids = Vec::new();
+    let mut seen = std::collections::HashSet::new();
     for theme in &composer.config.themes {
         for s in index
             .iter()
             .filter(|s| s.themes.contains(&theme.slug))
             .take(composer.digest.max_stories_per_theme)
         {
-            if !ids.contains(&&s.id) {
+            if seen.insert(&s.id) {
                 ids.push(&s.id);
             }
         }

@@ -35,23 +35,20 @@ pub struct Note {
 /// The file names that may hold the note of `period` for `language`, in
 /// the order they are looked for.
 fn candidates(config: &Config, language: &str, period: Period) -> Vec<String> {
-    let (_, last) = period.days(config);
+    let (first, last) = period.days(config);
     let day = last.format("%Y-%m-%d").to_string();
-    let month = named_month(config, period).format("%Y-%m").to_string();
+    // The last month the period's name gives ("november 2026" for an
+    // edition sent on 1 or 2 December).
+    let month = super::words::named_months(first, last)
+        .1
+        .format("%Y-%m")
+        .to_string();
     vec![
         format!("{day}.{language}.md"),
         format!("{day}.md"),
         format!("{month}.{language}.md"),
         format!("{month}.md"),
     ]
-}
-
-/// The month a note file of `period` is named after: the last month the
-/// period's name gives ("november 2026" for an edition sent on 1 or 2
-/// December).
-fn named_month(config: &Config, period: Period) -> NaiveDate {
-    let (first, last) = period.days(config);
-    super::words::named_months(first, last).1
 }
 
 /// The note of `digest` for a reader in `language` of the edition covering
