@@ -5,7 +5,9 @@
                                        and a Hugo site (DIR/hugo) over the same Markdown files
     gen.py story DIR N                 one more story, number N, in DIR/content/stories
     gen.py digest DIR STORIES THEMES   a tidings site whose stories are all new this month
-    gen.py people FILE ROWS THEMES     a subscriber CSV (email,themes,language,digest)
+    gen.py people FILE ROWS THEMES [site|own]
+                                       a subscriber CSV (email,themes,language,digest),
+                                       themes in the site's order or each person's own
 """
 import os
 import random
@@ -190,16 +192,20 @@ def one_story(root, n, themes):
     write(os.path.join(root, "content", "stories", f"story-{n:05}.md"), text)
 
 
-def people(path, rows, themes):
+def people(path, rows, themes, order="site"):
     rng = random.Random(11)
     slugs = theme_slugs(themes)
     with open(path, "w", encoding="utf-8") as f:
         f.write("email,themes,language,digest\n")
         for i in range(rows):
-            # In the site's order, as the sign-up form and the preferences
-            # page give them (a subscriber's own order is kept, and each
-            # order of the same themes would be an audience of its own).
-            chosen = ";".join(sorted(rng.sample(slugs, rng.randint(1, min(4, themes)))))
+            # "site": in the site's order, as the sign-up form and the
+            # preferences page give them. "own": each person's own order,
+            # as a list imported from another tool gives them (a
+            # subscriber's order is kept: their email's sections follow it).
+            chosen = rng.sample(slugs, rng.randint(1, min(4, themes)))
+            if order == "site":
+                chosen = sorted(chosen)
+            chosen = ";".join(chosen)
             f.write(f"person{i}@example{i % 97}.org,{chosen},{rng.choice(['sv', 'en'])},monthly\n")
 
 
@@ -212,7 +218,7 @@ def main(argv):
     elif what == "story":
         one_story(argv[2], int(argv[3]), int(argv[4]) if len(argv) > 4 else 40)
     elif what == "people":
-        people(argv[2], int(argv[3]), int(argv[4]))
+        people(argv[2], int(argv[3]), int(argv[4]), argv[5] if len(argv) > 5 else "site")
     else:
         sys.exit(__doc__)
 

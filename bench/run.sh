@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # tidings side by side with its peers, in one run, on one machine.
 #
-#   bench/run.sh [--reps N] [build] [incremental] [digest] [serve] [import]
+#   bench/run.sh [--reps N] [build] [incremental] [digest] [digest200k] [serve] [import]
 #
-# With no names, runs all five. Installs what it needs (Debian's hugo,
+# With no names, runs all but digest200k (200,000 subscribers, about ten
+# minutes more). Installs what it needs (Debian's hugo,
 # postfix for smtp-sink/smtp-source, nginx, wrk, time), generates its own
 # data under bench/out/, builds tidings in release mode, runs tidings and
 # the peer in turns (REPS times each, default 3) and prints a table of
@@ -12,7 +13,7 @@
 # the ratio, measured in the same minute, not the seconds.
 #
 # Sizes can be changed for a quick look:
-#   STORIES=20000 THEMES=40 SUBSCRIBERS=50000 DIGEST_THEMES=12
+#   STORIES=20000 THEMES=40 SUBSCRIBERS=50000 BIG_SUBSCRIBERS=200000 DIGEST_THEMES=12
 #   DIGEST_STORIES=200 ROWS=1000000 WRK_SECONDS=10 WRK_CONNECTIONS=64
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -23,7 +24,7 @@ wanted=()
 while (($#)); do
   case $1 in
     --reps) reps=$2; shift 2 ;;
-    build | incremental | digest | serve | import) wanted+=("$1"); shift ;;
+    build | incremental | digest | digest200k | serve | import) wanted+=("$1"); shift ;;
     -h | --help) sed -n '2,16p' "$0"; exit 0 ;;
     *) echo "bench/run.sh: unknown argument \`$1\` (try --help)" >&2; exit 2 ;;
   esac
@@ -34,6 +35,7 @@ wants() { [[ " ${wanted[*]} " == *" $1 "* ]]; }
 STORIES=${STORIES:-20000}
 THEMES=${THEMES:-40}
 SUBSCRIBERS=${SUBSCRIBERS:-50000}
+BIG_SUBSCRIBERS=${BIG_SUBSCRIBERS:-200000}
 DIGEST_THEMES=${DIGEST_THEMES:-12}
 DIGEST_STORIES=${DIGEST_STORIES:-200}
 ROWS=${ROWS:-1000000}
@@ -145,18 +147,24 @@ if wants incremental; then
 fi
 
 # --- 3: digest delivery ------------------------------------------------------
-if wants digest; then
-  echo "3. digest delivery: $SUBSCRIBERS subscribers, $DIGEST_STORIES stories in $DIGEST_THEMES themes, to smtp-sink"
-  site=$out/digest
+# digest_row NAME ORDER COUNT: COUNT subscribers with their themes in the
+# site's order (ORDER site) or each in their own (ORDER own), delivered by
+# tidings and, in turns, the same number of messages of tidings' median
+# size sent by smtp-source, to the same smtp-sink.
+digest_row() {
+  local name=$1 order=$2 count=$3
+  echo "3. digest delivery ($name): $count subscribers, themes in $order order, $DIGEST_STORIES stories in $DIGEST_THEMES themes, to smtp-sink"
+  local site=$out/$name
   rm -rf "$site" && python3 "$gen" digest "$site" "$DIGEST_STORIES" "$DIGEST_THEMES"
-  python3 "$gen" people "$site/people.csv" "$SUBSCRIBERS" "$DIGEST_THEMES"
+  python3 "$gen" people "$site/people.csv" "$count" "$DIGEST_THEMES" "$order"
   # The median message size, from a sample written as .eml files.
-  sample=$out/digest-sample
+  local sample=$out/$name-sample
   rm -rf "$sample" && cp -r "$site" "$sample"
   head -1001 "$site/people.csv" > "$sample/people.csv"
   "$tidings" --config "$sample/config.toml" build > /dev/null 2>&1
   "$tidings" --config "$sample/config.toml" subscribers import "$sample/people.csv" --confirmed > /dev/null
   "$tidings" --config "$sample/config.toml" digest send > /dev/null
+  local size
   size=$(find "$sample/outbox" -name '*.eml' -printf '%s\n' | sort -n | awk '{ a[NR] = $1 } END { print a[int((NR + 1) / 2)] }')
   echo "  median message: $size bytes ($(find "$sample/outbox" -name '*.eml' | wc -l) in the sample)"
 
@@ -167,23 +175,33 @@ if wants digest; then
   # folds it into the file when the last connection closes, which a
   # process on its way out may not wait for): a copy of the file alone
   # could miss the last batch.
-  rm -rf "$out/digest-base" && mkdir -p "$out/digest-base"
-  cp "$site"/tidings.db* "$out/digest-base/"
+  rm -rf "$out/$name-base" && mkdir -p "$out/$name-base"
+  cp "$site"/tidings.db* "$out/$name-base/"
+  local concurrency
   concurrency=$(awk -F' *= *' '/^concurrency/ { print $2 }' "$site/config.toml")
   smtp-sink -u postfix "127.0.0.1:$SMTP_PORT" 1024 &
   pids+=($!)
   sleep 0.5
   for rep in $(seq "$reps"); do
     rm -f "$site"/tidings.db*
-    cp "$out"/digest-base/tidings.db* "$site/"
-    measure digest tidings "$rep" -- "$tidings" --config "$site/config.toml" digest send
-    grep -q "$SUBSCRIBERS sent" "$out/last.out" || { echo "digest send did not send $SUBSCRIBERS:" >&2; cat "$out/last.out" >&2; exit 1; }
-    record digest-rate tidings "$rep" "$(awk -v n="$SUBSCRIBERS" '{ print n / $1 }' "$out/time")"
-    measure digest smtp-source "$rep" -- smtp-source -d -s "$concurrency" -m "$SUBSCRIBERS" -l "$size" \
+    cp "$out/$name-base"/tidings.db* "$site/"
+    measure "$name" tidings "$rep" -- "$tidings" --config "$site/config.toml" digest send
+    grep -q "$count sent" "$out/last.out" || { echo "digest send did not send $count:" >&2; cat "$out/last.out" >&2; exit 1; }
+    record "$name-rate" tidings "$rep" "$(awk -v n="$count" '{ print n / $1 }' "$out/time")"
+    measure "$name" smtp-source "$rep" -- smtp-source -d -s "$concurrency" -m "$count" -l "$size" \
       -f news@bench.example.org -t person@example.org "127.0.0.1:$SMTP_PORT"
-    record digest-rate smtp-source "$rep" "$(awk -v n="$SUBSCRIBERS" '{ print n / $1 }' "$out/time")"
+    record "$name-rate" smtp-source "$rep" "$(awk -v n="$count" '{ print n / $1 }' "$out/time")"
   done
   kill "${pids[-1]}" 2> /dev/null || true
+  wait "${pids[-1]}" 2> /dev/null || true
+  rm -rf "$site" "$sample"
+}
+if wants digest; then
+  digest_row digest site "$SUBSCRIBERS"
+  digest_row digest-own own "$SUBSCRIBERS"
+fi
+if wants digest200k; then
+  digest_row digest-200k own "$BIG_SUBSCRIBERS"
 fi
 
 # --- 4: feed serving ---------------------------------------------------------

@@ -178,7 +178,11 @@ pub enum SubscribersCommand {
         #[arg(long, conflicts_with = "send_confirmation")]
         confirmed: bool,
         /// Send the confirmation email (double opt-in) through [mail]; its
-        /// link, valid 7 days, points to `<base_url>confirm/<token>`.
+        /// link, valid 7 days, points to `<base_url>confirm/<token>`. A
+        /// fresh opt-in, as the sign-up form makes it: an address that
+        /// unsubscribed, bounced or complained is pending again with these
+        /// choices, one still pending gets a new email, an active one is
+        /// left as it is.
         #[arg(long)]
         send_confirmation: bool,
     },

@@ -132,6 +132,7 @@ pub async fn import(
     let recorded = store.record_bounce(&event, policy).await?;
     if let Recorded::New { id, action } = &recorded {
         tracing::info!(event = id, subscriber = token.subscriber_id, edition = token.edition_id, kind = %kind, action = %action, "bounce recorded");
+        warn_on_rates(store, token.edition_id, kind).await?;
     }
     Ok(Imported::Matched {
         kind,
@@ -139,6 +140,33 @@ pub async fn import(
         edition_id: token.edition_id,
         recorded,
     })
+}
+
+/// After a new event of `kind` about edition `edition_id`: a warning in
+/// the log when it took the edition's rate of that kind above its
+/// threshold (complaints 0.1%, hard bounces 2% of the messages sent).
+pub async fn warn_on_rates(store: &Store, edition_id: i64, kind: BounceKind) -> Result<()> {
+    let now = store.edition_bounces(edition_id).await?;
+    let sent = store.delivery_counts(edition_id).await?.sent;
+    let mut before = now;
+    let count = match kind {
+        BounceKind::Hard => &mut before.hard,
+        BounceKind::Soft => &mut before.soft,
+        BounceKind::Complaint => &mut before.complaints,
+    };
+    *count = (*count - 1).max(0);
+    if now.over(kind, sent) && !before.over(kind, sent) {
+        for warning in now.warnings(sent) {
+            if warning.starts_with(if kind == BounceKind::Complaint {
+                "complaint"
+            } else {
+                "hard"
+            }) {
+                tracing::warn!(edition = edition_id, "{warning}");
+            }
+        }
+    }
+    Ok(())
 }
 
 /// The first of `tokens` that verifies against the address of the

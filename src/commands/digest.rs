@@ -114,6 +114,8 @@ async fn dispatch(
                         " (unfinished)"
                     };
                     println!("  {}: {c}{unfinished}", delivery::describe(e));
+                    let bounces = store.edition_bounces(e.id).await?;
+                    print_bounces(&bounces, c.sent);
                 }
                 if let Some(last) = editions.first() {
                     for (email, status, reason) in store.undelivered(last.id).await? {
@@ -123,6 +125,28 @@ async fn dispatch(
             }
             Ok(ExitCode::SUCCESS)
         }
+    }
+}
+
+/// What came back about an edition: bounces and complaints with their
+/// rates, and a warning for each rate above its threshold.
+pub fn print_bounces(bounces: &tidings::model::EditionBounces, sent: i64) {
+    use tidings::model::BounceKind;
+    use tidings::model::bounce::percent;
+    if *bounces == Default::default() {
+        return;
+    }
+    println!(
+        "    came back: {} hard bounces ({}), {} soft ({}), {} complaints ({})",
+        bounces.hard,
+        percent(bounces.rate(BounceKind::Hard, sent)),
+        bounces.soft,
+        percent(bounces.rate(BounceKind::Soft, sent)),
+        bounces.complaints,
+        percent(bounces.rate(BounceKind::Complaint, sent)),
+    );
+    for warning in bounces.warnings(sent) {
+        println!("    WARNING: {warning}");
     }
 }
 

@@ -107,6 +107,7 @@ async fn report(config: &Config, store: &Store) -> Result<ExitCode> {
                     delivery::describe(e),
                     local(e.created_at)
                 );
+                super::digest::print_bounces(&store.edition_bounces(e.id).await?, c.sent);
                 for (email, status, reason) in store.undelivered(e.id).await? {
                     println!("    not sent to {email}: {status}: {reason}");
                 }

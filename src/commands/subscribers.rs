@@ -14,6 +14,7 @@ use tidings::links::keys::Keys;
 use tidings::model::problem::printable;
 use tidings::model::{BounceKind, Status, SubscriberEmail};
 use tidings::store::Store;
+use tidings::store::subscribers::Signup;
 use tidings::subscribers::Choice;
 use tidings::subscribers::io::{self, Format};
 
@@ -93,14 +94,40 @@ async fn add(
         true => Some(Keys::load(store, env).await?),
         false => None,
     };
+    if let Some(keys) = &keys {
+        // A fresh opt-in, as the sign-up form makes it: the only way back
+        // for an address that bounced, complained or unsubscribed.
+        let before = store.subscriber(&person.email.key()).await?;
+        match store.signup(&person, Utc::now()).await? {
+            Signup::AlreadyActive(_) => {
+                eprintln!(
+                    "{} is already an active subscriber; nothing changed, no email sent",
+                    person.email
+                );
+                return Ok(ExitCode::SUCCESS);
+            }
+            Signup::Created(_) => println!("added {} (pending)", person.email),
+            Signup::StillPending(_) => println!(
+                "{} was already pending: its choices replaced by these",
+                person.email
+            ),
+            Signup::Returning(_) => {
+                let was = before.map_or("unknown".into(), |s| s.status.to_string());
+                println!(
+                    "{} was {was}{}: pending again with these choices until they confirm",
+                    person.email,
+                    why_it_left(store, &person.email).await?
+                );
+            }
+        }
+        send_confirmation_email(config, store, &person, &keys.signer()).await?;
+        return Ok(ExitCode::SUCCESS);
+    }
     let added = store
         .add_subscribers(std::slice::from_ref(&person), Utc::now())
         .await?;
     if added.added == 1 {
         println!("added {} ({status})", person.email);
-        if let Some(keys) = &keys {
-            send_confirmation_email(config, store, &person, &keys.signer()).await?;
-        }
     } else {
         let existing = store.subscriber(&person.email.key()).await?;
         let status = existing.map_or("unknown".into(), |s| s.status.to_string());
@@ -116,19 +143,36 @@ async fn add(
 /// Why an address that bounced or complained stays as it is: neither
 /// `add` nor `--confirmed` brings it back; only a fresh opt-in does.
 async fn why_not_back(store: &Store, email: &SubscriberEmail) -> Result<String> {
-    let kinds = store.bounce_kinds(&email.key()).await?;
-    let what = if kinds.contains(&BounceKind::Complaint) {
-        "it complained (reported a digest as spam)"
-    } else if kinds.contains(&BounceKind::Hard) || kinds.contains(&BounceKind::Soft) {
-        "its mail bounced"
-    } else {
+    let Some(what) = bounced_or_complained(store, email).await? else {
         return Ok(String::new());
     };
     Ok(format!(
         ": {what}, and --confirmed does not override that; only a fresh opt-in \
-         (the sign-up form and its confirmation email) brings it back \
-         (see `tidings bounces list --email {email}`)"
+         (the sign-up form, or `subscribers add --send-confirmation`, and its \
+         confirmation email) brings it back (see `tidings bounces list --email {email}`)"
     ))
+}
+
+/// " (it complained …)" when the address left through a bounce or a
+/// complaint, else nothing.
+async fn why_it_left(store: &Store, email: &SubscriberEmail) -> Result<String> {
+    Ok(bounced_or_complained(store, email)
+        .await?
+        .map_or_else(String::new, |what| format!(" ({what})")))
+}
+
+async fn bounced_or_complained(
+    store: &Store,
+    email: &SubscriberEmail,
+) -> Result<Option<&'static str>> {
+    let kinds = store.bounce_kinds(&email.key()).await?;
+    Ok(if kinds.contains(&BounceKind::Complaint) {
+        Some("it complained (reported a digest as spam)")
+    } else if kinds.contains(&BounceKind::Hard) || kinds.contains(&BounceKind::Soft) {
+        Some("its mail bounced")
+    } else {
+        None
+    })
 }
 
 /// `subscribers import`: a CSV file, bad rows reported with their line.

@@ -21,8 +21,8 @@ use futures_util::StreamExt;
 
 use super::compose;
 use super::email::{Composer, Issue};
+use super::pieces::Pieces;
 use super::render::{self, Templates};
-use super::segments::Segments;
 use crate::config::{Config, Digest};
 use crate::links::tokens::Signer;
 use crate::mail::Mailer;
@@ -71,8 +71,8 @@ pub struct Worker<'a> {
     pub options: Options,
     /// Set to stop claiming new rows (SIGINT/SIGTERM); in-flight sends finish.
     pub stop: Arc<AtomicBool>,
-    /// Each audience's rendering, made once per edition.
-    pub segments: Segments,
+    /// Each edition's pieces, made once per language.
+    pub pieces: Pieces,
 }
 
 impl<'a> Worker<'a> {
@@ -95,7 +95,7 @@ impl<'a> Worker<'a> {
             sender: &mailer.sender,
             options,
             stop,
-            segments: Segments::default(),
+            pieces: Pieces::default(),
         }
     }
 }
@@ -236,18 +236,20 @@ impl Worker<'_> {
         }
         // A message that cannot be made (a broken template, an address the
         // builder refuses) will not be made on a later attempt either.
-        self.message(edition, person, sections).map_err(|e| {
-            let reason = format!("cannot build the message: {e:#}");
-            tracing::error!(delivery = id, error = %reason, "delivery failed");
-            Outcome::Final(DeliveryState::Failed, reason)
-        })
+        self.message(edition, stories, person, sections)
+            .map_err(|e| {
+                let reason = format!("cannot build the message: {e:#}");
+                tracing::error!(delivery = id, error = %reason, "delivery failed");
+                Outcome::Final(DeliveryState::Failed, reason)
+            })
     }
 
-    /// The message for one subscriber, with its Message-ID: the
-    /// audience's rendering with their values (see [`Segments`]).
+    /// The message for one subscriber, with its Message-ID: the edition's
+    /// pieces joined with their values (see [`Pieces`]).
     fn message(
         &self,
         edition: &Edition,
+        stories: &[StoredStory],
         person: &Subscriber,
         sections: Vec<render::Section<'_>>,
     ) -> Result<(String, lettre::Message)> {
@@ -275,9 +277,13 @@ impl Worker<'_> {
             test: false,
         };
         composer.with_email(person.into(), sections, issue, |email| {
-            let encoded =
-                self.segments
-                    .render(composer.templates, edition.id, email, &person.themes)?;
+            let encoded = self.pieces.render(
+                composer.templates,
+                edition.id,
+                email,
+                stories,
+                &person.themes,
+            )?;
             let message = composer.build(
                 email,
                 encoded,

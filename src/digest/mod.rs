@@ -8,6 +8,7 @@ pub mod compose;
 pub mod delivery;
 pub mod email;
 pub mod note;
+pub mod pieces;
 pub mod render;
 pub mod segments;
 pub mod words;

@@ -87,15 +87,9 @@ pub struct DigestEmail<'a> {
 /// Renders one subscriber's digest.
 pub fn render(templates: &Templates, email: &DigestEmail) -> Result<Rendered> {
     let mut vars = Vars::new(email);
-    vars.subject = subject(templates, email, &vars)?;
+    vars.subject = subject(templates, email, &vars.outline())?;
     let context = tera::Context::from_serialize(&vars).map_err(anyhow::Error::new)?;
-    let html = templates.0.render(HTML_FILE, &context)?;
-    let html = inline_css(&html).with_context(|| {
-        format!(
-            "cannot inline the CSS of {} (is its <style> valid CSS?)",
-            templates.origin(HTML_FILE)
-        )
-    })?;
+    let html = render_html(templates, &context)?;
     let text = templates.0.render(TEXT_FILE, &context)?;
     Ok(Rendered {
         subject: vars.subject,
@@ -104,20 +98,114 @@ pub fn render(templates: &Templates, email: &DigestEmail) -> Result<Rendered> {
     })
 }
 
+/// The HTML template rendered with `context`, its CSS inlined.
+fn render_html(templates: &Templates, context: &tera::Context) -> Result<String> {
+    let html = templates.0.render(HTML_FILE, context)?;
+    inline_css(&html).with_context(|| {
+        format!(
+            "cannot inline the CSS of {} (is its <style> valid CSS?)",
+            templates.origin(HTML_FILE)
+        )
+    })
+}
+
+/// Only the plain-text part of `email` (the HTML part made from pieces,
+/// see [`super::pieces`]).
+pub fn render_text(templates: &Templates, email: &DigestEmail) -> Result<String> {
+    let vars = Vars::new(email);
+    let context = tera::Context::from_serialize(&vars).map_err(anyhow::Error::new)?;
+    templates.0.render(TEXT_FILE, &context)
+}
+
+/// What of one reader's email depends on their stories rather than on the
+/// edition and language: the values [`super::pieces`] fills in, and which
+/// pieces it joins.
+pub struct Outline<'a> {
+    pub lead: Option<&'a StoredStory>,
+    pub story_count: usize,
+    /// The preheader's summary, shortened.
+    pub summary: String,
+    /// The titles of the reader's themes, in their order.
+    pub themes: Vec<&'a str>,
+}
+
+impl<'a> Outline<'a> {
+    /// The outline of `email`, as [`render`] would show it.
+    pub fn of(email: &DigestEmail<'a>) -> Outline<'a> {
+        let lead = lead_story(&email.sections);
+        let not_lead = |s: &&StoredStory| lead.is_none_or(|l| l.id != s.id);
+        let first_summary = lead
+            .into_iter()
+            .chain(
+                email
+                    .sections
+                    .iter()
+                    .flat_map(|s| s.stories.iter().copied().filter(not_lead)),
+            )
+            .map(|s| s.story.summary.trim())
+            .find(|s| !s.is_empty())
+            .unwrap_or_default();
+        Outline {
+            lead,
+            story_count: email.sections.iter().map(|s| s.stories.len()).sum(),
+            summary: shorten(first_summary, PREHEADER_CHARS),
+            themes: email
+                .sections
+                .iter()
+                .map(|s| s.theme.title.get(email.language))
+                .collect(),
+        }
+    }
+}
+
+/// The subject line of an email with `outline` (see [`subject`]).
+pub fn subject_of(templates: &Templates, email: &DigestEmail, outline: &Outline) -> Result<String> {
+    subject(templates, email, outline)
+}
+
+/// How a probe differs from an ordinary rendering: what it shows in place
+/// of the reader's values, and the mark it puts where the template allows
+/// a cut (`{{ cut | safe }}`).
+pub struct Probe<'a> {
+    pub cut: &'a str,
+    pub lead: Option<&'a StoredStory>,
+    pub subject: &'a str,
+    pub story_count: usize,
+    pub summary: &'a str,
+    pub themes: &'a str,
+    /// Every section's `more`.
+    pub more: usize,
+}
+
+/// The HTML part of `email` rendered as `probe` says, its CSS inlined.
+pub fn render_probe(templates: &Templates, email: &DigestEmail, probe: &Probe) -> Result<String> {
+    let mut vars = Vars::with_lead(email, probe.lead);
+    vars.cut = probe.cut;
+    vars.subject = probe.subject.to_owned();
+    vars.story_count = probe.story_count;
+    vars.preheader_summary = probe.summary.to_owned();
+    vars.themes = vec![probe.themes];
+    for section in &mut vars.sections {
+        section.more = probe.more;
+    }
+    let context = tera::Context::from_serialize(&vars).map_err(anyhow::Error::new)?;
+    render_html(templates, &context)
+}
+
 /// The digest's subject template for the language, rendered with `lead`
 /// (the lead story's title), `count` (the reader's new stories), `themes`
 /// (the titles of the reader's themes), `period`, `site` (the site's
 /// title) and `digest` (the digest's title), and made into one line. It is
 /// not HTML-escaped: a header is not HTML.
-fn subject(templates: &Templates, email: &DigestEmail, vars: &Vars) -> Result<String> {
+fn subject(templates: &Templates, email: &DigestEmail, outline: &Outline) -> Result<String> {
     let lang = email.language;
     let mut context = tera::Context::new();
     context.insert("period", email.period);
     context.insert("site", &email.config.site.title);
     context.insert("digest", email.digest.title.get(lang));
-    context.insert("lead", vars.lead.as_ref().map_or("", |l| l.title));
-    context.insert("count", &vars.story_count);
-    context.insert("themes", &vars.themes);
+    context.insert("lead", outline.lead.map_or("", |l| l.story.title.as_str()));
+    context.insert("count", &outline.story_count);
+    context.insert("themes", &outline.themes);
     let text = templates
         .0
         .render_str(email.digest.subject.get(lang), &context, false)
@@ -148,6 +236,8 @@ struct Vars<'a> {
     /// The story the email leads with, shown large above the sections
     /// (and not again in its section).
     lead: Option<StoryVars<'a>>,
+    #[serde(skip)]
+    lead_story: Option<&'a StoredStory>,
     sections: Vec<SectionVars<'a>>,
     /// The titles of every theme the subscriber chose, in their order.
     themes: Vec<&'a str>,
@@ -161,6 +251,9 @@ struct Vars<'a> {
     note: Option<NoteVars<'a>>,
     test: bool,
     web: bool,
+    /// Where the template allows the email to be cut into pieces: nothing
+    /// in an ordinary rendering (see [`super::pieces`]).
+    cut: &'a str,
 }
 
 #[derive(Serialize)]
@@ -241,10 +334,23 @@ struct LinkVars<'a> {
 
 impl<'a> Vars<'a> {
     fn new(email: &'a DigestEmail<'a>) -> Vars<'a> {
+        Vars::with_lead(email, lead_story(&email.sections))
+    }
+
+    /// What [`Outline::of`] gives for the email these were made of.
+    fn outline(&self) -> Outline<'a> {
+        Outline {
+            lead: self.lead_story,
+            story_count: self.story_count,
+            summary: self.preheader_summary.clone(),
+            themes: self.themes.clone(),
+        }
+    }
+
+    fn with_lead(email: &'a DigestEmail<'a>, lead: Option<&'a StoredStory>) -> Vars<'a> {
         let config = email.config;
         let lang = email.language;
         let words = words::words(lang);
-        let lead = lead_story(&email.sections);
         let sections: Vec<SectionVars> = email
             .sections
             .iter()
@@ -269,6 +375,7 @@ impl<'a> Vars<'a> {
                 s
             })
             .collect();
+        let lead_story = lead;
         let lead = lead.map(|story| StoryVars {
             lead: true,
             ..StoryVars::new(config, lang, words, story)
@@ -316,6 +423,8 @@ impl<'a> Vars<'a> {
             }),
             test: email.test,
             web: email.web,
+            cut: "",
+            lead_story,
         }
     }
 }

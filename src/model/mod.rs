@@ -13,7 +13,7 @@ pub mod story;
 pub mod subscriber;
 pub mod text;
 
-pub use bounce::BounceKind;
+pub use bounce::{BounceKind, EditionBounces};
 pub use language::{Lang, Language};
 pub use outcome::{DeliveryState, JobOutcome};
 pub use problem::{Problem, Problems, printable, printable_lines};

@@ -6,7 +6,7 @@ use anyhow::Result;
 use chrono::{DateTime, Utc};
 
 use super::Store;
-use crate::model::BounceKind;
+use crate::model::{BounceKind, EditionBounces};
 
 /// How much of a report is kept: the first 64 KiB.
 pub const MAX_REPORT: usize = 64 * 1024;
@@ -116,5 +116,11 @@ impl Store {
     /// bounced or complained.
     pub async fn bounce_kinds(&self, email_key: &str) -> Result<Vec<BounceKind>> {
         crate::store::dispatch!(self, bounces::kinds(email_key))
+    }
+
+    /// How many of the readers of edition `edition_id` had a hard bounce,
+    /// a soft one, a complaint (each reader once per kind).
+    pub async fn edition_bounces(&self, edition_id: i64) -> Result<EditionBounces> {
+        crate::store::dispatch!(self, bounces::edition_bounces(edition_id))
     }
 }

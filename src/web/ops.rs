@@ -25,7 +25,7 @@ use sha2::{Digest as _, Sha256};
 use subtle::ConstantTimeEq as _;
 
 use super::AppState;
-use crate::model::{DeliveryState, JobOutcome};
+use crate::model::{BounceKind, DeliveryState, JobOutcome};
 use crate::publish::build::BuildReport;
 
 /// The CMS hook ignores its body; anything larger than this is refused.
@@ -164,6 +164,73 @@ async fn exposition(state: &AppState) -> anyhow::Result<String> {
     );
     for (digest, n) in &editions {
         m.sample("tidings_editions_total", &[("digest", digest)], *n);
+    }
+
+    // Bounces arrive days after an edition went out: each digest's
+    // latest edition, with what came back about it so far.
+    let mut last = Vec::new();
+    for digest in &state.config.digests {
+        if let Some(e) = store.editions(&digest.id, 1).await?.into_iter().next() {
+            let sent = store.delivery_counts(e.id).await?.sent;
+            last.push((
+                digest.id.as_str(),
+                e.id,
+                sent,
+                store.edition_bounces(e.id).await?,
+            ));
+        }
+    }
+    m.family(
+        "tidings_last_edition_sent",
+        "gauge",
+        "Messages sent of each digest's latest edition.",
+    );
+    for (digest, edition, sent, _) in &last {
+        let edition = edition.to_string();
+        m.sample(
+            "tidings_last_edition_sent",
+            &[("digest", digest), ("edition", &edition)],
+            *sent,
+        );
+    }
+    m.family(
+        "tidings_last_edition_bounces",
+        "gauge",
+        "Readers of each digest's latest edition with a bounce or complaint reported, by kind.",
+    );
+    for (digest, edition, _, bounces) in &last {
+        let edition = edition.to_string();
+        for (kind, n) in [
+            ("hard", bounces.hard),
+            ("soft", bounces.soft),
+            ("complaint", bounces.complaints),
+        ] {
+            m.sample(
+                "tidings_last_edition_bounces",
+                &[("digest", digest), ("edition", &edition), ("kind", kind)],
+                n,
+            );
+        }
+    }
+    m.family(
+        "tidings_last_edition_bounce_ratio",
+        "gauge",
+        "Bounces and complaints of each digest's latest edition as a share of its sent messages \
+         (warnings above 0.001 for complaints, 0.02 for hard bounces).",
+    );
+    for (digest, edition, sent, bounces) in &last {
+        let edition = edition.to_string();
+        for kind in BounceKind::ALL {
+            m.sample_f(
+                "tidings_last_edition_bounce_ratio",
+                &[
+                    ("digest", digest),
+                    ("edition", &edition),
+                    ("kind", kind.as_str()),
+                ],
+                bounces.rate(kind, *sent),
+            );
+        }
     }
 
     m.family(

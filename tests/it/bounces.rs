@@ -200,6 +200,31 @@ fn a_complaint_unsubscribes_and_auto_replies_and_strangers_change_nothing() {
     );
     assert_eq!(status_of(&site, "ann@example.org"), "active");
     assert_eq!(status_of(&site, "bo@example.org"), "unsubscribed");
+    // One complaint of two messages sent: far above 0.1%, in the log and
+    // in both status commands.
+    assert!(
+        run.stderr
+            .contains("complaint rate 50% (1 of 2) is above 0.10%"),
+        "{run}"
+    );
+    let status = ok(site.tidings(&["digest", "status"]));
+    assert!(
+        status
+            .stdout
+            .contains("came back: 0 hard bounces (0%), 0 soft (0%), 1 complaints (50%)"),
+        "{status}"
+    );
+    assert!(
+        status
+            .stdout
+            .contains("WARNING: complaint rate 50% (1 of 2) is above 0.10%"),
+        "{status}"
+    );
+    let overall = ok(site.tidings(&["status"]));
+    assert!(
+        overall.stdout.contains("WARNING: complaint rate 50%"),
+        "{overall}"
+    );
 
     let list = ok(site.tidings(&["bounces", "list", "--kind", "complaint"]));
     assert_eq!(list.stdout.lines().count(), 2, "{list}");
@@ -220,6 +245,52 @@ fn a_complaint_unsubscribes_and_auto_replies_and_strangers_change_nothing() {
     assert!(add.stderr.contains("complained"), "{add}");
     assert!(add.stderr.contains("fresh opt-in"), "{add}");
     assert_eq!(status_of(&site, "bo@example.org"), "unsubscribed");
+
+    // A fresh opt-in does: pending with the new choices and a confirmation
+    // email; digests again only once they confirm.
+    let before = outbox(&site).get("bo@example.org").map_or(0, Vec::len);
+    let again = ok(site.tidings(&[
+        "subscribers",
+        "add",
+        "bo@example.org",
+        "--themes",
+        "alpha",
+        "--send-confirmation",
+    ]));
+    assert!(
+        again
+            .stdout
+            .contains("bo@example.org was unsubscribed (it complained"),
+        "{again}"
+    );
+    assert!(again.stdout.contains("pending again"), "{again}");
+    assert!(
+        again.stdout.contains("sent the confirmation email"),
+        "{again}"
+    );
+    assert_eq!(status_of(&site, "bo@example.org"), "pending");
+    let mail = outbox(&site);
+    let sent = &mail["bo@example.org"];
+    assert_eq!(sent.len(), before + 1, "one confirmation email");
+    assert!(
+        sent.iter().any(|m| m.text.contains("/confirm/")),
+        "a confirmation link"
+    );
+    // An active address is left alone, and gets nothing.
+    let active = ok(site.tidings(&[
+        "subscribers",
+        "add",
+        "ann@example.org",
+        "--themes",
+        "alpha",
+        "--send-confirmation",
+    ]));
+    assert!(
+        active.stderr.contains("already an active subscriber"),
+        "{active}"
+    );
+    assert_eq!(status_of(&site, "ann@example.org"), "active");
+    assert_eq!(outbox(&site)["ann@example.org"].len(), 1);
 }
 
 #[test]

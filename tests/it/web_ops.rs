@@ -321,6 +321,69 @@ async fn metrics_say_what_the_store_holds() {
     assert_eq!(v("tidings_deliveries", &[("state", "sent")]), 1.0, "{text}");
     assert_eq!(v("tidings_editions_total", &[("digest", "monthly")]), 1.0);
 
+    // The latest edition, and what came back about it: nothing yet, then a
+    // complaint recorded (as `bounces import` records one).
+    let edition = store.editions("monthly", 1).await.unwrap()[0].id;
+    let e = edition.to_string();
+    let last = |kind: &'static str| {
+        [
+            ("digest", "monthly"),
+            ("edition", e.as_str()),
+            ("kind", kind),
+        ]
+    };
+    assert_eq!(
+        v(
+            "tidings_last_edition_sent",
+            &[("digest", "monthly"), ("edition", &e)]
+        ),
+        1.0
+    );
+    assert_eq!(v("tidings_last_edition_bounces", &last("complaint")), 0.0);
+    let active = store
+        .subscriber("active@example.org")
+        .await
+        .unwrap()
+        .unwrap();
+    let event = tidings::store::bounces::NewBounce {
+        received_at: chrono::Utc::now(),
+        subscriber_id: active.id,
+        edition_id: edition,
+        kind: tidings::model::BounceKind::Complaint,
+        diagnostic: "abuse",
+        report: b"Feedback-Type: abuse",
+    };
+    let policy = tidings::store::bounces::Policy {
+        soft_limit: 3,
+        soft_since: chrono::Utc::now(),
+    };
+    store.record_bounce(&event, policy).await.unwrap();
+    let again = raw_client()
+        .get(service.metrics_url())
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let later = parse_exposition(&again);
+    assert_eq!(
+        value(&later, "tidings_last_edition_bounces", &last("complaint")),
+        1.0
+    );
+    assert_eq!(
+        value(&later, "tidings_last_edition_bounces", &last("hard")),
+        0.0
+    );
+    assert_eq!(
+        value(
+            &later,
+            "tidings_last_edition_bounce_ratio",
+            &last("complaint")
+        ),
+        1.0
+    );
+
     let ingest = store
         .job("ingest")
         .await

@@ -3,7 +3,7 @@
 use anyhow::{Context as _, Result};
 use sqlx::{Pool, Row};
 
-use crate::model::{BounceKind, Status};
+use crate::model::{BounceKind, EditionBounces, Status};
 use crate::store::bounces::{Action, BounceEvent, Filter, MAX_REPORT, NewBounce, Policy, Recorded};
 
 pub async fn record(pool: &Pool<DB>, event: &NewBounce<'_>, policy: Policy) -> Result<Recorded> {
@@ -150,4 +150,26 @@ pub async fn kinds(pool: &Pool<DB>, email_key: &str) -> Result<Vec<BounceKind>> 
         .iter()
         .map(|k| k.parse().map_err(anyhow::Error::msg))
         .collect()
+}
+
+pub async fn edition_bounces(pool: &Pool<DB>, edition_id: i64) -> Result<EditionBounces> {
+    let rows = sqlx::query(
+        "SELECT kind, COUNT(DISTINCT subscriber_id) AS n FROM bounce_events
+         WHERE edition_id = $1 GROUP BY kind",
+    )
+    .bind(edition_id)
+    .fetch_all(pool)
+    .await
+    .context("cannot count the edition's bounce events")?;
+    let mut out = EditionBounces::default();
+    for row in rows {
+        let kind: String = row.get("kind");
+        let n: i64 = row.get("n");
+        match kind.parse::<BounceKind>().map_err(anyhow::Error::msg)? {
+            BounceKind::Hard => out.hard = n,
+            BounceKind::Soft => out.soft = n,
+            BounceKind::Complaint => out.complaints = n,
+        }
+    }
+    Ok(out)
 }

@@ -1,0 +1,859 @@
+//! Digest emails joined from pieces, so that the cost of one message does
+//! not depend on how many different emails an edition has.
+//!
+//! Rendering the HTML part (tera, then CSS inlining, which parses the
+//! whole page) is the dearest part of sending. Readers who choose their
+//! themes in their own order get emails that share every story but few
+//! whole pages, so this module renders each *piece* once per edition and
+//! language, with the CSS already inlined and the quoted-printable
+//! encoding already applied: each theme's heading, each story's card, each
+//! theme's closing lines, and the frame around them (the header with the
+//! lead story, the footer). A reader's HTML part is those pieces joined in
+//! their order with their own values put in: address, links, subject,
+//! story count, preheader, theme names and "N more" counts.
+//!
+//! Where the template may be cut is the template's to say: the built-in
+//! `digest.html` marks each place with `{{ cut | safe }}`, which renders
+//! as nothing in an ordinary rendering. The pieces come from *probe*
+//! renderings in which each cut is an HTML comment and each reader's value
+//! a marker; a marker is filled in escaped as the CSS inliner's serializer
+//! escapes text or an attribute there.
+//!
+//! Nothing here is trusted blindly. A language's pieces are used only if
+//! the probe cuts where expected, every story's card and every heading is
+//! the same wherever it stands, and the first readers of the language in
+//! each edition get byte for byte the HTML part an ordinary rendering
+//! gives (checked by rendering them whole as well). Otherwise the edition
+//! falls back, for that language, to rendering each audience whole
+//! ([`Segments`]) and says so once in the log. The plain-text part is
+//! rendered whole for every reader: it is cheap, and its `wrap` filter
+//! reflows paragraphs around the values.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, OnceLock};
+
+use anyhow::Result;
+
+use super::render::{self, DigestEmail, Outline, Probe, Section, Templates};
+use super::segments::Segments;
+use crate::mail::message::{Encoded, crlf, fingerprint};
+use crate::model::ThemeSlug;
+use crate::store::StoredStory;
+
+/// What a probe puts where the template allows a cut.
+const CUT: &str = "<!--tidings-cut-4e1f8a-->";
+const RECIPIENT: &str = "tidings-recipient-4e1f8a@example.invalid";
+const PREFERENCES: &str = "https://tidings-preferences-4e1f8a.invalid/p";
+const UNSUBSCRIBE: &str = "https://tidings-unsubscribe-4e1f8a.invalid/u";
+const SUBJECT: &str = "tidings-subject-4e1f8a";
+const SUMMARY: &str = "tidings-summary-4e1f8a";
+const THEMES: &str = "tidings-themes-4e1f8a";
+/// Numbers stand in for the numbers: a template may compare them.
+const COUNT: usize = 7_318_262_519;
+const MORE: usize = 6_174_901_353;
+/// How many readers of each language in each edition are also rendered
+/// whole and compared before the pieces are trusted alone.
+const VERIFY: usize = 3;
+
+/// A reader's value that a piece leaves out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Value {
+    Recipient,
+    Preferences,
+    Unsubscribe,
+    Subject,
+    Summary,
+    Themes,
+    Count,
+    More,
+}
+
+const VALUES: [Value; 8] = [
+    Value::Recipient,
+    Value::Preferences,
+    Value::Unsubscribe,
+    Value::Subject,
+    Value::Summary,
+    Value::Themes,
+    Value::Count,
+    Value::More,
+];
+
+impl Value {
+    fn marker(self) -> String {
+        match self {
+            Value::Recipient => RECIPIENT.to_owned(),
+            Value::Preferences => PREFERENCES.to_owned(),
+            Value::Unsubscribe => UNSUBSCRIBE.to_owned(),
+            Value::Subject => SUBJECT.to_owned(),
+            Value::Summary => SUMMARY.to_owned(),
+            Value::Themes => THEMES.to_owned(),
+            Value::Count => COUNT.to_string(),
+            Value::More => MORE.to_string(),
+        }
+    }
+}
+
+/// The pieces of every edition and language delivered so far.
+#[derive(Default)]
+pub struct Pieces {
+    layouts: Mutex<HashMap<(i64, String), Arc<OnceLock<Layout>>>>,
+    /// The fallback: each audience rendered whole.
+    segments: Segments,
+}
+
+/// One edition's pieces in one language, or why there are none.
+enum Layout {
+    Cut(Box<Cut>),
+    Whole,
+}
+
+struct Cut {
+    opens: HashMap<ThemeSlug, Piece>,
+    cards: HashMap<String, Piece>,
+    /// Per theme: its closing lines with nothing more, and with more.
+    closes: HashMap<ThemeSlug, [Piece; 2]>,
+    /// The header (with the lead story) and footer, per lead story and
+    /// the conditions a template tests (one story; no preheader text).
+    frames: Mutex<HashMap<FrameKey, Arc<Frame>>>,
+    /// Readers compared with a whole rendering so far, and whether all
+    /// were the same (`None` once one was not).
+    checked: Mutex<Option<usize>>,
+    edition: i64,
+    language: String,
+}
+
+type FrameKey = (Option<String>, bool, bool);
+
+/// What joining one reader's email gave.
+enum Joined {
+    Email(Encoded),
+    /// This reader's values cannot be put in as they are: render theirs
+    /// another way.
+    NotThisOne,
+    /// The template cannot be cut safely after all.
+    Broken(String),
+}
+
+struct Frame {
+    top: Piece,
+    foot: Piece,
+}
+
+impl Pieces {
+    /// `email` rendered and encoded: its HTML part joined from pieces where
+    /// the templates allow it, else from its audience's rendering.
+    /// `stories` are the edition's, `themes` the reader's.
+    pub fn render(
+        &self,
+        templates: &Templates,
+        edition: i64,
+        email: &DigestEmail,
+        stories: &[StoredStory],
+        themes: &[ThemeSlug],
+    ) -> Result<Encoded> {
+        let layout = {
+            let key = (edition, email.language.to_owned());
+            let mut layouts = self.layouts.lock().expect("not poisoned");
+            layouts.entry(key).or_default().clone()
+        };
+        let layout = layout.get_or_init(|| Layout::new(templates, edition, email, stories));
+        let Layout::Cut(cut) = layout else {
+            return self.segments.render(templates, edition, email, themes);
+        };
+        let joined = match cut.join(templates, email)? {
+            Joined::Email(joined) => joined,
+            Joined::NotThisOne => return self.segments.render(templates, edition, email, themes),
+            Joined::Broken(why) => {
+                cut.give_up(templates, &why);
+                return self.segments.render(templates, edition, email, themes);
+            }
+        };
+        let verify = {
+            let checked = cut.checked.lock().expect("not poisoned");
+            match *checked {
+                None => return self.segments.render(templates, edition, email, themes),
+                Some(n) => n < VERIFY,
+            }
+        };
+        if verify {
+            let whole = render::render(templates, email)?;
+            let same = decoded(&joined.html).as_deref() == Some(crlf(&whole.html).as_bytes())
+                && joined.subject == whole.subject;
+            if !same {
+                cut.give_up(
+                    templates,
+                    "the HTML joined from pieces differs from a whole rendering",
+                );
+                return Ok(Encoded::encode(&whole));
+            }
+            let mut checked = cut.checked.lock().expect("not poisoned");
+            *checked = checked.map(|n| n + 1);
+        }
+        Ok(joined)
+    }
+}
+
+impl Layout {
+    /// The pieces of edition `edition` in the language of `email` (whose
+    /// config, digest, period, note and edition link they share), from
+    /// probes showing every story of `stories` under each of its themes.
+    fn new(
+        templates: &Templates,
+        edition: i64,
+        email: &DigestEmail,
+        stories: &[StoredStory],
+    ) -> Layout {
+        match Cut::new(templates, edition, email, stories) {
+            Ok(Some(cut)) => Layout::Cut(Box::new(cut)),
+            Ok(None) => {
+                tracing::info!(
+                    edition,
+                    language = email.language,
+                    template = templates.origin(render::HTML_FILE),
+                    "the digest template has no `{{{{ cut | safe }}}}` marks; each audience's email is rendered whole"
+                );
+                Layout::Whole
+            }
+            Err(why) => {
+                tracing::warn!(
+                    edition,
+                    language = email.language,
+                    template = templates.origin(render::HTML_FILE),
+                    reason = %why,
+                    "the digest template cannot be cut into pieces safely; each audience's email is rendered whole"
+                );
+                Layout::Whole
+            }
+        }
+    }
+}
+
+/// The probe rendering of `email` with `sections` and the reader's values
+/// as markers.
+fn probe(
+    templates: &Templates,
+    email: &DigestEmail,
+    sections: Vec<Section<'_>>,
+    lead: Option<&StoredStory>,
+    (one, no_summary): (bool, bool),
+    more: usize,
+) -> Result<String, String> {
+    let themes = [THEMES];
+    let email = DigestEmail {
+        sections,
+        recipient: RECIPIENT,
+        links: render::Links {
+            preferences: PREFERENCES.to_owned(),
+            unsubscribe: UNSUBSCRIBE.to_owned(),
+            edition: email.links.edition.clone(),
+        },
+        ..*email
+    };
+    let probe = Probe {
+        cut: CUT,
+        lead,
+        subject: SUBJECT,
+        story_count: if one { 1 } else { COUNT },
+        summary: if no_summary { "" } else { SUMMARY },
+        themes: themes[0],
+        more,
+    };
+    render::render_probe(templates, &email, &probe).map_err(|e| format!("{e:#}"))
+}
+
+impl Cut {
+    /// `Ok(None)` when the template has no cuts; `Err` says why the
+    /// pieces cannot be trusted.
+    fn new(
+        templates: &Templates,
+        edition: i64,
+        email: &DigestEmail,
+        stories: &[StoredStory],
+    ) -> Result<Option<Cut>, String> {
+        // Every theme with stories, each with all of them: every piece a
+        // reader can get. Once in the site's order with nothing more, once
+        // reversed with more, so that each piece is seen in two places.
+        let all: Vec<Section> = email
+            .config
+            .themes
+            .iter()
+            .map(|theme| Section {
+                theme,
+                stories: stories
+                    .iter()
+                    .filter(|s| s.story.themes.contains(&theme.slug))
+                    .collect(),
+                more: 0,
+            })
+            .filter(|s| !s.stories.is_empty())
+            .collect();
+        let reversed: Vec<Section> = all.iter().rev().cloned().collect();
+        let (mut opens, mut cards) = (HashMap::new(), HashMap::new());
+        let mut closes: HashMap<ThemeSlug, Vec<Piece>> = HashMap::new();
+        for (sections, more) in [(all, 0), (reversed, MORE)] {
+            let html = probe(
+                templates,
+                email,
+                sections.clone(),
+                None,
+                (false, false),
+                more,
+            )?;
+            let parts: Vec<&str> = html.split(CUT).collect();
+            if parts.len() == 1 {
+                return Ok(None);
+            }
+            let want = 3 + sections.iter().map(|s| s.stories.len() + 2).sum::<usize>();
+            if parts.len() != want {
+                return Err(format!(
+                    "expected {want} pieces from {} themes, the template gave {}",
+                    sections.len(),
+                    parts.len()
+                ));
+            }
+            let mut at = 2;
+            for section in &sections {
+                same(
+                    &mut opens,
+                    section.theme.slug.clone(),
+                    parts[at],
+                    "a theme's heading",
+                )?;
+                at += 1;
+                for story in &section.stories {
+                    same(
+                        &mut cards,
+                        story.id.as_str().to_owned(),
+                        parts[at],
+                        "a story",
+                    )?;
+                    at += 1;
+                }
+                closes
+                    .entry(section.theme.slug.clone())
+                    .or_default()
+                    .push(Piece::new(parts[at])?);
+                at += 1;
+            }
+        }
+        let closes = closes
+            .into_iter()
+            .map(|(slug, pair)| {
+                let [none, some]: [Piece; 2] = pair
+                    .try_into()
+                    .map_err(|_| format!("theme {slug}: its closing lines were not seen twice"))?;
+                Ok((slug, [none, some]))
+            })
+            .collect::<Result<_, String>>()?;
+        Ok(Some(Cut {
+            opens,
+            cards,
+            closes,
+            frames: Mutex::default(),
+            checked: Mutex::new(Some(0)),
+            edition,
+            language: email.language.to_owned(),
+        }))
+    }
+
+    /// The frame for `key`, made by a probe with no sections.
+    fn frame(
+        &self,
+        templates: &Templates,
+        email: &DigestEmail,
+        lead: Option<&StoredStory>,
+        key: FrameKey,
+    ) -> Result<Arc<Frame>, String> {
+        if let Some(frame) = self.frames.lock().expect("not poisoned").get(&key) {
+            return Ok(frame.clone());
+        }
+        let html = probe(templates, email, Vec::new(), lead, (key.1, key.2), 0)?;
+        let parts: Vec<&str> = html.split(CUT).collect();
+        let [head, lead, foot] = parts[..] else {
+            return Err(format!(
+                "expected 3 pieces of an email without themes, the template gave {}",
+                parts.len()
+            ));
+        };
+        let frame = Arc::new(Frame {
+            top: Piece::new(&format!("{head}{lead}"))?,
+            foot: Piece::new(foot)?,
+        });
+        self.frames
+            .lock()
+            .expect("not poisoned")
+            .insert(key, frame.clone());
+        Ok(frame)
+    }
+
+    /// Stops joining this edition's emails in this language, saying why
+    /// in the log the first time.
+    fn give_up(&self, templates: &Templates, why: &str) {
+        let mut checked = self.checked.lock().expect("not poisoned");
+        if checked.take().is_some() {
+            tracing::warn!(
+                edition = self.edition,
+                language = self.language,
+                template = templates.origin(render::HTML_FILE),
+                reason = why,
+                "the digest template cannot be cut into pieces safely; \
+                 this edition's emails in this language are rendered whole"
+            );
+        }
+    }
+
+    /// The reader's email joined from the pieces.
+    fn join(&self, templates: &Templates, email: &DigestEmail) -> Result<Joined> {
+        let outline = Outline::of(email);
+        let subject = render::subject_of(templates, email, &outline)?;
+        let Some(mut values) = Values::new([
+            email.recipient,
+            &email.links.preferences,
+            &email.links.unsubscribe,
+            &subject,
+            &outline.summary,
+            &outline.themes.join(", "),
+        ]) else {
+            return Ok(Joined::NotThisOne);
+        };
+        values.count = outline.story_count.to_string();
+        let key: FrameKey = (
+            outline.lead.map(|l| l.id.as_str().to_owned()),
+            outline.story_count == 1,
+            outline.summary.is_empty(),
+        );
+        let frame = match self.frame(templates, email, outline.lead, key.clone()) {
+            Ok(frame) => frame,
+            Err(why) => return Ok(Joined::Broken(why)),
+        };
+        let mut html = Vec::with_capacity(64 * 1024);
+        let mut ids: Vec<&[u8]> = Vec::new();
+        frame.top.fill(&mut html, &mut values);
+        for section in &email.sections {
+            let others: Vec<&StoredStory> = section
+                .stories
+                .iter()
+                .copied()
+                .filter(|s| outline.lead.is_none_or(|l| l.id != s.id))
+                .collect();
+            if others.is_empty() {
+                continue;
+            }
+            let slug = &section.theme.slug;
+            let (Some(open), Some(close)) = (self.opens.get(slug), self.closes.get(slug)) else {
+                return Ok(Joined::Broken(format!("no piece for theme {slug}")));
+            };
+            open.fill(&mut html, &mut values);
+            for story in others {
+                let Some(card) = self.cards.get(story.id.as_str()) else {
+                    return Ok(Joined::Broken(format!("no piece for story {}", story.id)));
+                };
+                card.fill(&mut html, &mut values);
+                ids.push(story.id.as_str().as_bytes());
+            }
+            values.more = section.more.to_string();
+            close[usize::from(section.more > 0)].fill(&mut html, &mut values);
+            ids.push(slug.as_str().as_bytes());
+        }
+        frame.foot.fill(&mut html, &mut values);
+        if html.ends_with(b"=\r\n") {
+            html.truncate(html.len() - 3);
+        }
+        let text = render::render_text(templates, email)?;
+        let text = quoted_printable::encode(crlf(&text).as_bytes());
+        let lead = key.0.unwrap_or_default();
+        let mut parts: Vec<&[u8]> = vec![&text, lead.as_bytes(), values.count.as_bytes()];
+        parts.extend(values.raw.iter().map(|v| v.as_bytes()));
+        parts.extend(ids);
+        Ok(Joined::Email(Encoded {
+            subject,
+            fingerprint: fingerprint(&parts),
+            text,
+            html,
+        }))
+    }
+}
+
+/// Records `html` as the piece `key` of `pieces`, or says it differs from
+/// the piece already seen there.
+fn same<K: std::hash::Hash + Eq + std::fmt::Display>(
+    pieces: &mut HashMap<K, Piece>,
+    key: K,
+    html: &str,
+    what: &str,
+) -> Result<(), String> {
+    let piece = Piece::new(html)?;
+    match pieces.get(&key) {
+        Some(seen) if seen.encoded != piece.encoded || seen.cuts != piece.cuts => Err(format!(
+            "{what} ({key}) renders differently depending on where it stands"
+        )),
+        Some(_) => Ok(()),
+        None => {
+            pieces.insert(key, piece);
+            Ok(())
+        }
+    }
+}
+
+/// A piece of the HTML part, quoted-printable encoded, cut where the
+/// reader's values go.
+struct Piece {
+    encoded: Vec<u8>,
+    /// (offset in `encoded`, the value, whether inside an attribute).
+    cuts: Vec<(usize, Value, bool)>,
+}
+
+impl Piece {
+    fn new(html: &str) -> Result<Piece, String> {
+        let html = crlf(html);
+        let mut found: Vec<(usize, Value, usize)> = Vec::new();
+        for value in VALUES {
+            let marker = value.marker();
+            found.extend(
+                html.match_indices(&marker)
+                    .map(|(at, m)| (at, value, m.len())),
+            );
+        }
+        found.sort_unstable_by_key(|&(at, _, _)| at);
+        let mut encoded = Vec::with_capacity(html.len() + html.len() / 8);
+        let mut cuts = Vec::with_capacity(found.len());
+        let mut from = 0;
+        for (at, value, len) in found {
+            if at < from {
+                return Err("two of the reader's values overlap".into());
+            }
+            let attr = context(&html[..at])?;
+            encode_piece(&html[from..at], &mut encoded);
+            cuts.push((encoded.len(), value, attr));
+            from = at + len;
+        }
+        encode_piece(&html[from..], &mut encoded);
+        Ok(Piece { encoded, cuts })
+    }
+
+    fn fill(&self, out: &mut Vec<u8>, values: &mut Values) {
+        let mut from = 0;
+        for &(at, value, attr) in &self.cuts {
+            out.extend_from_slice(&self.encoded[from..at]);
+            out.extend_from_slice(values.encoded(value, attr));
+            from = at;
+        }
+        out.extend_from_slice(&self.encoded[from..]);
+    }
+}
+
+/// Whether a value after `before` (serialized HTML) stands in an
+/// attribute (`true`) or in text (`false`); an error where the serializer
+/// writes it unescaped (a comment, a style or script element).
+fn context(before: &str) -> Result<bool, String> {
+    let open = before.rfind('<');
+    let close = before.rfind('>');
+    if open > close {
+        return Ok(true);
+    }
+    let lower = |s: &str| s.to_ascii_lowercase();
+    let before_lower = lower(&before[before.len().saturating_sub(64 * 1024)..]);
+    if before_lower.rfind("<!--") > before_lower.rfind("-->") {
+        return Err("a reader's value stands in an HTML comment".into());
+    }
+    for raw in [
+        "style", "script", "noscript", "xmp", "iframe", "noembed", "noframes",
+    ] {
+        if before_lower.rfind(&format!("<{raw}")) > before_lower.rfind(&format!("</{raw}")) {
+            return Err(format!("a reader's value stands in a <{raw}> element"));
+        }
+    }
+    Ok(false)
+}
+
+/// One reader's values, escaped and encoded once each as needed.
+struct Values {
+    /// As [`VALUES`] orders the first six.
+    raw: [String; 6],
+    count: String,
+    more: String,
+    encoded: [[Option<Vec<u8>>; 2]; 8],
+}
+
+impl Values {
+    fn new(raw: [&str; 6]) -> Option<Values> {
+        // Text the HTML parser would change (line ends, control
+        // characters) cannot be put in as it is.
+        if raw.iter().any(|v| v.chars().any(char::is_control)) {
+            return None;
+        }
+        Some(Values {
+            raw: raw.map(str::to_owned),
+            count: String::new(),
+            more: String::new(),
+            encoded: Default::default(),
+        })
+    }
+
+    fn encoded(&mut self, value: Value, attr: bool) -> &[u8] {
+        let index = VALUES.iter().position(|v| *v == value).expect("a value");
+        if value == Value::More {
+            // Differs per theme: never kept.
+            self.encoded[index][usize::from(attr)] = None;
+        }
+        let raw = match value {
+            Value::Count => self.count.as_str(),
+            Value::More => self.more.as_str(),
+            _ => self.raw[index].as_str(),
+        };
+        self.encoded[index][usize::from(attr)].get_or_insert_with(|| {
+            let mut out = Vec::with_capacity(raw.len() + 8);
+            encode_piece(&escape(raw, attr), &mut out);
+            out
+        })
+    }
+}
+
+/// `text` escaped as the CSS inliner's serializer escapes text (`&`, `<`,
+/// `>`, no-break space) or an attribute value (`&`, `"`, no-break space).
+fn escape(text: &str, attr: bool) -> String {
+    let mut out = String::with_capacity(text.len() + 8);
+    for c in text.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '\u{a0}' => out.push_str("&nbsp;"),
+            '"' if attr => out.push_str("&quot;"),
+            '<' if !attr => out.push_str("&lt;"),
+            '>' if !attr => out.push_str("&gt;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// Appends `piece` quoted-printable encoded, ending in a soft line break
+/// unless it ends a line, so that what comes next starts a line. Lines
+/// are kept to 75 characters so that the `=` fits in 76.
+fn encode_piece(piece: &str, out: &mut Vec<u8>) {
+    if piece.is_empty() {
+        return;
+    }
+    let options = quoted_printable::Options::default()
+        .line_length_limit(75)
+        .input_mode(quoted_printable::InputMode::Text);
+    out.extend_from_slice(quoted_printable::encode_with_options(piece, options).as_bytes());
+    if !piece.ends_with("\r\n") {
+        out.extend_from_slice(b"=\r\n");
+    }
+}
+
+/// `encoded` quoted-printable decoded, strictly.
+fn decoded(encoded: &[u8]) -> Option<Vec<u8>> {
+    quoted_printable::decode(encoded, quoted_printable::ParseMode::Strict).ok()
+}
+
+impl Pieces {
+    /// Whether the emails of `edition` in `language` are joined from
+    /// pieces (rather than rendered whole), as far as delivered so far.
+    pub fn joined(&self, edition: i64, language: &str) -> bool {
+        let layouts = self.layouts.lock().expect("not poisoned");
+        let Some(Layout::Cut(cut)) = layouts
+            .get(&(edition, language.to_owned()))
+            .and_then(|l| l.get())
+        else {
+            return false;
+        };
+        cut.checked.lock().expect("not poisoned").is_some()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::digest::compose;
+    use crate::fixtures::{site, story};
+    use crate::mail::message::Encoded;
+
+    /// Six themes, at most three stories of a theme per email.
+    const EXTRA: &str = r#"max_stories_per_theme = 3
+
+[[themes]]
+slug = "vatten"
+title = { sv = "Vatten & avlopp", en = "Water & sewage" }
+
+[[themes]]
+slug = "skola"
+title = { sv = "Skola", en = "School" }
+
+[[themes]]
+slug = "halsa"
+title = { sv = "Hälsa \"och\" vård", en = "Health <care>" }
+
+[[themes]]
+slug = "kultur"
+title = { sv = "Kultur", en = "Culture" }
+"#;
+
+    const THEMES: [&str; 6] = [
+        "miljo-och-klimat",
+        "lokal-demokrati",
+        "vatten",
+        "skola",
+        "halsa",
+        "kultur",
+    ];
+
+    /// A small deterministic generator, so that a failure repeats.
+    struct Lcg(u64);
+    impl Lcg {
+        fn next(&mut self, n: usize) -> usize {
+            self.0 = self
+                .0
+                .wrapping_mul(6_364_136_223_846_793_005)
+                .wrapping_add(1_442_695_040_888_963_407);
+            ((self.0 >> 33) % n as u64) as usize
+        }
+    }
+
+    /// 26 stories, newest first, with awkward titles and summaries, some
+    /// featured, some without image or summary or in another language.
+    fn stories(rng: &mut Lcg) -> Vec<StoredStory> {
+        let titles = [
+            "Tom & Jerry <b>i</b> \"Kisumu\"",
+            "Växjö och An Giang vässar demokratin",
+            "’Citat’ och 'enkla' fnuttar",
+            "Ett\u{a0}hårt mellanslag",
+            "Vatten > avlopp < skola",
+        ];
+        let mut out: Vec<StoredStory> = (0..26)
+            .map(|i| {
+                let n = 1 + rng.next(3);
+                let mut themes: Vec<&str> = Vec::new();
+                while themes.len() < n {
+                    let t = THEMES[rng.next(THEMES.len())];
+                    if !themes.contains(&t) {
+                        themes.push(t);
+                    }
+                }
+                let title = format!("{} {i}", titles[i % titles.len()]);
+                let mut s = story(&format!("story-{i}"), &title, &themes, 1 + (i as u32 % 28));
+                s.story.published += chrono::Duration::minutes(i as i64);
+                if i % 7 == 3 {
+                    s.story.image = None;
+                }
+                if i % 5 == 2 {
+                    s.story.summary = String::new();
+                }
+                if i % 6 == 1 {
+                    s.story.summary = format!("Sammanfattning & <mer> \"{i}\"\u{a0}slut");
+                }
+                if i % 9 == 4 {
+                    s.story.featured = true;
+                }
+                if i % 8 == 5 {
+                    s.story.language = Some(crate::model::Language::parse("en").unwrap());
+                }
+                s
+            })
+            .collect();
+        out.sort_by(|a, b| {
+            (b.story.published, a.id.as_str()).cmp(&(a.story.published, b.id.as_str()))
+        });
+        out
+    }
+
+    /// Every reader's email from `pieces` decodes to what an ordinary
+    /// rendering gives; returns whether each language was joined.
+    fn compare(site_templates: Option<&str>) -> Vec<bool> {
+        let site = site(EXTRA);
+        if let Some(html) = site_templates {
+            let dir = site.dir.path().join("templates");
+            fs_err::create_dir_all(&dir).unwrap();
+            fs_err::write(dir.join("digest.html"), html).unwrap();
+        }
+        let config = &site.config;
+        let templates = Templates::load(config).unwrap();
+        let mut rng = Lcg(17);
+        let stories = stories(&mut rng);
+        let digest = config.digest(None).unwrap();
+        let pieces = Pieces::default();
+        let recipients = ["anna@example.se", "o'brien+x@example.se", "b&b@example.se"];
+        let mut joined = Vec::new();
+        for language in ["sv", "en"] {
+            for reader in 0..80 {
+                let n = 1 + rng.next(4);
+                let mut themes: Vec<ThemeSlug> = Vec::new();
+                while themes.len() < n {
+                    let t = ThemeSlug::parse(THEMES[rng.next(THEMES.len())]).unwrap();
+                    if !themes.contains(&t) {
+                        themes.push(t);
+                    }
+                }
+                let sections = compose::sections(config, digest, &themes, &stories);
+                let email = DigestEmail {
+                    config,
+                    digest,
+                    language,
+                    period: "mars 2024",
+                    sections,
+                    links: render::Links {
+                        preferences: format!("https://e.example/preferences/?t=a{reader}&u=\"1\""),
+                        unsubscribe: format!("https://e.example/unsubscribe/{reader}"),
+                        edition: "https://e.example/archive/monthly/1".into(),
+                    },
+                    recipient: recipients[reader % recipients.len()],
+                    note: None,
+                    test: false,
+                    web: false,
+                };
+                let got = pieces
+                    .render(&templates, 1, &email, &stories, &themes)
+                    .unwrap();
+                let want = Encoded::encode(&render::render(&templates, &email).unwrap());
+                assert_eq!(got.subject, want.subject);
+                let html = String::from_utf8(decoded(&got.html).unwrap()).unwrap();
+                let want_html = String::from_utf8(decoded(&want.html).unwrap()).unwrap();
+                assert_eq!(html, want_html, "reader {reader} ({language}, {themes:?})");
+                assert_eq!(decoded(&got.text), decoded(&want.text));
+                for line in got.html.split(|b| *b == b'\n') {
+                    assert!(line.len() <= 77, "{}", String::from_utf8_lossy(line));
+                }
+            }
+            joined.push(pieces.joined(1, language));
+        }
+        joined
+    }
+
+    #[test]
+    fn joined_emails_are_what_a_whole_rendering_gives_for_readers_in_their_own_order() {
+        assert_eq!(compare(None), [true, true]);
+    }
+
+    #[test]
+    fn a_site_copy_that_keeps_the_cuts_is_joined_too() {
+        let html = crate::templates::built_in("digest.html")
+            .unwrap()
+            .replace("#f2f2ef", "#fafafa")
+            .replace(
+                r#"<p class="more">"#,
+                r#"<p class="more" data-theme-free="yes">"#,
+            );
+        assert_eq!(compare(Some(&html)), [true, true]);
+    }
+
+    #[test]
+    fn templates_that_cannot_be_cut_are_rendered_whole_and_still_right() {
+        let built_in = crate::templates::built_in("digest.html").unwrap();
+        // No cuts at all.
+        let uncut = built_in.replace("{{ cut | safe }}", "");
+        assert_eq!(compare(Some(&uncut)), [false, false]);
+        // A card that depends on where it stands.
+        let positional = built_in.replace(
+            r#"<h3 class="story-title">"#,
+            r#"<h3 class="story-title" data-n="{{ loop.index }}">"#,
+        );
+        assert_eq!(compare(Some(&positional)), [false, false]);
+        // A reader's value where it is not escaped.
+        let raw = built_in.replace(
+            "<!--[if mso]></td>",
+            "<!-- {{ recipient }} --><!--[if mso]></td>",
+        );
+        assert_eq!(compare(Some(&raw)), [false, false]);
+    }
+}
