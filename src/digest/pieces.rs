@@ -94,10 +94,13 @@ impl Value {
     }
 }
 
+/// An edition's id and a language: one set of pieces.
+type LayoutKey = (i64, String);
+
 /// The pieces of every edition and language delivered so far.
 #[derive(Default)]
 pub struct Pieces {
-    layouts: Mutex<HashMap<(i64, String), Arc<OnceLock<Layout>>>>,
+    layouts: Mutex<HashMap<LayoutKey, Arc<OnceLock<Layout>>>>,
     /// The fallback: each audience rendered whole.
     segments: Segments,
 }
