@@ -8,8 +8,8 @@
 //! the bounce into the Dovecot mailbox, where tidings finds it.
 
 use crate::support::{
-    Dovecot, IMAP_PASSWORD, Listed, Postfix, Site, digest_site, free_port, ok, recent, subscribe,
-    wait_until,
+    Dovecot, IMAP_PASSWORD, Listed, Postfix, Site, block_on, client, digest_site, free_port, get,
+    ok, recent, subscribe, wait_until,
 };
 
 /// The VERP address and the recipient in the fixtures.
@@ -280,9 +280,17 @@ fn without_move_the_reports_are_copied_and_only_they_expunged() {
         "hard",
         &report("gmail-hard.eml", &ann, "ann@example.org"),
     );
+    // A message over the size read at most is not read at all.
+    let mut huge = report("postfix-hard.eml", &ann, "ann@example.org");
+    huge.extend(std::iter::repeat_n(b'x', 5 << 20));
+    let huge = dovecot.append("INBOX", "huge", &huge);
     let run = ok(site.tidings_env(&["bounces", "fetch"], &[PASSWORD]));
     assert!(
         line_for(&run.stdout, hard).contains("marked bounced; moved"),
+        "{run}"
+    );
+    assert!(
+        line_for(&run.stdout, huge).contains("over the 4 MiB read at most: left alone"),
         "{run}"
     );
     assert!(
@@ -291,8 +299,10 @@ fn without_move_the_reports_are_copied_and_only_they_expunged() {
     );
     assert_eq!(names(&dovecot.list("Done reports")), ["hard"]);
     let inbox = dovecot.list("INBOX");
-    assert_eq!(names(&inbox), ["stranger"]);
-    assert!(inbox[0].flags.is_empty(), "{inbox:?}");
+    assert_eq!(names(&inbox), ["huge", "stranger"]);
+    for message in &inbox {
+        assert!(message.flags.is_empty(), "{message:?}");
+    }
     assert_eq!(status_of(&site, "ann@example.org"), "bounced");
 }
 
@@ -318,6 +328,30 @@ fn an_unreachable_mailbox_is_an_error_naming_server_and_user() {
     let run = site.tidings(&["run"]);
     assert_eq!(run.code, 1, "{run}");
     assert!(run.stderr.contains("TIDINGS_BOUNCES_PASSWORD"), "{run}");
+    // With it, `run` starts; the failing job is logged and recorded, and
+    // tried again at the next tick while the rest goes on.
+    let config = std::fs::read_to_string(site.config_path()).unwrap();
+    site.write_config(&format!("{config}schedule = \"* * * * * *\"\n"));
+    let service = site.serve(&[PASSWORD]);
+    let failed = wait_until(20, || service.log().matches("job failed").count() >= 2);
+    assert!(failed, "{}", service.log());
+    let url = service.url("/");
+    let page = block_on(|| async move { get(&client(), &url).await });
+    assert_eq!(page.status, 200, "{}", service.log());
+    let (code, log) = service.stop();
+    assert_eq!(code, 0, "{log}");
+    assert!(
+        log.contains("cannot connect to the bounce mailbox"),
+        "{log}"
+    );
+    assert!(!log.contains(IMAP_PASSWORD), "{log}");
+    let status = ok(site.tidings(&["status"]));
+    assert!(
+        status
+            .stdout
+            .contains("cannot connect to the bounce mailbox"),
+        "{status}"
+    );
 }
 
 #[test]
