@@ -5,7 +5,8 @@
 # under target/py (so the system's Python is left alone): Python's
 # feedparser, an independent feed reader, and aiosmtpd, a real SMTP server
 # the mail tests send to. Then Debian's chromium and chromium-driver for the
-# end-to-end browser test (screenshots go to target/e2e/). Arguments go to
+# end-to-end browser test (screenshots go to target/e2e/), and dovecot-imapd
+# and postfix for the bounce mailbox tests. Arguments go to
 # `cargo test`, e.g. `scripts/test.sh browser` runs only the browser test.
 #
 # Two passes: first every test on SQLite, then the integration tests again
@@ -46,6 +47,30 @@ if command -v chromium >/dev/null && command -v chromedriver >/dev/null; then
 else
   echo "scripts/test.sh: chromium and chromedriver are not installed (as root: apt-get install chromium chromium-driver);" \
     "the browser test will be skipped, or fail under CI=true" >&2
+fi
+
+# The bounce mailbox tests' mail servers (Debian: dovecot-imapd, postfix).
+# The tests start their own instances, with their own configs in temporary
+# folders on free loopback ports; the packaged services are not started
+# (policy-rc.d refuses it during the install) nor left running.
+if [ ! -x /usr/sbin/dovecot ] || [ ! -x /usr/sbin/postfix ]; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+    echo "scripts/test.sh: installing dovecot-imapd and postfix (Debian packages)" >&2
+    echo "postfix postfix/main_mailer_type select No configuration" | debconf-set-selections
+    policy=/usr/sbin/policy-rc.d
+    policy_added=0
+    if [ ! -e "$policy" ]; then
+      printf '#!/bin/sh\nexit 101\n' >"$policy" && chmod +x "$policy" && policy_added=1
+    fi
+    if ! { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq dovecot-imapd postfix >/dev/null; }; then
+      echo "scripts/test.sh: could not install dovecot-imapd and postfix" >&2
+    fi
+    if [ "$policy_added" = 1 ]; then rm -f "$policy"; fi
+  fi
+fi
+if [ ! -x /usr/sbin/dovecot ] || [ ! -x /usr/sbin/postfix ]; then
+  echo "scripts/test.sh: dovecot or postfix is not installed (as root: apt-get install dovecot-imapd postfix);" \
+    "the bounce mailbox tests will be skipped, or fail under CI=true" >&2
 fi
 
 # Pass 1: everything, on SQLite.

@@ -79,8 +79,8 @@ pub enum Command {
         #[command(subcommand)]
         command: DbCommand,
     },
-    /// Bounces and complaints that came back by email: import reports,
-    /// see what they did.
+    /// Bounces and complaints that came back by email: import reports or
+    /// fetch them from the bounce mailbox, see what they did.
     Bounces {
         #[command(subcommand)]
         command: BouncesCommand,
@@ -117,6 +117,18 @@ pub enum BouncesCommand {
         /// The messages: files, or `-` for standard input.
         #[arg(required = true, value_name = "FILE")]
         files: Vec<PathBuf>,
+    },
+    /// Read the new messages of [bounces] mailbox over IMAP once and act
+    /// on them as `import` does: reports whose token verifies are recorded
+    /// and moved to [bounces] processed_folder; everything else stays in
+    /// the folder untouched. Prints a line per message and a summary; exit
+    /// 1 when the mailbox cannot be reached or refuses the login. The
+    /// password comes from TIDINGS_BOUNCES_PASSWORD.
+    Fetch {
+        /// Read every message of the folder again, not only those that
+        /// arrived since the last poll.
+        #[arg(long)]
+        all: bool,
     },
     /// Recorded events, newest first: id, time, kind, address, edition,
     /// what was done, the server's diagnostic.

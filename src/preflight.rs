@@ -72,6 +72,9 @@ pub async fn check(config: &Config) -> anyhow::Result<Checked> {
     }
     problems.extend(check_templates(config));
     problems.extend(crate::digest::note::check(config));
+    if let Some(problem) = config.bounces.mailbox_problem() {
+        problems.push(Problem::new(&config.path, problem).key("bounces.mailbox"));
+    }
     checked.problems = Problems(problems).sorted().0;
     Ok(checked)
 }

@@ -2,7 +2,8 @@
 //! the feeds fresh, sends each digest on its cron schedule and serves the
 //! web (see [`crate::web`]).
 //!
-//! Each scheduled job (`ingest`, and `digest:<id>` for each digest) runs in
+//! Each scheduled job (`ingest`, `digest:<id>` for each digest, and
+//! `bounces` when `[bounces] mailbox` is set) runs in
 //! its own task, so a slow send never delays an ingest and a failing job
 //! never stops the others. A task asks [`crate::schedule::decide`] what to
 //! do now, acts, and records the tick it handled in the store; [`Scheduler::step`]
@@ -38,6 +39,8 @@ pub enum Job {
     /// One source with its own `schedule`, by key, then the feeds.
     Source(String),
     Digest(String),
+    /// `[bounces] mailbox`, read over IMAP.
+    Bounces,
 }
 
 impl Job {
@@ -47,6 +50,7 @@ impl Job {
             Job::Ingest => INGEST_JOB.to_owned(),
             Job::Source(key) => format!("{INGEST_JOB}:{key}"),
             Job::Digest(id) => format!("digest:{id}"),
+            Job::Bounces => "bounces".to_owned(),
         }
     }
 }
@@ -89,7 +93,7 @@ pub struct Scheduler {
 }
 
 impl Scheduler {
-    /// Every scheduled job: ingest, then each digest.
+    /// Every scheduled job: ingest, each digest, the bounce mailbox.
     pub fn jobs(&self) -> Vec<Job> {
         std::iter::once(Job::Ingest)
             .chain(
@@ -105,6 +109,13 @@ impl Scheduler {
                     .iter()
                     .map(|d| Job::Digest(d.id.clone())),
             )
+            .chain(
+                self.config
+                    .bounces
+                    .mailbox
+                    .is_some()
+                    .then_some(Job::Bounces),
+            )
             .collect()
     }
 
@@ -119,6 +130,13 @@ impl Scheduler {
                 .and_then(|s| s.schedule())
                 .ok_or_else(|| anyhow!("no source `{key}` with a schedule in config.toml")),
             Job::Digest(id) => Ok(&self.digest(id)?.schedule),
+            Job::Bounces => self
+                .config
+                .bounces
+                .mailbox
+                .as_ref()
+                .map(|m| &m.schedule)
+                .ok_or_else(|| anyhow!("no [bounces] mailbox in config.toml")),
         }
     }
 
@@ -204,6 +222,18 @@ impl Scheduler {
             Job::Digest(id) => {
                 let counts = self.send_digest(self.digest(id)?, tick).await?;
                 Ok(counts.to_string())
+            }
+            Job::Bounces => {
+                let signer = self.keys.signer();
+                let polled = crate::bounces::mailbox::poll(
+                    &self.store,
+                    &signer,
+                    &self.config.bounces,
+                    false,
+                    Utc::now(),
+                )
+                .await?;
+                Ok(polled.to_string())
             }
         }
     }
@@ -360,7 +390,7 @@ impl Scheduler {
             // have jumped (suspend, NTP) while we slept; digest jobs every
             // few seconds, to help with editions being sent.
             let most = match job {
-                Job::Ingest | Job::Source(_) => StdDuration::from_secs(60),
+                Job::Ingest | Job::Source(_) | Job::Bounces => StdDuration::from_secs(60),
                 Job::Digest(_) => HELP_INTERVAL,
             };
             let nap = (until - Utc::now())

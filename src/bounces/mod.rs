@@ -2,8 +2,10 @@
 //! sender that names each delivery ([`verp_address`]), recognising reports
 //! ([`parse`]), and importing them ([`import`]): a report is acted on only
 //! when a token in it verifies against the site's key ring and the address
-//! of the subscriber it names; everything else is left alone.
+//! of the subscriber it names; everything else is left alone. [`mailbox`]
+//! reads them from a mailbox over IMAP.
 
+pub mod mailbox;
 pub mod parse;
 
 use anyhow::Result;

@@ -1,5 +1,6 @@
-//! `tidings bounces …`: import reports of failed delivery, list and show
-//! what they did (see [`tidings::bounces`]).
+//! `tidings bounces …`: import reports of failed delivery, or fetch them
+//! from the bounce mailbox; list and show what they did (see
+//! [`tidings::bounces`]).
 
 use std::io::Read as _;
 use std::path::Path;
@@ -21,6 +22,7 @@ pub async fn run(config: &Config, env: &Environment, command: BouncesCommand) ->
     let store = Store::open(&config.storage.url).await?;
     let result = match command {
         BouncesCommand::Import { files } => import(config, env, &store, &files).await,
+        BouncesCommand::Fetch { all } => fetch(config, env, &store, all).await,
         BouncesCommand::List { kind, email } => list(&store, kind, email.as_deref()).await,
         BouncesCommand::Show { id } => show(&store, id).await,
     };
@@ -56,6 +58,38 @@ async fn import(
     } else {
         ExitCode::SUCCESS
     })
+}
+
+/// One poll of `[bounces] mailbox`: a line per message read, then the
+/// summary. Exit 1 when there is no mailbox, no password, or the server
+/// cannot be reached or refuses the login.
+async fn fetch(config: &Config, env: &Environment, store: &Store, all: bool) -> Result<ExitCode> {
+    let Some(mailbox) = &config.bounces.mailbox else {
+        eprintln!(
+            "error: no [bounces] mailbox in config.toml: add one such as \
+             mailbox = \"imap://bounces@imap.example.org/INBOX\""
+        );
+        return Ok(ExitCode::from(1));
+    };
+    if let Some(problem) = config.bounces.mailbox_problem() {
+        eprintln!("error: {problem}");
+        return Ok(ExitCode::from(1));
+    }
+    let signer = Keys::load(store, env).await?.signer();
+    println!("{mailbox}");
+    match bounces::mailbox::poll(store, &signer, &config.bounces, all, Utc::now()).await {
+        Ok(polled) => {
+            for message in &polled.messages {
+                println!("{message}");
+            }
+            println!("{polled}");
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            Ok(ExitCode::from(1))
+        }
+    }
 }
 
 fn read(file: &Path) -> Result<Vec<u8>> {

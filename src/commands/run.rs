@@ -25,6 +25,9 @@ pub async fn run(config: Config, env: Environment) -> Result<ExitCode> {
              `transport` (such as transport = \"file:outbox\")"
         );
     }
+    if let Some(problem) = config.bounces.mailbox_problem() {
+        bail!("{problem}");
+    }
     // Nothing that cannot render goes live: a sign-up would answer "check
     // your inbox" and send nothing, a digest would fail for everyone.
     let problems = Problems(tidings::preflight::check_templates(&config));

@@ -43,6 +43,13 @@ async fn report(config: &Config, store: &Store) -> Result<ExitCode> {
                 .digests
                 .iter()
                 .map(|d| (Job::Digest(d.id.clone()).name(), &d.schedule)),
+        )
+        .chain(
+            config
+                .bounces
+                .mailbox
+                .iter()
+                .map(|m| (Job::Bounces.name(), &m.schedule)),
         );
     for (name, schedule) in schedules {
         let next = schedule

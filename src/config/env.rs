@@ -51,6 +51,9 @@ pub struct Environment {
     /// `TIDINGS_SMTP_PASSWORD`: the password of the `[mail] transport`
     /// user, as set (only a transport with a user needs it).
     pub smtp_password: Option<Secret>,
+    /// `TIDINGS_BOUNCES_PASSWORD`: the password of the `[bounces] mailbox`
+    /// user, as set.
+    pub bounces_password: Option<Secret>,
     /// `TIDINGS_API_TOKEN`: the bearer token of `POST /api/ingest`; empty
     /// or blank is unset.
     pub api_token: Option<Secret>,
@@ -81,6 +84,7 @@ impl Default for Environment {
             lease: Duration::from_secs(60),
             backoff: Duration::from_secs(30),
             smtp_password: None,
+            bounces_password: None,
             api_token: None,
             http_backoff: DEFAULT_HTTP_BACKOFF,
             websub_backoff: super::feeds::DEFAULT_WEBSUB_BACKOFF,
@@ -113,6 +117,7 @@ impl Environment {
         let backoff = r.text("TIDINGS_BACKOFF_SECONDS");
         // A password is taken as it is, spaces and all.
         let smtp_password = r.raw("TIDINGS_SMTP_PASSWORD");
+        let bounces_password = r.raw("TIDINGS_BOUNCES_PASSWORD");
         let api_token = r.text("TIDINGS_API_TOKEN");
         let http_backoff = r.text("TIDINGS_HTTP_BACKOFF_MS");
         let websub_backoff = r.text("TIDINGS_WEBSUB_BACKOFF_MS");
@@ -127,6 +132,7 @@ impl Environment {
             lease: r.seconds("TIDINGS_LEASE_SECONDS", lease, 1, d.lease),
             backoff: r.seconds("TIDINGS_BACKOFF_SECONDS", backoff, 0, d.backoff),
             smtp_password: smtp_password.map(Secret),
+            bounces_password: bounces_password.map(Secret),
             api_token: api_token.map(Secret),
             http_backoff: Duration::from_millis(r.whole(
                 "TIDINGS_HTTP_BACKOFF_MS",

@@ -41,7 +41,7 @@ mod spans;
 mod storage;
 mod themes;
 
-pub use bounces::Bounces;
+pub use bounces::{Bounces, ImapMailbox};
 pub use digests::Digest;
 pub use feeds::{Feeds, Hub, WebSub};
 pub use http::Http;
@@ -120,7 +120,8 @@ impl Config {
 
     /// The config with the settings of the environment that belong to its
     /// sections: the SMTP password to `[mail]`, the API token to `[http]`,
-    /// the HTTP backoff to each remote source. `main` calls it once, with
+    /// the HTTP backoff to each remote source, the bounce mailbox's
+    /// password to `[bounces]`. `main` calls it once, with
     /// the environment it read at start; nothing deeper reads the
     /// environment.
     pub fn with_environment(mut self, env: &Environment) -> Config {
@@ -132,6 +133,9 @@ impl Config {
             remote.backoff = env.http_backoff;
         }
         self.feeds.websub.backoff = env.websub_backoff;
+        if let Some(mailbox) = &mut self.bounces.mailbox {
+            mailbox.password = env.bounces_password.clone();
+        }
         self
     }
 
@@ -303,7 +307,8 @@ items = "many"
         assert_eq!(config.bounces.soft_limit, 3);
         assert_eq!(config.bounces.soft_window_days, 30);
         let text = format!(
-            "{site}\n[bounces]\nreturn_path = \"bounces+x@example.org\"\nsoft_limit = 0\nmailbox = \"imap://x\"\n"
+            "{site}\n[bounces]\nreturn_path = \"bounces+x@example.org\"\nsoft_limit = 0\nmailbox = \"imap://x\"\n\
+             schedule = \"every hour\"\nprocessed = \"done\"\n"
         );
         let joined = problems(&text).join("\n");
         assert!(
@@ -312,7 +317,25 @@ items = "many"
         );
         assert!(joined.contains("`bounces.soft_limit`"), "{joined}");
         assert!(
-            joined.contains("config.toml:12:1: `bounces.mailbox`: unknown key"),
+            joined.contains("config.toml:12:11: `bounces.mailbox`: `imap://x` names no user"),
+            "{joined}"
+        );
+        assert!(
+            joined.contains("config.toml:13:12: `bounces.schedule`: `every hour`"),
+            "{joined}"
+        );
+        assert!(
+            joined.contains("config.toml:14:1: `bounces.processed`: unknown key"),
+            "{joined}"
+        );
+        let same = format!(
+            "{site}\n[bounces]\nmailbox = \"imap://u@h/Bounces\"\nprocessed_folder = \"bounces\"\n"
+        );
+        let joined = problems(&same).join("\n");
+        assert!(
+            joined.contains(
+                "`bounces.processed_folder`: `bounces` is the folder the reports arrive in"
+            ),
             "{joined}"
         );
         let good = format!(
@@ -324,6 +347,25 @@ items = "many"
             "bounces@example.org"
         );
         assert_eq!(config.bounces.soft_window_days, 7);
+        assert!(config.bounces.mailbox.is_none());
+        let imap = format!(
+            "{site}\n[bounces]\nmailbox = \"imap://bounces@imap.example.org/Reports\"\nschedule = \"*/5 * * * *\"\n"
+        );
+        let config = Config::from_str(Path::new("config.toml"), &imap).unwrap();
+        let mailbox = config.bounces.mailbox.as_ref().unwrap();
+        assert_eq!(mailbox.folder, "Reports");
+        assert_eq!(mailbox.processed_folder, "tidings-processed");
+        assert_eq!(mailbox.schedule.as_str(), "*/5 * * * *");
+        assert!(config.bounces.mailbox_problem().is_some());
+        let env = Environment::from_vars(|name| {
+            (name == "TIDINGS_BOUNCES_PASSWORD").then(|| " pw ".into())
+        })
+        .unwrap();
+        let config = config.with_environment(&env);
+        let mailbox = config.bounces.mailbox.as_ref().unwrap();
+        assert_eq!(mailbox.password.as_ref().unwrap().expose(), " pw ");
+        assert!(config.bounces.mailbox_problem().is_none());
+        assert!(!format!("{config:?}").contains(" pw "));
     }
 
     #[test]

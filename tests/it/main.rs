@@ -9,6 +9,7 @@ mod support;
 mod addresses;
 mod atomic;
 mod bounces;
+mod bounces_imap;
 mod browser;
 mod cli;
 mod config_errors;

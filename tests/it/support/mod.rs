@@ -2,14 +2,16 @@
 //! `tidings` binary run against them (`site`), `tidings run` as a service
 //! (`service`), the store they run on (`backend`, `stored`), what a build
 //! wrote read back with independent parsers (`feeds`), digests and their
-//! mail (`digest`, `smtp`), the web side (`web`), fake and faulty
-//! neighbours (`upstream`, `proxy`), and waiting (`wait`).
+//! mail (`digest`, `smtp`), the bounce mailbox's servers (`mailserver`),
+//! the web side (`web`), fake and faulty neighbours (`upstream`, `proxy`),
+//! and waiting (`wait`).
 //!
 //! Test modules import from here only, never from one another.
 
 pub mod backend;
 pub mod digest;
 pub mod feeds;
+pub mod mailserver;
 pub mod proxy;
 pub mod service;
 pub mod site;
@@ -27,6 +29,7 @@ pub use digest::{
     subscribe,
 };
 pub use feeds::feedparser;
+pub use mailserver::{Dovecot, IMAP_PASSWORD, Listed, Postfix};
 pub use proxy::Proxy;
 pub use service::{Service, free_metrics_port, free_port};
 pub use site::{FIXTURE_CONFIG, Run, Site, ok, recent};
