@@ -34,7 +34,7 @@ use std::sync::{Arc, Mutex, OnceLock};
 
 use anyhow::Result;
 
-use super::render::{self, DigestEmail, Outline, Probe, Section, Templates};
+use super::render::{self, DigestEmail, Facts, Outline, Probe, Section, Templates};
 use super::segments::Segments;
 use crate::mail::message::{Encoded, crlf, fingerprint};
 use crate::model::ThemeSlug;
@@ -122,6 +122,8 @@ struct Cut {
     /// Readers compared with a whole rendering so far, and whether all
     /// were the same (`None` once one was not).
     checked: Mutex<Option<usize>>,
+    /// What the text part's story cards show, made once.
+    facts: Facts,
     edition: i64,
     language: String,
 }
@@ -355,6 +357,7 @@ impl Cut {
             closes,
             frames: Mutex::default(),
             checked: Mutex::new(Some(0)),
+            facts: Facts::new(email.config, email.language, stories),
             edition,
             language: email.language.to_owned(),
         }))
@@ -463,7 +466,7 @@ impl Cut {
         if html.ends_with(b"=\r\n") {
             html.truncate(html.len() - 3);
         }
-        let text = render::render_text(templates, email)?;
+        let text = render::render_text(templates, email, &self.facts)?;
         let text = quoted_printable::encode(crlf(&text).as_bytes());
         let lead = key.0.unwrap_or_default();
         let mut parts: Vec<&[u8]> = vec![&text, lead.as_bytes(), values.count.as_bytes()];

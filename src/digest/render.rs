@@ -111,8 +111,8 @@ fn render_html(templates: &Templates, context: &tera::Context) -> Result<String>
 
 /// Only the plain-text part of `email` (the HTML part made from pieces,
 /// see [`super::pieces`]).
-pub fn render_text(templates: &Templates, email: &DigestEmail) -> Result<String> {
-    let vars = Vars::new(email);
+pub fn render_text(templates: &Templates, email: &DigestEmail, facts: &Facts) -> Result<String> {
+    let vars = Vars::with_lead_and(email, lead_story(&email.sections), Some(facts));
     let context = tera::Context::from_serialize(&vars).map_err(anyhow::Error::new)?;
     templates.0.render(TEXT_FILE, &context)
 }
@@ -348,6 +348,15 @@ impl<'a> Vars<'a> {
     }
 
     fn with_lead(email: &'a DigestEmail<'a>, lead: Option<&'a StoredStory>) -> Vars<'a> {
+        Vars::with_lead_and(email, lead, None)
+    }
+
+    /// With what `facts` knows of each story already made.
+    fn with_lead_and(
+        email: &'a DigestEmail<'a>,
+        lead: Option<&'a StoredStory>,
+        facts: Option<&Facts>,
+    ) -> Vars<'a> {
         let config = email.config;
         let lang = email.language;
         let words = words::words(lang);
@@ -362,7 +371,7 @@ impl<'a> Vars<'a> {
                     .stories
                     .iter()
                     .map(|story| {
-                        let mut vars = StoryVars::new(config, lang, words, story);
+                        let mut vars = StoryVars::new(config, lang, words, story, facts);
                         vars.lead = lead.is_some_and(|l| l.id == story.id);
                         vars
                     })
@@ -378,7 +387,7 @@ impl<'a> Vars<'a> {
         let lead_story = lead;
         let lead = lead.map(|story| StoryVars {
             lead: true,
-            ..StoryVars::new(config, lang, words, story)
+            ..StoryVars::new(config, lang, words, story, facts)
         });
         let first_summary = lead
             .iter()
@@ -472,15 +481,65 @@ fn reading_minutes(html: &str) -> usize {
     words.div_ceil(200).max(1)
 }
 
-impl<'a> StoryVars<'a> {
-    fn new(config: &Config, lang: &str, words: &'static Words, stored: &'a StoredStory) -> Self {
+/// What a story's card shows that takes work to make (its dates in words,
+/// its authors joined, its reading time, which reads the whole body), made
+/// once per edition and language for every reader's email.
+#[derive(Debug, Clone)]
+struct Fact {
+    date: String,
+    date_iso: String,
+    authors: String,
+    reading_minutes: usize,
+}
+
+/// [`Fact`]s by story id, in one language.
+#[derive(Default)]
+pub struct Facts(std::collections::HashMap<String, Fact>);
+
+impl Facts {
+    /// The facts of `stories` in `lang`.
+    pub fn new(config: &Config, lang: &str, stories: &[StoredStory]) -> Facts {
+        let words = words::words(lang);
+        Facts(
+            stories
+                .iter()
+                .map(|s| (s.id.as_str().to_owned(), Fact::new(config, lang, words, s)))
+                .collect(),
+        )
+    }
+}
+
+impl Fact {
+    fn new(config: &Config, lang: &str, words: &'static Words, stored: &StoredStory) -> Fact {
         let story = &stored.story;
         let published = story.published.with_timezone(&config.site.timezone);
+        Fact {
+            date: words::date(lang, published),
+            date_iso: published.format("%Y-%m-%d").to_string(),
+            authors: join_names(&story.authors, words.and),
+            reading_minutes: reading_minutes(&story.body_html),
+        }
+    }
+}
+
+impl<'a> StoryVars<'a> {
+    fn new(
+        config: &Config,
+        lang: &str,
+        words: &'static Words,
+        stored: &'a StoredStory,
+        facts: Option<&Facts>,
+    ) -> Self {
+        let story = &stored.story;
+        let fact = match facts.and_then(|f| f.0.get(stored.id.as_str())) {
+            Some(fact) => fact.clone(),
+            None => Fact::new(config, lang, words, stored),
+        };
         StoryVars {
             title: &story.title,
             url: &story.url,
-            date: words::date(lang, published),
-            date_iso: published.format("%Y-%m-%d").to_string(),
+            date: fact.date,
+            date_iso: fact.date_iso,
             summary: &story.summary,
             image: Self::image_of(stored),
             image_alt: story
@@ -488,8 +547,8 @@ impl<'a> StoryVars<'a> {
                 .as_deref()
                 .filter(|a| !a.trim().is_empty())
                 .unwrap_or(words.image_alt_fallback),
-            authors: join_names(&story.authors, words.and),
-            reading_minutes: reading_minutes(&story.body_html),
+            authors: fact.authors,
+            reading_minutes: fact.reading_minutes,
             lang: story
                 .language
                 .as_ref()
