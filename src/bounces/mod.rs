@@ -5,6 +5,8 @@
 //! of the subscriber it names; everything else is left alone.
 
 pub mod parse;
+pub mod relay;
+pub mod webhooks;
 
 use anyhow::Result;
 use chrono::{DateTime, Duration, Utc};
@@ -128,6 +130,7 @@ pub async fn import(
         kind,
         diagnostic: &parsed.diagnostic,
         report: raw,
+        identity: None,
     };
     let recorded = store.record_bounce(&event, policy).await?;
     if let Recorded::New { id, action } = &recorded {
