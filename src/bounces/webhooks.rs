@@ -268,10 +268,12 @@ impl SnsMessage {
             field(key)
                 .ok_or_else(|| malformed(format!("the SNS message has no `{key}` (a string)")))
         };
-        let kind = required("Type")?;
+        // First: a message without a signature proves nothing, whatever
+        // else it holds.
         let signature = field("Signature").ok_or_else(|| {
             unauthorized("the SNS message is not signed (is raw message delivery on?)")
         })?;
+        let kind = required("Type")?;
         let signature = BASE64
             .decode(signature)
             .map_err(|_| unauthorized("the SNS signature is not base64"))?;
