@@ -466,12 +466,11 @@ pub fn ses_events(message: &str) -> Result<Vec<Event>, Rejected> {
                 .filter(|h| text(h, "name").is_some_and(|n| n.eq_ignore_ascii_case("message-id")))
                 .find_map(|h| digest_message_id(text(h, "value")?))
         });
-    let (section, list, of_kind): (&str, &str, fn(&Value, &Value) -> (BounceKind, String)) =
-        match kind {
-            "Bounce" => ("bounce", "bouncedRecipients", ses_bounce),
-            "Complaint" => ("complaint", "complainedRecipients", ses_complaint),
-            _ => return Ok(Vec::new()),
-        };
+    let (section, list, of_kind): (&str, &str, Describe) = match kind {
+        "Bounce" => ("bounce", "bouncedRecipients", ses_bounce),
+        "Complaint" => ("complaint", "complainedRecipients", ses_complaint),
+        _ => return Ok(Vec::new()),
+    };
     let Some(report) = value.get(section) else {
         return Err(malformed(format!(
             "the SES {kind} notification has no `{section}`"
@@ -504,6 +503,9 @@ pub fn ses_events(message: &str) -> Result<Vec<Event>, Rejected> {
     }
     Ok(events)
 }
+
+/// The kind and diagnostic of one recipient of an SES bounce or complaint.
+type Describe = fn(&Value, &Value) -> (BounceKind, String);
 
 fn ses_bounce(bounce: &Value, recipient: &Value) -> (BounceKind, String) {
     let kind = match text(bounce, "bounceType") {
