@@ -72,6 +72,14 @@ pub async fn check(config: &Config) -> anyhow::Result<Checked> {
     }
     problems.extend(check_templates(config));
     problems.extend(crate::digest::note::check(config));
+    // The relays' secrets, which `run` needs before it starts.
+    if let Err(missing) = crate::bounces::relay::Relays::new(&config.bounces) {
+        problems.extend(
+            missing
+                .into_iter()
+                .map(|m| Problem::new(&config.path, m).key("bounces.webhooks.relays")),
+        );
+    }
     checked.problems = Problems(problems).sorted().0;
     Ok(checked)
 }

@@ -528,6 +528,18 @@ async fn relays_not_enabled_answer_404_and_a_missing_secret_stops_the_start() {
             .contains("TIDINGS_POSTMARK_WEBHOOK_PASSWORD is not set"),
         "{run}"
     );
+    let check = site.tidings(&["check"]);
+    assert_eq!(check.code, 1, "{check}");
+    assert!(
+        check.stderr.contains("`bounces.webhooks.relays`"),
+        "{check}"
+    );
+    assert!(
+        check
+            .stderr
+            .contains("TIDINGS_POSTMARK_WEBHOOK_PASSWORD is not set"),
+        "{check}"
+    );
 
     let config = std::fs::read_to_string(site.config_path()).unwrap();
     site.write_config(&config.replace(
