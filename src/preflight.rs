@@ -75,6 +75,14 @@ pub async fn check(config: &Config) -> anyhow::Result<Checked> {
     if let Some(problem) = config.bounces.mailbox_problem() {
         problems.push(Problem::new(&config.path, problem).key("bounces.mailbox"));
     }
+    // The relays' secrets, which `run` needs before it starts.
+    if let Err(missing) = crate::bounces::relay::Relays::new(&config.bounces) {
+        problems.extend(
+            missing
+                .into_iter()
+                .map(|m| Problem::new(&config.path, m).key("bounces.webhooks.relays")),
+        );
+    }
     checked.problems = Problems(problems).sorted().0;
     Ok(checked)
 }

@@ -7,6 +7,8 @@
 
 pub mod mailbox;
 pub mod parse;
+pub mod relay;
+pub mod webhooks;
 
 use anyhow::Result;
 use chrono::{DateTime, Duration, Utc};
@@ -130,6 +132,7 @@ pub async fn import(
         kind,
         diagnostic: &parsed.diagnostic,
         report: raw,
+        identity: None,
     };
     let recorded = store.record_bounce(&event, policy).await?;
     if let Recorded::New { id, action } = &recorded {

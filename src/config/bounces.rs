@@ -29,6 +29,8 @@ pub struct Bounces {
     /// Default none: the mailbox the reports arrive in, read over IMAP
     /// (`mailbox`, with `processed_folder` and `schedule`).
     pub mailbox: Option<ImapMailbox>,
+    /// `[bounces.webhooks]`: the relays whose reports arrive over HTTP.
+    pub webhooks: Webhooks,
 }
 
 /// `[bounces] mailbox = "imap://user@host[:port][/FOLDER][?tls=tls|starttls|none]"`
@@ -117,6 +119,102 @@ impl Bounces {
     }
 }
 
+/// A relay that reports bounces and complaints to a webhook.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Relay {
+    /// Amazon SES, through an SNS topic's HTTPS subscription.
+    Ses,
+    Mailgun,
+    Postmark,
+    SendGrid,
+}
+
+impl Relay {
+    pub const ALL: [Relay; 4] = [Relay::Ses, Relay::Mailgun, Relay::Postmark, Relay::SendGrid];
+
+    /// The name in config.toml and in the webhook's path.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Relay::Ses => "ses",
+            Relay::Mailgun => "mailgun",
+            Relay::Postmark => "postmark",
+            Relay::SendGrid => "sendgrid",
+        }
+    }
+
+    pub fn parse(name: &str) -> Option<Relay> {
+        Relay::ALL.into_iter().find(|r| r.as_str() == name)
+    }
+}
+
+impl std::fmt::Display for Relay {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// `[bounces.webhooks]`, with the secrets the environment gives (set by
+/// [`Config::with_environment`](super::Config::with_environment)).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Webhooks {
+    /// Default none: the relays whose `POST /webhooks/bounces/<relay>`
+    /// is open; every other relay's path answers 404.
+    pub relays: Vec<Relay>,
+    /// Postmark: the user of the basic authentication in the webhook's
+    /// URL (required when `postmark` is listed); the password is
+    /// `TIDINGS_POSTMARK_WEBHOOK_PASSWORD`.
+    pub postmark_user: Option<String>,
+    /// SES: the SNS topics whose messages are taken (default: any topic
+    /// whose message verifies).
+    pub sns_topic_arns: Vec<String>,
+    /// `TIDINGS_MAILGUN_SIGNING_KEY`.
+    pub mailgun_signing_key: Option<Secret>,
+    /// `TIDINGS_POSTMARK_WEBHOOK_PASSWORD`.
+    pub postmark_password: Option<Secret>,
+    /// `TIDINGS_SENDGRID_VERIFICATION_KEY`: the public key SendGrid shows
+    /// (base64 of its DER form).
+    pub sendgrid_key: Option<Secret>,
+    /// `TIDINGS_SNS_CERT_URL_PATTERN`, for tests only: where SNS signing
+    /// certificates (and subscription confirmations) may be fetched from,
+    /// instead of `https://sns.*.amazonaws.com`.
+    pub sns_cert_url_pattern: Option<String>,
+}
+
+impl Webhooks {
+    pub fn enabled(&self, relay: Relay) -> bool {
+        self.relays.contains(&relay)
+    }
+
+    /// What keeps an enabled relay from working: the environment variable
+    /// it needs and does not have. `run` refuses to start with any.
+    pub fn missing_secrets(&self) -> Vec<String> {
+        let mut missing = Vec::new();
+        let mut need = |relay: Relay, value: &Option<Secret>, name: &str| {
+            if self.enabled(relay) && value.is_none() {
+                missing.push(format!(
+                    "`bounces.webhooks.relays` lists \"{relay}\" but {name} is not set"
+                ));
+            }
+        };
+        need(
+            Relay::Mailgun,
+            &self.mailgun_signing_key,
+            "TIDINGS_MAILGUN_SIGNING_KEY",
+        );
+        need(
+            Relay::Postmark,
+            &self.postmark_password,
+            "TIDINGS_POSTMARK_WEBHOOK_PASSWORD",
+        );
+        need(
+            Relay::SendGrid,
+            &self.sendgrid_key,
+            "TIDINGS_SENDGRID_VERIFICATION_KEY",
+        );
+        missing
+    }
+}
+
 impl Default for Bounces {
     fn default() -> Self {
         Bounces {
@@ -124,6 +222,7 @@ impl Default for Bounces {
             soft_limit: DEFAULT_SOFT_LIMIT as u32,
             soft_window_days: DEFAULT_SOFT_WINDOW_DAYS as u32,
             mailbox: None,
+            webhooks: Webhooks::default(),
         }
     }
 }
@@ -149,6 +248,7 @@ pub(super) struct RawBounces {
     mailbox: Option<String>,
     processed_folder: Option<String>,
     schedule: Option<String>,
+    webhooks: Option<RawWebhooks>,
 }
 pub(super) const BOUNCES_KEYS: &[&str] = &[
     "return_path",
@@ -157,7 +257,17 @@ pub(super) const BOUNCES_KEYS: &[&str] = &[
     "mailbox",
     "processed_folder",
     "schedule",
+    "webhooks",
 ];
+
+#[derive(Debug, Deserialize)]
+struct RawWebhooks {
+    #[serde(default)]
+    relays: Vec<String>,
+    postmark_user: Option<String>,
+    #[serde(default)]
+    sns_topic_arns: Vec<String>,
+}
 
 fn default_soft_limit() -> i64 {
     DEFAULT_SOFT_LIMIT
@@ -207,6 +317,10 @@ pub(super) fn validate(
             ),
         );
     }
+    let webhooks = match raw.webhooks {
+        Some(raw) => webhooks(&mut t, raw),
+        None => Webhooks::default(),
+    };
     if !t.ok {
         return None;
     }
@@ -219,7 +333,65 @@ pub(super) fn validate(
             schedule: schedule.expect("checked"),
             ..m
         }),
+        webhooks,
     })
+}
+
+/// `[bounces.webhooks]` checked (its secrets come later, from the
+/// environment).
+fn webhooks(t: &mut Checks, raw: RawWebhooks) -> Webhooks {
+    let mut relays = Vec::new();
+    for (n, name) in raw.relays.iter().enumerate() {
+        let key = format!("webhooks.relays[{n}]");
+        match Relay::parse(name.trim()) {
+            Some(relay) if relays.contains(&relay) => {
+                t.fail(&key, format!("\"{relay}\" is listed twice"))
+            }
+            Some(relay) => relays.push(relay),
+            None => t.fail(
+                &key,
+                format!(
+                    "unknown relay \"{name}\": expected \"ses\", \"mailgun\", \"postmark\" or \"sendgrid\""
+                ),
+            ),
+        }
+    }
+    let postmark_user = raw
+        .postmark_user
+        .map(|u| u.trim().to_owned())
+        .filter(|u| !u.is_empty());
+    if let Some(user) = &postmark_user
+        && user.contains(':')
+    {
+        t.fail(
+            "webhooks.postmark_user",
+            "a basic-auth user cannot hold `:`",
+        );
+    }
+    if relays.contains(&Relay::Postmark) && postmark_user.is_none() {
+        t.fail(
+            "webhooks.relays",
+            "\"postmark\" needs `postmark_user` in [bounces.webhooks]: the user of the \
+             basic authentication in the webhook's URL (its password is \
+             TIDINGS_POSTMARK_WEBHOOK_PASSWORD)",
+        );
+    }
+    for (n, arn) in raw.sns_topic_arns.iter().enumerate() {
+        if !arn.starts_with("arn:aws") || arn.split(':').count() != 6 {
+            t.fail(
+                &format!("webhooks.sns_topic_arns[{n}]"),
+                format!(
+                    "`{arn}` is not a topic ARN: expected \"arn:aws:sns:REGION:ACCOUNT:TOPIC\""
+                ),
+            );
+        }
+    }
+    Webhooks {
+        relays,
+        postmark_user,
+        sns_topic_arns: raw.sns_topic_arns,
+        ..Webhooks::default()
+    }
 }
 
 /// `imap://user@host[:port][/FOLDER][?tls=tls|starttls|none]`; the

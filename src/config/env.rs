@@ -66,6 +66,17 @@ pub struct Environment {
     /// `TIDINGS_LOG`: the log filter, as set (checked); `None` leaves the
     /// command's own level.
     pub log: Option<String>,
+    /// `TIDINGS_MAILGUN_SIGNING_KEY`: Mailgun's webhook signing key.
+    pub mailgun_signing_key: Option<Secret>,
+    /// `TIDINGS_POSTMARK_WEBHOOK_PASSWORD`: the basic-auth password of
+    /// Postmark's webhook.
+    pub postmark_webhook_password: Option<Secret>,
+    /// `TIDINGS_SENDGRID_VERIFICATION_KEY`: the public key of SendGrid's
+    /// signed event webhook, base64.
+    pub sendgrid_verification_key: Option<Secret>,
+    /// `TIDINGS_SNS_CERT_URL_PATTERN`: for tests only, where SNS
+    /// certificates may come from instead of `https://sns.*.amazonaws.com`.
+    pub sns_cert_url_pattern: Option<String>,
 }
 
 /// The shortest secret accepted, in characters.
@@ -89,6 +100,10 @@ impl Default for Environment {
             http_backoff: DEFAULT_HTTP_BACKOFF,
             websub_backoff: super::feeds::DEFAULT_WEBSUB_BACKOFF,
             log: None,
+            mailgun_signing_key: None,
+            postmark_webhook_password: None,
+            sendgrid_verification_key: None,
+            sns_cert_url_pattern: None,
         }
     }
 }
@@ -123,6 +138,11 @@ impl Environment {
         let websub_backoff = r.text("TIDINGS_WEBSUB_BACKOFF_MS");
         // As tracing reads it: an empty filter is one (errors only).
         let log = r.raw("TIDINGS_LOG");
+        let mailgun_signing_key = r.text("TIDINGS_MAILGUN_SIGNING_KEY");
+        // A password is taken as it is, spaces and all.
+        let postmark_webhook_password = r.raw("TIDINGS_POSTMARK_WEBHOOK_PASSWORD");
+        let sendgrid_verification_key = r.text("TIDINGS_SENDGRID_VERIFICATION_KEY");
+        let sns_cert_url_pattern = r.text("TIDINGS_SNS_CERT_URL_PATTERN");
 
         let d = Environment::default();
         let env = Environment {
@@ -149,6 +169,13 @@ impl Environment {
                 "milliseconds",
             )),
             log: log.filter(|filter| r.log_filter(filter)),
+            mailgun_signing_key: mailgun_signing_key.map(|k| Secret(k.trim().to_owned())),
+            postmark_webhook_password: postmark_webhook_password
+                .filter(|p| !p.is_empty())
+                .map(Secret),
+            sendgrid_verification_key: sendgrid_verification_key
+                .map(|k| Secret(k.trim().to_owned())),
+            sns_cert_url_pattern: sns_cert_url_pattern.map(|p| p.trim().to_owned()),
         };
         if r.problems.is_empty() {
             Ok(env)

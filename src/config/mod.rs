@@ -41,7 +41,7 @@ mod spans;
 mod storage;
 mod themes;
 
-pub use bounces::{Bounces, ImapMailbox};
+pub use bounces::{Bounces, ImapMailbox, Relay, Webhooks};
 pub use digests::Digest;
 pub use feeds::{Feeds, Hub, WebSub};
 pub use http::Http;
@@ -136,6 +136,11 @@ impl Config {
         if let Some(mailbox) = &mut self.bounces.mailbox {
             mailbox.password = env.bounces_password.clone();
         }
+        let hooks = &mut self.bounces.webhooks;
+        hooks.mailgun_signing_key = env.mailgun_signing_key.clone();
+        hooks.postmark_password = env.postmark_webhook_password.clone();
+        hooks.sendgrid_key = env.sendgrid_verification_key.clone();
+        hooks.sns_cert_url_pattern = env.sns_cert_url_pattern.clone();
         self
     }
 

@@ -21,6 +21,10 @@ pub struct NewBounce<'a> {
     pub diagnostic: &'a str,
     /// The whole report; only its first [`MAX_REPORT`] bytes are kept.
     pub report: &'a [u8],
+    /// A stable name of the event when the report holds several or may
+    /// arrive in another form (a webhook's event id): the event is then
+    /// recorded once by this name instead of by the report's bytes.
+    pub identity: Option<&'a str>,
 }
 
 /// The policy of `[bounces]`, as the store applies it.
@@ -96,7 +100,8 @@ impl Store {
     /// a hard bounce marks an active or pending subscriber `bounced`; a
     /// soft one does when it is the `soft_limit`th since
     /// `policy.soft_since`; a complaint unsubscribes. The same report
-    /// (by its SHA-256) is recorded once.
+    /// (by its SHA-256, or by its `identity` when it has one) is recorded
+    /// once.
     pub async fn record_bounce(&self, event: &NewBounce<'_>, policy: Policy) -> Result<Recorded> {
         crate::store::dispatch!(self, bounces::record(event, policy))
     }
@@ -109,6 +114,13 @@ impl Store {
     /// One event with its kept report.
     pub async fn bounce_event(&self, id: i64) -> Result<Option<(BounceEvent, Vec<u8>)>> {
         crate::store::dispatch!(self, bounces::one(id))
+    }
+
+    /// The edition of the latest delivery to the subscriber `id` that was
+    /// sent (what a webhook event matched by its address alone is taken
+    /// to be about).
+    pub async fn last_sent_edition(&self, id: i64) -> Result<Option<i64>> {
+        crate::store::dispatch!(self, bounces::last_sent_edition(id))
     }
 
     /// The kinds of event recorded for the subscriber with `email_key`:

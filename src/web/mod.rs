@@ -1,7 +1,8 @@
 //! The web side of `tidings run` (axum): the feed files with validators
 //! and compression, the site's pages with the sign-up form, the signed
 //! subscriber pages (confirm, preferences, unsubscribe), the archive of
-//! editions, the CMS ingest hook, the built-in WebSub hub, health and, on
+//! editions, the CMS ingest hook, the built-in WebSub hub, the relays' bounce
+//! webhooks, health and, on
 //! a listener of its own, metrics.
 //!
 //! Each area owns one module and its own state; this module only joins
@@ -30,6 +31,7 @@ pub mod pages;
 pub mod render;
 pub mod server;
 pub mod signup;
+pub mod webhooks;
 pub mod websub;
 pub mod words;
 
@@ -54,6 +56,8 @@ pub struct Shared {
     /// Work a request starts and does not wait for (sign-up: store and
     /// send the confirmation); a stop waits for it like for digest sends.
     pub background: tokio_util::task::TaskTracker,
+    /// The verifiers of the bounce webhooks (`[bounces.webhooks]`).
+    pub relays: crate::bounces::relay::Relays,
 }
 
 /// The state handlers receive.
@@ -72,7 +76,10 @@ impl Shared {
             .api_token
             .as_ref()
             .map(|t| t.expose().to_owned());
+        let relays = crate::bounces::relay::Relays::new(&config.bounces)
+            .map_err(|problems| anyhow::anyhow!("{}", problems.join("\n")))?;
         Ok(Shared {
+            relays,
             feeds: feeds::FeedCache::new(&config),
             forms: guard::FormState::new(&config, &keys.signer()),
             pages: answers::Pages::load(&config)?,
@@ -113,6 +120,7 @@ pub fn router(state: AppState) -> Router {
         .merge(leave::routes())
         .merge(ops::routes())
         .merge(websub::routes())
+        .merge(webhooks::routes())
         .with_state(state)
 }
 

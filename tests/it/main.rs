@@ -8,6 +8,7 @@ mod support;
 
 mod addresses;
 mod atomic;
+mod bounce_webhooks;
 mod bounces;
 mod bounces_imap;
 mod browser;

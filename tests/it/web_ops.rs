@@ -352,6 +352,7 @@ async fn metrics_say_what_the_store_holds() {
         kind: tidings::model::BounceKind::Complaint,
         diagnostic: "abuse",
         report: b"Feedback-Type: abuse",
+        identity: None,
     };
     let policy = tidings::store::bounces::Policy {
         soft_limit: 3,

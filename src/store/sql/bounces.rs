@@ -8,7 +8,12 @@ use crate::store::bounces::{Action, BounceEvent, Filter, MAX_REPORT, NewBounce, 
 
 pub async fn record(pool: &Pool<DB>, event: &NewBounce<'_>, policy: Policy) -> Result<Recorded> {
     use sha2::Digest as _;
-    let hash = hex::encode(sha2::Sha256::digest(event.report));
+    // A webhook's event is known by its identity, the prefix keeping it
+    // apart from any report's hash.
+    let hash = match event.identity {
+        Some(identity) => hex::encode(sha2::Sha256::digest(format!("event:{identity}"))),
+        None => hex::encode(sha2::Sha256::digest(event.report)),
+    };
     let kept = &event.report[..event.report.len().min(MAX_REPORT)];
     let mut tx = super::begin_write(pool).await?;
     let status: Option<String> = sqlx::query_scalar("SELECT status FROM subscribers WHERE id = $1")
@@ -172,4 +177,15 @@ pub async fn edition_bounces(pool: &Pool<DB>, edition_id: i64) -> Result<Edition
         }
     }
     Ok(out)
+}
+
+pub async fn last_sent_edition(pool: &Pool<DB>, subscriber_id: i64) -> Result<Option<i64>> {
+    sqlx::query_scalar(
+        "SELECT edition_id FROM deliveries WHERE subscriber_id = $1 AND status = 'sent'
+         ORDER BY finished_at DESC, edition_id DESC LIMIT 1",
+    )
+    .bind(subscriber_id)
+    .fetch_optional(pool)
+    .await
+    .context("cannot read the subscriber's deliveries")
 }
