@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # tidings side by side with its peers, in one run, on one machine.
 #
-#   bench/run.sh [--reps N] [build] [incremental] [digest] [digest200k] [serve] [import]
+#   bench/run.sh [--reps N] [build] [incremental] [digest] [serve] [import] [digest200k] [build100k]
 #
-# With no names, runs all but digest200k (200,000 subscribers, about ten
-# minutes more). Installs what it needs (Debian's hugo,
+# With no names, runs the first five (digest200k, 200,000 subscribers,
+# and build100k, a cold build of 100,000 stories in 200 themes against
+# Hugo's, only when named: each takes minutes more). Installs what it needs (Debian's hugo,
 # postfix for smtp-sink/smtp-source, nginx, wrk, time), generates its own
 # data under bench/out/, builds tidings in release mode, runs tidings and
 # the peer in turns (REPS times each, default 3) and prints a table of
@@ -15,6 +16,7 @@
 # Sizes can be changed for a quick look:
 #   STORIES=20000 THEMES=40 SUBSCRIBERS=50000 BIG_SUBSCRIBERS=200000 DIGEST_THEMES=12
 #   DIGEST_STORIES=200 ROWS=1000000 WRK_SECONDS=10 WRK_CONNECTIONS=64
+#   BIG_STORIES=100000 BIG_THEMES=200
 set -euo pipefail
 cd "$(dirname "$0")/.."
 repo=$PWD
@@ -24,8 +26,8 @@ wanted=()
 while (($#)); do
   case $1 in
     --reps) reps=$2; shift 2 ;;
-    build | incremental | digest | digest200k | serve | import) wanted+=("$1"); shift ;;
-    -h | --help) sed -n '2,16p' "$0"; exit 0 ;;
+    build | incremental | digest | serve | import | digest200k | build100k) wanted+=("$1"); shift ;;
+    -h | --help) sed -n '2,19p' "$0"; exit 0 ;;
     *) echo "bench/run.sh: unknown argument \`$1\` (try --help)" >&2; exit 2 ;;
   esac
 done
@@ -41,6 +43,8 @@ DIGEST_STORIES=${DIGEST_STORIES:-200}
 ROWS=${ROWS:-1000000}
 WRK_SECONDS=${WRK_SECONDS:-10}
 WRK_CONNECTIONS=${WRK_CONNECTIONS:-64}
+BIG_STORIES=${BIG_STORIES:-100000}
+BIG_THEMES=${BIG_THEMES:-200}
 SMTP_PORT=${SMTP_PORT:-12525}
 TIDINGS_PORT=18080
 NGINX_PORT=18081
@@ -144,6 +148,24 @@ if wants incremental; then
     measure unchanged tidings "$rep" -- "${tidings_build[@]}"
   done
   rm -f "$corpus"/content/stories/story-new-*.md
+fi
+
+# --- 1b: cold build of a large site -------------------------------------------
+if wants build100k; then
+  big=$out/corpus-big
+  if [[ ! -f $big/.done-$BIG_STORIES-$BIG_THEMES ]]; then
+    echo "generating $BIG_STORIES stories in $BIG_THEMES themes…"
+    rm -rf "$big"
+    python3 "$gen" corpus "$big" "$BIG_STORIES" "$BIG_THEMES"
+    touch "$big/.done-$BIG_STORIES-$BIG_THEMES"
+  fi
+  echo "1b. cold build: $(find "$big/content" -name '*.md' | wc -l) files, $(du -sh --apparent-size "$big/content" | cut -f1)"
+  for rep in $(seq "$reps"); do
+    rm -rf "$big"/tidings.db* "$big/feeds"
+    measure build-big tidings "$rep" -- "$tidings" --config "$big/config.toml" build
+    rm -rf "$big/hugo/public" "$big/hugo/resources"
+    measure build-big hugo "$rep" -- hugo --quiet --source "$big/hugo"
+  done
 fi
 
 # --- 3: digest delivery ------------------------------------------------------

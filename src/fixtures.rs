@@ -68,6 +68,7 @@ pub(crate) fn story(slug: &str, title: &str, themes: &[&str], day: u32) -> Store
                  möten mellan politiker och tjänstepersoner under ett helt år."
             ),
             body_html: "<p>BODY-MUST-NOT-APPEAR</p>".into(),
+            body_source: None,
             language: None,
             authors: vec![],
             themes: themes

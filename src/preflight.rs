@@ -54,7 +54,21 @@ pub async fn check(config: &Config) -> anyhow::Result<Checked> {
         ..Checked::default()
     };
     let mut problems = scanned.problems;
-    let plan = crate::publish::plan::plan(config, scanned.scans, &[], &HashSet::new());
+    // Every body rendered, as builds render those they show.
+    let scans = {
+        use rayon::prelude::*;
+        let (config, mut scans) = (config.clone(), scanned.scans);
+        tokio::task::spawn_blocking(move || {
+            for (_, scan) in &mut scans {
+                scan.stories.par_iter_mut().for_each(|story| {
+                    crate::sources::bodies::render_held(&config, story);
+                });
+            }
+            scans
+        })
+        .await?
+    };
+    let plan = crate::publish::plan::plan(config, scans, &[], &HashSet::new());
     problems.extend(plan.report.skipped);
     let probes = futures_util::future::join_all(
         config

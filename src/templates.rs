@@ -259,6 +259,7 @@ pub fn sample_stories(config: &Config) -> Vec<StoredStory> {
                     title: format!("A sample story about {}", theme.slug),
                     summary: "What a story's summary says, in a sentence or two.".into(),
                     body_html: "<p>The body of a sample story.</p>".into(),
+                    body_source: None,
                     language: None,
                     authors: vec!["Sample Author".into()],
                     themes: vec![theme.slug.clone()],

@@ -117,6 +117,8 @@ impl Worker<'_> {
         mut progress: impl FnMut(&Counts),
     ) -> Result<Counts> {
         let stories = self.store.edition_stories(edition.id).await?;
+        let stories =
+            crate::sources::bodies::filled(self.composer.config, self.store, stories).await?;
         let mail = self.composer.mail;
         let batch = mail.concurrency * 4;
         let (queue, queued) = tokio::sync::mpsc::channel(1);

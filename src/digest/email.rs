@@ -260,6 +260,7 @@ pub async fn preview(
     now: DateTime<Utc>,
 ) -> Result<(Rendered, usize)> {
     let stories = store.pending_stories(&composer.digest.id, now).await?;
+    let stories = crate::sources::bodies::filled(composer.config, store, stories).await?;
     let sections = composer.sections(&reader.themes, &stories);
     let count = compose::story_count(&sections);
     let issue = Issue {
@@ -347,6 +348,7 @@ async fn newest_of_every_theme(composer: &Composer<'_>, store: &Store) -> Result
         }
     }
     let mut stories = store.published_by_ids(&ids).await?;
+    crate::sources::bodies::fill(composer.config, store, &mut stories).await?;
     stories.sort_by(|a, b| {
         (b.story.published, a.id.as_str()).cmp(&(a.story.published, b.id.as_str()))
     });

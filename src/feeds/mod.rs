@@ -235,6 +235,28 @@ impl Plan<'_> {
         ids
     }
 
+    /// The files to render again whose feeds list any of these stories.
+    pub fn files_listing(
+        &self,
+        ids: &std::collections::HashSet<String>,
+    ) -> std::collections::HashSet<&str> {
+        if ids.is_empty() {
+            return Default::default();
+        }
+        self.files
+            .iter()
+            .filter(|f| f.current.is_none())
+            .filter(|f| match f.part {
+                Part::Feed(i, _) => self.feeds[i]
+                    .stories
+                    .iter()
+                    .any(|s| ids.contains(s.id.as_str())),
+                _ => false,
+            })
+            .map(|f| f.rel.as_str())
+            .collect()
+    }
+
     /// Renders the files that are not current; `stories` are (at least)
     /// the [`Plan::wanted`] ones.
     pub fn render(&self, config: &Config, stories: &[StoredStory]) -> Rendered {

@@ -18,5 +18,5 @@ pub use language::{Lang, Language};
 pub use outcome::{DeliveryState, JobOutcome};
 pub use problem::{Problem, Problems, printable, printable_lines};
 pub use source::SourceState;
-pub use story::{Story, StoryId, ThemeSlug};
+pub use story::{BodySource, Story, StoryId, ThemeSlug};
 pub use subscriber::{NewSubscriber, Status, Subscriber, SubscriberEmail, redact};

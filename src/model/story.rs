@@ -121,8 +121,14 @@ pub struct Story {
     pub title: String,
     /// Plain text.
     pub summary: String,
-    /// Sanitized HTML with absolute URLs.
+    /// Sanitized HTML with absolute URLs. Empty for a story whose body
+    /// is rendered when shown (`body_source`) until it is.
     pub body_html: String,
+    /// Where a story file's body comes from, when it is rendered on
+    /// demand rather than stored: see [`BodySource`]. `None`: `body_html`
+    /// is the body (remote sources).
+    #[serde(default)]
+    pub body_source: Option<BodySource>,
     pub language: Option<Language>,
     pub authors: Vec<String>,
     pub themes: Vec<ThemeSlug>,
@@ -141,6 +147,23 @@ pub struct Story {
     /// file's modification time and size), so an unchanged item need not
     /// be parsed again. Not part of the content.
     pub stamp: Option<String>,
+}
+
+/// A body rendered when a feed or an edition shows it, from the
+/// Markdown of the story's file (its `origin`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BodySource {
+    /// SHA-256 of the Markdown body as read at ingest, in hex: what the
+    /// story's content hash covers instead of the rendered body.
+    pub hash: String,
+    /// What the rendering in `body_html` was made from, when it holds one
+    /// (a hash of the program, the site's address, the story's URL and
+    /// `hash`); a rendering with another key is made again.
+    #[serde(skip)]
+    pub rendered: Option<String>,
+    /// The Markdown as read at ingest; never stored.
+    #[serde(skip)]
+    pub markdown: Option<String>,
 }
 
 impl Story {
@@ -162,14 +185,15 @@ impl Story {
         }
         let mut h = Sha256::new();
         opt(&mut h, self.id.as_ref().map(StoryId::as_str));
-        for text in [
-            &self.slug,
-            &self.url,
-            &self.title,
-            &self.summary,
-            &self.body_html,
-        ] {
+        for text in [&self.slug, &self.url, &self.title, &self.summary] {
             field(&mut h, text.as_bytes());
+        }
+        // A body rendered on demand is known by its Markdown's hash; a
+        // stored body by itself (so that stories stored before bodies were
+        // rendered on demand keep their hash).
+        match &self.body_source {
+            Some(source) => field(&mut h, format!("markdown:{}", source.hash).as_bytes()),
+            None => field(&mut h, self.body_html.as_bytes()),
         }
         opt(&mut h, self.language.as_ref().map(Language::as_str));
         field(&mut h, &(self.authors.len() as u64).to_le_bytes());

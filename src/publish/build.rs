@@ -1,6 +1,7 @@
 //! `tidings build`: one ingest of every source followed by writing the
 //! feeds, the unit of work the scheduler will repeat.
 
+use std::collections::HashSet;
 use std::time::Instant;
 
 use anyhow::Result;
@@ -10,6 +11,7 @@ use crate::config::Config;
 use crate::feeds::{self, WriteReport};
 use crate::model::StoryId;
 use crate::publish::ingest::{self, Report};
+use crate::sources::bodies;
 use crate::store::Store;
 
 /// What a build did.
@@ -25,7 +27,7 @@ pub struct BuildReport {
 
 /// Ingests the chosen sources into the store, then writes the feeds.
 pub async fn build(config: &Config, store: &Store, which: &ingest::Which) -> Result<BuildReport> {
-    let ingest = ingest::ingest(config, store, which, Utc::now()).await?;
+    let mut ingest = ingest::ingest(config, store, which, Utc::now()).await?;
     let started = Instant::now();
     let index = store.published_index().await?;
     let published = index.len();
@@ -53,16 +55,34 @@ pub async fn build(config: &Config, store: &Store, which: &ingest::Which) -> Res
             problems: Vec::new(),
         });
     }
-    // Only the stories of the feeds to render again are read.
-    let stories = store.published_by_ids(&plan.wanted()).await?;
+    // Only the stories of the feeds to render again are read, and only
+    // their bodies rendered (those the store does not hold yet).
+    let mut stories = store.published_by_ids(&plan.wanted()).await?;
+    let unrendered = bodies::fill(config, store, &mut stories).await?;
     let loaded = started.elapsed();
+    // A story whose body could not be rendered is left out of the feeds
+    // written now, which are not noted as current: the next build writes
+    // them again.
+    let skipped: HashSet<String> = unrendered.iter().map(|(id, _)| id.to_string()).collect();
+    stories.retain(|s| !skipped.contains(s.id.as_str()));
+    let incomplete = plan.files_listing(&skipped);
     let (mut feeds, problems, rendered, note) = crate::on_all_cores(|| {
         let out = plan.render(config, &stories);
         let rendered = started.elapsed();
         let report = feeds::write_all(config, &out.files)?;
-        let note = plan.note(config, &out.files);
+        let complete: Vec<(String, Vec<u8>)> = out
+            .files
+            .iter()
+            .filter(|(rel, _)| !incomplete.contains(rel.as_str()))
+            .map(|(rel, _)| (rel.clone(), Vec::new()))
+            .collect();
+        let note = plan.note(config, &complete);
         anyhow::Ok((report, out.problems, rendered, note))
     })?;
+    // Named and skipped, as a story whose file cannot be read.
+    ingest
+        .skipped
+        .extend(unrendered.into_iter().map(|(_, problem)| problem));
     feeds.unchanged += plan.current();
     store.set_setting(&note_name, note.as_bytes()).await?;
     tracing::info!(

@@ -17,7 +17,7 @@ use super::ingest::Report;
 use crate::config::Config;
 use crate::model::problem::Problem;
 use crate::model::{Story, StoryId};
-use crate::sources::{self, ItemRef};
+use crate::sources::{self, ItemRef, bodies};
 use crate::store::{Change, StoredRef};
 
 /// The changes to make, and the report that goes with them.
@@ -203,11 +203,26 @@ impl<'a> Planner<'a> {
         hash: String,
     ) -> Option<Change> {
         self.matched.insert(s.id.as_str());
-        let content_changed = hash != s.content_hash;
-        if content_changed || s.withdrawn {
-            // Back from withdrawal counts as updated: the same
-            // story, not a new one.
-            self.report.changed += 1;
+        let mut story = story;
+        let mut content_changed = hash != s.content_hash;
+        // Stored before bodies were rendered on demand, its hash covers
+        // its rendered body: rendered now, the story is compared as it
+        // was, and stored the new way whether or not it changed.
+        let mut restored = false;
+        if content_changed && !s.lazy && bodies::render_held(self.config, &mut story) {
+            let source = story.body_source.take();
+            content_changed = story.content_hash() != s.content_hash;
+            story.body_source = source;
+            restored = !content_changed;
+        }
+        if content_changed || s.withdrawn || restored {
+            if content_changed || s.withdrawn {
+                // Back from withdrawal counts as updated: the same
+                // story, not a new one.
+                self.report.changed += 1;
+            } else {
+                self.report.unchanged += 1;
+            }
             Some(Change::Update {
                 id: s.id.clone(),
                 source: source.to_owned(),

@@ -19,8 +19,8 @@ use url::Url;
 use super::{ItemRef, Scan};
 use crate::config::{Config, DirectorySource};
 use crate::model::problem::{Problem, display_path};
-use crate::model::{Language, Story, StoryId, ThemeSlug};
-use crate::sources::content;
+use crate::model::{BodySource, Language, Story, StoryId, ThemeSlug};
+use crate::sources::{bodies, content};
 
 /// Longest summary, in characters, derived from a body.
 const SUMMARY_CHARS: usize = 300;
@@ -503,8 +503,8 @@ fn story_id(fm: &FrontMatter, front: &Front<'_>) -> Result<Option<StoryId>, Prob
 }
 
 /// The story a file that is not a draft gives: each field checked, in
-/// this order (the first problem is the one reported), then the body
-/// rendered against the story's own URL.
+/// this order (the first problem is the one reported); the body is kept
+/// as Markdown, to be rendered against the story's own URL when shown.
 fn story(
     config: &Config,
     source: &DirectorySource,
@@ -533,14 +533,22 @@ fn story(
         page: url,
     };
     let image = story_image(fm, front, &bases)?;
-    let body_html = content::markdown_to_html(body, &bases);
+    // The body is rendered when a feed or an edition shows it
+    // (`sources::bodies`): only its hash is kept, and the Markdown until
+    // the story is stored.
+    let body_source = BodySource {
+        hash: bodies::markdown_hash(body),
+        rendered: None,
+        markdown: Some(body.to_owned()),
+    };
     Ok(Story {
         id,
         slug,
         url: bases.page.to_string(),
         title,
         summary: story_summary(fm, body),
-        body_html,
+        body_html: String::new(),
+        body_source: Some(body_source),
         language: Some(language),
         authors: fm
             .authors

@@ -241,6 +241,7 @@ pub(crate) fn story(
         summary: content::truncate_words(&summary, SUMMARY_CHARS),
         title,
         body_html,
+        body_source: None,
         language: entry
             .language
             .as_deref()

@@ -14,6 +14,7 @@
 //! permanent redirect moved them to, how far an incremental read got, and
 //! whether the source answered `410 Gone`.
 
+pub mod bodies;
 pub mod content;
 pub mod directory;
 pub mod feed;

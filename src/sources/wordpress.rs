@@ -429,6 +429,7 @@ pub(crate) fn story(
         title,
         summary,
         body_html,
+        body_source: None,
         language: source.remote.language.clone(),
         authors: post_authors(embedded),
         themes: post_themes(source, embedded),

@@ -110,6 +110,8 @@ const TABLES: &[Table] = {
                 ("summary", Text),
                 ("body_html", Text),
                 ("featured", Bool),
+                ("source_hash", Text),
+                ("body_key", Text),
             ],
             order: "id",
             max_rows: 200,

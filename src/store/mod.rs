@@ -37,7 +37,8 @@ use crate::config::StorageUrl;
 use crate::model::{Story, StoryId, ThemeSlug};
 
 pub(crate) const STORY_COLUMNS: &str = "id, guid, slug, origin, url, title, summary, body_html, language, \
-    authors, themes, image, image_alt, published_at, updated_at, first_seen_at, changed_at, featured";
+    authors, themes, image, image_alt, published_at, updated_at, first_seen_at, changed_at, featured, \
+    source_hash, body_key";
 
 static SQLITE_MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
 static POSTGRES_MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
@@ -93,6 +94,9 @@ pub struct StoredRef {
     pub content_hash: String,
     pub stamp: Option<String>,
     pub withdrawn: bool,
+    /// Whether its body is rendered on demand from its file (its content
+    /// hash covers the Markdown's hash), rather than stored.
+    pub lazy: bool,
 }
 
 /// A published story as the feeds see it.
@@ -268,6 +272,16 @@ impl Store {
     /// The published stories with these ids, newest first (ties by id).
     pub async fn published_by_ids(&self, ids: &[&StoryId]) -> Result<Vec<StoredStory>> {
         dispatch!(self, stories::published_by_ids(ids))
+    }
+
+    /// Keeps story bodies rendered from their files: `(id, Markdown hash,
+    /// key, HTML)`, each kept only if the story still has that hash (see
+    /// `sources::bodies`).
+    pub async fn keep_bodies(&self, bodies: &[(StoryId, String, String, String)]) -> Result<()> {
+        if bodies.is_empty() {
+            return Ok(());
+        }
+        dispatch!(self, stories::keep_bodies(bodies))
     }
 
     /// A value the program keeps for itself (see [`Store::set_setting`]).

@@ -371,6 +371,8 @@ async fn edition(
             return Ok(None);
         };
         let stories = shared.store.edition_stories(edition.id).await?;
+        let stories =
+            crate::sources::bodies::filled(&shared.config, &shared.store, stories).await?;
         anyhow::Ok(Some((edition, stories)))
     };
     let (edition, stories) = match found.await {

@@ -23,6 +23,7 @@ mod instances;
 mod jobs;
 mod keys;
 mod layers;
+mod lazy_bodies;
 mod leave;
 mod outage;
 mod outbox;

@@ -14,22 +14,23 @@ pub async fn story_refs(pool: &Pool<DB>) -> Result<Vec<StoredRef>> {
     // and a site has tens of thousands of stories to match at each ingest.
     let sql = if PG {
         "SELECT COALESCE(json_agg(json_build_array(id, source, slug, origin, origin_stamp,
-                    content_hash, (withdrawn_at IS NOT NULL)::int)), '[]')::text AS refs
+                    content_hash, (withdrawn_at IS NOT NULL)::int,
+                    (source_hash IS NOT NULL)::int)), '[]')::text AS refs
          FROM stories"
     } else {
         "SELECT json_group_array(json_array(id, source, slug, origin, origin_stamp,
-                    content_hash, withdrawn_at IS NOT NULL)) AS refs
+                    content_hash, withdrawn_at IS NOT NULL, source_hash IS NOT NULL)) AS refs
          FROM stories"
     };
     let json: String = sqlx::query_scalar(sql)
         .fetch_one(pool)
         .await
         .context("cannot read stored stories")?;
-    type Row = (String, String, String, String, Option<String>, String, i64);
+    type Row = (String, String, String, String, Option<String>, String, i64, i64);
     let rows: Vec<Row> = serde_json::from_str(&json).context("cannot read stored stories")?;
     let mut refs = rows
         .into_iter()
-        .map(|(id, source, slug, origin, stamp, content_hash, withdrawn)| {
+        .map(|(id, source, slug, origin, stamp, content_hash, withdrawn, lazy)| {
             Ok(StoredRef {
                 id: StoryId::parse(&id).map_err(anyhow::Error::msg)?,
                 source,
@@ -38,6 +39,7 @@ pub async fn story_refs(pool: &Pool<DB>) -> Result<Vec<StoredRef>> {
                 content_hash,
                 stamp,
                 withdrawn: withdrawn != 0,
+                lazy: lazy != 0,
             })
         })
         .collect::<Result<Vec<_>>>()?;
@@ -77,7 +79,7 @@ pub async fn apply(
                        authors = $10, themes = $11, image = $12, image_alt = $13, published_at = $14,
                        updated_at = $15, content_hash = $16, withdrawn_at = NULL,
                        changed_at = CASE WHEN $17 THEN $18 ELSE changed_at END,
-                       featured = $20
+                       featured = $20, source_hash = $21, body_key = $22
                      WHERE id = $19",
                 )
                 .bind(source)
@@ -100,6 +102,8 @@ pub async fn apply(
                 .bind(now)
                 .bind(id.as_str())
                 .bind(story.featured)
+                .bind(story.body_source.as_ref().map(|s| s.hash.as_str()))
+                .bind(story.body_source.as_ref().and_then(|s| s.rendered.as_deref()))
                 .execute(&mut **tx)
                 .await
                 .with_context(|| format!("cannot update story {id} ({})", story.origin))?;
@@ -276,7 +280,30 @@ pub async fn set_setting(pool: &Pool<DB>, name: &str, value: &[u8]) -> Result<()
     Ok(())
 }
 
-/// Rows per multi-row INSERT: 19 columns x 500 stays far below SQLite's
+/// Keeps renderings of story bodies, each only if its story still has
+/// the Markdown hash it was rendered from.
+pub async fn keep_bodies(
+    pool: &Pool<DB>,
+    bodies: &[(StoryId, String, String, String)],
+) -> Result<()> {
+    let mut tx = pool.begin().await?;
+    for (id, hash, key, html) in bodies {
+        sqlx::query(
+            "UPDATE stories SET body_html = $1, body_key = $2 WHERE id = $3 AND source_hash = $4",
+        )
+        .bind(html)
+        .bind(key)
+        .bind(id.as_str())
+        .bind(hash)
+        .execute(&mut *tx)
+        .await
+        .with_context(|| format!("cannot keep the rendered body of {id}"))?;
+    }
+    tx.commit().await.context("cannot keep rendered bodies")?;
+    Ok(())
+}
+
+/// Rows per multi-row INSERT: 22 columns x 500 stays far below SQLite's
 /// limit of 32766 bound parameters.
 const INSERT_BATCH: usize = 500;
 
@@ -303,7 +330,7 @@ async fn insert_stories(
     let mut q = QueryBuilder::<DB>::new(
         "INSERT INTO stories (id, guid, source, slug, origin, origin_stamp, url, title, summary,
            body_html, language, authors, themes, image, image_alt, published_at, updated_at,
-           content_hash, first_seen_at, featured) ",
+           content_hash, first_seen_at, featured, source_hash, body_key) ",
     );
     q.push_values(
         &rows,
@@ -327,7 +354,9 @@ async fn insert_stories(
                 .push_bind(story.updated)
                 .push_bind(hash.as_str())
                 .push_bind(now)
-                .push_bind(story.featured);
+                .push_bind(story.featured)
+                .push_bind(story.body_source.as_ref().map(|s| s.hash.as_str()))
+                .push_bind(story.body_source.as_ref().and_then(|s| s.rendered.as_deref()));
         },
     );
     // Another instance ingesting the same new story at the same moment
@@ -387,6 +416,13 @@ pub(crate) fn stored_story(r: &<DB as sqlx::Database>::Row) -> Result<StoredStor
         title: r.get("title"),
         summary: r.get("summary"),
         body_html: r.get("body_html"),
+        body_source: r
+            .get::<Option<String>, _>("source_hash")
+            .map(|hash| crate::model::BodySource {
+                hash,
+                rendered: r.get("body_key"),
+                markdown: None,
+            }),
         language: language
             .map(|l| Language::parse(&l))
             .transpose()
