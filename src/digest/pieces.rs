@@ -35,7 +35,7 @@ use std::sync::{Arc, Mutex, OnceLock};
 use anyhow::Result;
 
 use super::render::{self, DigestEmail, Facts, Outline, Probe, Section, Templates};
-use super::segments::Segments;
+use super::segments::{Segments, encode_piece};
 use crate::mail::message::{Encoded, crlf, fingerprint};
 use crate::model::ThemeSlug;
 use crate::store::StoredStory;
@@ -631,22 +631,6 @@ fn escape(text: &str, attr: bool) -> String {
         }
     }
     out
-}
-
-/// Appends `piece` quoted-printable encoded, ending in a soft line break
-/// unless it ends a line, so that what comes next starts a line. Lines
-/// are kept to 75 characters so that the `=` fits in 76.
-fn encode_piece(piece: &str, out: &mut Vec<u8>) {
-    if piece.is_empty() {
-        return;
-    }
-    let options = quoted_printable::Options::default()
-        .line_length_limit(75)
-        .input_mode(quoted_printable::InputMode::Text);
-    out.extend_from_slice(quoted_printable::encode_with_options(piece, options).as_bytes());
-    if !piece.ends_with("\r\n") {
-        out.extend_from_slice(b"=\r\n");
-    }
 }
 
 /// `encoded` quoted-printable decoded, strictly.

@@ -269,7 +269,7 @@ fn encode_cut(s: &str) -> (Vec<u8>, Vec<(usize, u8)>) {
 /// Appends `piece` quoted-printable encoded, ending in a soft line break
 /// unless it ends a line, so that what comes next starts a line. Lines
 /// are kept to 75 characters so that the `=` fits in 76.
-fn encode_piece(piece: &str, out: &mut Vec<u8>) {
+pub(super) fn encode_piece(piece: &str, out: &mut Vec<u8>) {
     if piece.is_empty() {
         return;
     }
