@@ -244,7 +244,6 @@ fn probe(
     (one, no_summary): (bool, bool),
     more: usize,
 ) -> Result<String, String> {
-    let themes = [THEMES];
     let email = DigestEmail {
         sections,
         recipient: RECIPIENT,
@@ -261,7 +260,7 @@ fn probe(
         subject: SUBJECT,
         story_count: if one { 1 } else { COUNT },
         summary: if no_summary { "" } else { SUMMARY },
-        themes: themes[0],
+        themes: THEMES,
         more,
     };
     render::render_probe(templates, &email, &probe).map_err(|e| format!("{e:#}"))
@@ -412,7 +411,7 @@ impl Cut {
     /// The reader's email joined from the pieces.
     fn join(&self, templates: &Templates, email: &DigestEmail) -> Result<Joined> {
         let outline = Outline::of(email);
-        let subject = render::subject_of(templates, email, &outline)?;
+        let subject = render::subject(templates, email, &outline)?;
         let Some(mut values) = Values::new([
             email.recipient,
             &email.links.preferences,

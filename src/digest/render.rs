@@ -158,11 +158,6 @@ impl<'a> Outline<'a> {
     }
 }
 
-/// The subject line of an email with `outline` (see [`subject`]).
-pub fn subject_of(templates: &Templates, email: &DigestEmail, outline: &Outline) -> Result<String> {
-    subject(templates, email, outline)
-}
-
 /// How a probe differs from an ordinary rendering: what it shows in place
 /// of the reader's values, and the mark it puts where the template allows
 /// a cut (`{{ cut | safe }}`).
@@ -197,7 +192,7 @@ pub fn render_probe(templates: &Templates, email: &DigestEmail, probe: &Probe) -
 /// (the titles of the reader's themes), `period`, `site` (the site's
 /// title) and `digest` (the digest's title), and made into one line. It is
 /// not HTML-escaped: a header is not HTML.
-fn subject(templates: &Templates, email: &DigestEmail, outline: &Outline) -> Result<String> {
+pub fn subject(templates: &Templates, email: &DigestEmail, outline: &Outline) -> Result<String> {
     let lang = email.language;
     let mut context = tera::Context::new();
     context.insert("period", email.period);

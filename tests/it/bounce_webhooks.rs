@@ -14,7 +14,7 @@ use chrono::Utc;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
-use crate::support::{Reply, Service, Site, Upstream, digest_site, ok, outbox, recent, subscribe};
+use crate::support::{Reply, Service, Site, Upstream, ok, outbox, sent_bounce_site};
 
 /// What the fixtures say, replaced by the test's own values.
 const FIXTURE_VERP: &str = "bounces+7-42-1-u5c7nq3sz6iuwwne@goda-exempel.example.org";
@@ -34,20 +34,10 @@ struct Sent {
 /// A digest site with `[bounces]` and `[bounces.webhooks]` (`hooks` lines
 /// added to it), `people` subscribed, after one `digest send`.
 fn sent_site(hooks: &str, people: &[&str]) -> (Site, Vec<Sent>) {
-    let site = digest_site("file:outbox");
-    let config = std::fs::read_to_string(site.config_path()).unwrap();
-    site.write_config(&format!(
-        "{config}\n[bounces]\nreturn_path = \"bounces@example.org\"\n\n[bounces.webhooks]\n{hooks}\n"
-    ));
-    recent(&site, "a1", "Alpha one", 2, &["alpha"]);
-    site.build();
-    for email in people {
-        subscribe(&site, email, "alpha");
-    }
-    let run = ok(site.tidings(&["digest", "send"]));
-    assert!(
-        run.stdout.contains(&format!("{} sent", people.len())),
-        "{run}"
+    let site = sent_bounce_site(
+        "file:outbox",
+        &format!("\n[bounces.webhooks]\n{hooks}"),
+        people,
     );
     let mail = outbox(&site);
     let sent = people

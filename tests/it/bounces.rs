@@ -5,7 +5,9 @@
 //! import`, and the subscriber's status, the next digest, `bounces list`
 //! and `bounces show` say what happened.
 
-use crate::support::{Site, SmtpServer, digest_site, ok, outbox, recent, subscribe};
+use crate::support::{
+    Site, SmtpServer, digest_site, envelope_sender, ok, outbox, recent, sent_bounce_site, subscribe,
+};
 
 /// The VERP address and the recipient in the fixtures.
 const FIXTURE_VERP: &str = "bounces+7-42-1-u5c7nq3sz6iuwwne@goda-exempel.example.org";
@@ -14,41 +16,7 @@ const FIXTURE_RECIPIENT: &str = "anna@example.se";
 /// A digest site with `[bounces]` (and `extra` lines in it), a story and
 /// `people` subscribed to it, after one `digest send`.
 fn sent_site(extra: &str, people: &[&str]) -> Site {
-    let site = digest_site("file:outbox");
-    let config = std::fs::read_to_string(site.config_path()).unwrap();
-    site.write_config(&format!(
-        "{config}\n[bounces]\nreturn_path = \"bounces@example.org\"\n{extra}"
-    ));
-    recent(&site, "a1", "Alpha one", 2, &["alpha"]);
-    site.build();
-    for email in people {
-        subscribe(&site, email, "alpha");
-    }
-    let run = ok(site.tidings(&["digest", "send"]));
-    assert!(
-        run.stdout.contains(&format!("{} sent", people.len())),
-        "{run}"
-    );
-    site
-}
-
-/// The envelope sender of the one message to `to` in the outbox.
-fn envelope_sender(site: &Site, to: &str) -> String {
-    let mut found = Vec::new();
-    for entry in std::fs::read_dir(site.path("outbox")).unwrap() {
-        let bytes = std::fs::read(entry.unwrap().path()).unwrap();
-        let text = String::from_utf8_lossy(&bytes);
-        if text.contains(&format!("To: {to}\r\n")) {
-            let first = text.lines().next().unwrap();
-            let sender = first
-                .strip_prefix("Return-Path: <")
-                .and_then(|s| s.strip_suffix(">\r").or(s.strip_suffix('>')))
-                .unwrap_or_else(|| panic!("no Return-Path first: {first}"));
-            found.push(sender.to_owned());
-        }
-    }
-    assert_eq!(found.len(), 1, "{found:?}");
-    found.remove(0)
+    sent_bounce_site("file:outbox", extra, people)
 }
 
 /// The fixture `name` as a report about the message to `to` sent with

@@ -8,8 +8,8 @@
 //! the bounce into the Dovecot mailbox, where tidings finds it.
 
 use crate::support::{
-    Dovecot, IMAP_PASSWORD, Listed, Postfix, Site, block_on, client, digest_site, free_port, get,
-    ok, recent, subscribe, wait_until,
+    Dovecot, IMAP_PASSWORD, Listed, Postfix, Site, block_on, client, envelope_sender, free_port,
+    get, ok, sent_bounce_site, wait_until,
 };
 
 /// The VERP address and the recipient in the fixtures.
@@ -22,40 +22,11 @@ const PASSWORD: (&str, &str) = ("TIDINGS_BOUNCES_PASSWORD", IMAP_PASSWORD);
 /// `extra` lines), a story, `people` subscribed, after one `digest send`
 /// through `transport`.
 fn sent_site(transport: &str, mailbox: &str, extra: &str, people: &[&str]) -> Site {
-    let site = digest_site(transport);
-    let config = std::fs::read_to_string(site.config_path()).unwrap();
-    site.write_config(&format!(
-        "{config}\n[bounces]\nreturn_path = \"bounces@example.org\"\nmailbox = \"{mailbox}\"\n{extra}"
-    ));
-    recent(&site, "a1", "Alpha one", 2, &["alpha"]);
-    site.build();
-    for email in people {
-        subscribe(&site, email, "alpha");
-    }
-    let run = ok(site.tidings(&["digest", "send"]));
-    assert!(
-        run.stdout.contains(&format!("{} sent", people.len())),
-        "{run}"
-    );
-    site
-}
-
-/// The envelope sender of the one message to `to` in the outbox.
-fn envelope_sender(site: &Site, to: &str) -> String {
-    let mut found = Vec::new();
-    for entry in std::fs::read_dir(site.path("outbox")).unwrap() {
-        let text = std::fs::read_to_string(entry.unwrap().path()).unwrap();
-        if text.contains(&format!("To: {to}\r\n")) {
-            let first = text.lines().next().unwrap();
-            let sender = first
-                .strip_prefix("Return-Path: <")
-                .and_then(|s| s.strip_suffix('>'))
-                .unwrap_or_else(|| panic!("no Return-Path first: {first}"));
-            found.push(sender.to_owned());
-        }
-    }
-    assert_eq!(found.len(), 1, "{found:?}");
-    found.remove(0)
+    sent_bounce_site(
+        transport,
+        &format!("mailbox = \"{mailbox}\"\n{extra}"),
+        people,
+    )
 }
 
 /// The fixture `name` as a report about the message to `to` sent with

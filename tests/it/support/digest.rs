@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use chrono::{Duration as ChronoDuration, Timelike, Utc};
 use mail_parser::{MessageParser, MimeHeaders};
 
-use super::site::{FIXTURE_CONFIG, Site, ok};
+use super::site::{FIXTURE_CONFIG, Site, ok, recent};
 
 /// The fixture site with a monthly digest, mail written to `outbox/`.
 pub fn digest_site(transport: &str) -> Site {
@@ -173,4 +173,46 @@ pub fn import(site: &Site, n: usize) {
         .collect();
     std::fs::write(site.path("people.csv"), csv).unwrap();
     ok(site.tidings(&["subscribers", "import", "people.csv", "--confirmed"]));
+}
+
+/// A digest site through `transport` whose `[bounces]` has a return path
+/// (and the `bounces` lines after it), a story in `alpha`, `people`
+/// subscribed to it, after one `digest send` that sent to each.
+pub fn sent_bounce_site(transport: &str, bounces: &str, people: &[&str]) -> Site {
+    let site = digest_site(transport);
+    let config = std::fs::read_to_string(site.config_path()).unwrap();
+    site.write_config(&format!(
+        "{config}\n[bounces]\nreturn_path = \"bounces@example.org\"\n{bounces}\n"
+    ));
+    recent(&site, "a1", "Alpha one", 2, &["alpha"]);
+    site.build();
+    for email in people {
+        subscribe(&site, email, "alpha");
+    }
+    let run = ok(site.tidings(&["digest", "send"]));
+    assert!(
+        run.stdout.contains(&format!("{} sent", people.len())),
+        "{run}"
+    );
+    site
+}
+
+/// The envelope sender (VERP address) of the one message to `to` in the
+/// outbox: the `Return-Path:` line the `file:` transport writes first.
+pub fn envelope_sender(site: &Site, to: &str) -> String {
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir(site.path("outbox")).unwrap() {
+        let bytes = std::fs::read(entry.unwrap().path()).unwrap();
+        let text = String::from_utf8_lossy(&bytes);
+        if text.contains(&format!("To: {to}\r\n")) {
+            let first = text.lines().next().unwrap();
+            let sender = first
+                .strip_prefix("Return-Path: <")
+                .and_then(|s| s.strip_suffix(">\r").or(s.strip_suffix('>')))
+                .unwrap_or_else(|| panic!("no Return-Path first: {first}"));
+            found.push(sender.to_owned());
+        }
+    }
+    assert_eq!(found.len(), 1, "{found:?}");
+    found.remove(0)
 }

@@ -25,8 +25,8 @@ pub use backend::{
     Backend, PgDatabase, TestStore, backend, on_backend, postgres_admin_url, postgres_available,
 };
 pub use digest::{
-    Mail, digest_site, import, once_in, outbox, parse_all, ran_an_hour_ago, scheduled_site,
-    subscribe,
+    Mail, digest_site, envelope_sender, import, once_in, outbox, parse_all, ran_an_hour_ago,
+    scheduled_site, sent_bounce_site, subscribe,
 };
 pub use feeds::feedparser;
 pub use mailserver::{Dovecot, IMAP_PASSWORD, Listed, Postfix};
