@@ -87,6 +87,49 @@ fn terminate(child: &mut Child) {
     }
 }
 
+/// The first line a server at 127.0.0.1:`port` sends ("" when none comes).
+fn greeting_of(port: u16) -> String {
+    use std::io::BufRead as _;
+    let Ok(stream) = std::net::TcpStream::connect(("127.0.0.1", port)) else {
+        return String::new();
+    };
+    let _ = stream.set_read_timeout(Some(Duration::from_secs(5)));
+    let mut line = String::new();
+    let _ = std::io::BufReader::new(stream).read_line(&mut line);
+    line
+}
+
+/// Starts a server on a free loopback port: `launch(port)` writes its
+/// config for that port and spawns it. The port is the server's once it
+/// greets with a line holding `greeting(port)` while still running.
+/// Between choosing a port and binding it, another test's server may take
+/// it: then ours exits (it cannot bind), or what answers greets otherwise,
+/// and another port is tried.
+fn start_on_free_port(
+    what: &str,
+    mut launch: impl FnMut(u16) -> Child,
+    greeting: impl Fn(u16) -> String,
+    log: impl Fn() -> String,
+) -> (Child, u16) {
+    for _ in 0..5 {
+        let port = free_port();
+        let mut child = launch(port);
+        let expected = greeting(port);
+        let mine = wait_until(30, || {
+            matches!(child.try_wait(), Ok(Some(_))) || greeting_of(port).contains(&expected)
+        });
+        if mine && matches!(child.try_wait(), Ok(None)) {
+            return (child, port);
+        }
+        terminate(&mut child);
+        eprintln!(
+            "{what} did not start on port {port}; trying another:\n{}",
+            log()
+        );
+    }
+    panic!("{what} did not start on any of five ports:\n{}", log());
+}
+
 /// One message of a folder, as imaplib sees it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Listed {
@@ -152,30 +195,32 @@ impl Dovecot {
         // The log is written by the master and by dovecot-lda as the mail user.
         std::fs::write(root.join("dovecot.log"), "").unwrap();
         chmod(&root.join("dovecot.log"), 0o666);
-        let port = free_port();
-        let tls_port = tls.then(free_port);
-        let (ssl, imaps) = match tls_port {
-            None => ("ssl = no".to_owned(), "port = 0".to_owned()),
-            Some(p) => {
-                let fixtures =
-                    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/smtp-tls");
-                (
-                    format!(
-                        "ssl = yes\nssl_cert = <{}\nssl_key = <{}",
-                        fixtures.join("cert.pem").display(),
-                        fixtures.join("key.pem").display()
-                    ),
-                    format!("address = 127.0.0.1\n    port = {p}"),
-                )
-            }
-        };
         let r = root.display();
-        let config = format!(
-            "protocols = imap
+        let mut tls_port = None;
+        let launch = |port: u16| {
+            tls_port = tls.then(free_port);
+            let (ssl, imaps) = match tls_port {
+                None => ("ssl = no".to_owned(), "port = 0".to_owned()),
+                Some(p) => {
+                    let fixtures =
+                        Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/smtp-tls");
+                    (
+                        format!(
+                            "ssl = yes\nssl_cert = <{}\nssl_key = <{}",
+                            fixtures.join("cert.pem").display(),
+                            fixtures.join("key.pem").display()
+                        ),
+                        format!("address = 127.0.0.1\n    port = {p}"),
+                    )
+                }
+            };
+            let config = format!(
+                "protocols = imap
 listen = 127.0.0.1
 base_dir = {r}/run
 state_dir = {r}/state
 instance_name = tidings-test-{port}
+login_greeting = tidings-test-{port} ready
 log_path = {r}/dovecot.log
 {ssl}
 disable_plaintext_auth = no
@@ -209,28 +254,30 @@ service auth {{
 }}
 {extra}
 "
+            );
+            std::fs::write(root.join("dovecot.conf"), config).unwrap();
+            Command::new(DOVECOT)
+                .arg("-F")
+                .arg("-c")
+                .arg(root.join("dovecot.conf"))
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .expect("start dovecot")
+        };
+        let (child, port) = start_on_free_port(
+            "Dovecot",
+            launch,
+            |port| format!("tidings-test-{port} ready"),
+            || std::fs::read_to_string(root.join("dovecot.log")).unwrap_or_default(),
         );
-        std::fs::write(root.join("dovecot.conf"), config).unwrap();
-        let child = Command::new(DOVECOT)
-            .arg("-F")
-            .arg("-c")
-            .arg(root.join("dovecot.conf"))
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start dovecot");
-        let dovecot = Dovecot {
+        Some(Dovecot {
             child,
             dir,
             port,
             tls_port,
             mail_user,
-        };
-        let up = wait_until(20, || {
-            std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
-        });
-        assert!(up, "Dovecot did not listen on {port}:\n{}", dovecot.log());
-        Some(dovecot)
+        })
     }
 
     pub fn config_path(&self) -> PathBuf {
@@ -349,16 +396,17 @@ impl Postfix {
         }
         chmod(&root.join("spool"), 0o1777);
         chown(&root.join("data"), "postfix");
-        let port = free_port();
         let r = root.display();
-        std::fs::write(
-            conf.join("main.cf"),
-            format!(
-                "compatibility_level = 3.6
+        let launch = |port: u16| {
+            std::fs::write(
+                conf.join("main.cf"),
+                format!(
+                    "compatibility_level = 3.6
 queue_directory = {r}/queue
 data_directory = {r}/data
 mail_spool_directory = {r}/spool
 myhostname = mx.{local_domain}
+smtpd_banner = $myhostname ESMTP tidings-test-{port}
 mydomain = {local_domain}
 myorigin = $mydomain
 mydestination = {local_domain}
@@ -376,17 +424,17 @@ maillog_file_prefixes = {r}
 transport_maps = inline:{{{bounce_domain}=dovecot:}}
 relay_domains = {bounce_domain}
 "
-            ),
-        )
-        .unwrap();
-        let lda = format!(
-            "{DOVECOT_LDA} -c {} -d {IMAP_USER} -f ${{sender}}",
-            dovecot.config_path().display()
-        );
-        std::fs::write(
-            conf.join("master.cf"),
-            format!(
-                "127.0.0.1:{port} inet n - n - - smtpd
+                ),
+            )
+            .unwrap();
+            let lda = format!(
+                "{DOVECOT_LDA} -c {} -d {IMAP_USER} -f ${{sender}}",
+                dovecot.config_path().display()
+            );
+            std::fs::write(
+                conf.join("master.cf"),
+                format!(
+                    "127.0.0.1:{port} inet n - n - - smtpd
 pickup    unix  n - n 60 1 pickup
 cleanup   unix  n - n - 0 cleanup
 qmgr      unix  n - n 300 1 qmgr
@@ -409,36 +457,38 @@ scache    unix  - - n - 1 scache
 postlog   unix-dgram n - n - 1 postlogd
 dovecot   unix  - n n - - pipe flags=DRhu user={} argv={lda}
 ",
-                dovecot.mail_user
-            ),
-        )
-        .unwrap();
-        // `check` makes the queue's folders with their owners and modes.
-        let checked = Command::new(POSTFIX)
-            .arg("-c")
-            .arg(&conf)
-            .arg("check")
-            .output()
+                    dovecot.mail_user
+                ),
+            )
             .unwrap();
-        assert!(
-            checked.status.success(),
-            "postfix check: {}",
-            String::from_utf8_lossy(&checked.stderr)
+            // `check` makes the queue's folders with their owners and modes.
+            let checked = Command::new(POSTFIX)
+                .arg("-c")
+                .arg(&conf)
+                .arg("check")
+                .output()
+                .unwrap();
+            assert!(
+                checked.status.success(),
+                "postfix check: {}",
+                String::from_utf8_lossy(&checked.stderr)
+            );
+            Command::new(POSTFIX)
+                .arg("-c")
+                .arg(&conf)
+                .arg("start-fg")
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .expect("start postfix")
+        };
+        let (child, port) = start_on_free_port(
+            "Postfix",
+            launch,
+            |port| format!("ESMTP tidings-test-{port}"),
+            || std::fs::read_to_string(root.join("maillog")).unwrap_or_default(),
         );
-        let child = Command::new(POSTFIX)
-            .arg("-c")
-            .arg(&conf)
-            .arg("start-fg")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start postfix");
-        let postfix = Postfix { child, dir, port };
-        let up = wait_until(30, || {
-            std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
-        });
-        assert!(up, "Postfix did not listen on {port}:\n{}", postfix.log());
-        Some(postfix)
+        Some(Postfix { child, dir, port })
     }
 
     pub fn log(&self) -> String {
