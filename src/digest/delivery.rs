@@ -17,7 +17,6 @@ use std::time::Duration as StdDuration;
 
 use anyhow::Result;
 use chrono::{DateTime, Duration, Utc};
-use futures_util::StreamExt;
 
 use super::compose;
 use super::email::{Composer, Issue};
@@ -28,7 +27,7 @@ use crate::links::tokens::Signer;
 use crate::mail::Mailer;
 use crate::mail::transport::{SendError, Sender};
 use crate::model::{DeliveryState, Status, Subscriber};
-use crate::store::editions::{Claimed, Counts, Edition};
+use crate::store::editions::{Claimed, Counts, Edition, Sent};
 use crate::store::{Store, StoredStory};
 
 /// How a run behaves.
@@ -165,8 +164,8 @@ impl Worker<'_> {
         halt: &OnceLock<String>,
         progress: &mut impl FnMut(&Counts),
     ) -> Result<()> {
-        // Counting the rows by state reads the whole edition: a few times
-        // a second is enough for a progress bar.
+        // Counting the rows by state reads the whole edition: once a
+        // second is enough for a progress bar.
         let mut reported = std::time::Instant::now();
         loop {
             // Room for a batch: the sending task took the previous one.
@@ -207,7 +206,7 @@ impl Worker<'_> {
                     .collect::<Vec<_>>()
             });
             room.send(prepared);
-            if reported.elapsed() >= StdDuration::from_millis(250) {
+            if reported.elapsed() >= StdDuration::from_secs(1) {
                 progress(&self.store.delivery_counts(edition.id).await?);
                 reported = std::time::Instant::now();
             }
@@ -300,6 +299,9 @@ impl Worker<'_> {
 /// A claimed row with its message, or with what became of it already.
 type Prepared = (Claimed, Result<(String, lettre::Message), Outcome>);
 
+/// A row tried, with what became of it and the connection it held.
+type Done = (Claimed, Outcome, tokio::sync::OwnedSemaphorePermit);
+
 /// The sending stage: what it needs, owned, so that it runs as a task of
 /// its own.
 struct Sending {
@@ -314,8 +316,17 @@ struct Sending {
 }
 
 impl Sending {
+    /// Takes the prepared batches in turn. Each message is sent on a task
+    /// of its own as soon as one of the `concurrency` connections is free,
+    /// so the sends of one batch and the next overlap and use every thread
+    /// of the runtime; what became of each row goes to a recording task,
+    /// which writes the rows to the ledger many at a time. Returns once
+    /// every row taken is sent and recorded.
     async fn run(self, mut queued: tokio::sync::mpsc::Receiver<Vec<Prepared>>, concurrency: usize) {
-        let this = &self;
+        let this = Arc::new(self);
+        let connections = Arc::new(tokio::sync::Semaphore::new(concurrency));
+        let (done, finished) = tokio::sync::mpsc::channel(concurrency);
+        let recording = tokio::spawn(Arc::clone(&this).record_all(finished));
         while let Some(batch) = queued.recv().await {
             if let Some(reason) = this.halt.get() {
                 // Claimed before the halt: given back untried.
@@ -326,35 +337,113 @@ impl Sending {
             }
             // The batch waited while the one before was sent: its lease
             // starts now, and rows another worker took meanwhile (their
-            // lease lapsed) are left to it.
+            // lease lapsed) are left to it. A row waits for its turn
+            // (the rate limit) and a free connection; if half a lease
+            // passes meanwhile, the leases of
+            // the rows not yet started are renewed again, so that none
+            // lapses before its send begins.
             let rows: Vec<(i64, i64)> = batch
                 .iter()
                 .map(|(c, _)| (c.delivery_id, c.attempt))
                 .collect();
-            let ours = match this
-                .store
-                .renew_leases(&rows, Utc::now() + this.options.lease)
-                .await
-            {
-                Ok(ids) => ids.into_iter().collect::<std::collections::HashSet<i64>>(),
-                Err(e) => {
-                    // The store is away: these rows' leases lapse and they
-                    // are claimed again later; send nothing of them now.
-                    tracing::warn!(error = %format!("{e:#}"), "cannot renew leases; the batch waits");
+            let half_lease = this.options.lease.to_std().unwrap_or_default() / 2;
+            let Some(mut ours) = this.renew(&rows).await else {
+                continue;
+            };
+            let mut renewed = std::time::Instant::now();
+            for (i, (c, prepared)) in batch.into_iter().enumerate() {
+                this.pace.wait().await;
+                let connection = Arc::clone(&connections)
+                    .acquire_owned()
+                    .await
+                    .expect("the semaphore is never closed");
+                if renewed.elapsed() >= half_lease {
+                    let Some(still) = this.renew(&rows[i..]).await else {
+                        break;
+                    };
+                    ours = still;
+                    renewed = std::time::Instant::now();
+                }
+                if !ours.contains(&c.delivery_id) {
                     continue;
                 }
-            };
-            let batch = batch
-                .into_iter()
-                .filter(|(c, _)| ours.contains(&c.delivery_id));
-            futures_util::stream::iter(batch)
-                .for_each_concurrent(concurrency, |(c, prepared)| async move {
+                let (this, done) = (Arc::clone(&this), done.clone());
+                tokio::spawn(async move {
                     let outcome = this.outcome(&c, prepared).await;
-                    if let Err(e) = this.record(&c, &outcome).await {
-                        tracing::error!(error = %format!("{e:#}"), "delivery failed");
-                    }
+                    // The connection is free for the next message once the
+                    // row is recorded: no more rows than connections are
+                    // ever sent and not yet marked (those a crash may send
+                    // again). The recording task ends only after every
+                    // sender of `done` is dropped, so it is there to receive.
+                    let _ = done.send((c, outcome, connection)).await;
+                });
+            }
+        }
+        drop(done);
+        if let Err(e) = recording.await {
+            tracing::error!(error = %e, "the recording task failed");
+        }
+    }
+
+    /// Writes what became of the rows as they come, each time all that
+    /// arrived meanwhile (at most 500): sent rows in one statement. Their
+    /// connections are given back after.
+    async fn record_all(self: Arc<Self>, mut finished: tokio::sync::mpsc::Receiver<Done>) {
+        let mut rows = Vec::new();
+        while finished.recv_many(&mut rows, 500).await > 0 {
+            let sent: Vec<Sent> = rows
+                .iter()
+                .filter_map(|(c, outcome, _)| match outcome {
+                    Outcome::Sent { message_id, reply } => Some(Sent {
+                        delivery_id: c.delivery_id,
+                        message_id: message_id.clone(),
+                        reply: reply.clone(),
+                    }),
+                    _ => None,
                 })
-                .await;
+                .collect();
+            if !sent.is_empty() {
+                let ids = sent.iter().map(|s| s.delivery_id);
+                let what = format!(
+                    "{} sent deliveries (ids {} to {})",
+                    sent.len(),
+                    ids.clone().min().unwrap_or_default(),
+                    ids.max().unwrap_or_default()
+                );
+                if let Err(e) = self
+                    .record(&what, || self.store.mark_sent(&sent, Utc::now()))
+                    .await
+                {
+                    tracing::error!(error = %format!("{e:#}"), "delivery failed");
+                }
+            }
+            for (c, outcome, _) in &rows {
+                if matches!(outcome, Outcome::Sent { .. }) {
+                    continue;
+                }
+                let what = format!("delivery {}", c.delivery_id);
+                if let Err(e) = self.record(&what, || self.write_outcome(c, outcome)).await {
+                    tracing::error!(error = %format!("{e:#}"), "delivery failed");
+                }
+            }
+            rows.clear();
+        }
+    }
+
+    /// Renews the leases of `rows` (id, attempt) for a lease from now and
+    /// returns the ids still ours; `None` when the store is away (then
+    /// their leases lapse and they are claimed again later).
+    async fn renew(&self, rows: &[(i64, i64)]) -> Option<std::collections::HashSet<i64>> {
+        match self
+            .store
+            .renew_leases(rows, Utc::now() + self.options.lease)
+            .await
+        {
+            Ok(ids) => Some(ids.into_iter().collect()),
+            Err(e) => {
+                tracing::warn!(error = %format!("{e:#}"), "cannot renew leases; the batch waits");
+                None
+            }
         }
     }
 
@@ -389,10 +478,6 @@ impl Sending {
         if let Some(reason) = self.halt.get() {
             return Outcome::GiveBack(reason.clone());
         }
-        self.pace.wait().await;
-        if let Some(reason) = self.halt.get() {
-            return Outcome::GiveBack(reason.clone());
-        }
         match self.sender.send(&message_id, &message).await {
             Ok(reply) => Outcome::Sent { message_id, reply },
             Err(SendError::Transient(e)) if (claimed.attempt as u32) < self.max_attempts => {
@@ -422,12 +507,15 @@ impl Sending {
         }
     }
 
-    /// Writes the row's outcome. A message already sent must be marked so,
-    /// or it goes out again once the lease lapses: while the store is
-    /// unreachable (a database restart, a network cut) the write is tried
-    /// again, with growing pauses, for as long as the row's lease lasts.
-    async fn record(&self, claimed: &Claimed, outcome: &Outcome) -> Result<()> {
-        let id = claimed.delivery_id;
+    /// Writes an outcome with `write`. A message already sent must be
+    /// marked so, or it goes out again once the lease lapses: while the
+    /// store is unreachable (a database restart, a network cut) the write
+    /// is tried again, with growing pauses, for as long as a lease lasts.
+    async fn record<F, W>(&self, what: &str, write: F) -> Result<()>
+    where
+        F: Fn() -> W,
+        W: std::future::Future<Output = Result<()>>,
+    {
         let give_up = std::time::Instant::now()
             + self
                 .options
@@ -436,19 +524,18 @@ impl Sending {
                 .unwrap_or(StdDuration::from_secs(60));
         let mut pause = StdDuration::from_millis(250);
         loop {
-            let written = self.write_outcome(claimed, outcome).await;
-            match written {
+            match write().await {
                 Ok(()) => return Ok(()),
                 Err(e) if std::time::Instant::now() + pause < give_up => {
                     tracing::warn!(
-                        delivery = id,
+                        rows = what,
                         error = %format!("{e:#}"),
                         "cannot record the delivery yet; trying again"
                     );
                     tokio::time::sleep(pause).await;
                     pause = (pause * 2).min(StdDuration::from_secs(5));
                 }
-                Err(e) => return Err(e.context(format!("recording delivery {id}"))),
+                Err(e) => return Err(e.context(format!("recording {what}"))),
             }
         }
     }
@@ -462,7 +549,12 @@ impl Sending {
                 .await
                 .map(drop),
             Outcome::Sent { message_id, reply } => {
-                store.mark_sent(id, message_id, reply, Utc::now()).await
+                let sent = Sent {
+                    delivery_id: id,
+                    message_id: message_id.clone(),
+                    reply: reply.clone(),
+                };
+                store.mark_sent(&[sent], Utc::now()).await
             }
             Outcome::Retry { error, next } => store.mark_retry(id, error, *next).await,
             Outcome::Final(status, reason) => {

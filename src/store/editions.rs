@@ -80,6 +80,15 @@ pub struct Claimed {
     pub subscriber: Subscriber,
 }
 
+/// A delivery that went out: what its row records.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Sent {
+    pub delivery_id: i64,
+    pub message_id: String,
+    /// The server's reply (or where the `file:` transport wrote it).
+    pub reply: String,
+}
+
 /// Deliveries of an edition by state.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Counts {
@@ -208,15 +217,10 @@ impl Store {
         crate::store::dispatch!(self, editions::renew_leases(rows, until))
     }
 
-    /// Marks a claimed delivery sent, with the server's reply.
-    pub async fn mark_sent(
-        &self,
-        id: i64,
-        message_id: &str,
-        reply: &str,
-        now: DateTime<Utc>,
-    ) -> Result<()> {
-        crate::store::dispatch!(self, editions::mark_sent(id, message_id, reply, now))
+    /// Marks claimed deliveries sent, each with its Message-ID and the
+    /// server's reply, in one statement (per 500 rows).
+    pub async fn mark_sent(&self, sent: &[Sent], now: DateTime<Utc>) -> Result<()> {
+        crate::store::dispatch!(self, editions::mark_sent(sent, now))
     }
 
     /// Puts a delivery back for another attempt at `next`.

@@ -16,6 +16,9 @@ macro_rules! columns {
     };
 }
 
+/// A subscriber's columns, as [`subscriber_row`] reads them.
+pub(crate) const COLUMNS: &str = columns!();
+
 pub async fn add_subscribers(pool: &Pool<DB>, people: &[NewSubscriber], now: DateTime<Utc>) -> Result<Added> {
     let mut tx = super::begin_write(pool).await?;
     let mut added = 0;
