@@ -170,7 +170,7 @@ pub fn plan<'a>(
     files.push((OPML_FILE.to_owned(), hex::encode(h.finalize()), Part::Opml));
     let mut h = base;
     h.update("index");
-    if let Ok(template) = std::fs::read(index::template_path(config)) {
+    if let Some(template) = index_template(config) {
         h.update(&template);
     }
     feeds.iter().for_each(|f| stamp(&mut h, f));
@@ -180,16 +180,7 @@ pub fn plan<'a>(
         Part::Index,
     ));
 
-    let noted: HashMap<&str, (&str, &str)> = note
-        .and_then(|n| std::str::from_utf8(n).ok())
-        .into_iter()
-        .flat_map(str::lines)
-        .filter_map(|line| {
-            let mut fields = line.split('\t');
-            let (rel, key, stamp) = (fields.next()?, fields.next()?, fields.next()?);
-            Some((rel, (key, stamp)))
-        })
-        .collect();
+    let noted = Note::parse(note).files;
     let dir = &config.feeds.dir;
     let files = files
         .into_par_iter()
@@ -211,6 +202,107 @@ pub fn plan<'a>(
         })
         .collect();
     Plan { feeds, files }
+}
+
+/// The index page's template, if the site has one.
+fn index_template(config: &Config) -> Option<Vec<u8>> {
+    std::fs::read(index::template_path(config)).ok()
+}
+
+/// A hash of what every file depends on besides the stories: this
+/// program, the parts of the config the files show, the index page's
+/// template.
+fn site_key(config: &Config) -> String {
+    use sha2::{Digest as _, Sha256};
+    let mut h = Sha256::new();
+    h.update(GENERATOR);
+    h.update([0]);
+    h.update(config_key(config));
+    h.update([0]);
+    if let Some(template) = index_template(config) {
+        h.update(&template);
+    }
+    hex::encode(h.finalize())
+}
+
+/// What the last build noted (see [`Plan::note`]): its first line says
+/// from what stories and site the files were made, each next line one file
+/// with its key and stamp.
+struct Note<'n> {
+    /// The stories' generation, the [`site_key`], how many stories were
+    /// published; absent in a note of a build that left a file out or of
+    /// an older version.
+    made_from: Option<(&'n str, &'n str, usize)>,
+    files: HashMap<&'n str, (&'n str, &'n str)>,
+}
+
+/// The first field of a note's first line.
+const MADE_FROM: &str = "@";
+
+impl<'n> Note<'n> {
+    fn parse(note: Option<&'n [u8]>) -> Note<'n> {
+        let mut out = Note {
+            made_from: None,
+            files: HashMap::new(),
+        };
+        let lines = note
+            .and_then(|n| std::str::from_utf8(n).ok())
+            .into_iter()
+            .flat_map(str::lines);
+        for line in lines {
+            let mut fields = line.split('\t');
+            let (Some(first), Some(second), Some(third)) =
+                (fields.next(), fields.next(), fields.next())
+            else {
+                continue;
+            };
+            if first == MADE_FROM {
+                let published = fields.next().and_then(|n| n.parse().ok());
+                out.made_from = published.map(|n| (second, third, n));
+            } else {
+                out.files.insert(first, (second, third));
+            }
+        }
+        out
+    }
+}
+
+/// What a build found current without planning: how many files, and how
+/// many stories are published.
+#[derive(Debug, Clone, Copy)]
+pub struct Current {
+    pub files: usize,
+    pub published: usize,
+}
+
+/// Whether every file is as the last build left it, known without reading
+/// a story: that build noted the stories' `generation` (no ingest has
+/// changed what a story shows since) and the same [`site_key`], and every
+/// file of the feeds dir it noted is still there as it wrote it. Then there
+/// is nothing to plan: the stories, the config and the template are what
+/// the files were made from. `None` sends the build to [`plan`].
+pub fn current(config: &Config, note: Option<&[u8]>, generation: &str) -> Option<Current> {
+    let note = Note::parse(note);
+    let (noted_generation, noted_site, published) = note.made_from?;
+    if generation.is_empty() || noted_generation != generation || noted_site != site_key(config) {
+        return None;
+    }
+    let mut expected: Vec<String> = feed_urls(config).into_iter().map(|(rel, _)| rel).collect();
+    expected.push(OPML_FILE.to_owned());
+    expected.push(index::FILE.to_owned());
+    if expected.len() != note.files.len() {
+        return None;
+    }
+    let dir = &config.feeds.dir;
+    let untouched = expected.par_iter().all(|rel| {
+        note.files
+            .get(rel.as_str())
+            .is_some_and(|(_, stamp)| file_stamp(&dir.join(rel)).as_deref() == Some(*stamp))
+    });
+    untouched.then_some(Current {
+        files: expected.len(),
+        published,
+    })
 }
 
 impl Plan<'_> {
@@ -301,23 +393,39 @@ impl Plan<'_> {
     /// What the next build checks its plan against: each file with its key
     /// and its size, modification time and inode as now on disk. Files
     /// neither current nor `written` (they could not be rendered) are left
-    /// out, so the next build tries them again.
-    pub fn note(&self, config: &Config, written: &[(String, Vec<u8>)]) -> String {
+    /// out, so the next build tries them again. When none is left out, the
+    /// note also says what the files were made from: the stories'
+    /// `generation` read before the plan, the site, and how many stories
+    /// are `published` (see [`current`]).
+    pub fn note(
+        &self,
+        config: &Config,
+        written: &[(String, Vec<u8>)],
+        generation: &str,
+        published: usize,
+    ) -> String {
         let dir = &config.feeds.dir;
         let written: std::collections::HashSet<&str> =
             written.iter().map(|(rel, _)| rel.as_str()).collect();
-        let mut note = String::new();
+        let mut files = String::new();
+        let mut complete = true;
         for f in &self.files {
             let stamp = match &f.current {
                 Some(stamp) => Some(stamp.clone()),
                 None if written.contains(f.rel.as_str()) => file_stamp(&dir.join(&f.rel)),
                 None => None,
             };
-            if let Some(stamp) = stamp {
-                note.push_str(&format!("{}\t{}\t{stamp}\n", f.rel, f.key));
+            match stamp {
+                Some(stamp) => files.push_str(&format!("{}\t{}\t{stamp}\n", f.rel, f.key)),
+                None => complete = false,
             }
         }
-        note
+        if complete && !generation.is_empty() {
+            let site = site_key(config);
+            format!("{MADE_FROM}\t{generation}\t{site}\t{published}\n{files}")
+        } else {
+            files
+        }
     }
 
     /// How many files needed no rendering.

@@ -29,13 +29,31 @@ pub struct BuildReport {
 pub async fn build(config: &Config, store: &Store, which: &ingest::Which) -> Result<BuildReport> {
     let mut ingest = ingest::ingest(config, store, which, Utc::now()).await?;
     let started = Instant::now();
+    // Before the stories: a change committed in between gives the next
+    // build another generation than the one noted, and a plan.
+    let generation = store.stories_generation().await?;
+    let note_name = feeds::note_name(config);
+    let note = store.setting(&note_name).await?;
+    // No ingest changed a story since the last build noted the files, and
+    // nothing else they are made from changed: not a story is read.
+    if let Some(current) = feeds::current(config, note.as_deref(), &generation) {
+        tracing::info!(
+            load_ms = started.elapsed().as_millis() as u64,
+            unchanged = current.files,
+            "feeds: no story has changed since the last build"
+        );
+        return Ok(BuildReport {
+            ingest,
+            feeds: unchanged(config, current.files)?,
+            published: current.published,
+            problems: Vec::new(),
+        });
+    }
     let index = store.published_index().await?;
     let published = index.len();
     let chosen = feeds::prepare::select(config, &index);
     let ids: Vec<&StoryId> = chosen.iter().map(|s| &s.id).collect();
     let facts = store.feed_facts(&ids).await?;
-    let note_name = feeds::note_name(config);
-    let note = store.setting(&note_name).await?;
     let plan = feeds::plan(config, &index, &facts, note.as_deref());
     if plan.is_current() {
         tracing::info!(
@@ -43,14 +61,15 @@ pub async fn build(config: &Config, store: &Store, which: &ingest::Which) -> Res
             unchanged = plan.files.len(),
             "feeds: nothing they show has changed since the last build"
         );
-        let feeds = WriteReport {
-            written: Vec::new(),
-            unchanged: plan.files.len(),
-            removed: feeds::remove_stale_themes(config)?,
-        };
+        // Noted again with the generation, so that the next build need
+        // not plan (a note of an older version has none).
+        let noted = plan.note(config, &[], &generation, published);
+        if note.as_deref() != Some(noted.as_bytes()) {
+            store.set_setting(&note_name, noted.as_bytes()).await?;
+        }
         return Ok(BuildReport {
             ingest,
-            feeds,
+            feeds: unchanged(config, plan.files.len())?,
             published,
             problems: Vec::new(),
         });
@@ -76,7 +95,7 @@ pub async fn build(config: &Config, store: &Store, which: &ingest::Which) -> Res
             .filter(|(rel, _)| !incomplete.contains(rel.as_str()))
             .map(|(rel, _)| (rel.clone(), Vec::new()))
             .collect();
-        let note = plan.note(config, &complete);
+        let note = plan.note(config, &complete, &generation, published);
         anyhow::Ok((report, out.problems, rendered, note))
     })?;
     // Named and skipped, as a story whose file cannot be read.
@@ -99,5 +118,15 @@ pub async fn build(config: &Config, store: &Store, which: &ingest::Which) -> Res
         feeds,
         published,
         problems,
+    })
+}
+
+/// The report of feeds left as they were: `files` unchanged, and those of
+/// themes no longer configured removed.
+fn unchanged(config: &Config, files: usize) -> Result<WriteReport> {
+    Ok(WriteReport {
+        written: Vec::new(),
+        unchanged: files,
+        removed: feeds::remove_stale_themes(config)?,
     })
 }

@@ -95,6 +95,15 @@ pub struct Known {
 }
 
 impl Known {
+    /// The stamp of each published story, by origin, borrowed.
+    fn stamps(stored: &[StoredRef]) -> HashMap<&str, &str> {
+        stored
+            .iter()
+            .filter(|s| !s.withdrawn)
+            .filter_map(|s| Some((s.origin.as_str(), s.stamp.as_deref()?)))
+            .collect()
+    }
+
     pub fn of(stored: &[StoredRef]) -> Known {
         let mut published: HashMap<String, usize> = HashMap::new();
         for s in stored.iter().filter(|s| !s.withdrawn) {
@@ -105,10 +114,9 @@ impl Known {
                 }
             }
         }
-        let stamps = stored
-            .iter()
-            .filter(|s| !s.withdrawn)
-            .filter_map(|s| Some((s.origin.clone(), s.stamp.clone()?)))
+        let stamps = Known::stamps(stored)
+            .into_iter()
+            .map(|(origin, stamp)| (origin.to_owned(), stamp.to_owned()))
             .collect();
         Known {
             stamps: Arc::new(stamps),
@@ -222,9 +230,11 @@ pub async fn ingest(
 /// What the store and the story folders hold before a run reads any
 /// source.
 struct Before {
-    /// Every story the store holds, withdrawn ones too.
-    stored: Vec<StoredRef>,
-    /// What the sources need to know of `stored`.
+    /// Every story the store holds, withdrawn ones too: shared with the
+    /// threads that read the story folders.
+    stored: Arc<Vec<StoredRef>>,
+    /// What the remote sources need to know of `stored` (nothing when none
+    /// is chosen: the story folders look `stored` up themselves).
     known: Known,
     /// Each chosen story folder's listing, by source key.
     listings: HashMap<String, Listing>,
@@ -242,18 +252,17 @@ async fn read_before(config: &Config, store: &Store, which: &Which) -> Result<Be
     // A folder that could not be listed is listed again by its scan, which
     // reports why.
     let listings = listing.await.unwrap_or_default();
-    let states = if config
+    let remote = config
         .sources
         .iter()
-        .any(|s| which.includes(s) && s.is_remote())
-    {
-        store.source_states().await?
+        .any(|s| which.includes(s) && s.is_remote());
+    let (states, known) = if remote {
+        (store.source_states().await?, Known::of(&stored))
     } else {
-        HashMap::new()
+        (HashMap::new(), Known::default())
     };
-    let known = Known::of(&stored);
     Ok(Before {
-        stored,
+        stored: Arc::new(stored),
         known,
         listings,
         states,
@@ -296,16 +305,18 @@ async fn write_changes(
 ) -> Result<Report> {
     let Before {
         stored,
-        known,
         mut listings,
         ..
     } = before;
     let mut remote: HashMap<String, sources::Scan> =
         std::mem::take(&mut scanned.scans).into_iter().collect();
-    let mut planner = Planner::new(config, &stored);
+    // Made once the first folder's reading has started: its files are
+    // matched to their stamps on the other core meanwhile.
+    let mut planner: Option<Planner> = None;
     for source in &config.sources {
         let key = source.key();
         if let Some(scan) = remote.remove(&key) {
+            let planner = planner.get_or_insert_with(|| Planner::new(config, &stored));
             writes.apply(&planner.add(&key, scan)).await?;
             continue;
         }
@@ -315,7 +326,9 @@ async fn write_changes(
         if !which.includes(source) {
             continue;
         }
-        let (mut parts, reading) = read_in_parts(config, dir, &known, listings.remove(&key));
+        let (mut parts, reading) =
+            read_in_parts(config, dir, stored.clone(), listings.remove(&key));
+        let planner = planner.get_or_insert_with(|| Planner::new(config, &stored));
         while let Some(part) = parts.recv().await {
             writes.apply(&planner.add(&key, part)).await?;
         }
@@ -329,6 +342,7 @@ async fn write_changes(
             Err(e) => anyhow::bail!("reading the source {key} failed: {e}"),
         }
     }
+    let planner = planner.unwrap_or_else(|| Planner::new(config, &stored));
     let (withdrawals, report) = planner.finish(&scanned.keep);
     writes.apply(&withdrawals).await?;
     Ok(report)
@@ -340,15 +354,18 @@ async fn write_changes(
 fn read_in_parts(
     config: &Config,
     dir: &DirectorySource,
-    known: &Known,
+    stored: Arc<Vec<StoredRef>>,
     listing: Option<Listing>,
 ) -> (
     mpsc::Receiver<sources::Scan>,
     JoinHandle<Result<(), Problem>>,
 ) {
     let (parts_tx, parts) = mpsc::channel(1);
-    let (config, dir, known) = (config.clone(), dir.clone(), known.stamps.clone());
+    let (config, dir) = (config.clone(), dir.clone());
     let reading = tokio::task::spawn_blocking(move || {
+        // Borrowed from what the store read, here rather than on the
+        // async side: a large site has tens of thousands of stamps.
+        let known = Known::stamps(&stored);
         directory::scan_parts(&config, &dir, &known, listing, directory::PART, |part| {
             parts_tx.blocking_send(part).is_ok()
         })

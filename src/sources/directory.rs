@@ -89,8 +89,12 @@ pub fn scan(
     source: &DirectorySource,
     known: &HashMap<String, String>,
 ) -> Result<Scan, Problem> {
+    let known: HashMap<&str, &str> = known
+        .iter()
+        .map(|(origin, stamp)| (origin.as_str(), stamp.as_str()))
+        .collect();
     let mut scan = Scan::default();
-    scan_parts(config, source, known, None, usize::MAX, |part| {
+    scan_parts(config, source, &known, None, usize::MAX, |part| {
         scan.stories.extend(part.stories);
         scan.unchanged.extend(part.unchanged);
         scan.drafts.extend(part.drafts);
@@ -114,7 +118,7 @@ pub const PART: usize = 1000;
 pub fn scan_parts(
     config: &Config,
     source: &DirectorySource,
-    known: &HashMap<String, String>,
+    known: &HashMap<&str, &str>,
     listing: Option<Listing>,
     size: usize,
     mut each: impl FnMut(Scan) -> bool,
@@ -152,7 +156,7 @@ struct ToRead {
 fn split_unchanged(
     config: &Config,
     source: &DirectorySource,
-    known: &HashMap<String, String>,
+    known: &HashMap<&str, &str>,
     files: Vec<(PathBuf, Option<std::fs::Metadata>)>,
 ) -> (Vec<ItemRef>, Vec<ToRead>) {
     let fingerprint = fingerprint(config, source);
@@ -171,7 +175,7 @@ fn split_unchanged(
     let mut unchanged = Vec::new();
     let mut to_read = Vec::new();
     for file in files {
-        match (&file.stamp, known.get(&file.origin)) {
+        match (&file.stamp, known.get(file.origin.as_str())) {
             (Some(now), Some(before)) if now == before => unchanged.push(ItemRef {
                 origin: file.origin,
                 ..ItemRef::default()

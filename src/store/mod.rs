@@ -132,7 +132,17 @@ pub(crate) fn updated(
 pub struct Writes {
     tx: WriteTx,
     now: DateTime<Utc>,
+    /// Whether a change applied so far changes what a story shows (not
+    /// only where its file is or its stamp): then the commit gives the
+    /// stories a new [generation](Store::stories_generation).
+    shown_changed: bool,
 }
+
+/// The setting that names the stories' generation: a random token, new
+/// whenever an ingest commits a change to what a story shows (an insert,
+/// an update, a withdrawal). A build that finds the token it noted with
+/// its feeds knows they list the same stories without reading them.
+const GENERATION: &str = "stories-generation";
 
 enum WriteTx {
     Sqlite(sqlx::Transaction<'static, sqlx::Sqlite>),
@@ -145,6 +155,7 @@ impl Writes {
         if changes.is_empty() {
             return Ok(());
         }
+        self.shown_changed |= changes.iter().any(|c| !matches!(c, Change::Seen { .. }));
         match &mut self.tx {
             WriteTx::Sqlite(tx) => backend::sqlite::stories::apply(tx, changes, self.now).await,
             WriteTx::Postgres(tx) => backend::postgres::stories::apply(tx, changes, self.now).await,
@@ -152,7 +163,22 @@ impl Writes {
     }
 
     /// Makes every change applied so far permanent, at once.
-    pub async fn commit(self) -> Result<()> {
+    pub async fn commit(mut self) -> Result<()> {
+        if self.shown_changed {
+            let mut token = [0u8; 16];
+            getrandom::fill(&mut token).expect("the operating system provides randomness");
+            let token = hex::encode(token);
+            match &mut self.tx {
+                WriteTx::Sqlite(tx) => {
+                    backend::sqlite::stories::set_setting(&mut **tx, GENERATION, token.as_bytes())
+                        .await
+                }
+                WriteTx::Postgres(tx) => {
+                    backend::postgres::stories::set_setting(&mut **tx, GENERATION, token.as_bytes())
+                        .await
+                }
+            }?;
+        }
         match self.tx {
             WriteTx::Sqlite(tx) => tx.commit().await,
             WriteTx::Postgres(tx) => tx.commit().await,
@@ -246,7 +272,11 @@ impl Store {
             Db::Sqlite(pool) => WriteTx::Sqlite(backend::sqlite::begin_write(pool).await?),
             Db::Postgres(pool) => WriteTx::Postgres(backend::postgres::begin_write(pool).await?),
         };
-        Ok(Writes { tx, now })
+        Ok(Writes {
+            tx,
+            now,
+            shown_changed: false,
+        })
     }
 
     /// How many stories are published, and how many withdrawn.
@@ -290,7 +320,17 @@ impl Store {
     }
 
     pub async fn set_setting(&self, name: &str, value: &[u8]) -> Result<()> {
-        dispatch!(self, stories::set_setting(name, value))
+        match &self.db {
+            Db::Sqlite(pool) => backend::sqlite::stories::set_setting(pool, name, value).await,
+            Db::Postgres(pool) => backend::postgres::stories::set_setting(pool, name, value).await,
+        }
+    }
+
+    /// The stories' generation: a token that changes whenever an ingest
+    /// changes what a story shows; empty before the first such ingest.
+    pub async fn stories_generation(&self) -> Result<String> {
+        let token = self.setting(GENERATION).await?.unwrap_or_default();
+        Ok(String::from_utf8_lossy(&token).into_owned())
     }
 
     /// Closes the pool (flushing SQLite's WAL).

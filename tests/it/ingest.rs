@@ -480,6 +480,11 @@ fn age_stories(site: &Site, days: u64) {
 
 /// The `ingest` log line of a build, as JSON.
 fn ingest_log(site: &Site) -> serde_json::Value {
+    logged(&build_logs(site).1, "ingest")
+}
+
+/// A build's standard output and log lines (each line's fields, as JSON).
+fn build_logs(site: &Site) -> (String, Vec<serde_json::Value>) {
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_tidings"))
         .args(["--log-format", "json", "--config"])
         .arg(site.config_path())
@@ -492,12 +497,24 @@ fn ingest_log(site: &Site) -> serde_json::Value {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    String::from_utf8(out.stderr)
+    let lines = String::from_utf8(out.stderr)
         .unwrap()
         .lines()
-        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
-        .find(|v| v["fields"]["message"] == "ingest")
-        .expect("an ingest log line")["fields"]
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()["fields"].clone())
+        .collect();
+    (String::from_utf8(out.stdout).unwrap(), lines)
+}
+
+/// The first log line whose message starts with `message`.
+fn logged(lines: &[serde_json::Value], message: &str) -> serde_json::Value {
+    lines
+        .iter()
+        .find(|v| {
+            v["message"]
+                .as_str()
+                .is_some_and(|m| m.starts_with(message))
+        })
+        .unwrap_or_else(|| panic!("no log line {message}: {lines:?}"))
         .clone()
 }
 
@@ -564,4 +581,68 @@ fn a_config_change_that_shapes_stories_makes_every_file_be_read_again() {
         site.feed("rss.xml").entries[0].links[0].href,
         "https://news.example.net/stories/a/"
     );
+}
+
+#[test]
+fn feeds_are_not_planned_while_no_story_changes_but_every_change_is_seen() {
+    let site = Site::sample();
+    age_stories(&site, 3);
+    site.build();
+    let (past, before) = age_feed_files(&site);
+    // Touched files are looked at again (and found as they were).
+    let (out, logs) = build_logs(&site);
+    assert!(out.contains("0 written"), "{out}");
+    assert_eq!(logged(&logs, "feeds")["message"], "feeds");
+    let quiet = "feeds: no story has changed since the last build";
+    let (_, logs) = build_logs(&site);
+    assert_eq!(logged(&logs, "feeds")["message"], quiet);
+    let stories = logged(&logs, "ingest")["unread"].as_u64().unwrap();
+    assert!(stories > 10, "{logs:?}");
+
+    // A story file touched but not changed is read again and seen, and no
+    // story changed: still nothing to plan, nothing written.
+    let touched = std::fs::read_dir(site.path("content/stories"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.extension().is_some_and(|e| e == "md"))
+        .unwrap();
+    let day_ago = FileTime::from_system_time(SystemTime::now() - Duration::from_secs(86_400));
+    filetime::set_file_mtime(&touched, day_ago).unwrap();
+    let (out, logs) = build_logs(&site);
+    assert!(out.contains("0 written"), "{out}");
+    let ingest = logged(&logs, "ingest");
+    assert_eq!(
+        (ingest["changed"].as_u64(), ingest["unread"].as_u64()),
+        (Some(0), Some(stories - 1))
+    );
+    assert_eq!(logged(&logs, "feeds")["message"], quiet);
+    for (path, (bytes, mtime)) in &snapshot_files(&site) {
+        assert!(before[path].0 == *bytes, "{path} changed");
+        assert_eq!(*mtime, past, "{path} was rewritten");
+    }
+
+    // A feed file removed is planned and written again, as it was; then
+    // the build after it has nothing to plan.
+    let removed = "feeds/themes/miljo-och-klimat/atom.xml";
+    std::fs::remove_file(site.path(removed)).unwrap();
+    let (out, logs) = build_logs(&site);
+    assert!(out.contains("feeds: 1 written"), "{out}");
+    assert_eq!(logged(&logs, "feeds")["message"], "feeds");
+    assert!(snapshot_files(&site)[removed].0 == before[removed].0);
+    assert_eq!(logged(&build_logs(&site).1, "feeds")["message"], quiet);
+
+    // A story added: the feeds that list it are planned and written.
+    site.story(
+        "ny-vattenplan",
+        "Ny vattenplan",
+        "2030-01-01",
+        &["miljo-och-klimat"],
+    );
+    let (out, logs) = build_logs(&site);
+    assert!(out.contains("1 new"), "{out}");
+    assert_eq!(logged(&logs, "feeds")["message"], "feeds");
+    let feed = site.feed("themes/miljo-och-klimat/atom.xml");
+    let title = feed.entries[0].title.clone().unwrap().content;
+    assert_eq!(title, "Ny vattenplan");
+    assert_eq!(logged(&build_logs(&site).1, "feeds")["message"], quiet);
 }
