@@ -548,13 +548,8 @@ impl Sending {
                 .release_delivery(id, claimed.attempt, reason)
                 .await
                 .map(drop),
-            Outcome::Sent { message_id, reply } => {
-                let sent = Sent {
-                    delivery_id: id,
-                    message_id: message_id.clone(),
-                    reply: reply.clone(),
-                };
-                store.mark_sent(&[sent], Utc::now()).await
+            Outcome::Sent { .. } => {
+                unreachable!("sent rows are recorded together, by `record_all`")
             }
             Outcome::Retry { error, next } => store.mark_retry(id, error, *next).await,
             Outcome::Final(status, reason) => {

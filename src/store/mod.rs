@@ -320,10 +320,7 @@ impl Store {
     }
 
     pub async fn set_setting(&self, name: &str, value: &[u8]) -> Result<()> {
-        match &self.db {
-            Db::Sqlite(pool) => backend::sqlite::stories::set_setting(pool, name, value).await,
-            Db::Postgres(pool) => backend::postgres::stories::set_setting(pool, name, value).await,
-        }
+        dispatch!(self, stories::set_setting(name, value))
     }
 
     /// The stories' generation: a token that changes whenever an ingest

@@ -100,20 +100,26 @@ fn greeting_of(port: u16) -> String {
 }
 
 /// Starts a server on a free loopback port: `launch(port)` writes its
-/// config for that port and spawns it. The port is the server's once it
+/// config for that port and gives the command that runs it, in the
+/// foreground, logging to `log`. The port is the server's once it
 /// greets with a line holding `greeting(port)` while still running.
 /// Between choosing a port and binding it, another test's server may take
 /// it: then ours exits (it cannot bind), or what answers greets otherwise,
 /// and another port is tried.
 fn start_on_free_port(
     what: &str,
-    mut launch: impl FnMut(u16) -> Child,
+    mut launch: impl FnMut(u16) -> Command,
     greeting: impl Fn(u16) -> String,
-    log: impl Fn() -> String,
+    log: &Path,
 ) -> (Child, u16) {
+    let log = || std::fs::read_to_string(log).unwrap_or_default();
     for _ in 0..5 {
         let port = free_port();
-        let mut child = launch(port);
+        let mut child = launch(port)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {what}: {e}"));
         let expected = greeting(port);
         let mine = wait_until(30, || {
             matches!(child.try_wait(), Ok(Some(_))) || greeting_of(port).contains(&expected)
@@ -256,20 +262,15 @@ service auth {{
 "
             );
             std::fs::write(root.join("dovecot.conf"), config).unwrap();
-            Command::new(DOVECOT)
-                .arg("-F")
-                .arg("-c")
-                .arg(root.join("dovecot.conf"))
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .spawn()
-                .expect("start dovecot")
+            let mut dovecot = Command::new(DOVECOT);
+            dovecot.arg("-F").arg("-c").arg(root.join("dovecot.conf"));
+            dovecot
         };
         let (child, port) = start_on_free_port(
             "Dovecot",
             launch,
             |port| format!("tidings-test-{port} ready"),
-            || std::fs::read_to_string(root.join("dovecot.log")).unwrap_or_default(),
+            &root.join("dovecot.log"),
         );
         Some(Dovecot {
             child,
@@ -473,20 +474,15 @@ dovecot   unix  - n n - - pipe flags=DRhu user={} argv={lda}
                 "postfix check: {}",
                 String::from_utf8_lossy(&checked.stderr)
             );
-            Command::new(POSTFIX)
-                .arg("-c")
-                .arg(&conf)
-                .arg("start-fg")
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .spawn()
-                .expect("start postfix")
+            let mut postfix = Command::new(POSTFIX);
+            postfix.arg("-c").arg(&conf).arg("start-fg");
+            postfix
         };
         let (child, port) = start_on_free_port(
             "Postfix",
             launch,
             |port| format!("ESMTP tidings-test-{port}"),
-            || std::fs::read_to_string(root.join("maillog")).unwrap_or_default(),
+            &root.join("maillog"),
         );
         Some(Postfix { child, dir, port })
     }
