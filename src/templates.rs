@@ -118,7 +118,10 @@ impl Templates {
             "wrap",
             |text: &str, kwargs: tera::Kwargs, _: &tera::State| -> tera::TeraResult<String> {
                 let width = kwargs.get::<usize>("width")?.unwrap_or(TEXT_WIDTH);
-                Ok(wrap(text, width))
+                Ok(match MARK_WRAPS.get() {
+                    true => format!("{WRAP_OPEN}{width}{WRAP_WIDTH}{text}{WRAP_CLOSE}"),
+                    false => wrap(text, width),
+                })
             },
         );
         let mut origins = Vec::with_capacity(names.len());
@@ -179,6 +182,34 @@ impl Templates {
     pub fn problem(&self, error: &anyhow::Error, fallback: &str) -> Problem {
         problem(error, fallback, &|name| self.origin(name))
     }
+}
+
+thread_local! {
+    /// Set while [`marking_wraps`] runs.
+    static MARK_WRAPS: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// What the `wrap` filter puts before its width, between the width and
+/// its text, and after the text while [`marking_wraps`] runs (characters
+/// of Unicode's private use area, which no template or story holds).
+pub const WRAP_OPEN: char = '\u{f8f0}';
+pub const WRAP_WIDTH: char = '\u{f8f1}';
+pub const WRAP_CLOSE: char = '\u{f8f2}';
+
+/// Runs `render` with the `wrap` filter leaving its text as it is, marked
+/// as `WRAP_OPEN width WRAP_WIDTH text WRAP_CLOSE`, so that a caller can
+/// put other values into the text and wrap it afterwards (the digest's
+/// plain-text pieces, see `digest::pieces`).
+pub fn marking_wraps<R>(render: impl FnOnce() -> R) -> R {
+    struct Reset;
+    impl Drop for Reset {
+        fn drop(&mut self) {
+            MARK_WRAPS.set(false);
+        }
+    }
+    MARK_WRAPS.set(true);
+    let _reset = Reset;
+    render()
 }
 
 /// Wraps `text` into lines of at most `width` characters, breaking only

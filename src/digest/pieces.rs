@@ -25,9 +25,14 @@
 //! each edition get byte for byte the HTML part an ordinary rendering
 //! gives (checked by rendering them whole as well). Otherwise the edition
 //! falls back, for that language, to rendering each audience whole
-//! ([`Segments`]) and says so once in the log. The plain-text part is
-//! rendered whole for every reader: it is cheap, and its `wrap` filter
-//! reflows paragraphs around the values.
+//! ([`Segments`]) and says so once in the log.
+//!
+//! The plain-text part is joined the same way from the same cuts in
+//! `digest.txt`. Its `wrap` filter reflows a paragraph around the values
+//! in it, so a probe renders the text with each wrap marked rather than
+//! done; a wrap without a reader's value is done at once, one with a
+//! value when the reader's email is joined, with the same function. A
+//! text template without cuts is rendered whole for each reader.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, OnceLock};
@@ -39,6 +44,7 @@ use super::segments::{Segments, encode_piece};
 use crate::mail::message::{Encoded, crlf, fingerprint};
 use crate::model::ThemeSlug;
 use crate::store::StoredStory;
+use crate::templates::wrap;
 
 /// What a probe puts where the template allows a cut.
 const CUT: &str = "<!--tidings-cut-4e1f8a-->";
@@ -112,10 +118,13 @@ enum Layout {
 }
 
 struct Cut {
-    opens: HashMap<ThemeSlug, Piece>,
-    cards: HashMap<String, Piece>,
+    opens: HashMap<ThemeSlug, Both>,
+    cards: HashMap<String, Both>,
     /// Per theme: its closing lines with nothing more, and with more.
-    closes: HashMap<ThemeSlug, [Piece; 2]>,
+    closes: HashMap<ThemeSlug, [Both; 2]>,
+    /// Whether the plain-text template is cut too (else each reader's
+    /// text part is rendered whole).
+    text_cut: bool,
     /// The header (with the lead story) and footer, per lead story and
     /// the conditions a template tests (one story; no preheader text).
     frames: Mutex<HashMap<FrameKey, Arc<Frame>>>,
@@ -141,8 +150,34 @@ enum Joined {
 }
 
 struct Frame {
-    top: Piece,
-    foot: Piece,
+    top: Both,
+    foot: Both,
+}
+
+/// A piece of the HTML part with the same piece of the text part (none
+/// when the text template is not cut).
+#[derive(PartialEq)]
+struct Both {
+    html: Piece,
+    text: Option<TextPiece>,
+}
+
+impl Both {
+    fn new(html: &str, text: Option<&str>) -> Result<Both, String> {
+        Ok(Both {
+            html: Piece::new(html)?,
+            text: text.map(TextPiece::new).transpose()?,
+        })
+    }
+
+    /// Appends the piece with `values` to the HTML part and (when cut) the
+    /// text part.
+    fn fill(&self, html: &mut Vec<u8>, text: &mut Vec<u8>, values: &mut Values) {
+        self.html.fill(html, values);
+        if let Some(piece) = &self.text {
+            piece.fill(text, values);
+        }
+    }
 }
 
 impl Pieces {
@@ -184,11 +219,12 @@ impl Pieces {
         if verify {
             let whole = render::render(templates, email)?;
             let same = decoded(&joined.html).as_deref() == Some(crlf(&whole.html).as_bytes())
+                && decoded(&joined.text).as_deref() == Some(crlf(&whole.text).as_bytes())
                 && joined.subject == whole.subject;
             if !same {
                 cut.give_up(
                     templates,
-                    "the HTML joined from pieces differs from a whole rendering",
+                    "the email joined from pieces differs from a whole rendering",
                 );
                 return Ok(Encoded::encode(&whole));
             }
@@ -243,7 +279,8 @@ fn probe(
     lead: Option<&StoredStory>,
     (one, no_summary): (bool, bool),
     more: usize,
-) -> Result<String, String> {
+    facts: &Facts,
+) -> Result<(String, String), String> {
     let email = DigestEmail {
         sections,
         recipient: RECIPIENT,
@@ -263,7 +300,7 @@ fn probe(
         themes: THEMES,
         more,
     };
-    render::render_probe(templates, &email, &probe).map_err(|e| format!("{e:#}"))
+    render::render_probe(templates, &email, &probe, facts).map_err(|e| format!("{e:#}"))
 }
 
 impl Cut {
@@ -293,58 +330,65 @@ impl Cut {
             .filter(|s| !s.stories.is_empty())
             .collect();
         let reversed: Vec<Section> = all.iter().rev().cloned().collect();
+        let facts = Facts::new(email.config, email.language, stories);
         let (mut opens, mut cards) = (HashMap::new(), HashMap::new());
-        let mut closes: HashMap<ThemeSlug, Vec<Piece>> = HashMap::new();
+        let mut closes: HashMap<ThemeSlug, Vec<Both>> = HashMap::new();
+        let mut text_cut = true;
         for (sections, more) in [(all, 0), (reversed, MORE)] {
-            let html = probe(
+            let (html, text) = probe(
                 templates,
                 email,
                 sections.clone(),
                 None,
                 (false, false),
                 more,
+                &facts,
             )?;
-            let parts: Vec<&str> = html.split(CUT).collect();
-            if parts.len() == 1 {
-                return Ok(None);
-            }
             let want = 3 + sections.iter().map(|s| s.stories.len() + 2).sum::<usize>();
-            if parts.len() != want {
-                return Err(format!(
-                    "expected {want} pieces from {} themes, the template gave {}",
-                    sections.len(),
-                    parts.len()
-                ));
-            }
+            let Some(parts) = cut(&html, want, "HTML")? else {
+                return Ok(None);
+            };
+            let texts = cut(&text, want, "plain-text")?;
+            text_cut &= texts.is_some();
+            let texts = texts.filter(|_| text_cut);
+            let text = |at: usize| texts.as_ref().map(|t| t[at]);
             let mut at = 2;
             for section in &sections {
-                same(
-                    &mut opens,
-                    section.theme.slug.clone(),
-                    parts[at],
-                    "a theme's heading",
-                )?;
+                let slug = &section.theme.slug;
+                let piece = Both::new(parts[at], text(at))?;
+                same(&mut opens, slug.clone(), piece, "a theme's heading")?;
                 at += 1;
                 for story in &section.stories {
-                    same(
-                        &mut cards,
-                        story.id.as_str().to_owned(),
-                        parts[at],
-                        "a story",
-                    )?;
+                    let piece = Both::new(parts[at], text(at))?;
+                    same(&mut cards, story.id.as_str().to_owned(), piece, "a story")?;
                     at += 1;
                 }
                 closes
-                    .entry(section.theme.slug.clone())
+                    .entry(slug.clone())
                     .or_default()
-                    .push(Piece::new(parts[at])?);
+                    .push(Both::new(parts[at], text(at))?);
                 at += 1;
+            }
+        }
+        if !text_cut {
+            tracing::info!(
+                edition,
+                language = email.language,
+                template = templates.origin(render::TEXT_FILE),
+                "the plain-text digest template has no `{{{{ cut }}}}` marks; \
+                 each reader's text part is rendered whole"
+            );
+            for piece in opens.values_mut().chain(cards.values_mut()) {
+                piece.text = None;
+            }
+            for piece in closes.values_mut().flatten() {
+                piece.text = None;
             }
         }
         let closes = closes
             .into_iter()
             .map(|(slug, pair)| {
-                let [none, some]: [Piece; 2] = pair
+                let [none, some]: [Both; 2] = pair
                     .try_into()
                     .map_err(|_| format!("theme {slug}: its closing lines were not seen twice"))?;
                 Ok((slug, [none, some]))
@@ -354,9 +398,10 @@ impl Cut {
             opens,
             cards,
             closes,
+            text_cut,
             frames: Mutex::default(),
             checked: Mutex::new(Some(0)),
-            facts: Facts::new(email.config, email.language, stories),
+            facts,
             edition,
             language: email.language.to_owned(),
         }))
@@ -373,17 +418,29 @@ impl Cut {
         if let Some(frame) = self.frames.lock().expect("not poisoned").get(&key) {
             return Ok(frame.clone());
         }
-        let html = probe(templates, email, Vec::new(), lead, (key.1, key.2), 0)?;
-        let parts: Vec<&str> = html.split(CUT).collect();
-        let [head, lead, foot] = parts[..] else {
-            return Err(format!(
-                "expected 3 pieces of an email without themes, the template gave {}",
-                parts.len()
-            ));
+        let (html, text) = probe(
+            templates,
+            email,
+            Vec::new(),
+            lead,
+            (key.1, key.2),
+            0,
+            &self.facts,
+        )?;
+        let Some(parts) = cut(&html, 3, "HTML")? else {
+            return Err("the HTML of an email without themes has no cuts".into());
         };
+        let texts = cut(&text, 3, "plain-text")?.filter(|_| self.text_cut);
+        let text = |at: usize| texts.as_ref().map(|t| t[at]);
         let frame = Arc::new(Frame {
-            top: Piece::new(&format!("{head}{lead}"))?,
-            foot: Piece::new(foot)?,
+            top: Both::new(
+                &format!("{}{}", parts[0], parts[1]),
+                texts
+                    .as_ref()
+                    .map(|t| format!("{}{}", t[0], t[1]))
+                    .as_deref(),
+            )?,
+            foot: Both::new(parts[2], text(2))?,
         });
         self.frames
             .lock()
@@ -433,8 +490,9 @@ impl Cut {
             Err(why) => return Ok(Joined::Broken(why)),
         };
         let mut html = Vec::with_capacity(64 * 1024);
+        let mut text = Vec::with_capacity(if self.text_cut { 16 * 1024 } else { 0 });
         let mut ids: Vec<&[u8]> = Vec::new();
-        frame.top.fill(&mut html, &mut values);
+        frame.top.fill(&mut html, &mut text, &mut values);
         for section in &email.sections {
             let others: Vec<&StoredStory> = section
                 .stories
@@ -449,24 +507,28 @@ impl Cut {
             let (Some(open), Some(close)) = (self.opens.get(slug), self.closes.get(slug)) else {
                 return Ok(Joined::Broken(format!("no piece for theme {slug}")));
             };
-            open.fill(&mut html, &mut values);
+            open.fill(&mut html, &mut text, &mut values);
             for story in others {
                 let Some(card) = self.cards.get(story.id.as_str()) else {
                     return Ok(Joined::Broken(format!("no piece for story {}", story.id)));
                 };
-                card.fill(&mut html, &mut values);
+                card.fill(&mut html, &mut text, &mut values);
                 ids.push(story.id.as_str().as_bytes());
             }
             values.more = section.more.to_string();
-            close[usize::from(section.more > 0)].fill(&mut html, &mut values);
+            close[usize::from(section.more > 0)].fill(&mut html, &mut text, &mut values);
             ids.push(slug.as_str().as_bytes());
         }
-        frame.foot.fill(&mut html, &mut values);
-        if html.ends_with(b"=\r\n") {
-            html.truncate(html.len() - 3);
+        frame.foot.fill(&mut html, &mut text, &mut values);
+        for part in [&mut html, &mut text] {
+            if part.ends_with(b"=\r\n") {
+                part.truncate(part.len() - 3);
+            }
         }
-        let text = render::render_text(templates, email, &self.facts)?;
-        let text = quoted_printable::encode(crlf(&text).as_bytes());
+        if !self.text_cut {
+            let whole = render::render_text(templates, email, &self.facts)?;
+            text = quoted_printable::encode(crlf(&whole).as_bytes());
+        }
         let lead = key.0.unwrap_or_default();
         let mut parts: Vec<&[u8]> = vec![&text, lead.as_bytes(), values.count.as_bytes()];
         parts.extend(values.raw.iter().map(|v| v.as_bytes()));
@@ -480,17 +542,16 @@ impl Cut {
     }
 }
 
-/// Records `html` as the piece `key` of `pieces`, or says it differs from
-/// the piece already seen there.
+/// Records `piece` as the piece `key` of `pieces`, or says it differs
+/// from the piece already seen there.
 fn same<K: std::hash::Hash + Eq + std::fmt::Display>(
-    pieces: &mut HashMap<K, Piece>,
+    pieces: &mut HashMap<K, Both>,
     key: K,
-    html: &str,
+    piece: Both,
     what: &str,
 ) -> Result<(), String> {
-    let piece = Piece::new(html)?;
     match pieces.get(&key) {
-        Some(seen) if seen.encoded != piece.encoded || seen.cuts != piece.cuts => Err(format!(
+        Some(seen) if *seen != piece => Err(format!(
             "{what} ({key}) renders differently depending on where it stands"
         )),
         Some(_) => Ok(()),
@@ -501,8 +562,22 @@ fn same<K: std::hash::Hash + Eq + std::fmt::Display>(
     }
 }
 
+/// `rendered` split at the cuts into the `want` pieces expected; `None`
+/// when it has no cuts at all.
+fn cut<'r>(rendered: &'r str, want: usize, what: &str) -> Result<Option<Vec<&'r str>>, String> {
+    let parts: Vec<&str> = rendered.split(CUT).collect();
+    match parts.len() {
+        1 => Ok(None),
+        n if n == want => Ok(Some(parts)),
+        n => Err(format!(
+            "expected {want} pieces of the {what} part, the template gave {n}"
+        )),
+    }
+}
+
 /// A piece of the HTML part, quoted-printable encoded, cut where the
 /// reader's values go.
+#[derive(PartialEq)]
 struct Piece {
     encoded: Vec<u8>,
     /// (offset in `encoded`, the value, whether inside an attribute).
@@ -541,7 +616,8 @@ impl Piece {
         let mut from = 0;
         for &(at, value, attr) in &self.cuts {
             out.extend_from_slice(&self.encoded[from..at]);
-            out.extend_from_slice(values.encoded(value, attr));
+            let mode = if attr { Mode::Attribute } else { Mode::Text };
+            out.extend_from_slice(values.encoded(value, mode));
             from = at;
         }
         out.extend_from_slice(&self.encoded[from..]);
@@ -572,13 +648,24 @@ fn context(before: &str) -> Result<bool, String> {
     Ok(false)
 }
 
+/// How a reader's value is written where it goes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    /// In HTML text: escaped as text.
+    Text,
+    /// In an HTML attribute: escaped as an attribute value.
+    Attribute,
+    /// In the plain-text part: as it is.
+    Plain,
+}
+
 /// One reader's values, escaped and encoded once each as needed.
 struct Values {
     /// As [`VALUES`] orders the first six.
     raw: [String; 6],
     count: String,
     more: String,
-    encoded: [[Option<Vec<u8>>; 2]; 8],
+    encoded: [[Option<Vec<u8>>; 3]; 8],
 }
 
 impl Values {
@@ -596,22 +683,167 @@ impl Values {
         })
     }
 
-    fn encoded(&mut self, value: Value, attr: bool) -> &[u8] {
+    fn raw(&self, value: Value) -> &str {
+        match value {
+            Value::Count => &self.count,
+            Value::More => &self.more,
+            _ => &self.raw[VALUES.iter().position(|v| *v == value).expect("a value")],
+        }
+    }
+
+    fn encoded(&mut self, value: Value, mode: Mode) -> &[u8] {
         let index = VALUES.iter().position(|v| *v == value).expect("a value");
+        let slot = mode as usize;
         if value == Value::More {
             // Differs per theme: never kept.
-            self.encoded[index][usize::from(attr)] = None;
+            self.encoded[index][slot] = None;
         }
-        let raw = match value {
-            Value::Count => self.count.as_str(),
-            Value::More => self.more.as_str(),
-            _ => self.raw[index].as_str(),
-        };
-        self.encoded[index][usize::from(attr)].get_or_insert_with(|| {
+        if self.encoded[index][slot].is_none() {
+            let raw = self.raw(value);
             let mut out = Vec::with_capacity(raw.len() + 8);
-            encode_piece(&escape(raw, attr), &mut out);
-            out
-        })
+            match mode {
+                Mode::Text => encode_piece(&escape(raw, false), &mut out),
+                Mode::Attribute => encode_piece(&escape(raw, true), &mut out),
+                Mode::Plain => encode_piece(raw, &mut out),
+            }
+            self.encoded[index][slot] = Some(out);
+        }
+        self.encoded[index][slot].as_deref().expect("just made")
+    }
+}
+
+/// A piece of the plain-text part: quoted-printable encoded, cut where a
+/// reader's value goes as it is and where a paragraph that the `wrap`
+/// filter reflows holds one, to be wrapped once the value is in.
+#[derive(Debug, PartialEq)]
+struct TextPiece {
+    encoded: Vec<u8>,
+    gaps: Vec<(usize, Run)>,
+}
+
+/// Plain text as a probe rendered it, with its wraps (see
+/// [`crate::templates::marking_wraps`]) and the reader's values found.
+#[derive(Debug, Clone, PartialEq)]
+enum Run {
+    Text(String),
+    Value(Value),
+    Wrap(usize, Vec<Run>),
+}
+
+impl TextPiece {
+    /// The piece of a probe's plain text `text`. A wrap without a reader's
+    /// value in it is wrapped now.
+    fn new(text: &str) -> Result<TextPiece, String> {
+        use crate::templates::{WRAP_CLOSE, WRAP_OPEN, WRAP_WIDTH};
+        // The runs of each wrap being read, outermost first, with its width.
+        let mut open: Vec<(usize, Vec<Run>)> = vec![(0, Vec::new())];
+        let mut rest = text;
+        while let Some(at) = rest.find([WRAP_OPEN, WRAP_CLOSE]) {
+            let runs = &mut open.last_mut().expect("the outermost").1;
+            add_text(runs, &rest[..at]);
+            if rest[at..].starts_with(WRAP_OPEN) {
+                let after = &rest[at + WRAP_OPEN.len_utf8()..];
+                let (width, after) = after
+                    .split_once(WRAP_WIDTH)
+                    .ok_or("a wrap of the plain text has no width")?;
+                let width = width
+                    .parse()
+                    .map_err(|_| format!("a wrap of the plain text has the width {width:?}"))?;
+                open.push((width, Vec::new()));
+                rest = after;
+            } else {
+                rest = &rest[at + WRAP_CLOSE.len_utf8()..];
+                if open.len() == 1 {
+                    return Err("a wrap of the plain text ends where none began".into());
+                }
+                let (width, inner) = open.pop().expect("a wrap");
+                let runs = &mut open.last_mut().expect("the outermost").1;
+                match &inner[..] {
+                    [] => {}
+                    [Run::Text(text)] => add_text(runs, &wrap(text, width)),
+                    _ => runs.push(Run::Wrap(width, inner)),
+                }
+            }
+        }
+        let (_, mut runs) = open.pop().expect("the outermost");
+        if !open.is_empty() {
+            return Err("a wrap of the plain text does not end in its piece".into());
+        }
+        add_text(&mut runs, rest);
+        let mut encoded = Vec::with_capacity(text.len() + text.len() / 8);
+        let mut gaps = Vec::new();
+        for run in runs {
+            match run {
+                Run::Text(text) => encode_piece(&crlf(&text), &mut encoded),
+                gap => gaps.push((encoded.len(), gap)),
+            }
+        }
+        Ok(TextPiece { encoded, gaps })
+    }
+
+    fn fill(&self, out: &mut Vec<u8>, values: &mut Values) {
+        let mut from = 0;
+        for (at, gap) in &self.gaps {
+            out.extend_from_slice(&self.encoded[from..*at]);
+            match gap {
+                Run::Value(value) => out.extend_from_slice(values.encoded(*value, Mode::Plain)),
+                run => {
+                    let mut text = String::with_capacity(256);
+                    flatten(std::slice::from_ref(run), values, &mut text);
+                    encode_piece(&crlf(&text), out);
+                }
+            }
+            from = *at;
+        }
+        out.extend_from_slice(&self.encoded[from..]);
+    }
+}
+
+/// Appends `text` to `runs`, each reader's value in it as a run of its own.
+fn add_text(runs: &mut Vec<Run>, text: &str) {
+    let mut found: Vec<(usize, Value, usize)> = Vec::new();
+    for value in VALUES {
+        let marker = value.marker();
+        found.extend(
+            text.match_indices(&marker)
+                .map(|(at, m)| (at, value, m.len())),
+        );
+    }
+    found.sort_unstable_by_key(|&(at, _, _)| at);
+    let push = |runs: &mut Vec<Run>, text: &str| {
+        if text.is_empty() {
+            return;
+        }
+        match runs.last_mut() {
+            Some(Run::Text(last)) => last.push_str(text),
+            _ => runs.push(Run::Text(text.to_owned())),
+        }
+    };
+    let mut from = 0;
+    for (at, value, len) in found {
+        if at < from {
+            continue;
+        }
+        push(runs, &text[from..at]);
+        runs.push(Run::Value(value));
+        from = at + len;
+    }
+    push(runs, &text[from..]);
+}
+
+/// `runs` with the reader's values put in and wrapped where they say,
+/// appended to `out`.
+fn flatten(runs: &[Run], values: &Values, out: &mut String) {
+    for run in runs {
+        match run {
+            Run::Text(text) => out.push_str(text),
+            Run::Value(value) => out.push_str(values.raw(*value)),
+            Run::Wrap(width, inner) => {
+                let mut text = String::with_capacity(256);
+                flatten(inner, values, &mut text);
+                out.push_str(&wrap(&text, *width));
+            }
+        }
     }
 }
 
@@ -639,16 +871,18 @@ fn decoded(encoded: &[u8]) -> Option<Vec<u8>> {
 
 impl Pieces {
     /// Whether the emails of `edition` in `language` are joined from
-    /// pieces (rather than rendered whole), as far as delivered so far.
-    pub fn joined(&self, edition: i64, language: &str) -> bool {
+    /// pieces (rather than rendered whole), as far as delivered so far:
+    /// `None` when not, else whether their text parts are joined too.
+    pub fn joined(&self, edition: i64, language: &str) -> Option<bool> {
         let layouts = self.layouts.lock().expect("not poisoned");
         let Some(Layout::Cut(cut)) = layouts
             .get(&(edition, language.to_owned()))
             .and_then(|l| l.get())
         else {
-            return false;
+            return None;
         };
-        cut.checked.lock().expect("not poisoned").is_some()
+        let checked = cut.checked.lock().expect("not poisoned").is_some();
+        checked.then_some(cut.text_cut)
     }
 }
 
@@ -749,12 +983,19 @@ title = { sv = "Kultur", en = "Culture" }
 
     /// Every reader's email from `pieces` decodes to what an ordinary
     /// rendering gives; returns whether each language was joined.
-    fn compare(site_templates: Option<&str>) -> Vec<bool> {
+    fn compare(site_templates: Option<&str>) -> Vec<Option<bool>> {
+        compare_both(site_templates, None)
+    }
+
+    /// [`compare`] with a site's own text template as well.
+    fn compare_both(site_html: Option<&str>, site_text: Option<&str>) -> Vec<Option<bool>> {
         let site = site(EXTRA);
-        if let Some(html) = site_templates {
-            let dir = site.dir.path().join("templates");
-            fs_err::create_dir_all(&dir).unwrap();
-            fs_err::write(dir.join("digest.html"), html).unwrap();
+        let dir = site.dir.path().join("templates");
+        for (name, copy) in [("digest.html", site_html), ("digest.txt", site_text)] {
+            if let Some(copy) = copy {
+                fs_err::create_dir_all(&dir).unwrap();
+                fs_err::write(dir.join(name), copy).unwrap();
+            }
         }
         let config = &site.config;
         let templates = Templates::load(config).unwrap();
@@ -799,8 +1040,14 @@ title = { sv = "Kultur", en = "Culture" }
                 let html = String::from_utf8(decoded(&got.html).unwrap()).unwrap();
                 let want_html = String::from_utf8(decoded(&want.html).unwrap()).unwrap();
                 assert_eq!(html, want_html, "reader {reader} ({language}, {themes:?})");
-                assert_eq!(decoded(&got.text), decoded(&want.text));
-                for line in got.html.split(|b| *b == b'\n') {
+                let text = String::from_utf8(decoded(&got.text).unwrap()).unwrap();
+                let want_text = String::from_utf8(decoded(&want.text).unwrap()).unwrap();
+                assert_eq!(text, want_text, "reader {reader} ({language}, {themes:?})");
+                for line in got
+                    .html
+                    .split(|b| *b == b'\n')
+                    .chain(got.text.split(|b| *b == b'\n'))
+                {
                     assert!(line.len() <= 77, "{}", String::from_utf8_lossy(line));
                 }
             }
@@ -811,7 +1058,7 @@ title = { sv = "Kultur", en = "Culture" }
 
     #[test]
     fn joined_emails_are_what_a_whole_rendering_gives_for_readers_in_their_own_order() {
-        assert_eq!(compare(None), [true, true]);
+        assert_eq!(compare(None), [Some(true), Some(true)]);
     }
 
     #[test]
@@ -823,7 +1070,39 @@ title = { sv = "Kultur", en = "Culture" }
                 r#"<p class="more">"#,
                 r#"<p class="more" data-theme-free="yes">"#,
             );
-        assert_eq!(compare(Some(&html)), [true, true]);
+        assert_eq!(compare(Some(&html)), [Some(true), Some(true)]);
+    }
+
+    #[test]
+    fn a_site_text_template_is_joined_with_its_wraps_done_around_the_values() {
+        let built_in = crate::templates::built_in("digest.txt").unwrap();
+        // The links inside wrapped paragraphs, a wrap inside a wrap, and a
+        // narrow wrap around the "N more" line.
+        let reflowed = built_in
+            .replace(
+                "{{ words.manage | wrap }}:\n{{ links.preferences }}",
+                "{% filter wrap(width=30) %}{{ words.manage }}: {{ links.preferences }} \
+                 {{ recipient }} {{ 'a b c d e f' | wrap(width=3) }}{% endfilter %}",
+            )
+            .replace(
+                "{% filter wrap %}{{ section.more }}",
+                "{% filter wrap(width=12) %}{{ section.more }}",
+            );
+        assert_ne!(reflowed, built_in);
+        assert_eq!(
+            compare_both(None, Some(&reflowed)),
+            [Some(true), Some(true)]
+        );
+        // No cuts: the HTML part is still joined, the text rendered whole.
+        let uncut = built_in.replace("{{ cut }}", "");
+        assert_eq!(compare_both(None, Some(&uncut)), [Some(false), Some(false)]);
+        // A value changed on its way in cannot be put in: all rendered whole.
+        let upper = built_in.replace(
+            "{{ themes | join(sep=\", \") }}",
+            "{{ themes | join(sep=\", \") | upper }}",
+        );
+        assert_ne!(upper, built_in);
+        assert_eq!(compare_both(None, Some(&upper)), [None, None]);
     }
 
     #[test]
@@ -831,18 +1110,18 @@ title = { sv = "Kultur", en = "Culture" }
         let built_in = crate::templates::built_in("digest.html").unwrap();
         // No cuts at all.
         let uncut = built_in.replace("{{ cut | safe }}", "");
-        assert_eq!(compare(Some(&uncut)), [false, false]);
+        assert_eq!(compare(Some(&uncut)), [None, None]);
         // A card that depends on where it stands.
         let positional = built_in.replace(
             r#"<h3 class="story-title">"#,
             r#"<h3 class="story-title" data-n="{{ loop.index }}">"#,
         );
-        assert_eq!(compare(Some(&positional)), [false, false]);
+        assert_eq!(compare(Some(&positional)), [None, None]);
         // A reader's value where it is not escaped.
         let raw = built_in.replace(
             "<!--[if mso]></td>",
             "<!-- {{ recipient }} --><!--[if mso]></td>",
         );
-        assert_eq!(compare(Some(&raw)), [false, false]);
+        assert_eq!(compare(Some(&raw)), [None, None]);
     }
 }

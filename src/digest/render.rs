@@ -172,9 +172,17 @@ pub struct Probe<'a> {
     pub more: usize,
 }
 
-/// The HTML part of `email` rendered as `probe` says, its CSS inlined.
-pub fn render_probe(templates: &Templates, email: &DigestEmail, probe: &Probe) -> Result<String> {
-    let mut vars = Vars::with_lead(email, probe.lead);
+/// Both parts of `email` rendered as `probe` says: the HTML part, its CSS
+/// inlined, and the plain-text part, in
+/// which the `wrap` filter marks its text rather than wrapping it (see
+/// [`templates::marking_wraps`]).
+pub fn render_probe(
+    templates: &Templates,
+    email: &DigestEmail,
+    probe: &Probe,
+    facts: &Facts,
+) -> Result<(String, String)> {
+    let mut vars = Vars::with_lead_and(email, probe.lead, Some(facts));
     vars.cut = probe.cut;
     vars.subject = probe.subject.to_owned();
     vars.story_count = probe.story_count;
@@ -184,7 +192,9 @@ pub fn render_probe(templates: &Templates, email: &DigestEmail, probe: &Probe) -
         section.more = probe.more;
     }
     let context = tera::Context::from_serialize(&vars).map_err(anyhow::Error::new)?;
-    render_html(templates, &context)
+    let html = render_html(templates, &context)?;
+    let text = templates::marking_wraps(|| templates.0.render(TEXT_FILE, &context))?;
+    Ok((html, text))
 }
 
 /// The digest's subject template for the language, rendered with `lead`
