@@ -251,7 +251,14 @@ pub async fn renew_leases(pool: &Pool<DB>, rows: &[(i64, i64)], until: DateTime<
     }
     let mut q = sqlx::QueryBuilder::<DB>::new("UPDATE deliveries SET lease_until = ");
     q.push_bind(until);
-    q.push(" WHERE status = 'sending' AND (id, attempts) IN (");
+    // `id IN` first: SQLite looks a list of row values up only by
+    // scanning, a list of ids by the primary key.
+    q.push(" WHERE id IN (");
+    let mut ids = q.separated(", ");
+    for (id, _) in rows {
+        ids.push_bind(*id);
+    }
+    q.push(") AND status = 'sending' AND (id, attempts) IN (");
     let mut list = q.separated(", ");
     for (id, attempt) in rows {
         list.push("(");
