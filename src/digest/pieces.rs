@@ -587,15 +587,7 @@ struct Piece {
 impl Piece {
     fn new(html: &str) -> Result<Piece, String> {
         let html = crlf(html);
-        let mut found: Vec<(usize, Value, usize)> = Vec::new();
-        for value in VALUES {
-            let marker = value.marker();
-            found.extend(
-                html.match_indices(&marker)
-                    .map(|(at, m)| (at, value, m.len())),
-            );
-        }
-        found.sort_unstable_by_key(|&(at, _, _)| at);
+        let found = markers(&html);
         let mut encoded = Vec::with_capacity(html.len() + html.len() / 8);
         let mut cuts = Vec::with_capacity(found.len());
         let mut from = 0;
@@ -799,8 +791,9 @@ impl TextPiece {
     }
 }
 
-/// Appends `text` to `runs`, each reader's value in it as a run of its own.
-fn add_text(runs: &mut Vec<Run>, text: &str) {
+/// Where a probe's `text` holds a reader's value: (offset, the value, the
+/// marker's length), in order.
+fn markers(text: &str) -> Vec<(usize, Value, usize)> {
     let mut found: Vec<(usize, Value, usize)> = Vec::new();
     for value in VALUES {
         let marker = value.marker();
@@ -810,6 +803,12 @@ fn add_text(runs: &mut Vec<Run>, text: &str) {
         );
     }
     found.sort_unstable_by_key(|&(at, _, _)| at);
+    found
+}
+
+/// Appends `text` to `runs`, each reader's value in it as a run of its own.
+fn add_text(runs: &mut Vec<Run>, text: &str) {
+    let found = markers(text);
     let push = |runs: &mut Vec<Run>, text: &str| {
         if text.is_empty() {
             return;
