@@ -119,7 +119,7 @@ impl Worker<'_> {
         let stories =
             crate::sources::bodies::filled(self.composer.config, self.store, stories).await?;
         let mail = self.composer.mail;
-        let batch = mail.concurrency * UNRECORDED_PER_CONNECTION;
+        let batch = mail.concurrency * 4;
         let (queue, queued) = tokio::sync::mpsc::channel(1);
         let halt = Arc::new(OnceLock::new());
         let sending = tokio::spawn(
@@ -160,7 +160,7 @@ impl Worker<'_> {
         edition: &Edition,
         stories: &[StoredStory],
         batch: usize,
-        queue: tokio::sync::mpsc::Sender<Batch>,
+        queue: tokio::sync::mpsc::Sender<Vec<Prepared>>,
         halt: &OnceLock<String>,
         progress: &mut impl FnMut(&Counts),
     ) -> Result<()> {
@@ -175,8 +175,6 @@ impl Worker<'_> {
             if self.stop.load(Ordering::SeqCst) || halt.get().is_some() {
                 return Ok(());
             }
-            // The leases run from a moment before the claim.
-            let claimed_at = std::time::Instant::now();
             let claimed = self
                 .store
                 .claim_deliveries(edition.id, batch as i64, Utc::now(), self.options.lease)
@@ -207,7 +205,7 @@ impl Worker<'_> {
                     })
                     .collect::<Vec<_>>()
             });
-            room.send((claimed_at, prepared));
+            room.send(prepared);
             if reported.elapsed() >= StdDuration::from_secs(1) {
                 progress(&self.store.delivery_counts(edition.id).await?);
                 reported = std::time::Instant::now();
@@ -301,22 +299,8 @@ impl Worker<'_> {
 /// A claimed row with its message, or with what became of it already.
 type Prepared = (Claimed, Result<(String, lettre::Message), Outcome>);
 
-/// The rows of one claim, with the moment before it (their leases run
-/// from about then).
-type Batch = (std::time::Instant, Vec<Prepared>);
-
-/// A row tried, with what became of it and its place among the rows sent
-/// and not yet recorded.
+/// A row tried, with what became of it and the connection it held.
 type Done = (Claimed, Outcome, tokio::sync::OwnedSemaphorePermit);
-
-/// How many rows per connection may be sent and not yet recorded in the
-/// ledger: the recording task then writes many at a time rather than one
-/// row per statement, and a connection does not wait for the ledger. A
-/// crash may send these rows again (one claimed batch at most).
-const UNRECORDED_PER_CONNECTION: usize = 4;
-
-/// Fewer rows than this are recorded only after a short wait for more.
-const FEW_TO_RECORD: usize = 8;
 
 /// The sending stage: what it needs, owned, so that it runs as a task of
 /// its own.
@@ -338,14 +322,12 @@ impl Sending {
     /// of the runtime; what became of each row goes to a recording task,
     /// which writes the rows to the ledger many at a time. Returns once
     /// every row taken is sent and recorded.
-    async fn run(self, mut queued: tokio::sync::mpsc::Receiver<Batch>, concurrency: usize) {
+    async fn run(self, mut queued: tokio::sync::mpsc::Receiver<Vec<Prepared>>, concurrency: usize) {
         let this = Arc::new(self);
         let connections = Arc::new(tokio::sync::Semaphore::new(concurrency));
-        let unrecorded = concurrency * UNRECORDED_PER_CONNECTION;
-        let window = Arc::new(tokio::sync::Semaphore::new(unrecorded));
-        let (done, finished) = tokio::sync::mpsc::channel(unrecorded);
+        let (done, finished) = tokio::sync::mpsc::channel(concurrency);
         let recording = tokio::spawn(Arc::clone(&this).record_all(finished));
-        while let Some((claimed_at, batch)) = queued.recv().await {
+        while let Some(batch) = queued.recv().await {
             if let Some(reason) = this.halt.get() {
                 // Claimed before the halt: given back untried.
                 for (c, _) in &batch {
@@ -353,26 +335,24 @@ impl Sending {
                 }
                 continue;
             }
-            // A row waits for its turn (the rate limit) and a free
-            // connection, and the batch waited while the one before was
-            // sent. Once half a lease has passed since the claim (or the
-            // last renewal), the leases of the rows not yet started are
-            // renewed, so that none lapses before its send begins, and
-            // rows another worker took meanwhile (their lease lapsed) are
-            // left to it. Until then every row is still ours.
+            // The batch waited while the one before was sent: its lease
+            // starts now, and rows another worker took meanwhile (their
+            // lease lapsed) are left to it. A row waits for its turn
+            // (the rate limit) and a free connection; if half a lease
+            // passes meanwhile, the leases of
+            // the rows not yet started are renewed again, so that none
+            // lapses before its send begins.
             let rows: Vec<(i64, i64)> = batch
                 .iter()
                 .map(|(c, _)| (c.delivery_id, c.attempt))
                 .collect();
             let half_lease = this.options.lease.to_std().unwrap_or_default() / 2;
-            let mut ours: Option<std::collections::HashSet<i64>> = None;
-            let mut renewed = claimed_at;
+            let Some(mut ours) = this.renew(&rows).await else {
+                continue;
+            };
+            let mut renewed = std::time::Instant::now();
             for (i, (c, prepared)) in batch.into_iter().enumerate() {
                 this.pace.wait().await;
-                let unrecorded = Arc::clone(&window)
-                    .acquire_owned()
-                    .await
-                    .expect("the semaphore is never closed");
                 let connection = Arc::clone(&connections)
                     .acquire_owned()
                     .await
@@ -381,22 +361,21 @@ impl Sending {
                     let Some(still) = this.renew(&rows[i..]).await else {
                         break;
                     };
-                    ours = Some(still);
+                    ours = still;
                     renewed = std::time::Instant::now();
                 }
-                if ours.as_ref().is_some_and(|o| !o.contains(&c.delivery_id)) {
+                if !ours.contains(&c.delivery_id) {
                     continue;
                 }
                 let (this, done) = (Arc::clone(&this), done.clone());
                 tokio::spawn(async move {
                     let outcome = this.outcome(&c, prepared).await;
-                    drop(connection);
-                    // A place in the window is free once the row is
-                    // recorded: no more rows than the window holds are
+                    // The connection is free for the next message once the
+                    // row is recorded: no more rows than connections are
                     // ever sent and not yet marked (those a crash may send
                     // again). The recording task ends only after every
                     // sender of `done` is dropped, so it is there to receive.
-                    let _ = done.send((c, outcome, unrecorded)).await;
+                    let _ = done.send((c, outcome, connection)).await;
                 });
             }
         }
@@ -408,7 +387,7 @@ impl Sending {
 
     /// Writes what became of the rows as they come, each time all that
     /// arrived meanwhile (at most 500): sent rows in one statement. Their
-    /// places in the window of unrecorded rows are given back after.
+    /// connections are given back after.
     async fn record_all(self: Arc<Self>, mut finished: tokio::sync::mpsc::Receiver<Done>) {
         let mut rows = Vec::new();
         while finished.recv_many(&mut rows, 500).await > 0 {
@@ -447,15 +426,7 @@ impl Sending {
                     tracing::error!(error = %format!("{e:#}"), "delivery failed");
                 }
             }
-            // A statement (and a commit) for a row or two is most of the
-            // cost of recording them: when few came, more are waited for
-            // a moment (the window of unrecorded rows is larger than
-            // what arrives meanwhile, so no send waits for this).
-            let few = rows.len() < FEW_TO_RECORD;
             rows.clear();
-            if few {
-                tokio::time::sleep(StdDuration::from_millis(2)).await;
-            }
         }
     }
 
