@@ -349,8 +349,10 @@ impl Cut {
                 return Ok(None);
             };
             let texts = cut(&text, want, "plain-text")?;
+            // Both probes render the same template: it has cuts in both or
+            // in neither (were it otherwise, the pieces would differ and
+            // `same` would refuse them).
             text_cut &= texts.is_some();
-            let texts = texts.filter(|_| text_cut);
             let text = |at: usize| texts.as_ref().map(|t| t[at]);
             let mut at = 2;
             for section in &sections {
@@ -378,12 +380,6 @@ impl Cut {
                 "the plain-text digest template has no `{{{{ cut }}}}` marks; \
                  each reader's text part is rendered whole"
             );
-            for piece in opens.values_mut().chain(cards.values_mut()) {
-                piece.text = None;
-            }
-            for piece in closes.values_mut().flatten() {
-                piece.text = None;
-            }
         }
         let closes = closes
             .into_iter()
@@ -715,7 +711,7 @@ struct TextPiece {
 
 /// Plain text as a probe rendered it, with its wraps (see
 /// [`crate::templates::marking_wraps`]) and the reader's values found.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, PartialEq)]
 enum Run {
     Text(String),
     Value(Value),

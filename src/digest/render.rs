@@ -173,9 +173,8 @@ pub struct Probe<'a> {
 }
 
 /// Both parts of `email` rendered as `probe` says: the HTML part, its CSS
-/// inlined, and the plain-text part, in
-/// which the `wrap` filter marks its text rather than wrapping it (see
-/// [`templates::marking_wraps`]).
+/// inlined, and the plain-text part, in which the `wrap` filter marks its
+/// text rather than wrapping it (see [`templates::marking_wraps`]).
 pub fn render_probe(
     templates: &Templates,
     email: &DigestEmail,
