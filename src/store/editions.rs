@@ -199,7 +199,7 @@ impl Store {
         now: DateTime<Utc>,
         lease: Duration,
     ) -> Result<Vec<Claimed>> {
-        crate::store::dispatch!(
+        crate::store::dispatch_in_turn!(
             self,
             editions::claim_deliveries(edition_id, limit, now, lease)
         )
@@ -214,18 +214,18 @@ impl Store {
         rows: &[(i64, i64)],
         until: DateTime<Utc>,
     ) -> Result<Vec<i64>> {
-        crate::store::dispatch!(self, editions::renew_leases(rows, until))
+        crate::store::dispatch_in_turn!(self, editions::renew_leases(rows, until))
     }
 
     /// Marks claimed deliveries sent, each with its Message-ID and the
     /// server's reply, in one statement (per 500 rows).
     pub async fn mark_sent(&self, sent: &[Sent], now: DateTime<Utc>) -> Result<()> {
-        crate::store::dispatch!(self, editions::mark_sent(sent, now))
+        crate::store::dispatch_in_turn!(self, editions::mark_sent(sent, now))
     }
 
     /// Puts a delivery back for another attempt at `next`.
     pub async fn mark_retry(&self, id: i64, error: &str, next: DateTime<Utc>) -> Result<()> {
-        crate::store::dispatch!(self, editions::mark_retry(id, error, next))
+        crate::store::dispatch_in_turn!(self, editions::mark_retry(id, error, next))
     }
 
     /// Gives back a claimed delivery untried (the claim's `attempt`, while
@@ -234,7 +234,7 @@ impl Store {
     /// something wrong with the setup rather than with this message.
     /// Whether the row was still this claim's.
     pub async fn release_delivery(&self, id: i64, attempt: i64, error: &str) -> Result<bool> {
-        crate::store::dispatch!(self, editions::release_delivery(id, attempt, error))
+        crate::store::dispatch_in_turn!(self, editions::release_delivery(id, attempt, error))
     }
 
     /// Ends a delivery as `failed` or `skipped`, with the reason.
@@ -245,7 +245,7 @@ impl Store {
         reason: &str,
         now: DateTime<Utc>,
     ) -> Result<()> {
-        crate::store::dispatch!(self, editions::mark_final(id, status, reason, now))
+        crate::store::dispatch_in_turn!(self, editions::mark_final(id, status, reason, now))
     }
 
     /// Deliveries of an edition by state.
@@ -255,7 +255,7 @@ impl Store {
 
     /// Marks the edition complete when no delivery is pending or in flight.
     pub async fn complete_if_done(&self, edition_id: i64, now: DateTime<Utc>) -> Result<bool> {
-        crate::store::dispatch!(self, editions::complete_if_done(edition_id, now))
+        crate::store::dispatch_in_turn!(self, editions::complete_if_done(edition_id, now))
     }
 
     /// Who did not get an edition, and why: (address, state, reason).

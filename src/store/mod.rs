@@ -10,7 +10,8 @@
 //! `migrations/postgres/`, applied automatically when the store opens.
 //! Every write of an ingest run goes through [`Store::begin_writes`] in
 //! one transaction, so a run that fails half-way leaves the store as it
-//! was.
+//! was. On SQLite the delivery ledger's writes have a connection of their
+//! own (see [`Store`]).
 
 use std::str::FromStr;
 use std::time::Duration;
@@ -47,6 +48,15 @@ static POSTGRES_MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations
 #[derive(Debug, Clone)]
 pub struct Store {
     db: Db,
+    /// On SQLite, the one connection that writes the delivery ledger.
+    /// SQLite has one writer at a time: a second one waits in its busy
+    /// handler, which sleeps 1, 2, 5… ms between tries, and a connection
+    /// that another one wrote behind reads its pages again. The claims,
+    /// lease renewals and marks that a delivery run's tasks make at once
+    /// spent more time asleep there, or reading pages again, than writing.
+    /// On this connection they take turns in the process and find their
+    /// pages where they left them. PostgreSQL locks rows and needs none.
+    ledger: Option<SqlitePool>,
 }
 
 #[derive(Debug, Clone)]
@@ -66,6 +76,21 @@ macro_rules! dispatch {
     };
 }
 pub(crate) use dispatch;
+
+/// As [`dispatch!`], for a write of the delivery ledger: on SQLite on
+/// its own connection, in turn (see [`Store`]'s `ledger`).
+macro_rules! dispatch_in_turn {
+    ($store:expr, $m:ident :: $f:ident ( $($arg:expr),* $(,)? )) => {
+        match &$store.db {
+            $crate::store::Db::Sqlite(pool) => {
+                let ledger = $store.ledger.as_ref().unwrap_or(pool);
+                $crate::store::backend::sqlite::$m::$f(ledger $(, $arg)*).await
+            }
+            $crate::store::Db::Postgres(pool) => $crate::store::backend::postgres::$m::$f(pool $(, $arg)*).await,
+        }
+    };
+}
+pub(crate) use dispatch_in_turn;
 
 /// What ingest needs to know of each stored story to match it again.
 /// A published story as the feeds choose it: without its body.
@@ -332,6 +357,9 @@ impl Store {
 
     /// Closes the pool (flushing SQLite's WAL).
     pub async fn close(self) {
+        if let Some(ledger) = self.ledger {
+            ledger.close().await;
+        }
         match self.db {
             Db::Sqlite(pool) => pool.close().await,
             Db::Postgres(pool) => pool.close().await,
@@ -356,15 +384,20 @@ async fn open_sqlite(path: &std::path::Path) -> Result<Store> {
         .busy_timeout(Duration::from_secs(10));
     let pool = SqlitePoolOptions::new()
         .max_connections(4)
-        .connect_with(options)
+        .connect_with(options.clone())
         .await
         .with_context(|| format!("cannot open the SQLite store {}", path.display()))?;
     SQLITE_MIGRATOR
         .run(&pool)
         .await
         .with_context(|| format!("cannot migrate the SQLite store {}", path.display()))?;
+    // Opened when a delivery first writes to it.
+    let ledger = SqlitePoolOptions::new()
+        .max_connections(1)
+        .connect_lazy_with(options);
     Store {
         db: Db::Sqlite(pool),
+        ledger: Some(ledger),
     }
     .migrated()
     .await
@@ -392,6 +425,7 @@ async fn open_postgres(url: &str) -> Result<Store> {
         .with_context(|| format!("cannot migrate the PostgreSQL store {shown}"))?;
     Store {
         db: Db::Postgres(pool),
+        ledger: None,
     }
     .migrated()
     .await
