@@ -351,7 +351,7 @@ pub async fn sqlite_to_postgres(
         }
     };
     let result = match (&source_store.db, &target_store.db) {
-        (Db::Sqlite(_), Db::Postgres(to)) => copy(path, to, target, progress).await,
+        (Db::Sqlite { .. }, Db::Postgres(to)) => copy(path, to, target, progress).await,
         _ => unreachable!("the URLs were matched above"),
     };
     source_store.close().await;

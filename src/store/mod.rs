@@ -11,7 +11,7 @@
 //! Every write of an ingest run goes through [`Store::begin_writes`] in
 //! one transaction, so a run that fails half-way leaves the store as it
 //! was. On SQLite the delivery ledger's writes have a connection of their
-//! own (see [`Store`]).
+//! own (`dispatch_in_turn!`).
 
 use std::str::FromStr;
 use std::time::Duration;
@@ -48,20 +48,23 @@ static POSTGRES_MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations
 #[derive(Debug, Clone)]
 pub struct Store {
     db: Db,
-    /// On SQLite, the one connection that writes the delivery ledger.
-    /// SQLite has one writer at a time: a second one waits in its busy
-    /// handler, which sleeps 1, 2, 5… ms between tries, and a connection
-    /// that another one wrote behind reads its pages again. The claims,
-    /// lease renewals and marks that a delivery run's tasks make at once
-    /// spent more time asleep there, or reading pages again, than writing.
-    /// On this connection they take turns in the process and find their
-    /// pages where they left them. PostgreSQL locks rows and needs none.
-    ledger: Option<SqlitePool>,
 }
 
 #[derive(Debug, Clone)]
 enum Db {
-    Sqlite(SqlitePool),
+    Sqlite {
+        pool: SqlitePool,
+        /// The one connection that writes the delivery ledger. SQLite has
+        /// one writer at a time: a second one waits in its busy handler,
+        /// which sleeps 1, 2, 5… ms between tries, and a connection that
+        /// another one wrote behind reads its pages again. The claims,
+        /// lease renewals and marks that a delivery run's tasks make at
+        /// once spent more time asleep there, or reading pages again, than
+        /// writing. On this connection they take turns in the process and
+        /// find their pages where they left them. (PostgreSQL locks rows
+        /// and needs none.)
+        ledger: SqlitePool,
+    },
     Postgres(PgPool),
 }
 
@@ -70,7 +73,7 @@ enum Db {
 macro_rules! dispatch {
     ($store:expr, $m:ident :: $f:ident ( $($arg:expr),* $(,)? )) => {
         match &$store.db {
-            $crate::store::Db::Sqlite(pool) => $crate::store::backend::sqlite::$m::$f(pool $(, $arg)*).await,
+            $crate::store::Db::Sqlite { pool, .. } => $crate::store::backend::sqlite::$m::$f(pool $(, $arg)*).await,
             $crate::store::Db::Postgres(pool) => $crate::store::backend::postgres::$m::$f(pool $(, $arg)*).await,
         }
     };
@@ -78,14 +81,11 @@ macro_rules! dispatch {
 pub(crate) use dispatch;
 
 /// As [`dispatch!`], for a write of the delivery ledger: on SQLite on
-/// its own connection, in turn (see [`Store`]'s `ledger`).
+/// its own connection, in turn (see `Db::Sqlite`'s `ledger`).
 macro_rules! dispatch_in_turn {
     ($store:expr, $m:ident :: $f:ident ( $($arg:expr),* $(,)? )) => {
         match &$store.db {
-            $crate::store::Db::Sqlite(pool) => {
-                let ledger = $store.ledger.as_ref().unwrap_or(pool);
-                $crate::store::backend::sqlite::$m::$f(ledger $(, $arg)*).await
-            }
+            $crate::store::Db::Sqlite { ledger, .. } => $crate::store::backend::sqlite::$m::$f(ledger $(, $arg)*).await,
             $crate::store::Db::Postgres(pool) => $crate::store::backend::postgres::$m::$f(pool $(, $arg)*).await,
         }
     };
@@ -274,7 +274,7 @@ impl Store {
     /// Which backend this is: "sqlite" or "postgres".
     pub fn backend(&self) -> &'static str {
         match &self.db {
-            Db::Sqlite(_) => "sqlite",
+            Db::Sqlite { .. } => "sqlite",
             Db::Postgres(_) => "postgres",
         }
     }
@@ -294,7 +294,7 @@ impl Store {
     /// changed are read and rendered.
     pub async fn begin_writes(&self, now: DateTime<Utc>) -> Result<Writes> {
         let tx = match &self.db {
-            Db::Sqlite(pool) => WriteTx::Sqlite(backend::sqlite::begin_write(pool).await?),
+            Db::Sqlite { pool, .. } => WriteTx::Sqlite(backend::sqlite::begin_write(pool).await?),
             Db::Postgres(pool) => WriteTx::Postgres(backend::postgres::begin_write(pool).await?),
         };
         Ok(Writes {
@@ -357,11 +357,11 @@ impl Store {
 
     /// Closes the pool (flushing SQLite's WAL).
     pub async fn close(self) {
-        if let Some(ledger) = self.ledger {
-            ledger.close().await;
-        }
         match self.db {
-            Db::Sqlite(pool) => pool.close().await,
+            Db::Sqlite { pool, ledger } => {
+                ledger.close().await;
+                pool.close().await;
+            }
             Db::Postgres(pool) => pool.close().await,
         }
     }
@@ -396,8 +396,7 @@ async fn open_sqlite(path: &std::path::Path) -> Result<Store> {
         .max_connections(1)
         .connect_lazy_with(options);
     Store {
-        db: Db::Sqlite(pool),
-        ledger: Some(ledger),
+        db: Db::Sqlite { pool, ledger },
     }
     .migrated()
     .await
@@ -425,7 +424,6 @@ async fn open_postgres(url: &str) -> Result<Store> {
         .with_context(|| format!("cannot migrate the PostgreSQL store {shown}"))?;
     Store {
         db: Db::Postgres(pool),
-        ledger: None,
     }
     .migrated()
     .await

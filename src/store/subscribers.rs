@@ -44,7 +44,7 @@ impl Store {
     /// a stream so that a million of them never sit in memory at once.
     pub fn subscribers(&self, status: Option<Status>) -> BoxStream<'_, Result<Subscriber>> {
         match &self.db {
-            super::Db::Sqlite(pool) => {
+            super::Db::Sqlite { pool, .. } => {
                 super::backend::sqlite::subscribers::subscribers(pool, status).boxed()
             }
             super::Db::Postgres(pool) => {
