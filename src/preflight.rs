@@ -201,6 +201,7 @@ fn feeds_index(config: &Config) -> Vec<Problem> {
             let facts = FeedFacts {
                 hash: String::new(),
                 updated: s.updated(),
+                published: s.story.published,
             };
             (s.id.as_str().to_owned(), facts)
         })

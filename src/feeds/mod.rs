@@ -11,6 +11,7 @@
 pub mod atom;
 pub mod index;
 pub mod json;
+pub mod listed;
 pub mod opml;
 pub mod prepare;
 pub mod rss;
@@ -265,6 +266,14 @@ impl<'n> Note<'n> {
         }
         out
     }
+}
+
+/// From what stories the last build made its files, when it made them
+/// all for this site as configured now: the stories' generation and how
+/// many were published.
+pub fn made_from<'n>(config: &Config, note: Option<&'n [u8]>) -> Option<(&'n str, usize)> {
+    let (generation, site, published) = Note::parse(note).made_from?;
+    (site == site_key(config)).then_some((generation, published))
 }
 
 /// What a build found current without planning: how many files, and how

@@ -1,7 +1,7 @@
 //! `tidings build`: one ingest of every source followed by writing the
 //! feeds, the unit of work the scheduler will repeat.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::time::Instant;
 
 use anyhow::Result;
@@ -12,7 +12,7 @@ use crate::feeds::{self, WriteReport};
 use crate::model::StoryId;
 use crate::publish::ingest::{self, Report};
 use crate::sources::bodies;
-use crate::store::Store;
+use crate::store::{FeedFacts, Indexed, Store};
 
 /// What a build did.
 #[derive(Debug)]
@@ -49,11 +49,15 @@ pub async fn build(config: &Config, store: &Store, which: &ingest::Which) -> Res
             problems: Vec::new(),
         });
     }
-    let index = store.published_index().await?;
-    let published = index.len();
-    let chosen = feeds::prepare::select(config, &index);
-    let ids: Vec<&StoryId> = chosen.iter().map(|s| &s.id).collect();
-    let facts = store.feed_facts(&ids).await?;
+    let Choice {
+        index,
+        facts,
+        published,
+    } = match added_since(config, store, &ingest, note.as_deref(), &generation).await? {
+        Some(choice) => choice,
+        None => every_story(config, store).await?,
+    };
+    let listed_name = feeds::listed::setting_name(&note_name);
     let plan = feeds::plan(config, &index, &facts, note.as_deref());
     if plan.is_current() {
         tracing::info!(
@@ -67,6 +71,8 @@ pub async fn build(config: &Config, store: &Store, which: &ingest::Which) -> Res
         if note.as_deref() != Some(noted.as_bytes()) {
             store.set_setting(&note_name, noted.as_bytes()).await?;
         }
+        let listed = feeds::listed::note(&generation, &plan.feeds, &facts);
+        store.set_setting(&listed_name, listed.as_bytes()).await?;
         return Ok(BuildReport {
             ingest,
             feeds: unchanged(config, plan.files.len())?,
@@ -104,6 +110,8 @@ pub async fn build(config: &Config, store: &Store, which: &ingest::Which) -> Res
         .extend(unrendered.into_iter().map(|(_, problem)| problem));
     feeds.unchanged += plan.current();
     store.set_setting(&note_name, note.as_bytes()).await?;
+    let listed = feeds::listed::note(&generation, &plan.feeds, &facts);
+    store.set_setting(&listed_name, listed.as_bytes()).await?;
     tracing::info!(
         load_ms = loaded.as_millis() as u64,
         render_ms = (rendered - loaded).as_millis() as u64,
@@ -119,6 +127,81 @@ pub async fn build(config: &Config, store: &Store, which: &ingest::Which) -> Res
         published,
         problems,
     })
+}
+
+/// The published stories a build chooses the feeds' from, in the order
+/// of the index (newest first, ties by id), with the facts of those any
+/// feed lists; and how many stories are published.
+struct Choice {
+    index: Vec<Indexed>,
+    facts: HashMap<String, FeedFacts>,
+    published: usize,
+}
+
+/// Every published story, and the facts of those the feeds list.
+async fn every_story(config: &Config, store: &Store) -> Result<Choice> {
+    let index = store.published_index().await?;
+    let chosen = feeds::prepare::select(config, &index);
+    let ids: Vec<&StoryId> = chosen.iter().map(|s| &s.id).collect();
+    let facts = store
+        .feed_entries(&ids)
+        .await?
+        .into_iter()
+        .map(|(s, facts)| (s.id.as_str().to_owned(), facts))
+        .collect();
+    Ok(Choice {
+        published: index.len(),
+        index,
+        facts,
+    })
+}
+
+/// When this build's ingest only added stories, and the last build's
+/// files were made from the stories as they were just before it: what
+/// that build's feeds listed and the stories added (see
+/// [`feeds::listed`]), without reading every published story. `None`
+/// when anything else changed: another process's ingest, a story edited
+/// or withdrawn, the config.
+async fn added_since(
+    config: &Config,
+    store: &Store,
+    ingest: &Report,
+    note: Option<&[u8]>,
+    generation: &str,
+) -> Result<Option<Choice>> {
+    let Some(committed) = &ingest.committed else {
+        return Ok(None);
+    };
+    let Some((noted, published)) = feeds::made_from(config, note) else {
+        return Ok(None);
+    };
+    if !committed.only_inserted || committed.after != generation || committed.before != noted {
+        return Ok(None);
+    }
+    let listed_name = feeds::listed::setting_name(&feeds::note_name(config));
+    let Some(listed) = store
+        .setting(&listed_name)
+        .await?
+        .and_then(|text| feeds::listed::parse(&text, noted))
+    else {
+        return Ok(None);
+    };
+    let ids: Vec<&StoryId> = committed.inserted.iter().collect();
+    let added = store.feed_entries(&ids).await?;
+    let count = added.len();
+    let Some((index, facts)) = feeds::listed::merged(listed, added) else {
+        return Ok(None);
+    };
+    tracing::debug!(
+        listed = index.len() - count,
+        added = count,
+        "feeds: chosen from the last build's lists and the stories added"
+    );
+    Ok(Some(Choice {
+        index,
+        facts,
+        published: published + count,
+    }))
 }
 
 /// The report of feeds left as they were: `files` unchanged, and those of

@@ -22,7 +22,7 @@ use crate::config::{Config, DirectorySource, Source};
 use crate::model::problem::Problem;
 use crate::sources::directory::{self, Listing};
 use crate::sources::{self, SourceState, http};
-use crate::store::{Store, StoredRef, Writes};
+use crate::store::{Committed, Store, StoredRef, Writes};
 
 /// What one ingest run did.
 #[derive(Debug, Default)]
@@ -35,6 +35,8 @@ pub struct Report {
     pub withdrawn: usize,
     /// Items skipped because they could not be read, with the reason.
     pub skipped: Vec<Problem>,
+    /// What the run changed in what the stories show, when it did.
+    pub committed: Option<Committed>,
 }
 
 impl Report {
@@ -206,7 +208,7 @@ pub async fn ingest(
     let remote_done = started.elapsed();
     let mut writes = store.begin_writes(now).await?;
     let mut report = write_changes(config, which, &mut writes, before, &mut scanned).await?;
-    writes.commit().await?;
+    report.committed = writes.commit().await?;
     // After the stories: a crash in between reads the same items again.
     for (key, state) in &scanned.states {
         store.save_source_state(key, state, now).await?;

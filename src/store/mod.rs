@@ -108,6 +108,8 @@ pub struct FeedFacts {
     pub hash: String,
     /// As [`StoredStory::updated`].
     pub updated: DateTime<Utc>,
+    /// When it was published: with the id, its place in every list.
+    pub published: DateTime<Utc>,
 }
 
 #[derive(Debug, Clone)]
@@ -161,6 +163,23 @@ pub struct Writes {
     /// only where its file is or its stamp): then the commit gives the
     /// stories a new [generation](Store::stories_generation).
     shown_changed: bool,
+    /// The stories inserted so far.
+    inserted: Vec<StoryId>,
+    /// Whether every change to what a story shows so far is an insert.
+    only_inserted: bool,
+}
+
+/// What an ingest's commit changed in what the stories show: the
+/// generation it followed, the one it made, and whether it only added
+/// stories (then the feeds can be planned from what the last build
+/// listed and the new stories alone, see `feeds::listed`).
+#[derive(Debug, Clone)]
+pub struct Committed {
+    /// Empty when the store had no generation yet.
+    pub before: String,
+    pub after: String,
+    pub inserted: Vec<StoryId>,
+    pub only_inserted: bool,
 }
 
 /// The setting that names the stories' generation: a random token, new
@@ -180,35 +199,52 @@ impl Writes {
         if changes.is_empty() {
             return Ok(());
         }
-        self.shown_changed |= changes.iter().any(|c| !matches!(c, Change::Seen { .. }));
+        for change in changes {
+            match change {
+                Change::Seen { .. } => continue,
+                Change::Insert { id, .. } => self.inserted.push(id.clone()),
+                Change::Update { .. } | Change::Withdraw { .. } => self.only_inserted = false,
+            }
+            self.shown_changed = true;
+        }
         match &mut self.tx {
             WriteTx::Sqlite(tx) => backend::sqlite::stories::apply(tx, changes, self.now).await,
             WriteTx::Postgres(tx) => backend::postgres::stories::apply(tx, changes, self.now).await,
         }
     }
 
-    /// Makes every change applied so far permanent, at once.
-    pub async fn commit(mut self) -> Result<()> {
+    /// Makes every change applied so far permanent, at once; says what
+    /// changed in what the stories show, if anything did.
+    pub async fn commit(mut self) -> Result<Option<Committed>> {
+        let mut committed = None;
         if self.shown_changed {
             let mut token = [0u8; 16];
             getrandom::fill(&mut token).expect("the operating system provides randomness");
             let token = hex::encode(token);
-            match &mut self.tx {
+            // Read within the transaction, which holds the write lock (on
+            // SQLite) or the setting's row (on PostgreSQL): no other commit
+            // comes between the two generations.
+            let before = match &mut self.tx {
                 WriteTx::Sqlite(tx) => {
-                    backend::sqlite::stories::set_setting(&mut **tx, GENERATION, token.as_bytes())
-                        .await
+                    backend::sqlite::stories::swap_setting(tx, GENERATION, token.as_bytes()).await
                 }
                 WriteTx::Postgres(tx) => {
-                    backend::postgres::stories::set_setting(&mut **tx, GENERATION, token.as_bytes())
-                        .await
+                    backend::postgres::stories::swap_setting(tx, GENERATION, token.as_bytes()).await
                 }
             }?;
+            committed = Some(Committed {
+                before: String::from_utf8_lossy(&before.unwrap_or_default()).into_owned(),
+                after: token,
+                inserted: std::mem::take(&mut self.inserted),
+                only_inserted: self.only_inserted,
+            });
         }
         match self.tx {
             WriteTx::Sqlite(tx) => tx.commit().await,
             WriteTx::Postgres(tx) => tx.commit().await,
         }
-        .context("cannot commit the ingest")
+        .context("cannot commit the ingest")?;
+        Ok(committed)
     }
 }
 
@@ -301,6 +337,8 @@ impl Store {
             tx,
             now,
             shown_changed: false,
+            inserted: Vec::new(),
+            only_inserted: true,
         })
     }
 
@@ -315,13 +353,11 @@ impl Store {
         dispatch!(self, stories::published_index())
     }
 
-    /// What a feed shows of each of these stories that the index does not
-    /// say, by id: its content hash and when it was last updated.
-    pub async fn feed_facts(
-        &self,
-        ids: &[&StoryId],
-    ) -> Result<std::collections::HashMap<String, FeedFacts>> {
-        dispatch!(self, stories::feed_facts(ids))
+    /// Of each of these stories that is published, its themes and what a
+    /// feed shows of it that the index does not say: its content hash and
+    /// when it was published and last updated.
+    pub async fn feed_entries(&self, ids: &[&StoryId]) -> Result<Vec<(Indexed, FeedFacts)>> {
+        dispatch!(self, stories::feed_entries(ids))
     }
 
     /// The published stories with these ids, newest first (ties by id).

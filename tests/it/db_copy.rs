@@ -208,9 +208,9 @@ async fn a_sqlite_site_moves_to_postgresql_with_nothing_lost() {
         "stories: 4 copied",
         "story_themes: 5 copied",
         "subscribers: 5 copied",
-        // The note of what the last build wrote and the stories'
-        // generation it names, and the signing key.
-        "settings: 2 copied",
+        // The note of what the last build wrote, what its feeds listed
+        // and the stories' generation they name.
+        "settings: 3 copied",
         "signing_keys: 1 copied",
         "editions: 1 copied",
         "edition_stories: 3 copied",

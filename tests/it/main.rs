@@ -6,6 +6,7 @@
 
 mod support;
 
+mod added_stories;
 mod addresses;
 mod atomic;
 mod bounce_webhooks;

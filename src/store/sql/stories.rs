@@ -190,20 +190,18 @@ pub async fn published_index(pool: &Pool<DB>) -> Result<Vec<Indexed>> {
     Ok(index.into_iter().map(|(_, indexed)| indexed).collect())
 }
 
-pub async fn feed_facts(
-    pool: &Pool<DB>,
-    ids: &[&StoryId],
-) -> Result<std::collections::HashMap<String, FeedFacts>> {
+pub async fn feed_entries(pool: &Pool<DB>, ids: &[&StoryId]) -> Result<Vec<(Indexed, FeedFacts)>> {
     // The ids in as one JSON array and the facts out as one row of JSON,
     // as in `story_refs`: one statement, however many stories the feeds
     // choose, and no cost per row in the driver.
     let sql = if PG {
-        "SELECT COALESCE(json_agg(json_build_array(id, content_hash, published_at, updated_at,
-                    changed_at)), '[]')::text
+        "SELECT COALESCE(json_agg(json_build_array(id, themes, content_hash, published_at,
+                    updated_at, changed_at)), '[]')::text
          FROM stories
          WHERE withdrawn_at IS NULL AND id IN (SELECT json_array_elements_text($1::json))"
     } else {
-        "SELECT json_group_array(json_array(id, content_hash, published_at, updated_at, changed_at))
+        "SELECT json_group_array(json_array(id, themes, content_hash, published_at, updated_at,
+                    changed_at))
          FROM stories
          WHERE withdrawn_at IS NULL AND id IN (SELECT value FROM json_each($1))"
     };
@@ -216,19 +214,27 @@ pub async fn feed_facts(
     type Row = (
         String,
         String,
+        String,
         DateTime<Utc>,
         Option<DateTime<Utc>>,
         Option<DateTime<Utc>>,
     );
     let rows: Vec<Row> =
         serde_json::from_str(&json).context("cannot read what the feeds show of their stories")?;
-    Ok(rows
-        .into_iter()
-        .map(|(id, hash, published, updated, changed)| {
+    rows.into_iter()
+        .map(|(id, themes, hash, published, updated, changed)| {
+            let id = StoryId::parse(&id).map_err(anyhow::Error::msg)?;
+            let themes: Vec<ThemeSlug> =
+                serde_json::from_str(&themes).context("bad themes column")?;
             let updated = crate::store::updated(published, updated, changed);
-            (id, FeedFacts { hash, updated })
+            let facts = FeedFacts {
+                hash,
+                updated,
+                published,
+            };
+            Ok((Indexed { id, themes }, facts))
         })
-        .collect())
+        .collect()
 }
 
 /// The published stories with these ids, newest first (ties by id).
@@ -286,6 +292,29 @@ pub async fn set_setting<'e>(
     .await
     .with_context(|| format!("cannot store the setting {name}"))?;
     Ok(())
+}
+
+/// Sets a setting within a transaction; returns the value it replaced.
+/// On PostgreSQL the row stays locked until the transaction ends, so that
+/// of two transactions swapping the same setting, the second reads what
+/// the first wrote.
+pub async fn swap_setting(
+    conn: &mut <DB as sqlx::Database>::Connection,
+    name: &str,
+    value: &[u8],
+) -> Result<Option<Vec<u8>>> {
+    let sql = if PG {
+        "SELECT value FROM settings WHERE name = $1 FOR UPDATE"
+    } else {
+        "SELECT value FROM settings WHERE name = $1"
+    };
+    let before = sqlx::query_scalar(sql)
+        .bind(name)
+        .fetch_optional(&mut *conn)
+        .await
+        .with_context(|| format!("cannot read the setting {name}"))?;
+    set_setting(&mut *conn, name, value).await?;
+    Ok(before)
 }
 
 /// Keeps renderings of story bodies, each only if its story still has
