@@ -299,7 +299,11 @@ impl Worker<'_> {
 /// A claimed row with its message, or with what became of it already.
 type Prepared = (Claimed, Result<(String, lettre::Message), Outcome>);
 
-/// A row tried, with what became of it and the connection it held.
+/// How many rows a connection may have sent and not yet marked.
+const UNMARKED_PER_CONNECTION: usize = 2;
+
+/// A row tried, with what became of it and its place among the rows sent
+/// and not yet marked.
 type Done = (Claimed, Outcome, tokio::sync::OwnedSemaphorePermit);
 
 /// The sending stage: what it needs, owned, so that it runs as a task of
@@ -325,7 +329,15 @@ impl Sending {
     async fn run(self, mut queued: tokio::sync::mpsc::Receiver<Vec<Prepared>>, concurrency: usize) {
         let this = Arc::new(self);
         let connections = Arc::new(tokio::sync::Semaphore::new(concurrency));
-        let (done, finished) = tokio::sync::mpsc::channel(concurrency);
+        // Rows sent (or being sent) and not yet marked: two a connection,
+        // so that a connection sends its next message while the ledger
+        // records its last one (the marks gather more rows a commit), but
+        // not a third before it is: a crash sends again at most two a
+        // connection, and an unwritable ledger stops the sending.
+        let unmarked = Arc::new(tokio::sync::Semaphore::new(
+            UNMARKED_PER_CONNECTION * concurrency,
+        ));
+        let (done, finished) = tokio::sync::mpsc::channel(UNMARKED_PER_CONNECTION * concurrency);
         let recording = tokio::spawn(Arc::clone(&this).record_all(finished));
         while let Some(batch) = queued.recv().await {
             if let Some(reason) = this.halt.get() {
@@ -353,6 +365,10 @@ impl Sending {
             let mut renewed = std::time::Instant::now();
             for (i, (c, prepared)) in batch.into_iter().enumerate() {
                 this.pace.wait().await;
+                let place = Arc::clone(&unmarked)
+                    .acquire_owned()
+                    .await
+                    .expect("the semaphore is never closed");
                 let connection = Arc::clone(&connections)
                     .acquire_owned()
                     .await
@@ -370,12 +386,11 @@ impl Sending {
                 let (this, done) = (Arc::clone(&this), done.clone());
                 tokio::spawn(async move {
                     let outcome = this.outcome(&c, prepared).await;
-                    // The connection is free for the next message once the
-                    // row is recorded: no more rows than connections are
-                    // ever sent and not yet marked (those a crash may send
-                    // again). The recording task ends only after every
-                    // sender of `done` is dropped, so it is there to receive.
-                    let _ = done.send((c, outcome, connection)).await;
+                    drop(connection);
+                    // Its place is given back once the row is recorded.
+                    // The recording task ends only after every sender of
+                    // `done` is dropped, so it is there to receive.
+                    let _ = done.send((c, outcome, place)).await;
                 });
             }
         }
@@ -387,7 +402,7 @@ impl Sending {
 
     /// Writes what became of the rows as they come, each time all that
     /// arrived meanwhile (at most 500): sent rows in one statement. Their
-    /// connections are given back after.
+    /// places among the rows sent and not yet marked are given back after.
     async fn record_all(self: Arc<Self>, mut finished: tokio::sync::mpsc::Receiver<Done>) {
         let mut rows = Vec::new();
         while finished.recv_many(&mut rows, 500).await > 0 {

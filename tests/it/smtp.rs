@@ -379,8 +379,9 @@ fn a_sender_killed_mid_edition_resumes_with_nobody_skipped() {
         }
     }
     let duplicates: usize = mail.values().map(|m| m.len() - 1).sum();
+    // Of the 4 connections, each may have sent two rows not yet marked.
     assert!(
-        duplicates <= 4,
+        duplicates <= 2 * 4,
         "{duplicates} duplicates: only in-flight rows may go twice"
     );
     let status = ok(site.tidings(&["digest", "status"]));
