@@ -302,6 +302,9 @@ type Prepared = (Claimed, Result<(String, lettre::Message), Outcome>);
 /// How many rows a connection may have sent and not yet marked.
 const UNMARKED_PER_CONNECTION: usize = 2;
 
+/// How long the recording task waits for more rows to mark in one commit.
+const GATHER_FOR: StdDuration = StdDuration::from_millis(2);
+
 /// A row tried, with what became of it and its place among the rows sent
 /// and not yet marked.
 type Done = (Claimed, Outcome, tokio::sync::OwnedSemaphorePermit);
@@ -338,7 +341,7 @@ impl Sending {
             UNMARKED_PER_CONNECTION * concurrency,
         ));
         let (done, finished) = tokio::sync::mpsc::channel(UNMARKED_PER_CONNECTION * concurrency);
-        let recording = tokio::spawn(Arc::clone(&this).record_all(finished));
+        let recording = tokio::spawn(Arc::clone(&this).record_all(finished, concurrency));
         while let Some(batch) = queued.recv().await {
             if let Some(reason) = this.halt.get() {
                 // Claimed before the halt: given back untried.
@@ -400,12 +403,28 @@ impl Sending {
         }
     }
 
-    /// Writes what became of the rows as they come, each time all that
-    /// arrived meanwhile (at most 500): sent rows in one statement. Their
-    /// places among the rows sent and not yet marked are given back after.
-    async fn record_all(self: Arc<Self>, mut finished: tokio::sync::mpsc::Receiver<Done>) {
+    /// Writes what became of the rows as they come, many at a time: all
+    /// that arrived meanwhile, waiting up to [`GATHER_FOR`] for `gather`
+    /// of them (half the rows that may be sent and not yet marked, so the
+    /// connections keep sending meanwhile); sent rows in one statement, a
+    /// commit for many. Their places among the rows sent and not yet
+    /// marked are given back after.
+    async fn record_all(
+        self: Arc<Self>,
+        mut finished: tokio::sync::mpsc::Receiver<Done>,
+        gather: usize,
+    ) {
         let mut rows = Vec::new();
         while finished.recv_many(&mut rows, 500).await > 0 {
+            let until = tokio::time::Instant::now() + GATHER_FOR;
+            while rows.len() < gather {
+                let room = 500 - rows.len();
+                let more = finished.recv_many(&mut rows, room);
+                match tokio::time::timeout_at(until, more).await {
+                    Ok(n) if n > 0 => {}
+                    _ => break,
+                }
+            }
             let sent: Vec<Sent> = rows
                 .iter()
                 .filter_map(|(c, outcome, _)| match outcome {
