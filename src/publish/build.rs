@@ -129,7 +129,7 @@ pub async fn build(config: &Config, store: &Store, which: &ingest::Which) -> Res
     })
 }
 
-/// The published stories a build chooses the feeds' from, in the order
+/// The published stories a build chooses each feed's list from, in the order
 /// of the index (newest first, ties by id), with the facts of those any
 /// feed lists; and how many stories are published.
 struct Choice {
