@@ -101,11 +101,12 @@ pub fn merged(
     listed: Vec<(Indexed, FeedFacts)>,
     added: Vec<(Indexed, FeedFacts)>,
 ) -> Option<(Vec<Indexed>, HashMap<String, FeedFacts>)> {
-    let mut all = listed;
-    let known: std::collections::HashSet<StoryId> = all.iter().map(|(s, _)| s.id.clone()).collect();
-    if added.iter().any(|(s, _)| known.contains(&s.id)) {
+    let known: std::collections::HashSet<&str> =
+        listed.iter().map(|(s, _)| s.id.as_str()).collect();
+    if added.iter().any(|(s, _)| known.contains(s.id.as_str())) {
         return None;
     }
+    let mut all = listed;
     all.extend(added);
     all.sort_unstable_by(|a, b| in_order(&a.1, &a.0.id, &b.1, &b.0.id));
     let mut facts = HashMap::with_capacity(all.len());

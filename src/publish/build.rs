@@ -34,6 +34,7 @@ pub async fn build(config: &Config, store: &Store, which: &ingest::Which) -> Res
     let generation = store.stories_generation().await?;
     let note_name = feeds::note_name(config);
     let note = store.setting(&note_name).await?;
+    let listed_name = feeds::listed::setting_name(&note_name);
     // No ingest changed a story since the last build noted the files, and
     // nothing else they are made from changed: not a story is read.
     if let Some(current) = feeds::current(config, note.as_deref(), &generation) {
@@ -53,11 +54,19 @@ pub async fn build(config: &Config, store: &Store, which: &ingest::Which) -> Res
         index,
         facts,
         published,
-    } = match added_since(config, store, &ingest, note.as_deref(), &generation).await? {
+    } = match added_since(
+        config,
+        store,
+        &ingest,
+        note.as_deref(),
+        &listed_name,
+        &generation,
+    )
+    .await?
+    {
         Some(choice) => choice,
         None => every_story(config, store).await?,
     };
-    let listed_name = feeds::listed::setting_name(&note_name);
     let plan = feeds::plan(config, &index, &facts, note.as_deref());
     if plan.is_current() {
         tracing::info!(
@@ -167,6 +176,7 @@ async fn added_since(
     store: &Store,
     ingest: &Report,
     note: Option<&[u8]>,
+    listed_name: &str,
     generation: &str,
 ) -> Result<Option<Choice>> {
     let Some(committed) = &ingest.committed else {
@@ -178,9 +188,8 @@ async fn added_since(
     if !committed.only_inserted || committed.after != generation || committed.before != noted {
         return Ok(None);
     }
-    let listed_name = feeds::listed::setting_name(&feeds::note_name(config));
     let Some(listed) = store
-        .setting(&listed_name)
+        .setting(listed_name)
         .await?
         .and_then(|text| feeds::listed::parse(&text, noted))
     else {

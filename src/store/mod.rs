@@ -159,14 +159,13 @@ pub(crate) fn updated(
 pub struct Writes {
     tx: WriteTx,
     now: DateTime<Utc>,
-    /// Whether a change applied so far changes what a story shows (not
-    /// only where its file is or its stamp): then the commit gives the
-    /// stories a new [generation](Store::stories_generation).
-    shown_changed: bool,
     /// The stories inserted so far.
     inserted: Vec<StoryId>,
-    /// Whether every change to what a story shows so far is an insert.
-    only_inserted: bool,
+    /// Whether a story was updated or withdrawn so far. With an insert,
+    /// a change to what a story shows (not only where its file is or its
+    /// stamp): then the commit gives the stories a new
+    /// [generation](Store::stories_generation).
+    edited: bool,
 }
 
 /// What an ingest's commit changed in what the stories show: the
@@ -201,11 +200,10 @@ impl Writes {
         }
         for change in changes {
             match change {
-                Change::Seen { .. } => continue,
+                Change::Seen { .. } => {}
                 Change::Insert { id, .. } => self.inserted.push(id.clone()),
-                Change::Update { .. } | Change::Withdraw { .. } => self.only_inserted = false,
+                Change::Update { .. } | Change::Withdraw { .. } => self.edited = true,
             }
-            self.shown_changed = true;
         }
         match &mut self.tx {
             WriteTx::Sqlite(tx) => backend::sqlite::stories::apply(tx, changes, self.now).await,
@@ -217,7 +215,7 @@ impl Writes {
     /// changed in what the stories show, if anything did.
     pub async fn commit(mut self) -> Result<Option<Committed>> {
         let mut committed = None;
-        if self.shown_changed {
+        if self.edited || !self.inserted.is_empty() {
             let mut token = [0u8; 16];
             getrandom::fill(&mut token).expect("the operating system provides randomness");
             let token = hex::encode(token);
@@ -236,7 +234,7 @@ impl Writes {
                 before: String::from_utf8_lossy(&before.unwrap_or_default()).into_owned(),
                 after: token,
                 inserted: std::mem::take(&mut self.inserted),
-                only_inserted: self.only_inserted,
+                only_inserted: !self.edited,
             });
         }
         match self.tx {
@@ -336,9 +334,8 @@ impl Store {
         Ok(Writes {
             tx,
             now,
-            shown_changed: false,
             inserted: Vec::new(),
-            only_inserted: true,
+            edited: false,
         })
     }
 

@@ -6,9 +6,6 @@
 //! with a listed story). An edit or a withdrawal is planned from every
 //! story again, and the next addition from the lists again.
 
-use std::collections::BTreeMap;
-use std::path::Path;
-
 use crate::support::{FIXTURE_CONFIG, Run, Site};
 
 /// The fixture with four stories a feed and a fourth theme, `delta`.
@@ -17,24 +14,6 @@ fn config() -> String {
         "[[sources]]",
         "[[themes]]\nslug = \"delta\"\ntitle = \"Delta\"\n\n[[sources]]",
     )
-}
-
-/// Every file under the feeds folder, by path.
-fn feeds(root: &Path) -> BTreeMap<String, Vec<u8>> {
-    fn walk(dir: &Path, rel: &str, out: &mut BTreeMap<String, Vec<u8>>) {
-        for entry in std::fs::read_dir(dir).unwrap() {
-            let entry = entry.unwrap();
-            let rel = format!("{rel}{}", entry.file_name().to_string_lossy());
-            if entry.file_type().unwrap().is_dir() {
-                walk(&entry.path(), &format!("{rel}/"), out);
-            } else {
-                out.insert(rel, std::fs::read(entry.path()).unwrap());
-            }
-        }
-    }
-    let mut out = BTreeMap::new();
-    walk(&root.join("feeds"), "", &mut out);
-    out
 }
 
 /// Builds, logging how the feeds were chosen; says whether they were
@@ -61,7 +40,7 @@ fn same_as_from_scratch(site: &Site, step: &str) {
         .unwrap();
     }
     fresh.build();
-    let (ours, theirs) = (feeds(site.root()), feeds(fresh.root()));
+    let (ours, theirs) = (site.feeds_folder(), fresh.feeds_folder());
     assert_eq!(
         ours.keys().collect::<Vec<_>>(),
         theirs.keys().collect::<Vec<_>>(),
@@ -75,6 +54,15 @@ fn same_as_from_scratch(site: &Site, step: &str) {
             String::from_utf8_lossy(&theirs[rel])
         );
     }
+}
+
+/// Builds after `step`; asserts whether the feeds were chosen from the
+/// last build's lists, and that they are those of a build from scratch.
+fn built(site: &Site, step: &str, from_lists: bool) -> Run {
+    let (chosen, run) = build(site);
+    assert_eq!(chosen, from_lists, "{step}: chosen from the lists?\n{run}");
+    same_as_from_scratch(site, step);
+    run
 }
 
 #[test]
@@ -94,9 +82,8 @@ fn feeds_after_stories_added_are_those_of_a_build_from_scratch() {
         );
     }
     site.story("d0", "Delta one", "2024-01-20T09:00:00Z", &["delta"]);
-    let (from_lists, run) = build(&site);
-    assert!(!from_lists, "a first build has no lists to go by\n{run}");
-    same_as_from_scratch(&site, "first build");
+    // A first build has no lists to go by.
+    built(&site, "first build", false);
 
     let steps: &[(&str, &str, &[&str])] = &[
         // The newest of all: tops the site's feed and alpha's.
@@ -112,13 +99,11 @@ fn feeds_after_stories_added_are_those_of_a_build_from_scratch() {
     ];
     for (name, date, themes) in steps {
         site.story(name, &format!("Added {name}"), date, themes);
-        let (from_lists, run) = build(&site);
+        let run = built(&site, name, true);
         assert!(
             run.stdout.contains("1 new, 0 updated, 0 withdrawn"),
             "{run}"
         );
-        assert!(from_lists, "{name}: chosen from the lists\n{run}");
-        same_as_from_scratch(&site, name);
     }
 
     // Two at once, one of them in a theme no list showed before.
@@ -129,23 +114,17 @@ fn feeds_after_stories_added_are_those_of_a_build_from_scratch() {
         "2022-05-05T09:00:00Z",
         &["gamma", "beta"],
     );
-    let (from_lists, run) = build(&site);
-    assert!(from_lists, "two added\n{run}");
-    same_as_from_scratch(&site, "two added");
+    built(&site, "two added", true);
 
     // An edit moves a listed story down: chosen from every story again.
     site.story("newest", "Added newest", "2021-01-01T09:00:00Z", &["alpha"]);
-    let (from_lists, run) = build(&site);
+    let run = built(&site, "an edit", false);
     assert!(run.stdout.contains("0 new, 1 updated"), "{run}");
-    assert!(!from_lists, "an edit\n{run}");
-    same_as_from_scratch(&site, "an edit");
 
     // A withdrawal leaves a gap only the story below can fill.
     site.remove_story("s11");
-    let (from_lists, run) = build(&site);
+    let run = built(&site, "a withdrawal", false);
     assert!(run.stdout.contains("1 withdrawn"), "{run}");
-    assert!(!from_lists, "a withdrawal\n{run}");
-    same_as_from_scratch(&site, "a withdrawal");
 
     // And the next story added goes by the lists again.
     site.story(
@@ -154,9 +133,7 @@ fn feeds_after_stories_added_are_those_of_a_build_from_scratch() {
         "2024-02-11T10:00:00Z",
         &["alpha", "delta"],
     );
-    let (from_lists, run) = build(&site);
-    assert!(from_lists, "after a full choice\n{run}");
-    same_as_from_scratch(&site, "after a full choice");
+    built(&site, "after a full choice", true);
 }
 
 /// The lists a build goes by are those of the stories just before its
@@ -185,11 +162,7 @@ fn a_build_goes_by_the_lists_only_of_the_stories_just_before_its_ingest() {
     assert!(status.status.success(), "{status:?}");
     assert!(site.path("feeds-other/atom.xml").exists());
     site.story("three", "Three", "2024-02-03T09:00:00Z", &["gamma"]);
-    let (from_lists, run) = build(&site);
-    assert!(!from_lists, "another ingest came between\n{run}");
-    same_as_from_scratch(&site, "after another ingest");
+    built(&site, "after another ingest", false);
     site.story("four", "Four", "2024-02-04T09:00:00Z", &["alpha"]);
-    let (from_lists, run) = build(&site);
-    assert!(from_lists, "{run}");
-    same_as_from_scratch(&site, "four");
+    built(&site, "four", true);
 }

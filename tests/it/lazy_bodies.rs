@@ -22,29 +22,9 @@ use crate::support::{FIXTURE_CONFIG, Site, ok};
 /// `<sha256>  <path>` for every file under the site's feeds folder,
 /// sorted by path (as `sha256sum` writes it).
 fn manifest(site: &Site) -> String {
-    fn walk(dir: &Path, rel: &str, out: &mut Vec<(String, String)>) {
-        for entry in std::fs::read_dir(dir).unwrap() {
-            let entry = entry.unwrap();
-            let name = entry.file_name().to_string_lossy().into_owned();
-            let rel = if rel.is_empty() {
-                name
-            } else {
-                format!("{rel}/{name}")
-            };
-            if entry.file_type().unwrap().is_dir() {
-                walk(&entry.path(), &rel, out);
-            } else {
-                let bytes = std::fs::read(entry.path()).unwrap();
-                out.push((rel, hex::encode(Sha256::digest(&bytes))));
-            }
-        }
-    }
-    let mut files = Vec::new();
-    walk(&site.path("feeds"), "", &mut files);
-    files.sort();
     let mut out = String::new();
-    for (rel, hash) in files {
-        writeln!(out, "{hash}  {rel}").unwrap();
+    for (rel, bytes) in site.feeds_folder() {
+        writeln!(out, "{}  {rel}", hex::encode(Sha256::digest(&bytes))).unwrap();
     }
     out
 }

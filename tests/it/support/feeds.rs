@@ -1,6 +1,7 @@
 //! The feeds a build wrote, read back with independent parsers: feed-rs
 //! here, Python's feedparser through `tests/feedcheck.py`.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -16,6 +17,25 @@ impl Site {
     pub fn feed(&self, rel: &str) -> feed_rs::model::Feed {
         let bytes = self.feed_bytes(rel);
         feed_rs::parser::parse(&bytes[..]).unwrap_or_else(|e| panic!("feeds/{rel}: {e}"))
+    }
+
+    /// Every file under the feeds folder with its bytes, by its path
+    /// relative to the folder (`themes/alpha/rss.xml`).
+    pub fn feeds_folder(&self) -> BTreeMap<String, Vec<u8>> {
+        fn walk(dir: &Path, rel: &str, out: &mut BTreeMap<String, Vec<u8>>) {
+            for entry in std::fs::read_dir(dir).unwrap() {
+                let entry = entry.unwrap();
+                let rel = format!("{rel}{}", entry.file_name().to_string_lossy());
+                if entry.file_type().unwrap().is_dir() {
+                    walk(&entry.path(), &format!("{rel}/"), out);
+                } else {
+                    out.insert(rel, std::fs::read(entry.path()).unwrap());
+                }
+            }
+        }
+        let mut out = BTreeMap::new();
+        walk(&self.path("feeds"), "", &mut out);
+        out
     }
 
     /// Every feed file the site should have, relative to the feeds dir.
