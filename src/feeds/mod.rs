@@ -479,19 +479,33 @@ pub fn websub_link(config: &Config, self_url: &url::Url) -> Option<String> {
     Some(links.join(", "))
 }
 
+/// How many threads write the feed files.
+const WRITERS: usize = 16;
+
 /// Writes `files` under the feeds dir, each only if its bytes changed, and
 /// removes the feeds of themes that are no longer configured.
 pub fn write_all(config: &Config, files: &[(String, Vec<u8>)]) -> Result<WriteReport> {
     let dir = &config.feeds.dir;
     fs_err::create_dir_all(dir)?;
-    let results: Vec<Result<(String, bool)>> = files
-        .par_iter()
-        .map(|(rel, bytes)| {
-            let changed = write_if_changed(&dir.join(rel), bytes)
-                .with_context(|| format!("cannot write {}", dir.join(rel).display()))?;
-            Ok((rel.clone(), changed))
-        })
-        .collect();
+    // Each file is flushed to the disk before it replaces the old one,
+    // and a flush mostly waits for the disk: on many threads at once
+    // (more than the cores), the file system commits many in one go.
+    let write = |(rel, bytes): &(String, Vec<u8>)| {
+        let changed = write_if_changed(&dir.join(rel), bytes)
+            .with_context(|| format!("cannot write {}", dir.join(rel).display()))?;
+        Ok((rel.clone(), changed))
+    };
+    let per_thread = files.len().div_ceil(WRITERS).max(1);
+    let results: Vec<Result<(String, bool)>> = std::thread::scope(|scope| {
+        let threads: Vec<_> = files
+            .chunks(per_thread)
+            .map(|chunk| scope.spawn(move || chunk.iter().map(write).collect::<Vec<_>>()))
+            .collect();
+        threads
+            .into_iter()
+            .flat_map(|t| t.join().expect("a feed writer panicked"))
+            .collect()
+    });
     let mut report = WriteReport::default();
     for r in results {
         let (rel, changed) = r?;

@@ -121,6 +121,8 @@ pub async fn build(config: &Config, store: &Store, which: &ingest::Which) -> Res
     store.set_setting(&note_name, note.as_bytes()).await?;
     let listed = feeds::listed::note(&generation, &plan.feeds, &facts);
     store.set_setting(&listed_name, listed.as_bytes()).await?;
+    // The renderings made for these feeds, kept while they were written.
+    store.settle().await;
     tracing::info!(
         load_ms = loaded.as_millis() as u64,
         render_ms = (rendered - loaded).as_millis() as u64,

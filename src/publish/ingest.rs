@@ -331,8 +331,17 @@ async fn write_changes(
         let (mut parts, reading) =
             read_in_parts(config, dir, stored.clone(), listings.remove(&key));
         let planner = planner.get_or_insert_with(|| Planner::new(config, &stored));
-        while let Some(part) = parts.recv().await {
-            writes.apply(&planner.add(&key, part)).await?;
+        // Each part is planned while the part before is written: the
+        // store writes on a thread of its own.
+        let mut next = parts.recv().await.map(|part| planner.add(&key, part));
+        while let Some(changes) = next {
+            let planned = async {
+                let part = parts.recv().await?;
+                Some(planner.add(&key, part))
+            };
+            let (applied, planned) = tokio::join!(writes.apply(&changes), planned);
+            applied?;
+            next = planned;
         }
         match reading.await {
             Ok(Ok(())) => {}

@@ -88,7 +88,8 @@ pub fn render_held(config: &Config, story: &mut Story) -> bool {
 
 /// Gives every story in `stories` its body: those whose rendering the
 /// store does not hold are rendered from their files (on all cores) and
-/// the renderings kept in the store. Returns the stories whose file no
+/// the renderings kept in the store, on a task of their own that
+/// [`Store::settle`] waits for. Returns the stories whose file no
 /// longer gives the body ingest saw (changed, gone, unreadable), each with
 /// its problem; their `body_html` stays empty.
 pub async fn fill(
@@ -143,10 +144,9 @@ pub async fn fill(
             }
         }
     }
-    // A rendering not kept is made again next time: not worth failing for.
-    if let Err(e) = store.keep_bodies(&keep).await {
-        tracing::warn!(error = %format!("{e:#}"), "rendered story bodies not kept in the store");
-    }
+    // Kept while the caller goes on: a rendering not kept is made again
+    // next time, not worth failing or waiting for.
+    store.keep_bodies_later(keep);
     Ok(failed)
 }
 

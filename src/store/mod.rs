@@ -48,6 +48,33 @@ static POSTGRES_MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations
 #[derive(Debug, Clone)]
 pub struct Store {
     db: Db,
+    /// Writes started with [`Store::keep_bodies_later`] and not yet waited
+    /// for ([`Store::settle`]).
+    later: Later,
+}
+
+/// Writes a caller does not wait for: a cache that the next reader would
+/// otherwise fill again. Shared by every clone of the store.
+#[derive(Clone, Default)]
+struct Later(std::sync::Arc<std::sync::Mutex<Vec<tokio::task::JoinHandle<()>>>>);
+
+impl std::fmt::Debug for Later {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Later")
+    }
+}
+
+impl Later {
+    fn push(&self, handle: tokio::task::JoinHandle<()>) {
+        let mut pending = self.0.lock().expect("not poisoned");
+        // A long-running service starts many: those done are let go.
+        pending.retain(|h| !h.is_finished());
+        pending.push(handle);
+    }
+
+    fn take(&self) -> Vec<tokio::task::JoinHandle<()>> {
+        std::mem::take(&mut *self.0.lock().expect("not poisoned"))
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -158,6 +185,8 @@ pub(crate) fn updated(
 /// An ingest run's open transaction; see [`Store::begin_writes`].
 pub struct Writes {
     tx: WriteTx,
+    /// Where the commit leaves SQLite's checkpoint.
+    later: Later,
     now: DateTime<Utc>,
     /// The stories inserted so far.
     inserted: Vec<StoryId>,
@@ -188,7 +217,12 @@ pub struct Committed {
 const GENERATION: &str = "stories-generation";
 
 enum WriteTx {
-    Sqlite(sqlx::Transaction<'static, sqlx::Sqlite>),
+    /// A connection of the run's own, taken out of the pool, in a
+    /// transaction begun with `BEGIN IMMEDIATE`: dropped without a commit,
+    /// it closes, which rolls the transaction back. Its own, because its
+    /// commit turns SQLite's checkpoint off for itself (see
+    /// [`Writes::commit`]), which no pooled connection may keep.
+    Sqlite(sqlx::SqliteConnection),
     Postgres(sqlx::Transaction<'static, sqlx::Postgres>),
 }
 
@@ -206,7 +240,7 @@ impl Writes {
             }
         }
         match &mut self.tx {
-            WriteTx::Sqlite(tx) => backend::sqlite::stories::apply(tx, changes, self.now).await,
+            WriteTx::Sqlite(conn) => backend::sqlite::stories::apply(conn, changes, self.now).await,
             WriteTx::Postgres(tx) => backend::postgres::stories::apply(tx, changes, self.now).await,
         }
     }
@@ -238,10 +272,33 @@ impl Writes {
             });
         }
         match self.tx {
-            WriteTx::Sqlite(tx) => tx.commit().await,
-            WriteTx::Postgres(tx) => tx.commit().await,
+            WriteTx::Sqlite(mut conn) => {
+                // SQLite copies the pages a commit wrote to its log into
+                // the database file (a checkpoint) once the log passes
+                // 1,000 pages, in the commit that passed it. A first
+                // build of a large site logs tens of megabytes: copied in
+                // the commit, they would hold up the feeds for as long.
+                // They are copied on a task of its own instead, while the
+                // feeds are made, on this connection, which then closes.
+                use sqlx::Connection as _;
+                for sql in ["PRAGMA wal_autocheckpoint = 0", "COMMIT"] {
+                    sqlx::query(sql)
+                        .execute(&mut conn)
+                        .await
+                        .context("cannot commit the ingest")?;
+                }
+                self.later.push(tokio::spawn(async move {
+                    if let Err(e) = sqlx::query("PRAGMA wal_checkpoint(PASSIVE)")
+                        .execute(&mut conn)
+                        .await
+                    {
+                        tracing::warn!(error = %e, "SQLite's checkpoint after the ingest failed");
+                    }
+                    let _ = conn.close().await;
+                }));
+            }
+            WriteTx::Postgres(tx) => tx.commit().await.context("cannot commit the ingest")?,
         }
-        .context("cannot commit the ingest")?;
         Ok(committed)
     }
 }
@@ -328,11 +385,16 @@ impl Store {
     /// changed are read and rendered.
     pub async fn begin_writes(&self, now: DateTime<Utc>) -> Result<Writes> {
         let tx = match &self.db {
-            Db::Sqlite { pool, .. } => WriteTx::Sqlite(backend::sqlite::begin_write(pool).await?),
+            Db::Sqlite { pool, .. } => {
+                let mut conn = pool.acquire().await?.detach();
+                sqlx::query("BEGIN IMMEDIATE").execute(&mut conn).await?;
+                WriteTx::Sqlite(conn)
+            }
             Db::Postgres(pool) => WriteTx::Postgres(backend::postgres::begin_write(pool).await?),
         };
         Ok(Writes {
             tx,
+            later: self.later.clone(),
             now,
             inserted: Vec::new(),
             edited: false,
@@ -372,6 +434,33 @@ impl Store {
         dispatch!(self, stories::keep_bodies(bodies))
     }
 
+    /// [`Store::keep_bodies`] on a task of its own, while the caller goes
+    /// on with the bodies; a failure is only logged (a rendering not kept
+    /// is made again when next shown). [`Store::settle`] waits for it.
+    pub fn keep_bodies_later(&self, bodies: Vec<(StoryId, String, String, String)>) {
+        if bodies.is_empty() {
+            return;
+        }
+        let store = self.clone();
+        self.later.push(tokio::spawn(async move {
+            if let Err(e) = store.keep_bodies(&bodies).await {
+                tracing::warn!(
+                    error = %format!("{e:#}"),
+                    "rendered story bodies not kept in the store"
+                );
+            }
+        }));
+    }
+
+    /// Waits for the writes started with [`Store::keep_bodies_later`].
+    pub async fn settle(&self) {
+        for handle in self.later.take() {
+            if let Err(e) = handle.await {
+                tracing::warn!(error = %e, "a write of the store's cache failed");
+            }
+        }
+    }
+
     /// A value the program keeps for itself (see [`Store::set_setting`]).
     pub async fn setting(&self, name: &str) -> Result<Option<Vec<u8>>> {
         dispatch!(self, stories::setting(name))
@@ -388,8 +477,10 @@ impl Store {
         Ok(String::from_utf8_lossy(&token).into_owned())
     }
 
-    /// Closes the pool (flushing SQLite's WAL).
+    /// Closes the pool (flushing SQLite's WAL), once the writes under way
+    /// are done.
     pub async fn close(self) {
+        self.settle().await;
         match self.db {
             Db::Sqlite { pool, ledger } => {
                 ledger.close().await;
@@ -430,6 +521,7 @@ async fn open_sqlite(path: &std::path::Path) -> Result<Store> {
         .connect_lazy_with(options);
     Store {
         db: Db::Sqlite { pool, ledger },
+        later: Later::default(),
     }
     .migrated()
     .await
@@ -457,6 +549,7 @@ async fn open_postgres(url: &str) -> Result<Store> {
         .with_context(|| format!("cannot migrate the PostgreSQL store {shown}"))?;
     Store {
         db: Db::Postgres(pool),
+        later: Later::default(),
     }
     .migrated()
     .await

@@ -47,10 +47,10 @@ pub async fn story_refs(pool: &Pool<DB>) -> Result<Vec<StoredRef>> {
     Ok(refs)
 }
 
-/// Applies changes within `tx`, which an ingest run commits once all its
-/// sources are read.
+/// Applies changes on `tx`, in the transaction that an ingest run commits
+/// once all its sources are read.
 pub async fn apply(
-    tx: &mut sqlx::Transaction<'static, DB>,
+    tx: &mut <DB as sqlx::Database>::Connection,
     changes: &[Change],
     now: DateTime<Utc>,
 ) -> Result<()> {
@@ -104,12 +104,12 @@ pub async fn apply(
                 .bind(story.featured)
                 .bind(story.body_source.as_ref().map(|s| s.hash.as_str()))
                 .bind(story.body_source.as_ref().and_then(|s| s.rendered.as_deref()))
-                .execute(&mut **tx)
+                .execute(&mut *tx)
                 .await
                 .with_context(|| format!("cannot update story {id} ({})", story.origin))?;
                 sqlx::query("DELETE FROM story_themes WHERE story_id = $1")
                     .bind(id.as_str())
-                    .execute(&mut **tx)
+                    .execute(&mut *tx)
                     .await?;
                 insert_themes(tx, &[(id, &story.themes)]).await?;
             }
@@ -126,7 +126,7 @@ pub async fn apply(
                 .bind(source)
                 .bind(stamp)
                 .bind(id.as_str())
-                .execute(&mut **tx)
+                .execute(&mut *tx)
                 .await?;
             }
             Change::Withdraw { id } => {
@@ -135,7 +135,7 @@ pub async fn apply(
                 )
                 .bind(now)
                 .bind(id.as_str())
-                .execute(&mut **tx)
+                .execute(&mut *tx)
                 .await?;
             }
         }
@@ -318,34 +318,43 @@ pub async fn swap_setting(
 }
 
 /// Keeps renderings of story bodies, each only if its story still has
-/// the Markdown hash it was rendered from.
+/// the Markdown hash it was rendered from: many a statement, as the
+/// inserts, since a first build keeps a thousand at once.
 pub async fn keep_bodies(
     pool: &Pool<DB>,
     bodies: &[(StoryId, String, String, String)],
 ) -> Result<()> {
     let mut tx = pool.begin().await?;
-    for (id, hash, key, html) in bodies {
-        sqlx::query(
-            "UPDATE stories SET body_html = $1, body_key = $2 WHERE id = $3 AND source_hash = $4",
-        )
-        .bind(html)
-        .bind(key)
-        .bind(id.as_str())
-        .bind(hash)
-        .execute(&mut *tx)
-        .await
-        .with_context(|| format!("cannot keep the rendered body of {id}"))?;
+    for chunk in bodies.chunks(KEEP_BATCH) {
+        let mut q = QueryBuilder::<DB>::new("WITH kept (id, hash, body_key, html) AS (");
+        q.push_values(chunk, |mut b, (id, hash, key, html)| {
+            b.push_bind(id.as_str())
+                .push_bind(hash.as_str())
+                .push_bind(key.as_str())
+                .push_bind(html.as_str());
+        });
+        q.push(
+            ") UPDATE stories SET body_html = kept.html, body_key = kept.body_key FROM kept
+             WHERE stories.id = kept.id AND stories.source_hash = kept.hash",
+        );
+        q.build().execute(&mut *tx).await.with_context(|| {
+            let first = chunk.first().map(|b| b.0.as_str()).unwrap_or_default();
+            format!("cannot keep the rendered bodies of {} stories (from {first} on)", chunk.len())
+        })?;
     }
     tx.commit().await.context("cannot keep rendered bodies")?;
     Ok(())
 }
+
+/// Renderings kept per statement (four bound values each).
+const KEEP_BATCH: usize = 500;
 
 /// Rows per multi-row INSERT: 22 columns x 500 stays far below SQLite's
 /// limit of 32766 bound parameters.
 const INSERT_BATCH: usize = 500;
 
 async fn insert_stories(
-    tx: &mut sqlx::Transaction<'_, DB>,
+    tx: &mut <DB as sqlx::Database>::Connection,
     inserts: &[&Change],
     now: DateTime<Utc>,
 ) -> Result<()> {
@@ -399,7 +408,7 @@ async fn insert_stories(
     // Another instance ingesting the same new story at the same moment
     // stored it first: it is stored once.
     q.push(" ON CONFLICT DO NOTHING");
-    q.build().execute(&mut **tx).await.with_context(|| {
+    q.build().execute(&mut *tx).await.with_context(|| {
         let first = rows
             .first()
             .map(|r| r.3.origin.as_str())
@@ -414,7 +423,7 @@ async fn insert_stories(
 }
 
 async fn insert_themes(
-    tx: &mut sqlx::Transaction<'_, DB>,
+    tx: &mut <DB as sqlx::Database>::Connection,
     stories: &[(&StoryId, &Vec<ThemeSlug>)],
 ) -> Result<()> {
     let rows: Vec<(&StoryId, &ThemeSlug, i64)> = stories
@@ -436,7 +445,7 @@ async fn insert_themes(
                 .push_bind(*position);
         });
         q.push(" ON CONFLICT DO NOTHING");
-        q.build().execute(&mut **tx).await?;
+        q.build().execute(&mut *tx).await?;
     }
     Ok(())
 }
