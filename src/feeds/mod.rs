@@ -44,11 +44,11 @@ pub struct WriteReport {
     pub removed: Vec<String>,
 }
 
-/// The files of the feeds dir that a build rendered, in memory.
+/// The files of the feeds dir that a build rendered, each written beside
+/// its place as soon as it was rendered (see [`write_all`]).
 #[derive(Debug, Default)]
 pub struct Rendered {
-    /// Path relative to the feeds dir, and bytes.
-    pub files: Vec<(String, Vec<u8>)>,
+    pub files: Vec<Staged>,
     /// Files that could not be rendered (an operator's broken template);
     /// the others are still written.
     pub problems: Vec<anyhow::Error>,
@@ -358,12 +358,15 @@ impl Plan<'_> {
             .collect()
     }
 
-    /// Renders the files that are not current; `stories` are (at least)
-    /// the [`Plan::wanted`] ones.
-    pub fn render(&self, config: &Config, stories: &[StoredStory]) -> Rendered {
+    /// Renders the files that are not current, each written beside its
+    /// place as soon as it is rendered (so that a build holds a file a
+    /// core, not every file of the site); `stories` are (at least) the
+    /// [`Plan::wanted`] ones. A file that cannot be rendered is a problem
+    /// and the others go on; one that cannot be written fails the build.
+    pub fn render(&self, config: &Config, stories: &[StoredStory]) -> Result<Rendered> {
         let by_id: HashMap<&str, &StoredStory> =
             stories.iter().map(|s| (s.id.as_str(), s)).collect();
-        let results: Vec<Result<(String, Vec<u8>)>> = self
+        let results: Vec<Result<Result<Staged>>> = self
             .files
             .par_iter()
             .filter(|f| f.current.is_none())
@@ -383,20 +386,30 @@ impl Plan<'_> {
                         }
                     }
                     Part::Opml => opml::render(config, &self.feeds),
-                    Part::Index => index::load(config)
-                        .and_then(|tera| index::render(&tera, config, &self.feeds))?,
+                    Part::Index => match index::load(config)
+                        .and_then(|tera| index::render(&tera, config, &self.feeds))
+                    {
+                        Ok(bytes) => bytes,
+                        Err(problem) => return Ok(Err(problem)),
+                    },
                 };
-                Ok((f.rel.clone(), bytes))
+                let path = config.feeds.dir.join(&f.rel);
+                let tmp = stage(&path, &bytes)
+                    .with_context(|| format!("cannot write {}", path.display()))?;
+                Ok(Ok(Staged {
+                    rel: f.rel.clone(),
+                    tmp,
+                }))
             })
             .collect();
         let mut out = Rendered::default();
         for r in results {
-            match r {
+            match r? {
                 Ok(file) => out.files.push(file),
                 Err(e) => out.problems.push(e),
             }
         }
-        out
+        Ok(out)
     }
 
     /// What the next build checks its plan against: each file with its key
@@ -409,13 +422,12 @@ impl Plan<'_> {
     pub fn note(
         &self,
         config: &Config,
-        written: &[(String, Vec<u8>)],
+        written: &[&str],
         generation: &str,
         published: usize,
     ) -> String {
         let dir = &config.feeds.dir;
-        let written: std::collections::HashSet<&str> =
-            written.iter().map(|(rel, _)| rel.as_str()).collect();
+        let written: std::collections::HashSet<&str> = written.iter().copied().collect();
         let mut files = String::new();
         let mut complete = true;
         for f in &self.files {
@@ -479,52 +491,87 @@ pub fn websub_link(config: &Config, self_url: &url::Url) -> Option<String> {
     Some(links.join(", "))
 }
 
-/// How many threads write the feed files.
-const WRITERS: usize = 16;
+/// A rendered file of the feeds dir: its path relative to the dir, and
+/// its bytes in a temporary file beside it, or none when the file already
+/// holds exactly these bytes.
+#[derive(Debug)]
+pub struct Staged {
+    pub rel: String,
+    tmp: Option<tempfile::NamedTempFile>,
+}
 
-/// Writes `files` under the feeds dir, each only if its bytes changed, and
-/// removes the feeds of themes that are no longer configured.
-pub fn write_all(config: &Config, files: &[(String, Vec<u8>)]) -> Result<WriteReport> {
+/// Puts the staged files in their places, each flushed to the disk before
+/// it replaces the old one (a rename, so that a reader sees the old file
+/// or the new, never part of one), and removes the feeds of themes that
+/// are no longer configured.
+pub fn write_all(config: &Config, files: Vec<Staged>) -> Result<WriteReport> {
     let dir = &config.feeds.dir;
     fs_err::create_dir_all(dir)?;
-    // Each file is flushed to the disk before it replaces the old one,
-    // and a flush mostly waits for the disk: on many threads at once
-    // (more than the cores), the file system commits many in one go.
-    let write = |(rel, bytes): &(String, Vec<u8>)| {
-        let changed = write_if_changed(&dir.join(rel), bytes)
-            .with_context(|| format!("cannot write {}", dir.join(rel).display()))?;
-        Ok((rel.clone(), changed))
-    };
-    let per_thread = files.len().div_ceil(WRITERS).max(1);
-    let results: Vec<Result<(String, bool)>> = std::thread::scope(|scope| {
-        let threads: Vec<_> = files
-            .chunks(per_thread)
-            .map(|chunk| scope.spawn(move || chunk.iter().map(write).collect::<Vec<_>>()))
+    // A flush mostly waits for the disk: on many threads at once (more
+    // than the cores), the file system commits many in one go.
+    let mut report = WriteReport::default();
+    let mut staged = Vec::new();
+    for file in files {
+        match file.tmp {
+            Some(tmp) => staged.push((file.rel, tmp)),
+            None => report.unchanged += 1,
+        }
+    }
+    let mut shares: Vec<Vec<(String, tempfile::NamedTempFile)>> =
+        (0..WRITERS).map(|_| Vec::new()).collect();
+    for (i, file) in staged.into_iter().enumerate() {
+        shares[i % WRITERS].push(file);
+    }
+    let results: Vec<Result<String>> = std::thread::scope(|scope| {
+        let threads: Vec<_> = shares
+            .into_iter()
+            .filter(|share| !share.is_empty())
+            .map(|share| {
+                scope.spawn(move || {
+                    share
+                        .into_iter()
+                        .map(|(rel, tmp)| {
+                            let path = dir.join(&rel);
+                            replace(tmp, &path)
+                                .with_context(|| format!("cannot write {}", path.display()))?;
+                            Ok(rel)
+                        })
+                        .collect::<Vec<_>>()
+                })
+            })
             .collect();
         threads
             .into_iter()
             .flat_map(|t| t.join().expect("a feed writer panicked"))
             .collect()
     });
-    let mut report = WriteReport::default();
     for r in results {
-        let (rel, changed) = r?;
-        if changed {
-            report.written.push(rel);
-        } else {
-            report.unchanged += 1;
-        }
+        report.written.push(r?);
     }
     report.written.sort();
     report.removed = remove_stale_themes(config)?;
     Ok(report)
 }
 
-/// Writes `bytes` to `path` through a temporary file and a rename, unless
-/// the file already holds exactly these bytes. Returns whether it wrote.
+/// How many threads put the feed files in their places.
+const WRITERS: usize = 16;
+
+/// Writes `bytes` to `path` through a temporary file, flushed, and a
+/// rename, unless the file already holds exactly these bytes. Returns
+/// whether it wrote. (A build stages every file first and puts them in
+/// place together: [`Plan::render`], [`write_all`].)
 pub fn write_if_changed(path: &Path, bytes: &[u8]) -> std::io::Result<bool> {
+    match stage(path, bytes)? {
+        Some(tmp) => replace(tmp, path).map(|()| true),
+        None => Ok(false),
+    }
+}
+
+/// Writes `bytes` to a temporary file beside `path`, unless the file at
+/// `path` already holds exactly these bytes.
+fn stage(path: &Path, bytes: &[u8]) -> std::io::Result<Option<tempfile::NamedTempFile>> {
     match std::fs::read(path) {
-        Ok(existing) if existing == bytes => return Ok(false),
+        Ok(existing) if existing == bytes => return Ok(None),
         _ => {}
     }
     let parent = path.parent().unwrap_or(Path::new("."));
@@ -534,6 +581,11 @@ pub fn write_if_changed(path: &Path, bytes: &[u8]) -> std::io::Result<bool> {
         .suffix(".tmp")
         .tempfile_in(parent)?;
     tmp.write_all(bytes)?;
+    Ok(Some(tmp))
+}
+
+/// Flushes a staged file and renames it to `path`.
+fn replace(tmp: tempfile::NamedTempFile, path: &Path) -> std::io::Result<()> {
     tmp.as_file().sync_data()?;
     // Temporary files are private; feeds are for everyone to read.
     #[cfg(unix)]
@@ -543,7 +595,7 @@ pub fn write_if_changed(path: &Path, bytes: &[u8]) -> std::io::Result<bool> {
             .set_permissions(std::fs::Permissions::from_mode(0o644))?;
     }
     tmp.persist(path).map_err(|e| e.error)?;
-    Ok(true)
+    Ok(())
 }
 
 /// The store's setting under which a build notes what it wrote: each file

@@ -101,15 +101,16 @@ pub async fn build(config: &Config, store: &Store, which: &ingest::Which) -> Res
     stories.retain(|s| !skipped.contains(s.id.as_str()));
     let incomplete = plan.files_listing(&skipped);
     let (mut feeds, problems, rendered, note) = crate::on_all_cores(|| {
-        let out = plan.render(config, &stories);
+        let out = plan.render(config, &stories)?;
         let rendered = started.elapsed();
-        let report = feeds::write_all(config, &out.files)?;
-        let complete: Vec<(String, Vec<u8>)> = out
+        let complete: Vec<String> = out
             .files
             .iter()
-            .filter(|(rel, _)| !incomplete.contains(rel.as_str()))
-            .map(|(rel, _)| (rel.clone(), Vec::new()))
+            .map(|f| f.rel.clone())
+            .filter(|rel| !incomplete.contains(rel.as_str()))
             .collect();
+        let report = feeds::write_all(config, out.files)?;
+        let complete: Vec<&str> = complete.iter().map(String::as_str).collect();
         let note = plan.note(config, &complete, &generation, published);
         anyhow::Ok((report, out.problems, rendered, note))
     })?;

@@ -387,6 +387,13 @@ impl Store {
         let tx = match &self.db {
             Db::Sqlite { pool, .. } => {
                 let mut conn = pool.acquire().await?.detach();
+                // An ingest writes every index of the stories: with
+                // SQLite's default cache (2 MB, 128 pages of 16 KB) a first
+                // build of a large site reads their pages back from the log
+                // again and again. This connection closes after the ingest.
+                sqlx::query("PRAGMA cache_size = -8192")
+                    .execute(&mut conn)
+                    .await?;
                 sqlx::query("BEGIN IMMEDIATE").execute(&mut conn).await?;
                 WriteTx::Sqlite(conn)
             }

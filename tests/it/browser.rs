@@ -341,21 +341,32 @@ impl Steps<'_> {
         }
     }
 
-    /// Waits (at most [`PAGE_WAIT`]) for an element matching `css`.
+    /// Waits (at most [`PAGE_WAIT`]) for an element matching `css`. A
+    /// lookup that a navigation under way aborted (the form just submitted
+    /// is still loading its answer) is tried again.
     async fn find(&self, step: &str, css: &str) -> Element {
-        match self
-            .browser
-            .client
-            .wait()
-            .at_most(PAGE_WAIT)
-            .every(Duration::from_millis(100))
-            .for_element(Locator::Css(css))
-            .await
-        {
-            Ok(e) => e,
-            Err(e) => {
-                self.fail(step, &format!("no element `{css}` on the page: {e}"))
-                    .await
+        let deadline = std::time::Instant::now() + PAGE_WAIT;
+        loop {
+            let found = self
+                .browser
+                .client
+                .wait()
+                .at_most(deadline.saturating_duration_since(std::time::Instant::now()))
+                .every(Duration::from_millis(100))
+                .for_element(Locator::Css(css))
+                .await;
+            match found {
+                Ok(e) => return e,
+                Err(e)
+                    if e.to_string().contains("aborted by navigation")
+                        && std::time::Instant::now() < deadline =>
+                {
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+                Err(e) => {
+                    self.fail(step, &format!("no element `{css}` on the page: {e}"))
+                        .await
+                }
             }
         }
     }
