@@ -558,8 +558,8 @@ const WRITERS: usize = 16;
 
 /// Writes `bytes` to `path` through a temporary file, flushed, and a
 /// rename, unless the file already holds exactly these bytes. Returns
-/// whether it wrote. (A build stages every file first and puts them in
-/// place together: [`Plan::render`], [`write_all`].)
+/// whether it wrote. (A build writes each file beside its place as it
+/// renders it, then puts them in place: [`Plan::render`], [`write_all`].)
 pub fn write_if_changed(path: &Path, bytes: &[u8]) -> std::io::Result<bool> {
     match stage(path, bytes)? {
         Some(tmp) => replace(tmp, path).map(|()| true),

@@ -48,13 +48,15 @@ static POSTGRES_MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations
 #[derive(Debug, Clone)]
 pub struct Store {
     db: Db,
-    /// Writes started with [`Store::keep_bodies_later`] and not yet waited
-    /// for ([`Store::settle`]).
+    /// Work left to tasks and not yet waited for ([`Store::settle`]):
+    /// bodies kept ([`Store::keep_bodies_later`]), an ingest's checkpoint
+    /// ([`Writes::commit`]).
     later: Later,
 }
 
-/// Writes a caller does not wait for: a cache that the next reader would
-/// otherwise fill again. Shared by every clone of the store.
+/// Writes a caller need not wait for (a cache that the next reader would
+/// fill again, copying SQLite's log into its database): done on tasks while
+/// the caller goes on. Shared by every clone of the store.
 #[derive(Clone, Default)]
 struct Later(std::sync::Arc<std::sync::Mutex<Vec<tokio::task::JoinHandle<()>>>>);
 
@@ -459,7 +461,8 @@ impl Store {
         }));
     }
 
-    /// Waits for the writes started with [`Store::keep_bodies_later`].
+    /// Waits for the work left to tasks: the bodies kept with
+    /// [`Store::keep_bodies_later`], the checkpoint after an ingest.
     pub async fn settle(&self) {
         for handle in self.later.take() {
             if let Err(e) = handle.await {
