@@ -422,12 +422,12 @@ impl Plan<'_> {
     pub fn note(
         &self,
         config: &Config,
-        written: &[&str],
+        written: &[String],
         generation: &str,
         published: usize,
     ) -> String {
         let dir = &config.feeds.dir;
-        let written: std::collections::HashSet<&str> = written.iter().copied().collect();
+        let written: std::collections::HashSet<&str> = written.iter().map(String::as_str).collect();
         let mut files = String::new();
         let mut complete = true;
         for f in &self.files {
@@ -510,17 +510,17 @@ pub fn write_all(config: &Config, files: Vec<Staged>) -> Result<WriteReport> {
     // A flush mostly waits for the disk: on many threads at once (more
     // than the cores), the file system commits many in one go.
     let mut report = WriteReport::default();
-    let mut staged = Vec::new();
-    for file in files {
-        match file.tmp {
-            Some(tmp) => staged.push((file.rel, tmp)),
-            None => report.unchanged += 1,
-        }
-    }
     let mut shares: Vec<Vec<(String, tempfile::NamedTempFile)>> =
         (0..WRITERS).map(|_| Vec::new()).collect();
-    for (i, file) in staged.into_iter().enumerate() {
-        shares[i % WRITERS].push(file);
+    let mut staged = 0;
+    for file in files {
+        match file.tmp {
+            Some(tmp) => {
+                shares[staged % WRITERS].push((file.rel, tmp));
+                staged += 1;
+            }
+            None => report.unchanged += 1,
+        }
     }
     let results: Vec<Result<String>> = std::thread::scope(|scope| {
         let threads: Vec<_> = shares

@@ -110,7 +110,6 @@ pub async fn build(config: &Config, store: &Store, which: &ingest::Which) -> Res
             .filter(|rel| !incomplete.contains(rel.as_str()))
             .collect();
         let report = feeds::write_all(config, out.files)?;
-        let complete: Vec<&str> = complete.iter().map(String::as_str).collect();
         let note = plan.note(config, &complete, &generation, published);
         anyhow::Ok((report, out.problems, rendered, note))
     })?;

@@ -436,7 +436,7 @@ impl Store {
     /// Keeps story bodies rendered from their files: `(id, Markdown hash,
     /// key, HTML)`, each kept only if the story still has that hash (see
     /// `sources::bodies`).
-    pub async fn keep_bodies(&self, bodies: &[(StoryId, String, String, String)]) -> Result<()> {
+    async fn keep_bodies(&self, bodies: &[(StoryId, String, String, String)]) -> Result<()> {
         if bodies.is_empty() {
             return Ok(());
         }
@@ -466,7 +466,7 @@ impl Store {
     pub async fn settle(&self) {
         for handle in self.later.take() {
             if let Err(e) = handle.await {
-                tracing::warn!(error = %e, "a write of the store's cache failed");
+                tracing::warn!(error = %e, "a task of the store (bodies kept, a checkpoint) failed");
             }
         }
     }
