@@ -2,9 +2,14 @@
 every accepted message as an .eml file and misbehaves on request.
 
     python3 tests/smtpserver.py PORT MAILDIR [--light] [--auth USER:PASSWORD]
-                                [--starttls CERT KEY]
+                                [--starttls CERT KEY] [--no-pipelining]
 
 Prints "ready" on standard output once it listens on 127.0.0.1:PORT.
+
+The server offers PIPELINING (RFC 2920), as Postfix and most relays do,
+unless --no-pipelining. For each transaction it notes in
+MAILDIR/commands.log whether MAIL came with more commands already behind
+it in the same read ("grouped") or alone ("single").
 
 With --auth the server offers AUTH PLAIN and LOGIN (also without TLS),
 accepts only USER with PASSWORD, and refuses mail from a session that has
@@ -48,10 +53,28 @@ def tries(kind, address):
 
 
 class Handler:
-    def __init__(self, maildir, light):
+    def __init__(self, maildir, light, pipelining):
         self.maildir = maildir
         self.light = light
+        self.pipelining = pipelining
         self.recipients = open(os.path.join(maildir, "recipients.log"), "a") if light else None
+        self.commands = open(os.path.join(maildir, "commands.log"), "a")
+
+    async def handle_EHLO(self, server, session, envelope, hostname, responses):
+        session.host_name = hostname
+        if self.pipelining:
+            # Before the last line, which alone has "250 " (no dash).
+            responses.insert(len(responses) - 1, "250-PIPELINING")
+        return responses
+
+    async def handle_MAIL(self, server, session, envelope, address, mail_options):
+        # What the client wrote after MAIL, already read from the socket.
+        waiting = len(server._reader._buffer)
+        self.commands.write("grouped\n" if waiting else "single\n")
+        self.commands.flush()
+        envelope.mail_from = address
+        envelope.mail_options.extend(mail_options)
+        return "250 OK"
 
     async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
         local = address.split("@")[0].lower()
@@ -120,6 +143,7 @@ def option(name, count):
 def main():
     port, maildir = int(sys.argv[1]), sys.argv[2]
     light = "--light" in sys.argv[3:]
+    pipelining = "--no-pipelining" not in sys.argv[3:]
     os.makedirs(maildir, exist_ok=True)
     extra = {}
     auth = option("--auth", 1)
@@ -132,7 +156,7 @@ def main():
         context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
         context.load_cert_chain(starttls[0], starttls[1])
         extra.update(tls_context=context, require_starttls=False)
-    controller = Controller(Handler(maildir, light), hostname="127.0.0.1", port=port,
+    controller = Controller(Handler(maildir, light, pipelining), hostname="127.0.0.1", port=port,
                             decode_data=False, enable_SMTPUTF8=True, **extra)
     controller.start()
     print("ready", flush=True)

@@ -5,6 +5,7 @@ pub mod confirm;
 pub mod leave;
 mod mailer;
 pub mod message;
+mod pipelining;
 pub mod probe;
 pub mod rendered;
 pub mod transport;

@@ -14,6 +14,7 @@ use lettre::transport::smtp::extension::{ClientId, Extension};
 use lettre::transport::smtp::response::Response;
 use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
 
+use super::pipelining;
 use crate::config::env::Secret;
 use crate::config::{Mail, Tls, Transport};
 
@@ -60,7 +61,9 @@ pub enum Sender {
     /// Writes `<message-id>.eml` files into the folder.
     File(PathBuf),
     /// SMTP in the clear or with STARTTLS: lettre's SMTP client on
-    /// connections of our own, kept open for the next message.
+    /// connections of our own, kept open for the next message; a
+    /// message's commands go in one write where the relay offers
+    /// `PIPELINING` (see [`pipelining`]).
     Relay(Arc<Relay>),
     /// SMTP over implicit TLS: lettre's pooled transport, and the relay's
     /// `host:port` for messages.
@@ -80,8 +83,15 @@ pub struct Relay {
     credentials: Option<Credentials>,
     hello: ClientId,
     /// Open connections not in use, with when each was last used.
-    idle: Mutex<Vec<(AsyncSmtpConnection, Instant)>>,
+    idle: Mutex<Vec<(Connection, Instant)>>,
     max_idle: usize,
+}
+
+/// An open connection to the relay, and whether the relay takes a
+/// message's commands in one write (`PIPELINING`, see [`pipelining`]).
+struct Connection {
+    smtp: AsyncSmtpConnection,
+    pipelining: bool,
 }
 
 /// A connection idle longer than this is checked with `NOOP` before use:
@@ -97,7 +107,7 @@ impl Relay {
     /// server that does not offer STARTTLS, a handshake that fails or a
     /// login refused is [`SendError::Config`]; a refused or dropped
     /// connection, or a 4xx reply, is [`SendError::Transient`].
-    async fn connect(&self) -> Result<AsyncSmtpConnection, SendError> {
+    async fn connect(&self) -> Result<Connection, SendError> {
         let server = self.server();
         let refused =
             |e: std::io::Error| SendError::Transient(format!("cannot connect to {server}: {e}"));
@@ -111,10 +121,16 @@ impl Relay {
         if self.starttls {
             starttls(&mut conn, &self.host, &server, &self.hello).await?;
         }
+        let pipelining = pipelining::offered(&mut conn, &self.hello)
+            .await
+            .map_err(|e| classify(&e, &server))?;
         if let Some(credentials) = &self.credentials {
             login(&mut conn, credentials, &server).await?;
         }
-        Ok(conn)
+        Ok(Connection {
+            smtp: conn,
+            pipelining,
+        })
     }
 
     async fn send(&self, message: &Message) -> Result<Response, SendError> {
@@ -122,10 +138,10 @@ impl Relay {
             let Some((mut conn, since)) = self.idle.lock().expect("not poisoned").pop() else {
                 break None;
             };
-            if conn.has_broken() {
+            if conn.smtp.has_broken() {
                 continue;
             }
-            if since.elapsed() < CHECK_AFTER || conn.test_connected().await {
+            if since.elapsed() < CHECK_AFTER || conn.smtp.test_connected().await {
                 break Some(conn);
             }
         };
@@ -133,12 +149,15 @@ impl Relay {
             Some(conn) => conn,
             None => self.connect().await?,
         };
-        let reply = conn
-            .send(message.envelope(), &message.formatted())
-            .await
-            .map_err(|e| classify(&e, &self.server()));
+        let (envelope, email) = (message.envelope(), message.formatted());
+        let reply = if conn.pipelining {
+            pipelining::send(&mut conn.smtp, envelope, &email).await
+        } else {
+            conn.smtp.send(envelope, &email).await
+        }
+        .map_err(|e| classify(&e, &self.server()));
         // lettre closes the connection after a failed transaction.
-        if !conn.has_broken() {
+        if !conn.smtp.has_broken() {
             let mut idle = self.idle.lock().expect("not poisoned");
             if idle.len() < self.max_idle {
                 idle.push((conn, Instant::now()));

@@ -262,12 +262,98 @@ fn messages_go_through_smtp_with_the_right_stories() {
     assert_eq!(server.count(), 2);
 }
 
+/// Sends `message` through `server` with the transport `digest send` uses,
+/// set up from a site's `[mail]`; returns the relay's reply.
+fn send_one(server: &SmtpServer, message: &lettre::Message) -> String {
+    let site = digest_site(&server.transport());
+    let config = tidings::config::Config::load(&site.config_path()).unwrap();
+    let sender = tidings::mail::transport::Sender::new(config.mail.as_ref().unwrap()).unwrap();
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    runtime
+        .block_on(sender.send("dots@example.org", message))
+        .unwrap()
+}
+
 #[test]
-fn temporary_failures_are_retried_and_permanent_ones_bounce() {
-    let Some(server) = SmtpServer::start() else {
+fn lines_that_begin_with_a_dot_arrive_as_written_whether_or_not_commands_are_grouped() {
+    let (Some(grouped), Some(single)) =
+        (SmtpServer::start(), SmtpServer::start_without_pipelining())
+    else {
         return;
     };
-    let site = smtp_site(&server, "max_attempts = 3");
+    let message = |body: &str| {
+        use lettre::message::header::ContentTransferEncoding;
+        lettre::Message::builder()
+            .from("news@example.org".parse().unwrap())
+            .to("ann@example.org".parse().unwrap())
+            .subject("Dots")
+            .message_id(Some("<dots@example.org>".into()))
+            .date(std::time::SystemTime::UNIX_EPOCH)
+            // As written: 7bit for ASCII, 8bit for the rest.
+            .header(if body.is_ascii() {
+                ContentTransferEncoding::SevenBit
+            } else {
+                ContentTransferEncoding::EightBit
+            })
+            .body(body.to_owned())
+            .unwrap()
+    };
+    // Lines of a dot alone, of two dots, a dot first; the SMTP end of
+    // data (CRLF . CRLF) inside the message.
+    let dots = message(".first\r\n..second\r\n.\r\nmiddle .\r\n. spaced\r\n\r\n.\r\nlast.");
+    // Not ASCII: sent with 8BITMIME named, which lettre's own send does.
+    let malmo = message(".Malmö\r\n.\r\nSkåne");
+    for server in [&grouped, &single] {
+        for m in [&dots, &malmo] {
+            let reply = send_one(server, m);
+            assert!(reply.starts_with("250 "), "{reply}");
+        }
+    }
+    let (a, b) = (grouped.raw(), single.raw());
+    assert_eq!(a.len(), 2);
+    assert_eq!(a, b, "the same bytes arrive either way");
+    for (raw, m) in a.iter().zip([&dots, &malmo]) {
+        // The message, and the line end that comes before the final dot.
+        assert_eq!(*raw, [m.formatted(), b"\r\n".to_vec()].concat());
+    }
+    let text = String::from_utf8(a[0].clone()).unwrap();
+    assert!(
+        text.contains("\r\n\r\n.first\r\n..second\r\n.\r\nmiddle .\r\n. spaced\r\n\r\n.\r\nlast."),
+        "{text}"
+    );
+    // The ASCII message went grouped, the other through lettre's send.
+    assert_eq!(grouped.commands(), ["grouped", "single"]);
+    assert_eq!(single.commands(), ["single", "single"]);
+}
+
+#[test]
+fn temporary_failures_are_retried_and_permanent_ones_bounce() {
+    if let Some(server) = SmtpServer::start() {
+        failures_are_retried_and_bounce(&server);
+        let commands = server.commands();
+        assert!(
+            commands.iter().all(|c| c == "grouped"),
+            "a relay that offers PIPELINING gets MAIL, RCPT and DATA in one write: {commands:?}"
+        );
+    }
+}
+
+#[test]
+fn temporary_failures_are_retried_and_permanent_ones_bounce_without_pipelining() {
+    if let Some(server) = SmtpServer::start_without_pipelining() {
+        failures_are_retried_and_bounce(&server);
+        let commands = server.commands();
+        assert!(
+            !commands.is_empty() && commands.iter().all(|c| c == "single"),
+            "{commands:?}"
+        );
+    }
+}
+
+/// Five subscribers whom `server` treats each in its own way: 451 twice,
+/// a dropped connection during DATA, 550, 451 for good, accepted.
+fn failures_are_retried_and_bounce(server: &SmtpServer) {
+    let site = smtp_site(server, "max_attempts = 3");
     subscribe(&site, "tempfail-2-ann@example.org", "alpha");
     subscribe(&site, "drop-1-bo@example.org", "alpha");
     subscribe(&site, "reject-cy@example.org", "alpha");

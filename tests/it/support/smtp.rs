@@ -30,6 +30,12 @@ impl SmtpServer {
         SmtpServer::start_with(&["--light"])
     }
 
+    /// A server that does not offer PIPELINING: a message's commands are
+    /// answered one at a time, as lettre sends them on its own.
+    pub fn start_without_pipelining() -> Option<SmtpServer> {
+        SmtpServer::start_with(&["--no-pipelining"])
+    }
+
     /// A server that requires a login as `user` with `password` (also
     /// without TLS) and refuses mail without one (530).
     pub fn start_with_auth(user: &str, password: &str) -> Option<SmtpServer> {
@@ -154,6 +160,16 @@ impl SmtpServer {
             out.entry(m.to.clone()).or_default().push(m);
         }
         out
+    }
+
+    /// For each transaction, in order: "grouped" when RCPT and DATA had
+    /// arrived with MAIL, in the same write, "single" when MAIL came alone.
+    pub fn commands(&self) -> Vec<String> {
+        std::fs::read_to_string(self.maildir.path().join("commands.log"))
+            .unwrap_or_default()
+            .lines()
+            .map(str::to_owned)
+            .collect()
     }
 
     /// (start, end) of every DATA command the server handled.
