@@ -160,7 +160,7 @@ impl Worker<'_> {
         edition: &Edition,
         stories: &[StoredStory],
         batch: usize,
-        queue: tokio::sync::mpsc::Sender<Vec<Prepared>>,
+        queue: tokio::sync::mpsc::Sender<Batch>,
         halt: &OnceLock<String>,
         progress: &mut impl FnMut(&Counts),
     ) -> Result<()> {
@@ -175,6 +175,8 @@ impl Worker<'_> {
             if self.stop.load(Ordering::SeqCst) || halt.get().is_some() {
                 return Ok(());
             }
+            // Before the claim: its leases end a lease from a moment after.
+            let claimed_at = std::time::Instant::now();
             let claimed = self
                 .store
                 .claim_deliveries(edition.id, batch as i64, Utc::now(), self.options.lease)
@@ -205,7 +207,10 @@ impl Worker<'_> {
                     })
                     .collect::<Vec<_>>()
             });
-            room.send(prepared);
+            room.send(Batch {
+                claimed_at,
+                rows: prepared,
+            });
             if reported.elapsed() >= StdDuration::from_secs(1) {
                 progress(&self.store.delivery_counts(edition.id).await?);
                 reported = std::time::Instant::now();
@@ -299,6 +304,14 @@ impl Worker<'_> {
 /// A claimed row with its message, or with what became of it already.
 type Prepared = (Claimed, Result<(String, lettre::Message), Outcome>);
 
+/// The rows of one claim, made ready.
+struct Batch {
+    /// A moment before the claim, so that their leases last at least a
+    /// lease from then.
+    claimed_at: std::time::Instant,
+    rows: Vec<Prepared>,
+}
+
 /// How many rows a connection may have sent and not yet marked.
 const UNMARKED_PER_CONNECTION: usize = 2;
 
@@ -329,7 +342,7 @@ impl Sending {
     /// of the runtime; what became of each row goes to a recording task,
     /// which writes the rows to the ledger many at a time. Returns once
     /// every row taken is sent and recorded.
-    async fn run(self, mut queued: tokio::sync::mpsc::Receiver<Vec<Prepared>>, concurrency: usize) {
+    async fn run(self, mut queued: tokio::sync::mpsc::Receiver<Batch>, concurrency: usize) {
         let this = Arc::new(self);
         let connections = Arc::new(tokio::sync::Semaphore::new(concurrency));
         // Rows sent (or being sent) and not yet marked: two a connection,
@@ -342,7 +355,11 @@ impl Sending {
         ));
         let (done, finished) = tokio::sync::mpsc::channel(UNMARKED_PER_CONNECTION * concurrency);
         let recording = tokio::spawn(Arc::clone(&this).record_all(finished, concurrency));
-        while let Some(batch) = queued.recv().await {
+        while let Some(Batch {
+            claimed_at,
+            rows: batch,
+        }) = queued.recv().await
+        {
             if let Some(reason) = this.halt.get() {
                 // Claimed before the halt: given back untried.
                 for (c, _) in &batch {
@@ -350,22 +367,22 @@ impl Sending {
                 }
                 continue;
             }
-            // The batch waited while the one before was sent: its lease
-            // starts now, and rows another worker took meanwhile (their
-            // lease lapsed) are left to it. A row waits for its turn
-            // (the rate limit) and a free connection; if half a lease
-            // passes meanwhile, the leases of
-            // the rows not yet started are renewed again, so that none
-            // lapses before its send begins.
+            // The batch waited while the one before was sent. If half a
+            // lease has passed since it was claimed, its leases are
+            // renewed before its first send, and rows another worker took
+            // meanwhile (their lease lapsed) are left to it; before that,
+            // no lease can have lapsed, and every row is still ours. A row
+            // waits for its turn (the rate limit) and a free connection;
+            // whenever half a lease passes meanwhile, the leases of the
+            // rows not yet started are renewed again, so that none lapses
+            // before its send begins.
             let rows: Vec<(i64, i64)> = batch
                 .iter()
                 .map(|(c, _)| (c.delivery_id, c.attempt))
                 .collect();
             let half_lease = this.options.lease.to_std().unwrap_or_default() / 2;
-            let Some(mut ours) = this.renew(&rows).await else {
-                continue;
-            };
-            let mut renewed = std::time::Instant::now();
+            let mut ours: std::collections::HashSet<i64> = rows.iter().map(|(id, _)| *id).collect();
+            let mut renewed = claimed_at;
             for (i, (c, prepared)) in batch.into_iter().enumerate() {
                 this.pace.wait().await;
                 let place = Arc::clone(&unmarked)
