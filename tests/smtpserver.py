@@ -2,7 +2,8 @@
 every accepted message as an .eml file and misbehaves on request.
 
     python3 tests/smtpserver.py PORT MAILDIR [--light] [--auth USER:PASSWORD]
-                                [--starttls CERT KEY] [--no-pipelining]
+                                [--starttls CERT KEY] [--tls CERT KEY]
+                                [--no-pipelining]
 
 Prints "ready" on standard output once it listens on 127.0.0.1:PORT.
 
@@ -15,7 +16,8 @@ With --auth the server offers AUTH PLAIN and LOGIN (also without TLS),
 accepts only USER with PASSWORD, and refuses mail from a session that has
 not logged in (530). With --starttls it offers STARTTLS with that
 certificate and key (tests/fixtures/smtp-tls holds a self-signed pair,
-which clients rightly refuse); without it, no STARTTLS is offered.
+which clients rightly refuse); without it, no STARTTLS is offered. With
+--tls it speaks TLS from the first byte (as on port 465) with that pair.
 
 Recipients choose how they are treated by their local part:
 - tempfail-N-...@   refused with 451 (temporary) for the first N tries
@@ -156,6 +158,11 @@ def main():
         context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
         context.load_cert_chain(starttls[0], starttls[1])
         extra.update(tls_context=context, require_starttls=False)
+    implicit = option("--tls", 2)
+    if implicit:
+        context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        context.load_cert_chain(implicit[0], implicit[1])
+        extra.update(ssl_context=context)
     controller = Controller(Handler(maildir, light, pipelining), hostname="127.0.0.1", port=port,
                             decode_data=False, enable_SMTPUTF8=True, **extra)
     controller.start()

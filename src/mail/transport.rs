@@ -7,12 +7,11 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use anyhow::{Result, anyhow};
-use lettre::transport::smtp::PoolConfig;
+use lettre::Message;
 use lettre::transport::smtp::authentication::{Credentials, DEFAULT_MECHANISMS, Mechanism};
 use lettre::transport::smtp::client::{AsyncSmtpConnection, TlsParameters};
 use lettre::transport::smtp::extension::{ClientId, Extension};
 use lettre::transport::smtp::response::Response;
-use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
 
 use super::pipelining;
 use crate::config::env::Secret;
@@ -60,26 +59,25 @@ const FIX_TLS: &str = "check the port and the TLS mode: `?tls=starttls` (the def
 pub enum Sender {
     /// Writes `<message-id>.eml` files into the folder.
     File(PathBuf),
-    /// SMTP in the clear or with STARTTLS: lettre's SMTP client on
-    /// connections of our own, kept open for the next message; a
-    /// message's commands go in one write where the relay offers
-    /// `PIPELINING` (see [`pipelining`]).
+    /// SMTP: lettre's SMTP client on connections kept open for the next
+    /// message; a message's commands go in one write where the relay
+    /// offers `PIPELINING` (see [`pipelining`]).
     Relay(Arc<Relay>),
-    /// SMTP over implicit TLS: lettre's pooled transport, and the relay's
-    /// `host:port` for messages.
-    Smtp(AsyncSmtpTransport<Tokio1Executor>, Arc<str>),
 }
 
-/// Connections to one relay, each opened with `TCP_NODELAY`. lettre 0.11
-/// writes a message's body and its closing `.` in two writes; with
-/// Nagle's algorithm on, the second waits for the acknowledgement of the
-/// first, which the server delays by 40 ms: every message would cost 40 ms
-/// of nothing (fixed upstream in lettre#1159, not yet released). lettre's
-/// own pool opens its sockets itself, so this keeps the connections.
+/// Connections to one relay. A plain connection (upgraded with STARTTLS
+/// or not) is opened here with `TCP_NODELAY`: lettre 0.11's own `send`
+/// writes a message's body and its closing `.` in two writes, and with
+/// Nagle's algorithm on the second waits for the acknowledgement of the
+/// first, which the server delays by 40 ms (fixed upstream in lettre#1159,
+/// not yet released). One with TLS from the first byte is opened by lettre,
+/// which sets no `TCP_NODELAY`; on it, as on every connection to a relay
+/// that offers `PIPELINING`, the body and its `.` go in one write, each
+/// write after the server's reply to the last, so nothing waits.
 pub struct Relay {
     host: String,
     port: u16,
-    starttls: bool,
+    tls: Tls,
     credentials: Option<Credentials>,
     hello: ClientId,
     /// Open connections not in use, with when each was last used.
@@ -109,6 +107,22 @@ impl Relay {
     /// connection, or a 4xx reply, is [`SendError::Transient`].
     async fn connect(&self) -> Result<Connection, SendError> {
         let server = self.server();
+        if matches!(self.tls, Tls::Tls) {
+            let tls = TlsParameters::new(self.host.clone()).map_err(|e| {
+                let what = format!("cannot set up TLS for `{}`: {e}", self.host);
+                setup_error(&server, what, FIX_TLS)
+            })?;
+            let conn = AsyncSmtpConnection::connect_tokio1(
+                (self.host.as_str(), self.port),
+                Some(SMTP_TIMEOUT),
+                &self.hello,
+                Some(tls),
+                None,
+            )
+            .await
+            .map_err(|e| classify_implicit_tls(&e, &server))?;
+            return self.ready(conn, &server).await;
+        }
         let refused =
             |e: std::io::Error| SendError::Transient(format!("cannot connect to {server}: {e}"));
         let stream = tokio::net::TcpStream::connect((self.host.as_str(), self.port))
@@ -118,14 +132,24 @@ impl Relay {
         let mut conn = AsyncSmtpConnection::connect_with_transport(Box::new(stream), &self.hello)
             .await
             .map_err(|e| classify(&e, &server))?;
-        if self.starttls {
+        if matches!(self.tls, Tls::Starttls) {
             starttls(&mut conn, &self.host, &server, &self.hello).await?;
         }
+        self.ready(conn, &server).await
+    }
+
+    /// A connection past its greeting and TLS: whether the relay offers
+    /// `PIPELINING`, and the login.
+    async fn ready(
+        &self,
+        mut conn: AsyncSmtpConnection,
+        server: &str,
+    ) -> Result<Connection, SendError> {
         let pipelining = pipelining::offered(&mut conn, &self.hello)
             .await
-            .map_err(|e| classify(&e, &server))?;
+            .map_err(|e| classify(&e, server))?;
         if let Some(credentials) = &self.credentials {
-            login(&mut conn, credentials, &server).await?;
+            login(&mut conn, credentials, server).await?;
         }
         Ok(Connection {
             smtp: conn,
@@ -172,7 +196,6 @@ impl std::fmt::Debug for Sender {
         match self {
             Sender::File(dir) => write!(f, "Sender::File({})", dir.display()),
             Sender::Relay(relay) => write!(f, "Sender::Relay({}:{})", relay.host, relay.port),
-            Sender::Smtp(_, server) => write!(f, "Sender::Smtp({server})"),
         }
     }
 }
@@ -213,33 +236,15 @@ impl Sender {
                     .as_deref()
                     .map(|user| credentials(user, password))
                     .transpose()?;
-                if matches!(tls, Tls::None | Tls::Starttls) {
-                    return Ok(Sender::Relay(Arc::new(Relay {
-                        host: host.clone(),
-                        port: *port,
-                        starttls: matches!(tls, Tls::Starttls),
-                        credentials,
-                        hello: ClientId::default(),
-                        idle: Mutex::new(Vec::new()),
-                        max_idle: mail.concurrency,
-                    })));
-                }
-                let builder = match tls {
-                    Tls::Tls => AsyncSmtpTransport::<Tokio1Executor>::relay(host)?,
-                    Tls::Starttls => AsyncSmtpTransport::<Tokio1Executor>::starttls_relay(host)?,
-                    Tls::None => AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(host),
-                };
-                let mut builder = builder
-                    .port(*port)
-                    .timeout(Some(SMTP_TIMEOUT))
-                    .pool_config(PoolConfig::new().max_size(mail.concurrency as u32));
-                if let Some(credentials) = credentials {
-                    builder = builder.credentials(credentials);
-                }
-                Ok(Sender::Smtp(
-                    builder.build(),
-                    format!("{host}:{port}").into(),
-                ))
+                Ok(Sender::Relay(Arc::new(Relay {
+                    host: host.clone(),
+                    port: *port,
+                    tls: *tls,
+                    credentials,
+                    hello: ClientId::default(),
+                    idle: Mutex::new(Vec::new()),
+                    max_idle: mail.concurrency,
+                })))
             }
         }
     }
@@ -263,10 +268,6 @@ impl Sender {
                     ))),
                 }
             }
-            Sender::Smtp(smtp, server) => match smtp.send(message.clone()).await {
-                Ok(reply) => Ok(describe(&reply)),
-                Err(e) => Err(classify_implicit_tls(&e, server)),
-            },
         }
     }
 }

@@ -173,6 +173,18 @@ fn a_relay_without_the_tls_the_transport_requires_stops_the_send_and_loses_nothi
     assert_stopped_untouched(&site, &untrusted, &run, "STARTTLS failed");
     assert!(run.stderr.contains("invalid peer certificate"), "{run}");
 
+    // TLS from the first byte, with a certificate no client trusts.
+    let Some(untrusted) = SmtpServer::start_with_self_signed_tls() else {
+        return;
+    };
+    set_transport(
+        &site,
+        &format!("smtp://127.0.0.1:{}?tls=tls", untrusted.port),
+    );
+    let run = send(&site);
+    assert_stopped_untouched(&site, &untrusted, &run, "TLS failed");
+    assert!(run.stderr.contains("invalid peer certificate"), "{run}");
+
     // Fixed: everyone gets it, once.
     set_transport(&site, &server.transport());
     let run = ok(send(&site));

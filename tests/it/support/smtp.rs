@@ -50,6 +50,14 @@ impl SmtpServer {
         SmtpServer::start_with(&["--starttls", cert.to_str().unwrap(), key.to_str().unwrap()])
     }
 
+    /// A server that speaks TLS from the first byte (as on port 465) with
+    /// a self-signed certificate, which a client rightly refuses.
+    pub fn start_with_self_signed_tls() -> Option<SmtpServer> {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/smtp-tls");
+        let (cert, key) = (dir.join("cert.pem"), dir.join("key.pem"));
+        SmtpServer::start_with(&["--tls", cert.to_str().unwrap(), key.to_str().unwrap()])
+    }
+
     fn start_with(args: &[&str]) -> Option<SmtpServer> {
         let python = std::env::var("TIDINGS_TEST_PYTHON").unwrap_or_else(|_| "python3".into());
         let probe = Command::new(&python)
