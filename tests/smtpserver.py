@@ -3,12 +3,13 @@ every accepted message as an .eml file and misbehaves on request.
 
     python3 tests/smtpserver.py PORT MAILDIR [--light] [--auth USER:PASSWORD]
                                 [--starttls CERT KEY] [--tls CERT KEY]
-                                [--no-pipelining]
+                                [--no-pipelining] [--one-ehlo]
 
 Prints "ready" on standard output once it listens on 127.0.0.1:PORT.
 
 The server offers PIPELINING (RFC 2920), as Postfix and most relays do,
-unless --no-pipelining. For each transaction it notes in
+unless --no-pipelining. With --one-ehlo it refuses a second EHLO in a
+session (503), as a few strict servers do. For each transaction it notes in
 MAILDIR/commands.log whether MAIL came with more commands already behind
 it in the same read ("grouped") or alone ("single").
 
@@ -55,14 +56,18 @@ def tries(kind, address):
 
 
 class Handler:
-    def __init__(self, maildir, light, pipelining):
+    def __init__(self, maildir, light, pipelining, one_ehlo):
         self.maildir = maildir
         self.light = light
         self.pipelining = pipelining
+        self.one_ehlo = one_ehlo
         self.recipients = open(os.path.join(maildir, "recipients.log"), "a") if light else None
         self.commands = open(os.path.join(maildir, "commands.log"), "a")
 
     async def handle_EHLO(self, server, session, envelope, hostname, responses):
+        if self.one_ehlo and getattr(session, "greeted", False):
+            return ["503 5.5.1 Error: already greeted"]
+        session.greeted = True
         session.host_name = hostname
         if self.pipelining:
             # Before the last line, which alone has "250 " (no dash).
@@ -146,6 +151,7 @@ def main():
     port, maildir = int(sys.argv[1]), sys.argv[2]
     light = "--light" in sys.argv[3:]
     pipelining = "--no-pipelining" not in sys.argv[3:]
+    one_ehlo = "--one-ehlo" in sys.argv[3:]
     os.makedirs(maildir, exist_ok=True)
     extra = {}
     auth = option("--auth", 1)
@@ -163,7 +169,7 @@ def main():
         context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
         context.load_cert_chain(implicit[0], implicit[1])
         extra.update(ssl_context=context)
-    controller = Controller(Handler(maildir, light, pipelining), hostname="127.0.0.1", port=port,
+    controller = Controller(Handler(maildir, light, pipelining, one_ehlo), hostname="127.0.0.1", port=port,
                             decode_data=False, enable_SMTPUTF8=True, **extra)
     controller.start()
     print("ready", flush=True)

@@ -29,12 +29,19 @@ use lettre::transport::smtp::extension::ClientId;
 use lettre::transport::smtp::response::Response;
 
 /// Asks the server for its extensions again (`EHLO`; lettre keeps only
-/// those it uses itself) and says whether `PIPELINING` is among them.
+/// those it uses itself) and says whether `PIPELINING` is among them. A
+/// server that refuses to be asked twice is taken not to offer it (a
+/// refused `EHLO` leaves the session as it was); a connection that fails
+/// meanwhile is an error.
 pub(crate) async fn offered(
     conn: &mut AsyncSmtpConnection,
     hello: &ClientId,
 ) -> Result<bool, Error> {
-    let reply = conn.command(Ehlo::new(hello.clone())).await?;
+    let reply = match conn.command(Ehlo::new(hello.clone())).await {
+        Ok(reply) => reply,
+        Err(e) if e.status().is_some() => return Ok(false),
+        Err(e) => return Err(e),
+    };
     // The first line is the server's name; each other line an extension.
     Ok(reply.message().skip(1).any(|line| {
         line.split_ascii_whitespace()

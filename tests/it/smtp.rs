@@ -339,6 +339,21 @@ fn lines_that_begin_with_a_dot_arrive_as_written_whether_or_not_commands_are_gro
 }
 
 #[test]
+fn a_relay_that_refuses_a_second_ehlo_gets_its_messages_one_command_at_a_time() {
+    let Some(server) = SmtpServer::start_with_one_ehlo() else {
+        return;
+    };
+    let site = smtp_site(&server, "");
+    subscribe(&site, "ann@example.org", "alpha");
+    subscribe(&site, "bo@example.org", "beta");
+    let run = ok(send(&site));
+    assert!(run.stdout.contains("2 sent, 0 failed, 0 skipped"), "{run}");
+    assert_eq!(server.by_recipient().len(), 2);
+    // Its PIPELINING could not be learnt after the greeting: not used.
+    assert_eq!(server.commands(), ["single", "single"]);
+}
+
+#[test]
 fn temporary_failures_are_retried_and_permanent_ones_bounce() {
     if let Some(server) = SmtpServer::start() {
         failures_are_retried_and_bounce(&server);

@@ -36,6 +36,12 @@ impl SmtpServer {
         SmtpServer::start_with(&["--no-pipelining"])
     }
 
+    /// A server that offers PIPELINING but refuses a second EHLO in a
+    /// session (503), as a few strict servers do.
+    pub fn start_with_one_ehlo() -> Option<SmtpServer> {
+        SmtpServer::start_with(&["--one-ehlo"])
+    }
+
     /// A server that requires a login as `user` with `password` (also
     /// without TLS) and refuses mail without one (530).
     pub fn start_with_auth(user: &str, password: &str) -> Option<SmtpServer> {
