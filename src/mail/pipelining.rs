@@ -1,8 +1,8 @@
 //! One message over lettre's SMTP connection in two round trips instead of
 //! four, where the relay allows it.
 //!
-//! A relay that offers `PIPELINING` (RFC 2920: Postfix, Exim, and every
-//! large sending service do) takes `MAIL`, `RCPT` and `DATA` in one write,
+//! A relay that offers `PIPELINING` (RFC 2920: Postfix, Exim and the
+//! large sending services do) takes `MAIL`, `RCPT` and `DATA` in one write,
 //! answering each in turn; the message itself follows once `DATA` is
 //! answered with 354. lettre's own [`AsyncSmtpConnection::send`] waits for
 //! each reply before the next command and copies the message byte by byte
