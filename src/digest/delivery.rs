@@ -381,7 +381,8 @@ impl Sending {
                 .map(|(c, _)| (c.delivery_id, c.attempt))
                 .collect();
             let half_lease = this.options.lease.to_std().unwrap_or_default() / 2;
-            let mut ours: std::collections::HashSet<i64> = rows.iter().map(|(id, _)| *id).collect();
+            // The rows still ours after a renewal; before one, all are.
+            let mut ours: Option<std::collections::HashSet<i64>> = None;
             let mut renewed = claimed_at;
             for (i, (c, prepared)) in batch.into_iter().enumerate() {
                 this.pace.wait().await;
@@ -397,10 +398,10 @@ impl Sending {
                     let Some(still) = this.renew(&rows[i..]).await else {
                         break;
                     };
-                    ours = still;
+                    ours = Some(still);
                     renewed = std::time::Instant::now();
                 }
-                if !ours.contains(&c.delivery_id) {
+                if ours.as_ref().is_some_and(|o| !o.contains(&c.delivery_id)) {
                     continue;
                 }
                 let (this, done) = (Arc::clone(&this), done.clone());
