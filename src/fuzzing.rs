@@ -114,11 +114,11 @@ pub fn split_front_matter(text: &str) -> Option<(&str, usize, &str)> {
 /// A story file's text through the directory source's parsing, its body
 /// rendered as when a feed shows it.
 pub fn story_file(text: &str) -> Result<StoryFile, Problem> {
-    use crate::sources::directory::{Parsed, parse_story};
+    use crate::sources::directory::{Markdown, Parsed, parse_story};
     let source = directory();
     let path: PathBuf = source.path.join("fuzzed-story.md");
     let file = Path::new("fuzzed-story.md");
-    parse_story(&CONFIG_LOADED, source, file, &path, text).map(|p| match p {
+    parse_story(&CONFIG_LOADED, source, file, &path, text, Markdown::Keep).map(|p| match p {
         Parsed::Story(mut s) => {
             crate::sources::bodies::render_held(&CONFIG_LOADED, &mut s);
             StoryFile::Story(s)

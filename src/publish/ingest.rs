@@ -377,9 +377,26 @@ fn read_in_parts(
         // Borrowed from what the store read, here rather than on the
         // async side: a large site has tens of thousands of stamps.
         let known = Known::stamps(&stored);
-        directory::scan_parts(&config, &dir, &known, listing, directory::PART, |part| {
-            parts_tx.blocking_send(part).is_ok()
-        })
+        // A story stored with its rendered body (before bodies were
+        // rendered when shown) is compared by rendering its Markdown
+        // (`Planner::update`); no other needs it held.
+        let markdown = if stored
+            .iter()
+            .any(|r| !r.lazy && r.source.starts_with("directory:"))
+        {
+            directory::Markdown::Keep
+        } else {
+            directory::Markdown::Leave
+        };
+        directory::scan_parts(
+            &config,
+            &dir,
+            &known,
+            listing,
+            directory::PART,
+            markdown,
+            |part| parts_tx.blocking_send(part).is_ok(),
+        )
     });
     (parts, reading)
 }

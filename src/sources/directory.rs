@@ -82,8 +82,19 @@ pub fn list(source: &DirectorySource) -> std::io::Result<Listing> {
     ))
 }
 
+/// Whether a reading keeps each story's Markdown in memory (in
+/// `BodySource::markdown`) for a rendering soon after: `tidings check`
+/// renders every body it reads, and an ingest renders those stored before
+/// bodies were rendered on demand, to compare them as they were. A first
+/// build needs neither: copying every body cost it about 5 % of its time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Markdown {
+    Keep,
+    Leave,
+}
+
 /// Reads every story file under the source's folder, skipping those whose
-/// stamp matches `known`.
+/// stamp matches `known`; keeps each story's Markdown.
 pub fn scan(
     config: &Config,
     source: &DirectorySource,
@@ -94,13 +105,21 @@ pub fn scan(
         .map(|(origin, stamp)| (origin.as_str(), stamp.as_str()))
         .collect();
     let mut scan = Scan::default();
-    scan_parts(config, source, &known, None, usize::MAX, |part| {
-        scan.stories.extend(part.stories);
-        scan.unchanged.extend(part.unchanged);
-        scan.drafts.extend(part.drafts);
-        scan.failed.extend(part.failed);
-        true
-    })?;
+    scan_parts(
+        config,
+        source,
+        &known,
+        None,
+        usize::MAX,
+        Markdown::Keep,
+        |part| {
+            scan.stories.extend(part.stories);
+            scan.unchanged.extend(part.unchanged);
+            scan.drafts.extend(part.drafts);
+            scan.failed.extend(part.failed);
+            true
+        },
+    )?;
     Ok(scan)
 }
 
@@ -121,6 +140,7 @@ pub fn scan_parts(
     known: &HashMap<&str, &str>,
     listing: Option<Listing>,
     size: usize,
+    markdown: Markdown,
     mut each: impl FnMut(Scan) -> bool,
 ) -> Result<(), Problem> {
     let Listing(files) = match listing {
@@ -137,18 +157,20 @@ pub fn scan_parts(
         return Ok(());
     }
     for part in to_read.chunks(size.max(1)) {
-        if !each(read_part(config, source, part)) {
+        if !each(read_part(config, source, part, markdown)) {
             return Ok(());
         }
     }
     Ok(())
 }
 
-/// A story file to read: where it is, how it is shown, and its stamp.
+/// A story file to read: where it is, how it is shown, its stamp, and its
+/// size when listed.
 struct ToRead {
     path: PathBuf,
     origin: String,
     stamp: Option<String>,
+    len: Option<u64>,
 }
 
 /// Splits the listed files into those whose stamp is the one stored
@@ -163,12 +185,14 @@ fn split_unchanged(
     let files: Vec<ToRead> = files
         .into_par_iter()
         .map(|(path, meta)| {
+            let len = meta.as_ref().map(std::fs::Metadata::len);
             let stamp = meta.and_then(|m| stamp(&m, &fingerprint));
             let origin = shown(config, &path);
             ToRead {
                 path,
                 origin,
                 stamp,
+                len,
             }
         })
         .collect();
@@ -188,11 +212,16 @@ fn split_unchanged(
 
 /// Reads one part of the files on all cores: each a story, a draft, or a
 /// failed item (named by its file's slug), in the part's order.
-fn read_part(config: &Config, source: &DirectorySource, part: &[ToRead]) -> Scan {
+fn read_part(
+    config: &Config,
+    source: &DirectorySource,
+    part: &[ToRead],
+    markdown: Markdown,
+) -> Scan {
     let results: Vec<Result<Parsed, Problem>> = part
         .par_iter()
         .map(|file| {
-            read_story(config, source, &file.path).map(|mut parsed| {
+            read_story(config, source, file, markdown).map(|mut parsed| {
                 if let Parsed::Story(story) = &mut parsed {
                     story.stamp = file.stamp.clone();
                 }
@@ -320,9 +349,16 @@ pub(crate) enum Parsed {
 }
 
 /// Reads and parses one file; the problem names the file and the line.
-fn read_story(config: &Config, source: &DirectorySource, path: &Path) -> Result<Parsed, Problem> {
+fn read_story(
+    config: &Config,
+    source: &DirectorySource,
+    to_read: &ToRead,
+    markdown: Markdown,
+) -> Result<Parsed, Problem> {
+    let path = to_read.path.as_path();
     let file = display_path(path, &config.root);
-    let bytes = fs_err::read(path).map_err(|e| Problem::new(&file, format!("cannot read: {e}")))?;
+    let bytes = read_file(path, to_read.len)
+        .map_err(|e| Problem::new(&file, format!("cannot read: {e}")))?;
     // simdutf8: std's check was 4% of a first build's time.
     let text = match simdutf8::compat::from_utf8(&bytes) {
         Ok(text) => text,
@@ -335,7 +371,22 @@ fn read_story(config: &Config, source: &DirectorySource, path: &Path) -> Result<
             );
         }
     };
-    parse_story(config, source, &file, path, text)
+    parse_story(config, source, &file, path, text, markdown)
+}
+
+/// A file's bytes. Where the listing gave its size, read into a buffer of
+/// that size and one byte more (so that the end is seen without growing
+/// it) without asking the file system for the size again, as `fs::read`
+/// does: a first build of a large site reads tens of thousands of files.
+/// A file that grew since it was listed is still read whole.
+fn read_file(path: &Path, len: Option<u64>) -> std::io::Result<Vec<u8>> {
+    use std::io::Read as _;
+    let Some(len) = len.and_then(|l| usize::try_from(l).ok()) else {
+        return fs_err::read(path);
+    };
+    let mut bytes = Vec::with_capacity(len.saturating_add(1));
+    fs_err::File::open(path)?.read_to_end(&mut bytes)?;
+    Ok(bytes)
 }
 
 /// Parses story text as read from `file`: its front matter, then what a
@@ -346,6 +397,7 @@ pub(crate) fn parse_story(
     file: &Path,
     path: &Path,
     text: &str,
+    markdown: Markdown,
 ) -> Result<Parsed, Problem> {
     let (front, front_offset, body) = split_front_matter(text).ok_or_else(|| {
         Problem::new(
@@ -370,7 +422,7 @@ pub(crate) fn parse_story(
             origin: file.display().to_string(),
         }));
     }
-    let story = story(config, source, &front, &fm, id, slug, body)?;
+    let story = story(config, source, &front, &fm, id, slug, body, markdown)?;
     Ok(Parsed::Story(Box::new(story)))
 }
 
@@ -508,7 +560,9 @@ fn story_id(fm: &FrontMatter, front: &Front<'_>) -> Result<Option<StoryId>, Prob
 
 /// The story a file that is not a draft gives: each field checked, in
 /// this order (the first problem is the one reported); the body is kept
-/// as Markdown, to be rendered against the story's own URL when shown.
+/// as Markdown (when `markdown` says so), to be rendered against the
+/// story's own URL when shown.
+#[allow(clippy::too_many_arguments)]
 fn story(
     config: &Config,
     source: &DirectorySource,
@@ -517,6 +571,7 @@ fn story(
     id: Option<StoryId>,
     slug: String,
     body: &str,
+    markdown: Markdown,
 ) -> Result<Story, Problem> {
     let title = story_title(fm, front)?;
     let tz = config.site.timezone;
@@ -539,11 +594,11 @@ fn story(
     let image = story_image(fm, front, &bases)?;
     // The body is rendered when a feed or an edition shows it
     // (`sources::bodies`): only its hash is kept, and the Markdown until
-    // the story is stored.
+    // the story is stored if a rendering follows.
     let body_source = BodySource {
         hash: bodies::markdown_hash(body),
         rendered: None,
-        markdown: Some(body.to_owned()),
+        markdown: (markdown == Markdown::Keep).then(|| body.to_owned()),
     };
     Ok(Story {
         id,
