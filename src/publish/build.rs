@@ -50,20 +50,27 @@ pub async fn build(config: &Config, store: &Store, which: &ingest::Which) -> Res
             problems: Vec::new(),
         });
     }
+    // The stories to choose from: those a first ingest inserted, else the
+    // last build's lists and the stories added since, else every one.
+    let choice = match first_ingest(config, &mut ingest, &generation) {
+        Some(choice) => Some(choice),
+        None => {
+            added_since(
+                config,
+                store,
+                &ingest,
+                note.as_deref(),
+                &listed_name,
+                &generation,
+            )
+            .await?
+        }
+    };
     let Choice {
         index,
         facts,
         published,
-    } = match added_since(
-        config,
-        store,
-        &ingest,
-        note.as_deref(),
-        &listed_name,
-        &generation,
-    )
-    .await?
-    {
+    } = match choice {
         Some(choice) => choice,
         None => every_story(config, store).await?,
     };
@@ -161,6 +168,39 @@ async fn every_story(config: &Config, store: &Store) -> Result<Choice> {
         .map(|(s, facts)| (s.id.as_str().to_owned(), facts))
         .collect();
     Ok(Choice {
+        published: index.len(),
+        index,
+        facts,
+    })
+}
+
+/// Every published story as this build's ingest inserted them, when the
+/// store held no other (a first build) and no commit came after it: what
+/// [`every_story`] would read back.
+fn first_ingest(config: &Config, ingest: &mut Report, generation: &str) -> Option<Choice> {
+    let committed = ingest.committed.as_mut()?;
+    let listed = committed.index.take()?;
+    if committed.after != generation {
+        return None;
+    }
+    let (index, mut facts): (Vec<Indexed>, HashMap<String, FeedFacts>) = listed
+        .into_iter()
+        .map(|(indexed, facts)| {
+            let id = indexed.id.as_str().to_owned();
+            (indexed, (id, facts))
+        })
+        .unzip();
+    // The facts of the stories the feeds list, as `every_story` reads.
+    let chosen: HashSet<&str> = feeds::prepare::select(config, &index)
+        .iter()
+        .map(|s| s.id.as_str())
+        .collect();
+    facts.retain(|id, _| chosen.contains(id.as_str()));
+    tracing::debug!(
+        published = index.len(),
+        "feeds: chosen from what the first ingest inserted"
+    );
+    Some(Choice {
         published: index.len(),
         index,
         facts,

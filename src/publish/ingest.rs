@@ -207,6 +207,9 @@ pub async fn ingest(
     .await;
     let remote_done = started.elapsed();
     let mut writes = store.begin_writes(now).await?;
+    if before.stored.is_empty() {
+        writes.keep_index();
+    }
     let mut report = write_changes(config, which, &mut writes, before, &mut scanned).await?;
     report.committed = writes.commit().await?;
     // After the stories: a crash in between reads the same items again.

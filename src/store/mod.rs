@@ -192,6 +192,11 @@ pub struct Writes {
     now: DateTime<Utc>,
     /// The stories inserted so far.
     inserted: Vec<StoryId>,
+    /// Rows the inserts so far added (one already stored is not).
+    added: u64,
+    /// What each insert so far puts in the feeds' index, kept from
+    /// [`Writes::keep_index`] on while only inserts come.
+    index: Option<Vec<(Indexed, FeedFacts)>>,
     /// Whether a story was updated or withdrawn so far. With an insert,
     /// a change to what a story shows (not only where its file is or its
     /// stamp): then the commit gives the stories a new
@@ -210,6 +215,11 @@ pub struct Committed {
     pub after: String,
     pub inserted: Vec<StoryId>,
     pub only_inserted: bool,
+    /// Every story the store holds, in the feeds' order, when it holds
+    /// only those this commit inserted (a first ingest; see
+    /// [`Writes::keep_index`]): what [`Store::published_index`] and
+    /// [`Store::feed_entries`] would read back.
+    pub index: Option<Vec<(Indexed, FeedFacts)>>,
 }
 
 /// The setting that names the stories' generation: a random token, new
@@ -229,6 +239,15 @@ enum WriteTx {
 }
 
 impl Writes {
+    /// Says that the store held no story when this run read it (a first
+    /// build): each insert's place in the feeds' index is then kept, so
+    /// that the feeds are chosen without reading it back (at 100,000
+    /// stories a twentieth of the build). The commit hands it on if the
+    /// store then holds exactly the stories inserted.
+    pub fn keep_index(&mut self) {
+        self.index = Some(Vec::new());
+    }
+
     /// Applies some of the run's changes.
     pub async fn apply(&mut self, changes: &[Change]) -> Result<()> {
         if changes.is_empty() {
@@ -237,14 +256,34 @@ impl Writes {
         for change in changes {
             match change {
                 Change::Seen { .. } => {}
-                Change::Insert { id, .. } => self.inserted.push(id.clone()),
-                Change::Update { .. } | Change::Withdraw { .. } => self.edited = true,
+                Change::Insert {
+                    id, story, hash, ..
+                } => {
+                    self.inserted.push(id.clone());
+                    if let Some(index) = &mut self.index {
+                        let facts = FeedFacts {
+                            hash: hash.clone(),
+                            updated: updated(story.published, story.updated, None),
+                            published: story.published,
+                        };
+                        let indexed = Indexed {
+                            id: id.clone(),
+                            themes: story.themes.clone(),
+                        };
+                        index.push((indexed, facts));
+                    }
+                }
+                Change::Update { .. } | Change::Withdraw { .. } => {
+                    self.edited = true;
+                    self.index = None;
+                }
             }
         }
-        match &mut self.tx {
+        self.added += match &mut self.tx {
             WriteTx::Sqlite(conn) => backend::sqlite::stories::apply(conn, changes, self.now).await,
             WriteTx::Postgres(tx) => backend::postgres::stories::apply(tx, changes, self.now).await,
-        }
+        }?;
+        Ok(())
     }
 
     /// Makes every change applied so far permanent, at once; says what
@@ -266,11 +305,33 @@ impl Writes {
                     backend::postgres::stories::swap_setting(tx, GENERATION, token.as_bytes()).await
                 }
             }?;
+            // The store holds only what this run inserted if it holds as
+            // many stories as the inserts added, and they added one for
+            // each (none was stored already, by another instance).
+            let index = match self.index.take() {
+                Some(mut index) if self.added == index.len() as u64 => {
+                    let stored = match &mut self.tx {
+                        WriteTx::Sqlite(conn) => backend::sqlite::stories::count_all(conn).await,
+                        WriteTx::Postgres(tx) => backend::postgres::stories::count_all(tx).await,
+                    }?;
+                    (stored == self.added).then(|| {
+                        // As `published_index` sorts: newest first, ties by id.
+                        index.sort_unstable_by(|a, b| {
+                            b.1.published
+                                .cmp(&a.1.published)
+                                .then_with(|| a.0.id.cmp(&b.0.id))
+                        });
+                        index
+                    })
+                }
+                _ => None,
+            };
             committed = Some(Committed {
                 before: String::from_utf8_lossy(&before.unwrap_or_default()).into_owned(),
                 after: token,
                 inserted: std::mem::take(&mut self.inserted),
                 only_inserted: !self.edited,
+                index,
             });
         }
         match self.tx {
@@ -406,6 +467,8 @@ impl Store {
             later: self.later.clone(),
             now,
             inserted: Vec::new(),
+            added: 0,
+            index: None,
             edited: false,
         })
     }

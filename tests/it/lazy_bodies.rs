@@ -311,3 +311,59 @@ fn a_story_stored_with_its_body_is_not_taken_for_edited() {
     assert!(run.stdout.contains("1 updated"), "{run}");
     assert!(atom(&site).contains("Ny text."));
 }
+
+/// A first build chooses its feeds' stories from what its ingest inserted,
+/// without reading the index back from the store: the files are those a
+/// build from the store writes, with stories of the same date (ordered by
+/// id), dates given as `updated` before and after `date`, themes listed in
+/// any order, and more stories in a theme than its feeds show.
+#[test]
+fn a_first_build_writes_the_feeds_a_build_from_the_store_writes() {
+    let site = Site::with_config(FIXTURE_CONFIG);
+    for n in 0..70u32 {
+        let themes = match n % 3 {
+            0 => "[\"alpha\"]",
+            1 => "[\"beta\", \"alpha\"]",
+            _ => "[\"alpha\", \"beta\"]",
+        };
+        // Five stories on each date, at the same minute.
+        let mut front = format!(
+            "title = \"Berättelse {n}\"\ndate = 2024-03-{:02}T10:00:00Z\nthemes = {themes}",
+            1 + n / 5
+        );
+        match n % 7 {
+            0 => front.push_str("\nupdated = 2024-05-01T08:30:00Z"),
+            1 => front.push_str("\nupdated = 2023-12-31T00:00:00Z"),
+            _ => {}
+        }
+        site.write_story(
+            &format!("berattelse-{:02}", (n * 37) % 70),
+            &front,
+            "Text.\n",
+        );
+    }
+    let first = site.build();
+    assert!(first.stdout.contains("70 new"), "{first}");
+    let written = site.feeds_folder();
+    std::fs::remove_dir_all(site.path("feeds")).unwrap();
+    let again = site.build();
+    assert!(again.stdout.contains("0 new, 0 updated"), "{again}");
+    let from_store = site.feeds_folder();
+    assert_eq!(written.len(), from_store.len());
+    for ((rel, bytes), (rel_again, bytes_again)) in written.iter().zip(&from_store) {
+        assert_eq!(rel, rel_again);
+        assert!(
+            bytes == bytes_again,
+            "{rel} differs:\n{}\n---\n{}",
+            String::from_utf8_lossy(bytes),
+            String::from_utf8_lossy(bytes_again)
+        );
+    }
+    // Fifty items a feed: the theme of all seventy lists the newest fifty.
+    let alpha = written
+        .iter()
+        .find(|(rel, _)| rel.ends_with("alpha/atom.xml"))
+        .map(|(_, bytes)| String::from_utf8_lossy(bytes).into_owned())
+        .expect("a feed of theme alpha");
+    assert_eq!(alpha.matches("<entry>").count(), 50, "{alpha}");
+}

@@ -48,20 +48,22 @@ pub async fn story_refs(pool: &Pool<DB>) -> Result<Vec<StoredRef>> {
 }
 
 /// Applies changes on `tx`, in the transaction that an ingest run commits
-/// once all its sources are read.
+/// once all its sources are read; returns how many stories the inserts
+/// added (one already stored is not added again).
 pub async fn apply(
     tx: &mut <DB as sqlx::Database>::Connection,
     changes: &[Change],
     now: DateTime<Utc>,
-) -> Result<()> {
+) -> Result<u64> {
     let inserts: Vec<&Change> = changes
         .iter()
         .filter(|c| matches!(c, Change::Insert { .. }))
         .collect();
     // Many rows per statement: a first build of a large site inserts
     // tens of thousands, and a statement costs far more than a row.
+    let mut added = 0;
     for chunk in inserts.chunks(INSERT_BATCH) {
-        insert_stories(tx, chunk, now).await?;
+        added += insert_stories(tx, chunk, now).await?;
     }
     for change in changes {
         match change {
@@ -140,7 +142,16 @@ pub async fn apply(
             }
         }
     }
-    Ok(())
+    Ok(added)
+}
+
+/// How many stories the store holds, withdrawn ones too, as `tx` sees it.
+pub async fn count_all(tx: &mut <DB as sqlx::Database>::Connection) -> Result<u64> {
+    let count: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM stories")
+        .fetch_one(&mut *tx)
+        .await
+        .context("cannot count stories")?;
+    Ok(count as u64)
 }
 
 /// How many stories are published, and how many withdrawn.
@@ -357,7 +368,7 @@ async fn insert_stories(
     tx: &mut <DB as sqlx::Database>::Connection,
     inserts: &[&Change],
     now: DateTime<Utc>,
-) -> Result<()> {
+) -> Result<u64> {
     let mut rows = Vec::with_capacity(inserts.len());
     for change in inserts {
         if let Change::Insert {
@@ -408,7 +419,7 @@ async fn insert_stories(
     // Another instance ingesting the same new story at the same moment
     // stored it first: it is stored once.
     q.push(" ON CONFLICT DO NOTHING");
-    q.build().execute(&mut *tx).await.with_context(|| {
+    let done = q.build().execute(&mut *tx).await.with_context(|| {
         let first = rows
             .first()
             .map(|r| r.3.origin.as_str())
@@ -419,7 +430,8 @@ async fn insert_stories(
         .iter()
         .map(|(id, _, _, story, ..)| (*id, &story.themes))
         .collect();
-    insert_themes(tx, &themes).await
+    insert_themes(tx, &themes).await?;
+    Ok(done.rows_affected())
 }
 
 async fn insert_themes(
