@@ -98,7 +98,7 @@ pub struct Known {
 
 impl Known {
     /// The stamp of each published story, by origin, borrowed.
-    fn stamps(stored: &[StoredRef]) -> HashMap<&str, &str> {
+    fn stamps(stored: &[StoredRef]) -> foldhash::HashMap<&str, &str> {
         stored
             .iter()
             .filter(|s| !s.withdrawn)

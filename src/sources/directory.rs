@@ -100,7 +100,7 @@ pub fn scan(
     source: &DirectorySource,
     known: &HashMap<String, String>,
 ) -> Result<Scan, Problem> {
-    let known: HashMap<&str, &str> = known
+    let known: foldhash::HashMap<&str, &str> = known
         .iter()
         .map(|(origin, stamp)| (origin.as_str(), stamp.as_str()))
         .collect();
@@ -137,7 +137,7 @@ pub const PART: usize = 1000;
 pub fn scan_parts(
     config: &Config,
     source: &DirectorySource,
-    known: &HashMap<&str, &str>,
+    known: &foldhash::HashMap<&str, &str>,
     listing: Option<Listing>,
     size: usize,
     markdown: Markdown,
@@ -178,7 +178,7 @@ struct ToRead {
 fn split_unchanged(
     config: &Config,
     source: &DirectorySource,
-    known: &HashMap<&str, &str>,
+    known: &foldhash::HashMap<&str, &str>,
     files: Vec<(PathBuf, Option<std::fs::Metadata>)>,
 ) -> (Vec<ItemRef>, Vec<ToRead>) {
     let fingerprint = fingerprint(config, source);
