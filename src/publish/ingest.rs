@@ -252,8 +252,12 @@ struct Before {
 /// `stat` per file): on a large site these are the two longest waits of a
 /// build with little new.
 async fn read_before(config: &Config, store: &Store, which: &Which) -> Result<Before> {
-    let listing = list_folders(config, which);
+    // Whether the store holds no story, once known: then the files found
+    // are all read, and the listing asks nothing more of them.
+    let empty = Arc::new(std::sync::OnceLock::new());
+    let listing = list_folders(config, which, empty.clone());
     let stored = store.story_refs().await?;
+    let _ = empty.set(stored.is_empty());
     // A folder that could not be listed is listed again by its scan, which
     // reports why.
     let listings = listing.await.unwrap_or_default();
@@ -275,8 +279,13 @@ async fn read_before(config: &Config, store: &Store, which: &Which) -> Result<Be
 }
 
 /// Lists the chosen story folders on a blocking thread; those that cannot
-/// be listed are left out.
-fn list_folders(config: &Config, which: &Which) -> JoinHandle<HashMap<String, Listing>> {
+/// be listed are left out. The files' metadata is left out when `empty`
+/// says, by the time they are found, that the store holds no story.
+fn list_folders(
+    config: &Config,
+    which: &Which,
+    empty: Arc<std::sync::OnceLock<bool>>,
+) -> JoinHandle<HashMap<String, Listing>> {
     let folders: Vec<(String, DirectorySource)> = config
         .sources
         .iter()
@@ -289,7 +298,10 @@ fn list_folders(config: &Config, which: &Which) -> JoinHandle<HashMap<String, Li
     tokio::task::spawn_blocking(move || {
         folders
             .into_iter()
-            .filter_map(|(key, d)| Some((key, directory::list(&d).ok()?)))
+            .filter_map(|(key, d)| {
+                let listing = directory::list(&d, || empty.get() != Some(&true));
+                Some((key, listing.ok()?))
+            })
             .collect()
     })
 }
