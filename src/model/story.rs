@@ -73,12 +73,17 @@ pub struct StoryId(String);
 impl StoryId {
     /// Letters, digits, `-`, `_` and `.`; 1 to 200 characters.
     pub fn parse(s: &str) -> Result<Self, String> {
+        StoryId::check(s)?;
+        Ok(StoryId(s.to_owned()))
+    }
+
+    fn check(s: &str) -> Result<(), String> {
         let ok = !s.is_empty()
             && s.len() <= 200
             && s.chars()
                 .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
         if ok {
-            Ok(StoryId(s.to_owned()))
+            Ok(())
         } else {
             Err(format!(
                 "`{s}` is not a valid story id: expected ASCII letters, digits, `-`, `_` or `.`"
@@ -92,8 +97,10 @@ impl StoryId {
 
 impl TryFrom<String> for StoryId {
     type Error = String;
+    /// Without a copy: every stored id is read this way at each ingest.
     fn try_from(s: String) -> Result<Self, String> {
-        StoryId::parse(&s)
+        StoryId::check(&s)?;
+        Ok(StoryId(s))
     }
 }
 

@@ -63,7 +63,25 @@ const KEYS: &[&str] = &[
 
 /// A story folder's files, in path order, each with what the file system
 /// says of it (`None` when it would not say): see [`list`].
-pub struct Listing(Vec<(PathBuf, Option<std::fs::Metadata>)>);
+pub struct Listing(Vec<(PathBuf, Option<Stat>)>);
+
+/// What a story's stamp is made of: its file's time and size. Kept
+/// instead of the whole `Metadata` (seven times its size): a listing holds
+/// one per file, and a large site has tens of thousands.
+#[derive(Debug, Clone, Copy)]
+pub struct Stat {
+    modified: Option<std::time::SystemTime>,
+    len: u64,
+}
+
+impl From<std::fs::Metadata> for Stat {
+    fn from(meta: std::fs::Metadata) -> Stat {
+        Stat {
+            modified: meta.modified().ok(),
+            len: meta.len(),
+        }
+    }
+}
 
 /// Lists the story files under the source's folder with their metadata,
 /// which is all a build needs of the files that did not change. Ingest
@@ -82,8 +100,8 @@ pub fn list(source: &DirectorySource, stamps: impl FnOnce() -> bool) -> std::io:
         files
             .into_par_iter()
             .map(|found| {
-                let meta = found.metadata();
-                (found.path, meta)
+                let stat = found.metadata().map(Stat::from);
+                (found.path, stat)
             })
             .collect(),
     ))
@@ -187,13 +205,13 @@ fn split_unchanged(
     config: &Config,
     fingerprint: &str,
     known: &foldhash::HashMap<&str, &str>,
-    files: Vec<(PathBuf, Option<std::fs::Metadata>)>,
+    files: Vec<(PathBuf, Option<Stat>)>,
 ) -> (Vec<ItemRef>, Vec<ToRead>) {
     let files: Vec<ToRead> = files
         .into_par_iter()
-        .map(|(path, meta)| {
-            let len = meta.as_ref().map(std::fs::Metadata::len);
-            let stamp = meta.and_then(|m| stamp(&m, fingerprint));
+        .map(|(path, stat)| {
+            let len = stat.map(|s| s.len);
+            let stamp = stat.and_then(|s| stamp(&s, fingerprint));
             let origin = shown(config, &path);
             ToRead {
                 path,
@@ -203,8 +221,10 @@ fn split_unchanged(
             }
         })
         .collect();
-    let mut unchanged = Vec::new();
-    let mut to_read = Vec::new();
+    // Sized for all: on a large site every file lands in one or the
+    // other, and growing them copies tens of thousands of entries.
+    let mut unchanged = Vec::with_capacity(files.len());
+    let mut to_read = Vec::with_capacity(files.len());
     for file in files {
         match (&file.stamp, known.get(file.origin.as_str())) {
             (Some(now), Some(before)) if now == before => unchanged.push(ItemRef {
@@ -276,8 +296,8 @@ fn fingerprint(config: &Config, source: &DirectorySource) -> String {
 /// changed so recently that a second write within the file system's clock
 /// tick could go unseen (the "racy git" problem): such a file is read
 /// again next time.
-fn stamp(meta: &std::fs::Metadata, fingerprint: &str) -> Option<String> {
-    let modified = meta.modified().ok()?;
+fn stamp(stat: &Stat, fingerprint: &str) -> Option<String> {
+    let modified = stat.modified?;
     let age = std::time::SystemTime::now().duration_since(modified).ok()?;
     if age < RACY_WINDOW {
         return None;
@@ -286,7 +306,7 @@ fn stamp(meta: &std::fs::Metadata, fingerprint: &str) -> Option<String> {
         .duration_since(std::time::UNIX_EPOCH)
         .ok()?
         .as_nanos();
-    Some(format!("{nanos}-{}-{fingerprint}", meta.len()))
+    Some(format!("{nanos}-{}-{fingerprint}", stat.len))
 }
 
 /// Files modified more recently than this are never skipped.
@@ -359,7 +379,7 @@ fn read_story(
 ) -> Result<Parsed, Problem> {
     let path = to_read.path.as_path();
     let file = display_path(path, &config.root);
-    let (bytes, meta) = read_file(path, to_read.len)
+    let (bytes, stat) = read_file(path, to_read.len)
         .map_err(|e| Problem::new(&file, format!("cannot read: {e}")))?;
     // simdutf8: std's check was 4% of a first build's time.
     let text = match simdutf8::compat::from_utf8(&bytes) {
@@ -375,8 +395,8 @@ fn read_story(
     };
     let mut parsed = parse_story(config, source, &file, path, text, markdown)?;
     if let Parsed::Story(story) = &mut parsed {
-        story.stamp = match &meta {
-            Some(meta) => stamp(meta, fingerprint),
+        story.stamp = match &stat {
+            Some(stat) => stamp(stat, fingerprint),
             None => to_read.stamp.clone(),
         };
     }
@@ -387,17 +407,14 @@ fn read_story(
 /// that the end is seen without growing it; a file that grew since it was
 /// listed is still read whole). The size is the listing's, else the
 /// opened file's, whose metadata then comes back too.
-fn read_file(
-    path: &Path,
-    len: Option<u64>,
-) -> std::io::Result<(Vec<u8>, Option<std::fs::Metadata>)> {
+fn read_file(path: &Path, len: Option<u64>) -> std::io::Result<(Vec<u8>, Option<Stat>)> {
     use std::io::Read as _;
     let mut file = fs_err::File::open(path)?;
     let (len, meta) = match len {
         Some(len) => (len, None),
         None => {
-            let meta = file.metadata()?;
-            (meta.len(), Some(meta))
+            let stat = Stat::from(file.metadata()?);
+            (stat.len, Some(stat))
         }
     };
     let mut bytes = Vec::with_capacity(usize::try_from(len).unwrap_or(0).saturating_add(1));
