@@ -69,7 +69,7 @@ pub struct Listing(Vec<(PathBuf, Option<Stat>)>);
 /// instead of the whole `Metadata` (seven times its size): a listing holds
 /// one per file, and a large site has tens of thousands.
 #[derive(Debug, Clone, Copy)]
-pub struct Stat {
+struct Stat {
     modified: Option<std::time::SystemTime>,
     len: u64,
 }
@@ -410,7 +410,7 @@ fn read_story(
 fn read_file(path: &Path, len: Option<u64>) -> std::io::Result<(Vec<u8>, Option<Stat>)> {
     use std::io::Read as _;
     let mut file = fs_err::File::open(path)?;
-    let (len, meta) = match len {
+    let (len, stat) = match len {
         Some(len) => (len, None),
         None => {
             let stat = Stat::from(file.metadata()?);
@@ -419,7 +419,7 @@ fn read_file(path: &Path, len: Option<u64>) -> std::io::Result<(Vec<u8>, Option<
     };
     let mut bytes = Vec::with_capacity(usize::try_from(len).unwrap_or(0).saturating_add(1));
     file.read_to_end(&mut bytes)?;
-    Ok((bytes, meta))
+    Ok((bytes, stat))
 }
 
 /// Parses story text as read from `file`: its front matter, then what a
