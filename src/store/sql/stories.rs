@@ -13,16 +13,14 @@ pub async fn story_refs(pool: &Pool<DB>) -> Result<Vec<StoredRef>> {
     // One row holding every story as JSON: the driver's cost is per row,
     // and a site has tens of thousands of stories to match at each ingest.
     let sql = if PG {
-        "SELECT COUNT(*),
-                COALESCE(json_agg(json_build_array(id, source, slug, origin, origin_stamp,
+        "SELECT COALESCE(json_agg(json_build_array(id, source, slug, origin, origin_stamp,
                     content_hash, (withdrawn_at IS NOT NULL)::int,
                     (source_hash IS NOT NULL)::int)), '[]')::text AS refs
          FROM stories"
     } else {
         // As a blob: the text of a function has no closing NUL, which
         // SQLite would add, copying the 4 MB, when the driver asks for it.
-        "SELECT COUNT(*),
-                CAST(json_group_array(json_array(id, source, slug, origin, origin_stamp,
+        "SELECT CAST(json_group_array(json_array(id, source, slug, origin, origin_stamp,
                     content_hash, withdrawn_at IS NOT NULL, source_hash IS NOT NULL)) AS BLOB)
                 AS refs
          FROM stories"
@@ -31,53 +29,19 @@ pub async fn story_refs(pool: &Pool<DB>) -> Result<Vec<StoredRef>> {
         .fetch_one(pool)
         .await
         .context("cannot read stored stories")?;
-    // The JSON borrowed from the row, and parsed straight into a vector of
-    // the right size: at 20,000 stories it is 4 MB, and each copy of it, or
-    // of a vector grown as it fills, was a part of an unchanged build.
-    let count: i64 = row.try_get(0).context("cannot read stored stories")?;
+    // The JSON borrowed from the row, not copied: at 20,000 stories it is
+    // 4 MB, and each copy was a part of an unchanged build.
     let json: &[u8] = if PG {
-        row.try_get::<&str, _>(1).map(str::as_bytes)
+        row.try_get::<&str, _>(0).map(str::as_bytes)
     } else {
-        row.try_get(1)
+        row.try_get(0)
     }
     .context("cannot read stored stories")?;
-    let mut parser = serde_json::Deserializer::from_slice(json);
-    let mut refs = serde::de::DeserializeSeed::deserialize(
-        Refs(usize::try_from(count).unwrap_or(0)),
-        &mut parser,
-    )
-    .and_then(|refs| parser.end().map(|()| refs))
-    .context("cannot read stored stories")?;
+    let rows: Vec<RefRow> = serde_json::from_slice(json).context("cannot read stored stories")?;
+    // In place: a `RefRow` is a `StoredRef`.
+    let mut refs: Vec<StoredRef> = rows.into_iter().map(|RefRow(r)| r).collect();
     refs.sort_unstable_by(|a, b| a.id.cmp(&b.id));
     Ok(refs)
-}
-
-/// Reads the JSON array of [`story_refs`] into a vector made for its
-/// length, known beforehand.
-struct Refs(usize);
-
-impl<'de> serde::de::DeserializeSeed<'de> for Refs {
-    type Value = Vec<StoredRef>;
-
-    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<Vec<StoredRef>, D::Error> {
-        d.deserialize_seq(self)
-    }
-}
-
-impl<'de> serde::de::Visitor<'de> for Refs {
-    type Value = Vec<StoredRef>;
-
-    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
-        f.write_str("an array of stored stories")
-    }
-
-    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
-        let mut refs = Vec::with_capacity(self.0);
-        while let Some(row) = seq.next_element::<RefRow>()? {
-            refs.push(row.0);
-        }
-        Ok(refs)
-    }
 }
 
 /// One stored story as [`story_refs`] selects it.
